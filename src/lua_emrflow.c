@@ -1,0 +1,17 @@
+/* luaopen_emrflow_core: one shared object, one opener per concern. */
+#include "l_util.h"
+
+int luaopen_emrflow_core(lua_State *L);
+
+static const lua_CFunction s_openers[] = {
+    ef_l_open_util, ef_l_open_json, ef_l_open_sigv4, ef_l_open_http, NULL,
+};
+
+int luaopen_emrflow_core(lua_State *L)
+{
+    luaL_checkversion(L);
+    lua_newtable(L);                                    /* core */
+    for (int i = 0; s_openers[i]; i++)
+        s_openers[i](L);
+    return 1;
+}
