@@ -1,6 +1,8 @@
 /* The error object shared by C and Lua, and the module's common helpers. */
 #include "l_util.h"
 
+#include <time.h>
+
 static int s_error_tostring(lua_State *L)
 {
     luaL_Buffer b;
@@ -73,8 +75,41 @@ int ef_l_pushfail(lua_State *L, const struct ef_l_error *e)
     return 2;
 }
 
+/* core.now(): wall-clock seconds since the epoch, with sub-second part. */
+static int l_util_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.monotonic(): seconds on a clock that never jumps. */
+static int l_util_monotonic(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.cpu(): process CPU seconds (user + system). */
+static int l_util_cpu(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 int ef_l_open_util(lua_State *L)
 {
+    lua_pushcfunction(L, l_util_now);
+    lua_setfield(L, -2, "now");
+    lua_pushcfunction(L, l_util_monotonic);
+    lua_setfield(L, -2, "monotonic");
+    lua_pushcfunction(L, l_util_cpu);
+    lua_setfield(L, -2, "cpu");
     if (luaL_newmetatable(L, EF_ERROR_MT)) {            /* core mt */
         lua_pushcfunction(L, s_error_tostring);
         lua_setfield(L, -2, "__tostring");

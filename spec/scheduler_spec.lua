@@ -1,0 +1,155 @@
+local scheduler = require "emrflow.scheduler"
+
+describe("emrflow.scheduler", function()
+  local function virtual()
+    return scheduler.new{ clock = "virtual", start = 1000 }
+  end
+
+  it("runs a task and keeps every return value", function()
+    local s = virtual()
+    local t = s:spawn(function(a, b) return a + b, "x", nil end, 2, 3)
+    local ok, v, x, z = s:run_until(t)
+    assert.is_true(ok)
+    assert.equal(5, v)
+    assert.equal("x", x)
+    assert.is_nil(z)
+    assert.is_true(t:done())
+  end)
+
+  it("reports a task's error as ok = false with the error value", function()
+    local s = virtual()
+    local e = { Error = "States.TaskFailed", Cause = "boom" }
+    local t = s:spawn(function() error(e, 0) end)
+    local ok, err = s:run_until(t)
+    assert.is_false(ok)
+    assert.equal(e, err)
+  end)
+
+  it("jumps virtual time to the nearest timer: an hour passes at once", function()
+    local s = virtual()
+    local seen
+    local t = s:spawn(function()
+      scheduler.sleep(3600)
+      seen = scheduler.now()
+    end)
+    local c0 = os.clock()
+    s:run_until(t)
+    assert.equal(1000 + 3600, seen)
+    assert.is_true(os.clock() - c0 < 0.5)
+  end)
+
+  it("wakes sleepers in deadline order, ties in arrival order", function()
+    local s = virtual()
+    local order = {}
+    for _, d in ipairs{ 30, 10, 20, 10 } do
+      s:spawn(function()
+        scheduler.sleep(d)
+        order[#order + 1] = d .. "@" .. (scheduler.now() - 1000)
+      end)
+    end
+    s:run()
+    assert.same({ "10@10", "10@10", "20@20", "30@30" }, order)
+  end)
+
+  it("events wake every waiter with the value, and time out", function()
+    local s = virtual()
+    local ev = scheduler.event()
+    local got = {}
+    s:spawn(function() table.insert(got, (ev:wait())) end)
+    s:spawn(function() table.insert(got, (ev:wait())) end)
+    local timed = s:spawn(function() return scheduler.event():wait(5) end)
+    s:spawn(function()
+      scheduler.sleep(1)
+      ev:set("v")
+    end)
+    s:run()
+    assert.same({ "v", "v" }, got)
+    local ok, v, why = timed:result()
+    assert.is_true(ok)
+    assert.is_nil(v)
+    assert.equal("timeout", why)
+  end)
+
+  it("join waits for all, wait_any returns the first to finish", function()
+    local s = virtual()
+    local first, all_at
+    local main = s:spawn(function()
+      local a = s:spawn(function() scheduler.sleep(5) end)
+      local b = s:spawn(function() scheduler.sleep(2) end)
+      first = scheduler.wait_any({ a, b })
+      assert(first == b)
+      scheduler.join({ a, b })
+      all_at = scheduler.now() - 1000
+    end)
+    s:run_until(main)
+    assert.is_true(main:result())
+    assert.equal(5, all_at)
+  end)
+
+  it("cancel raises inside the waiting task, whose cleanup can still wait", function()
+    local s = virtual()
+    local log = {}
+    local t = s:spawn(function()
+      local ok, err = pcall(scheduler.sleep, 100)
+      log[#log + 1] = ok and "slept" or ("cancelled:" .. err.Error)
+      scheduler.sleep(1)              -- cleanup may wait again
+      log[#log + 1] = "cleaned@" .. (scheduler.now() - 1000)
+      error(err, 0)
+    end)
+    s:spawn(function()
+      scheduler.sleep(3)
+      s:cancel(t, { Error = "States.Aborted", Cause = "stop" })
+    end)
+    s:run()
+    assert.same({ "cancelled:States.Aborted", "cleaned@4" }, log)
+    local ok, err = t:result()
+    assert.is_false(ok)
+    assert.equal("States.Aborted", err.Error)
+  end)
+
+  it("a task cancelled before it ran ends with the error without running", function()
+    local s = virtual()
+    local ran = false
+    local t = s:spawn(function() ran = true end)
+    s:cancel(t, "stopped")
+    s:run()
+    assert.is_false(ran)
+    assert.same({ false, "stopped" }, { t:result() })
+  end)
+
+  it("detects a deadlock instead of hanging", function()
+    local s = virtual()
+    local t = s:spawn(function() scheduler.event():wait() end)
+    assert.has_error(function() s:run_until(t) end,
+      "emrflow.scheduler: deadlock: every task waits on an event that nothing will set")
+  end)
+
+  it("refuses a bare coroutine.yield with a clear error inside the task", function()
+    local s = virtual()
+    local t = s:spawn(function() coroutine.yield("nope") end)
+    local ok, err = s:run_until(t)
+    assert.is_false(ok)
+    assert.matches("yielded outside the scheduler's API", err)
+  end)
+
+  it("rejects bad arguments", function()
+    assert.has_error(function() scheduler.new{ clock = "fast" } end)
+    assert.has_error(function() virtual():spawn(42) end)
+    assert.has_error(function() scheduler.sleep("1") end)
+    assert.has_error(function() scheduler.event():wait() end)
+  end)
+
+  it("keeps many tasks cheap: 10,000 sleeping tasks under virtual time", function()
+    local s = virtual()
+    local n = 0
+    for i = 1, 10000 do
+      s:spawn(function()
+        scheduler.sleep(i % 97)
+        n = n + 1
+      end)
+    end
+    s:run()
+    assert.equal(10000, n)
+    assert.equal(1000 + 96, s:now())
+  end)
+end)
