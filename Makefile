@@ -59,8 +59,9 @@ spec: $(CORE_SO)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory ctest || true
-	@EMRFLOW_CTEST_COUNTS=$(BUILD)/ctest.counts $(BUSTED) -o spec/support/summary.lua $(SPEC)
+	@$(MAKE) --no-print-directory ctest; c=$$?; \
+	  EMRFLOW_CTEST_COUNTS=$(BUILD)/ctest.counts $(BUSTED) -o spec/support/summary.lua $(SPEC); \
+	  b=$$?; [ $$c = 0 ] && [ $$b = 0 ]
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -75,13 +76,14 @@ conformance: all
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" ctest
-	@LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" ctest; c=$$?; \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LUA_CPATH="$(CURDIR)/build-asan/?.so;;" \
-	  EMRFLOW_CTEST_COUNTS=build-asan/ctest.counts $(BUSTED) -o spec/support/summary.lua $(SPEC)
+	  EMRFLOW_BUILD=build-asan LUA_CPATH="$(CURDIR)/build-asan/?.so;;" \
+	  EMRFLOW_CTEST_COUNTS=build-asan/ctest.counts $(BUSTED) -o spec/support/summary.lua $(SPEC); \
+	  b=$$?; [ $$c = 0 ] && [ $$b = 0 ]
 
 lint:
 	$(LUACHECK) lua bin spec bench tools examples
