@@ -26,6 +26,6 @@ return function(options)
     return nil, true
   end
 
-  busted.subscribe({ "suite", "end" }, finish, { priority = 0 })
+  busted.subscribe({ "suite", "end" }, finish)
   return base
 end
