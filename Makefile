@@ -45,7 +45,7 @@ $(CORE_SO): $(OBJS) | $(BUILD)/emrflow
 	$(CC) $(LIBFLAG) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
 
 $(BUILD)/ctest/%: spec/c/%.c $(CORE_OBJS) | $(BUILD)/ctest
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJS) $(DEP_LIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJS) $(DEP_LIBS) -lm $(LDFLAGS)
 
 $(BUILD)/obj $(BUILD)/emrflow $(BUILD)/ctest:
 	mkdir -p $@

@@ -1,0 +1,844 @@
+-- emrflow.asl.intrinsics: the States.* intrinsic functions of JSONPath states.
+--
+--   intrinsics.compile(text [, field]) --> fn | nil, message
+--       text is a call such as "States.Format('{} items', States.ArrayLength($.items))".
+--       field names the template field for error texts (for example "value.$").
+--       fn(env) evaluates it: env = { input = <$>, context = <$$>, vars = { name = value } }.
+--       It raises ASL errors { Error =, Cause = }: States.IntrinsicFailure when a function
+--       rejects its arguments, States.Runtime when a path argument matches nothing (cause
+--       "The JSONPath '$.x' specified for the field '<field>' could not be found in the
+--       input '<json>'").
+--   intrinsics.is_call(text)          --> true when text looks like "States.<Name>(...)"
+--   intrinsics.call(name, args)       --> value; runs one function on already-evaluated args
+--   intrinsics.format_value(v)        --> v as States.Format prints it (Java style)
+--   intrinsics.hash(data, algorithm)  --> lowercase hex digest (MD5, SHA-1, SHA-256, SHA-384,
+--                                         SHA-512), pure Lua
+--   intrinsics.base64_encode(s) / intrinsics.base64_decode(s) --> string | nil
+--   intrinsics.set_random(fn)         -- fn(lo, hi) --> integer in [lo, hi], used by
+--                                        unseeded MathRandom and UUID (default math.random)
+--
+-- Arguments: string literals in single quotes (escapes \' \{ \} \\), numbers, true, false,
+-- null, paths ($..., $$..., $name...) and nested calls, at most 10 deep.
+-- Results AWS recorded: Format prints objects as {a=1, b=[]} and floats as Java does;
+-- MathAdd rounds each argument half up first; StringSplit splits on any delimiter character
+-- and drops empty pieces; StringToJson("") is null; JsonMerge is shallow only; MathRandom
+-- with a seed is deterministic (java.util.Random); ArrayRange includes its end.
+local json = require "emrflow.json"
+local errors = require "emrflow.asl.errors"
+local jsonpath = require "emrflow.asl.jsonpath"
+
+local M = {}
+
+local null = json.null
+local kind, deep_equal = jsonpath.kind, jsonpath.deep_equal
+local sfind, ssub, sbyte, schar, sformat, srep = string.find, string.sub, string.byte, string.char,
+  string.format, string.rep
+local concat, tointeger, floor, mtype = table.concat, math.tointeger, math.floor, math.type
+
+local MAX_DEPTH = 10
+local MAX_INPUT_CHARS = 10000
+local MAX_RANGE_ITEMS = 1000
+local INT32_MIN, INT32_MAX = -2147483648, 2147483647
+
+local function fail(fmt, ...)
+  errors.intrinsic(sformat(fmt, ...))
+end
+
+---------------------------------------------------------------------------------------------
+-- Hashes (pure Lua; Lua 5.4 integers are 64-bit and wrap, >> is a logical shift)
+---------------------------------------------------------------------------------------------
+
+local M32 = 0xffffffff
+
+local function rol32(x, n) return ((x << n) | (x >> (32 - n))) & M32 end
+local function ror32(x, n) return ((x >> n) | (x << (32 - n))) & M32 end
+local function ror64(x, n) return (x >> n) | (x << (64 - n)) end
+
+-- Message padding: 0x80, zeros, then the bit length (8 or 16 bytes; big or little endian).
+local function pad(msg, block, lenbytes, little)
+  local len = #msg
+  local zeros = (block - (len + 1 + lenbytes) % block) % block
+  local bits = len * 8
+  local tail
+  if little then
+    tail = string.pack("<I8", bits)
+  else
+    tail = srep("\0", lenbytes - 8) .. string.pack(">I8", bits)
+  end
+  return msg .. "\128" .. srep("\0", zeros) .. tail
+end
+
+local MD5_K, MD5_S = {}, {
+  7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+  5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
+  4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+  6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+}
+for i = 0, 63 do MD5_K[i + 1] = floor(math.abs(math.sin(i + 1)) * 2 ^ 32) & M32 end
+
+local function md5(msg)
+  msg = pad(msg, 64, 8, true)
+  local a0, b0, c0, d0 = 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476
+  local X = {}
+  for off = 1, #msg, 64 do
+    for j = 0, 15 do X[j] = string.unpack("<I4", msg, off + j * 4) end
+    local a, b, c, d = a0, b0, c0, d0
+    for i = 0, 63 do
+      local f, g
+      if i < 16 then f = (b & c) | (~b & d); g = i
+      elseif i < 32 then f = (d & b) | (~d & c); g = (5 * i + 1) % 16
+      elseif i < 48 then f = b ~ c ~ d; g = (3 * i + 5) % 16
+      else f = c ~ (b | (~d & M32)); g = (7 * i) % 16 end
+      f = (f + a + MD5_K[i + 1] + X[g]) & M32
+      a, d, c = d, c, b
+      b = (b + rol32(f, MD5_S[i + 1])) & M32
+    end
+    a0, b0, c0, d0 = (a0 + a) & M32, (b0 + b) & M32, (c0 + c) & M32, (d0 + d) & M32
+  end
+  return (string.pack("<I4I4I4I4", a0, b0, c0, d0):gsub(".", function(ch)
+    return sformat("%02x", sbyte(ch))
+  end))
+end
+
+local function sha1(msg)
+  msg = pad(msg, 64, 8, false)
+  local h0, h1, h2, h3, h4 = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
+  local w = {}
+  for off = 1, #msg, 64 do
+    for j = 0, 15 do w[j] = string.unpack(">I4", msg, off + j * 4) end
+    for j = 16, 79 do w[j] = rol32(w[j - 3] ~ w[j - 8] ~ w[j - 14] ~ w[j - 16], 1) end
+    local a, b, c, d, e = h0, h1, h2, h3, h4
+    for j = 0, 79 do
+      local f, k
+      if j < 20 then f = (b & c) | ((~b & M32) & d); k = 0x5A827999
+      elseif j < 40 then f = b ~ c ~ d; k = 0x6ED9EBA1
+      elseif j < 60 then f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC
+      else f = b ~ c ~ d; k = 0xCA62C1D6 end
+      local t = (rol32(a, 5) + f + e + k + w[j]) & M32
+      e, d, c, b, a = d, c, rol32(b, 30), a, t
+    end
+    h0, h1, h2, h3, h4 = (h0 + a) & M32, (h1 + b) & M32, (h2 + c) & M32, (h3 + d) & M32, (h4 + e) & M32
+  end
+  return sformat("%08x%08x%08x%08x%08x", h0, h1, h2, h3, h4)
+end
+
+local K512 = {
+  0x428a2f98d728ae22, 0x7137449123ef65cd, 0xb5c0fbcfec4d3b2f, 0xe9b5dba58189dbbc,
+  0x3956c25bf348b538, 0x59f111f1b605d019, 0x923f82a4af194f9b, 0xab1c5ed5da6d8118,
+  0xd807aa98a3030242, 0x12835b0145706fbe, 0x243185be4ee4b28c, 0x550c7dc3d5ffb4e2,
+  0x72be5d74f27b896f, 0x80deb1fe3b1696b1, 0x9bdc06a725c71235, 0xc19bf174cf692694,
+  0xe49b69c19ef14ad2, 0xefbe4786384f25e3, 0x0fc19dc68b8cd5b5, 0x240ca1cc77ac9c65,
+  0x2de92c6f592b0275, 0x4a7484aa6ea6e483, 0x5cb0a9dcbd41fbd4, 0x76f988da831153b5,
+  0x983e5152ee66dfab, 0xa831c66d2db43210, 0xb00327c898fb213f, 0xbf597fc7beef0ee4,
+  0xc6e00bf33da88fc2, 0xd5a79147930aa725, 0x06ca6351e003826f, 0x142929670a0e6e70,
+  0x27b70a8546d22ffc, 0x2e1b21385c26c926, 0x4d2c6dfc5ac42aed, 0x53380d139d95b3df,
+  0x650a73548baf63de, 0x766a0abb3c77b2a8, 0x81c2c92e47edaee6, 0x92722c851482353b,
+  0xa2bfe8a14cf10364, 0xa81a664bbc423001, 0xc24b8b70d0f89791, 0xc76c51a30654be30,
+  0xd192e819d6ef5218, 0xd69906245565a910, 0xf40e35855771202a, 0x106aa07032bbd1b8,
+  0x19a4c116b8d2d0c8, 0x1e376c085141ab53, 0x2748774cdf8eeb99, 0x34b0bcb5e19b48a8,
+  0x391c0cb3c5c95a63, 0x4ed8aa4ae3418acb, 0x5b9cca4f7763e373, 0x682e6ff3d6b2b8a3,
+  0x748f82ee5defb2fc, 0x78a5636f43172f60, 0x84c87814a1f0ab72, 0x8cc702081a6439ec,
+  0x90befffa23631e28, 0xa4506cebde82bde9, 0xbef9a3f7b2c67915, 0xc67178f2e372532b,
+  0xca273eceea26619c, 0xd186b8c721c0c207, 0xeada7dd6cde0eb1e, 0xf57d4f7fee6ed178,
+  0x06f067aa72176fba, 0x0a637dc5a2c898a6, 0x113f9804bef90dae, 0x1b710b35131c471b,
+  0x28db77f523047d84, 0x32caab7b40c72493, 0x3c9ebe0a15c9bebc, 0x431d67c49c100d4c,
+  0x4cc5d4becb3e42b6, 0x597f299cfc657e2a, 0x5fcb6fab3ad6faec, 0x6c44198c4a475817,
+}
+local H512 = {
+  0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
+  0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
+}
+local H384 = {
+  0xcbbb9d5dc1059ed8, 0x629a292a367cd507, 0x9159015a3070dd17, 0x152fecd8f70e5939,
+  0x67332667ffc00b31, 0x8eb44a8768581511, 0xdb0c2e0d64f98fa7, 0x47b5481dbefa4fa4,
+}
+
+local function sha256(msg)
+  msg = pad(msg, 64, 8, false)
+  local H = {}
+  for i = 1, 8 do H[i] = H512[i] >> 32 end
+  local K = {}
+  for i = 1, 64 do K[i] = K512[i] >> 32 end
+  local w = {}
+  for off = 1, #msg, 64 do
+    for j = 0, 15 do w[j] = string.unpack(">I4", msg, off + j * 4) end
+    for j = 16, 63 do
+      local x, y = w[j - 15], w[j - 2]
+      local s0 = ror32(x, 7) ~ ror32(x, 18) ~ (x >> 3)
+      local s1 = ror32(y, 17) ~ ror32(y, 19) ~ (y >> 10)
+      w[j] = (w[j - 16] + s0 + w[j - 7] + s1) & M32
+    end
+    local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
+    for j = 0, 63 do
+      local S1 = ror32(e, 6) ~ ror32(e, 11) ~ ror32(e, 25)
+      local ch = (e & f) ~ ((~e & M32) & g)
+      local t1 = (h + S1 + ch + K[j + 1] + w[j]) & M32
+      local S0 = ror32(a, 2) ~ ror32(a, 13) ~ ror32(a, 22)
+      local maj = (a & b) ~ (a & c) ~ (b & c)
+      local t2 = (S0 + maj) & M32
+      h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M32, c, b, a, (t1 + t2) & M32
+    end
+    H[1], H[2], H[3], H[4] = (H[1] + a) & M32, (H[2] + b) & M32, (H[3] + c) & M32, (H[4] + d) & M32
+    H[5], H[6], H[7], H[8] = (H[5] + e) & M32, (H[6] + f) & M32, (H[7] + g) & M32, (H[8] + h) & M32
+  end
+  return sformat(srep("%08x", 8), H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8])
+end
+
+local function sha512_core(msg, init, words)
+  msg = pad(msg, 128, 16, false)
+  local H = { table.unpack(init) }
+  local w = {}
+  for off = 1, #msg, 128 do
+    for j = 0, 15 do w[j] = string.unpack(">i8", msg, off + j * 8) end
+    for j = 16, 79 do
+      local x, y = w[j - 15], w[j - 2]
+      local s0 = ror64(x, 1) ~ ror64(x, 8) ~ (x >> 7)
+      local s1 = ror64(y, 19) ~ ror64(y, 61) ~ (y >> 6)
+      w[j] = w[j - 16] + s0 + w[j - 7] + s1
+    end
+    local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
+    for j = 0, 79 do
+      local S1 = ror64(e, 14) ~ ror64(e, 18) ~ ror64(e, 41)
+      local ch = (e & f) ~ (~e & g)
+      local t1 = h + S1 + ch + K512[j + 1] + w[j]
+      local S0 = ror64(a, 28) ~ ror64(a, 34) ~ ror64(a, 39)
+      local maj = (a & b) ~ (a & c) ~ (b & c)
+      h, g, f, e, d, c, b, a = g, f, e, d + t1, c, b, a, t1 + S0 + maj
+    end
+    H[1], H[2], H[3], H[4] = H[1] + a, H[2] + b, H[3] + c, H[4] + d
+    H[5], H[6], H[7], H[8] = H[5] + e, H[6] + f, H[7] + g, H[8] + h
+  end
+  local out = {}
+  for i = 1, words do out[i] = sformat("%016x", H[i]) end
+  return concat(out)
+end
+
+local HASHES = {
+  ["MD5"] = md5,
+  ["SHA-1"] = sha1,
+  ["SHA-256"] = sha256,
+  ["SHA-384"] = function(m) return sha512_core(m, H384, 6) end,
+  ["SHA-512"] = function(m) return sha512_core(m, H512, 8) end,
+}
+
+function M.hash(data, algorithm)
+  local f = HASHES[algorithm]
+  if not f then return nil, "unsupported hash algorithm " .. tostring(algorithm) end
+  return f(data)
+end
+
+---------------------------------------------------------------------------------------------
+-- Base64
+---------------------------------------------------------------------------------------------
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_INV = {}
+for i = 1, 64 do B64_INV[sbyte(B64, i)] = i - 1 end
+
+function M.base64_encode(s)
+  local out, n = {}, #s
+  for i = 1, n, 3 do
+    local a, b, c = sbyte(s, i, i + 2)
+    local v = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local c1, c2 = (v >> 18) & 63, (v >> 12) & 63
+    local c3, c4 = (v >> 6) & 63, v & 63
+    out[#out + 1] = ssub(B64, c1 + 1, c1 + 1) .. ssub(B64, c2 + 1, c2 + 1)
+      .. (b and ssub(B64, c3 + 1, c3 + 1) or "=") .. (c and ssub(B64, c4 + 1, c4 + 1) or "=")
+  end
+  return concat(out)
+end
+
+function M.base64_decode(s)
+  s = s:gsub("[\r\n]", "")
+  if #s % 4 ~= 0 then return nil end
+  local out = {}
+  for i = 1, #s, 4 do
+    local a, b, c, d = sbyte(s, i, i + 3)
+    local va, vb = B64_INV[a], B64_INV[b]
+    if not va or not vb then return nil end
+    local last = i + 3 == #s
+    local vc, vd
+    if c == 61 then
+      if not last or d ~= 61 then return nil end
+      out[#out + 1] = schar(((va << 2) | (vb >> 4)) & 255)
+    else
+      vc = B64_INV[c]
+      if not vc then return nil end
+      if d == 61 then
+        if not last then return nil end
+        out[#out + 1] = schar(((va << 2) | (vb >> 4)) & 255, ((vb << 4) | (vc >> 2)) & 255)
+      else
+        vd = B64_INV[d]
+        if not vd then return nil end
+        out[#out + 1] = schar(((va << 2) | (vb >> 4)) & 255, ((vb << 4) | (vc >> 2)) & 255,
+          ((vc << 6) | vd) & 255)
+      end
+    end
+  end
+  return concat(out)
+end
+
+---------------------------------------------------------------------------------------------
+-- Random numbers: java.util.Random for seeded MathRandom, math.random otherwise
+---------------------------------------------------------------------------------------------
+
+local random = math.random
+
+function M.set_random(fn)
+  random = fn or math.random
+end
+
+local MASK48 = (1 << 48) - 1
+local JMUL = 0x5DEECE66D
+
+local function java_random(seed)
+  local state = (seed ~ JMUL) & MASK48
+  local function nxt(bits)
+    state = (state * JMUL + 0xB) & MASK48
+    return state >> (48 - bits)
+  end
+  return function(bound) -- java.util.Random.nextInt(bound), bound > 0
+    if bound & (bound - 1) == 0 then
+      return (bound * nxt(31)) >> 31
+    end
+    local u = nxt(31)
+    local r = u % bound
+    while u - r + (bound - 1) > INT32_MAX do
+      u = nxt(31)
+      r = u % bound
+    end
+    return r
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- Printing values the way States.Format does (Java toString of the JSON tree)
+---------------------------------------------------------------------------------------------
+
+-- Java's Double.toString: plain notation for 1e-3 <= |x| < 1e7, else d.dddE<exp>.
+local function java_double(x)
+  if x ~= x then return "NaN" end
+  if x == math.huge then return "Infinity" end
+  if x == -math.huge then return "-Infinity" end
+  if x == 0 then return (1 / x < 0) and "-0.0" or "0.0" end
+  local s
+  for p = 1, 17 do
+    s = sformat("%." .. p .. "e", x)
+    if tonumber(s) == x then break end
+  end
+  local sign, mant, exp = s:match("^(%-?)([%d%.]+)e([%-+]%d+)$")
+  exp = tonumber(exp)
+  local digits = mant:gsub("%.", "")
+  digits = digits:gsub("0+$", "")
+  if digits == "" then digits = "0" end
+  local ax = math.abs(x)
+  if ax >= 1e-3 and ax < 1e7 then
+    local point = exp + 1 -- digits before the decimal point
+    local int, frac
+    if point <= 0 then
+      int, frac = "0", srep("0", -point) .. digits
+    elseif point >= #digits then
+      int, frac = digits .. srep("0", point - #digits), "0"
+    else
+      int, frac = ssub(digits, 1, point), ssub(digits, point + 1)
+    end
+    return sign .. int .. "." .. frac
+  end
+  local frac = ssub(digits, 2)
+  if frac == "" then frac = "0" end
+  return sign .. ssub(digits, 1, 1) .. "." .. frac .. "E" .. exp
+end
+
+local function format_value(v)
+  local k = kind(v)
+  if k == "string" then return v
+  elseif k == "number" then
+    if mtype(v) == "integer" then return tostring(v) end
+    return java_double(v)
+  elseif k == "boolean" then return tostring(v)
+  elseif k == "null" then return "null"
+  elseif k == "array" then
+    local parts = {}
+    for i = 1, #v do parts[i] = format_value(v[i]) end
+    return "[" .. concat(parts, ", ") .. "]"
+  elseif k == "object" then
+    local parts = {}
+    for _, key in ipairs(json.keys(v)) do parts[#parts + 1] = key .. "=" .. format_value(v[key]) end
+    return "{" .. concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
+end
+M.format_value = format_value
+
+---------------------------------------------------------------------------------------------
+-- The functions
+---------------------------------------------------------------------------------------------
+
+local ORD = { "first", "second", "third", "fourth", "fifth" }
+
+local function want(fname, args, i, k)
+  local v = args[i]
+  local got = kind(v)
+  if got ~= k then
+    fail("The %s argument of %s must be %s %s, but was %s: %s", ORD[i] or ("#" .. i), fname,
+      (k == "array" or k == "object" or k == "integer") and "an" or "a", k, got or "missing",
+      jsonpath.encode(v))
+  end
+  return v
+end
+
+local function want_int(fname, args, i)
+  local v = args[i]
+  local n = type(v) == "number" and tointeger(v)
+  if not n then
+    fail("The %s argument of %s must be an integer, but was %s: %s", ORD[i] or ("#" .. i), fname,
+      kind(v) or "missing", jsonpath.encode(v))
+  end
+  return n
+end
+
+local function java_round(x)
+  if mtype(x) == "integer" then return x end
+  return floor(x + 0.5)
+end
+
+local function utf8_len(s)
+  return utf8.len(s) or #s
+end
+
+local function check_size(fname, s)
+  if utf8_len(s) > MAX_INPUT_CHARS then
+    fail("The input string of %s must not be longer than %d characters", fname, MAX_INPUT_CHARS)
+  end
+end
+
+local F = {}
+
+F["States.Format"] = { 1, math.huge, function(args, n, tpl)
+  local template = want("States.Format", args, 1, "string")
+  local pieces = tpl
+  if not pieces then
+    pieces = {}
+    local i = 1
+    while true do
+      local s = sfind(template, "{}", i, true)
+      if not s then pieces[#pieces + 1] = ssub(template, i) break end
+      pieces[#pieces + 1] = ssub(template, i, s - 1)
+      pieces[#pieces + 1] = false
+      i = s + 2
+    end
+  end
+  local holes = pieces.holes
+  if not holes then
+    holes = 0
+    for _, p in ipairs(pieces) do if p == false then holes = holes + 1 end end
+    pieces.holes = holes
+  end
+  if holes ~= n - 1 then
+    fail("The number of arguments (%d) does not match the number of placeholders '{}' (%d) in the "
+      .. "format string of States.Format", n - 1, holes)
+  end
+  local out, a = {}, 1
+  for _, p in ipairs(pieces) do
+    if p == false then
+      a = a + 1
+      out[#out + 1] = format_value(args[a])
+    else
+      out[#out + 1] = p
+    end
+  end
+  return concat(out)
+end }
+
+F["States.StringToJson"] = { 1, 1, function(args)
+  local s = want("States.StringToJson", args, 1, "string")
+  if sfind(s, "^%s*$") then return null end
+  local ok, v = pcall(json.decode, s)
+  if not ok then
+    fail("The argument of States.StringToJson is not valid JSON: %s", s)
+  end
+  return v
+end }
+
+F["States.JsonToString"] = { 1, 1, function(args)
+  return jsonpath.encode(args[1])
+end }
+
+F["States.Array"] = { 0, math.huge, function(args, n)
+  local out = json.array({})
+  for i = 1, n do out[i] = args[i] end
+  return out
+end }
+
+F["States.ArrayPartition"] = { 2, 2, function(args)
+  local arr = want("States.ArrayPartition", args, 1, "array")
+  local size = want_int("States.ArrayPartition", args, 2)
+  if size <= 0 then
+    fail("The chunk size of States.ArrayPartition must be greater than 0, but was %d", size)
+  end
+  local out = json.array({})
+  for i = 1, #arr, size do
+    local chunk = json.array({})
+    for j = i, math.min(i + size - 1, #arr) do chunk[#chunk + 1] = arr[j] end
+    out[#out + 1] = chunk
+  end
+  return out
+end }
+
+F["States.ArrayContains"] = { 2, 2, function(args)
+  local arr = want("States.ArrayContains", args, 1, "array")
+  local v = args[2]
+  for i = 1, #arr do
+    if deep_equal(arr[i], v) then return true end
+  end
+  return false
+end }
+
+F["States.ArrayRange"] = { 3, 3, function(args)
+  local from = want_int("States.ArrayRange", args, 1)
+  local to = want_int("States.ArrayRange", args, 2)
+  local step = want_int("States.ArrayRange", args, 3)
+  if step == 0 then fail("The step of States.ArrayRange must not be 0") end
+  local count = (to - from) // step + 1
+  if count < 0 then count = 0 end
+  if count > MAX_RANGE_ITEMS then
+    fail("States.ArrayRange would return %d items, more than the limit of %d", count, MAX_RANGE_ITEMS)
+  end
+  local out = json.array({})
+  for i = 1, count do out[i] = from + (i - 1) * step end
+  return out
+end }
+
+F["States.ArrayGetItem"] = { 2, 2, function(args)
+  local arr = want("States.ArrayGetItem", args, 1, "array")
+  local i = want_int("States.ArrayGetItem", args, 2)
+  if i < 0 or i >= #arr then
+    fail("The index %d is out of bounds for States.ArrayGetItem on an array of length %d", i, #arr)
+  end
+  return arr[i + 1]
+end }
+
+F["States.ArrayLength"] = { 1, 1, function(args)
+  return #want("States.ArrayLength", args, 1, "array")
+end }
+
+local function scalar_key(v)
+  local t = type(v)
+  if t == "number" then
+    local i = tointeger(v)
+    return i and ("n" .. i) or ("n" .. sformat("%.17g", v))
+  elseif t == "string" then return "s" .. v
+  elseif t == "boolean" then return v and "T" or "F"
+  elseif v == null then return "N" end
+  return nil
+end
+
+F["States.ArrayUnique"] = { 1, 1, function(args)
+  local arr = want("States.ArrayUnique", args, 1, "array")
+  local out, seen, others = json.array({}), {}, {}
+  for i = 1, #arr do
+    local v = arr[i]
+    local key = scalar_key(v)
+    if key then
+      if not seen[key] then seen[key] = true; out[#out + 1] = v end
+    else
+      local dup = false
+      for _, o in ipairs(others) do
+        if deep_equal(o, v) then dup = true break end
+      end
+      if not dup then others[#others + 1] = v; out[#out + 1] = v end
+    end
+  end
+  return out
+end }
+
+F["States.Base64Encode"] = { 1, 1, function(args)
+  local s = want("States.Base64Encode", args, 1, "string")
+  check_size("States.Base64Encode", s)
+  return M.base64_encode(s)
+end }
+
+F["States.Base64Decode"] = { 1, 1, function(args)
+  local s = want("States.Base64Decode", args, 1, "string")
+  check_size("States.Base64Decode", s)
+  local out = M.base64_decode(s)
+  if not out then fail("The argument of States.Base64Decode is not valid base64: %s", s) end
+  return out
+end }
+
+F["States.Hash"] = { 2, 2, function(args)
+  local data = want("States.Hash", args, 1, "string")
+  check_size("States.Hash", data)
+  local alg = want("States.Hash", args, 2, "string")
+  local h = HASHES[alg]
+  if not h then
+    fail("The hash algorithm '%s' is not supported by States.Hash; use one of MD5, SHA-1, "
+      .. "SHA-256, SHA-384, SHA-512", alg)
+  end
+  return h(data)
+end }
+
+F["States.JsonMerge"] = { 3, 3, function(args)
+  local a = want("States.JsonMerge", args, 1, "object")
+  local b = want("States.JsonMerge", args, 2, "object")
+  local deep = want("States.JsonMerge", args, 3, "boolean")
+  if deep then fail("States.JsonMerge supports only a shallow merge: its third argument must be false") end
+  local out = jsonpath.copy_object(a)
+  for _, k in ipairs(json.keys(b)) do json.set(out, k, b[k]) end
+  return out
+end }
+
+F["States.MathRandom"] = { 2, 3, function(args, n)
+  local lo = want("States.MathRandom", args, 1, "number")
+  local hi = want("States.MathRandom", args, 2, "number")
+  lo, hi = java_round(lo), java_round(hi)
+  if lo > hi then
+    fail("The start of States.MathRandom (%d) must not be greater than its end (%d)", lo, hi)
+  end
+  if n == 3 then
+    local seed = want_int("States.MathRandom", args, 3)
+    return lo + java_random(seed)(hi - lo + 1)
+  end
+  return random(lo, hi)
+end }
+
+F["States.MathAdd"] = { 2, 2, function(args)
+  local a = java_round(want("States.MathAdd", args, 1, "number"))
+  local b = java_round(want("States.MathAdd", args, 2, "number"))
+  for i, v in ipairs({ a, b }) do
+    if v < INT32_MIN or v > INT32_MAX then
+      fail("The %s argument of States.MathAdd must be between %d and %d, but was %s", ORD[i],
+        INT32_MIN, INT32_MAX, tostring(v))
+    end
+  end
+  return tointeger(a + b) or (a + b)
+end }
+
+F["States.StringSplit"] = { 2, 2, function(args)
+  local s = want("States.StringSplit", args, 1, "string")
+  local delims = want("States.StringSplit", args, 2, "string")
+  local out = json.array({})
+  local set = {}
+  for _, cp in utf8.codes(delims) do set[utf8.char(cp)] = true end
+  local cur = {}
+  local ok = pcall(function()
+    for _, cp in utf8.codes(s) do
+      local ch = utf8.char(cp)
+      if set[ch] then
+        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
+      else
+        cur[#cur + 1] = ch
+      end
+    end
+  end)
+  if not ok then -- not UTF-8: split bytes
+    out, cur = json.array({}), {}
+    for i = 1, #s do
+      local ch = ssub(s, i, i)
+      if set[ch] or sfind(delims, ch, 1, true) then
+        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
+      else
+        cur[#cur + 1] = ch
+      end
+    end
+  end
+  if #cur > 0 then out[#out + 1] = concat(cur) end
+  return out
+end }
+
+F["States.UUID"] = { 0, 0, function()
+  local b = {}
+  for i = 1, 16 do b[i] = random(0, 255) end
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return sformat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    table.unpack(b))
+end }
+
+function M.call(name, args)
+  local f = F[name]
+  if not f then fail("Unknown intrinsic function %s", tostring(name)) end
+  local n = #args
+  if n < f[1] or n > f[2] then
+    fail("%s takes %s arguments, got %d", name, f[1] == f[2] and tostring(f[1]) or
+      (f[2] == math.huge and ("at least " .. f[1]) or (f[1] .. " to " .. f[2])), n)
+  end
+  return f[3](args, n)
+end
+
+---------------------------------------------------------------------------------------------
+-- Parsing to closures
+---------------------------------------------------------------------------------------------
+
+local function perr(text, pos, msg)
+  return nil, sformat("invalid intrinsic function '%s' at position %d: %s", text, pos, msg)
+end
+
+local function skip_ws(s, i)
+  local _, e = sfind(s, "^%s*", i)
+  return e + 1
+end
+
+-- A string literal: returns value, format pieces (text and false for each unescaped {}), next.
+local function read_literal(text, i)
+  local buf, pieces, j, n = {}, {}, i + 1, #text
+  local seg = {}
+  while j <= n do
+    local c = ssub(text, j, j)
+    if c == "\\" then
+      local d = ssub(text, j + 1, j + 1)
+      if d == "'" or d == "{" or d == "}" or d == "\\" then
+        buf[#buf + 1] = d
+        seg[#seg + 1] = d
+        j = j + 2
+      else
+        return perr(text, j, "a backslash in a string literal must escape one of ' { } \\")
+      end
+    elseif c == "'" then
+      pieces[#pieces + 1] = concat(seg)
+      return concat(buf), pieces, j + 1
+    elseif c == "{" and ssub(text, j + 1, j + 1) == "}" then
+      buf[#buf + 1] = "{}"
+      pieces[#pieces + 1] = concat(seg)
+      pieces[#pieces + 1] = false
+      seg = {}
+      j = j + 2
+    else
+      buf[#buf + 1] = c
+      seg[#seg + 1] = c
+      j = j + 1
+    end
+  end
+  return perr(text, i, "unterminated string literal")
+end
+
+-- The end of a path argument: the first ',' or ')' outside brackets, parentheses and quotes.
+local function path_end(text, i)
+  local depth, j, n = 0, i, #text
+  while j <= n do
+    local c = ssub(text, j, j)
+    if c == "'" or c == '"' then
+      local k = j + 1
+      while k <= n and ssub(text, k, k) ~= c do
+        if ssub(text, k, k) == "\\" then k = k + 1 end
+        k = k + 1
+      end
+      j = k
+    elseif c == "[" or c == "(" then depth = depth + 1
+    elseif c == "]" then depth = depth - 1
+    elseif c == ")" then
+      if depth == 0 then return j end
+      depth = depth - 1
+    elseif c == "," and depth == 0 then return j end
+    j = j + 1
+  end
+  return j
+end
+
+local parse_call
+
+local function parse_arg(text, i, depth, field)
+  i = skip_ws(text, i)
+  local c = ssub(text, i, i)
+  if c == "'" then
+    local v, pieces, j = read_literal(text, i)
+    if v == nil then return nil, pieces end
+    return { const = v, pieces = pieces }, j
+  elseif c == "$" then
+    local e = path_end(text, i)
+    local ptext = ssub(text, i, e - 1):gsub("%s+$", "")
+    local p, msg = jsonpath.compile(ptext)
+    if not p then return nil, msg end
+    local eval = p.eval
+    return { fn = function(env)
+      local v = eval(env.input, env)
+      if v == nil then
+        errors.runtime(jsonpath.not_found_cause(ptext, field or "", env.input))
+      end
+      return v
+    end }, e
+  elseif sfind(text, "^States%.", i) then
+    local fn, j = parse_call(text, i, depth + 1, field)
+    if not fn then return nil, j end
+    return { fn = fn }, j
+  end
+  local _, e = sfind(text, "^%-?%d+%.?%d*[eE]?[%-+]?%d*", i)
+  if e then
+    local lit = ssub(text, i, e)
+    local v = tonumber(lit)
+    if v == nil then return perr(text, i, "bad number " .. lit) end
+    if sfind(lit, "[%.eE]") then v = v + 0.0 end
+    return { const = v }, e + 1
+  end
+  for word, v in pairs({ ["true"] = true, ["false"] = false, ["null"] = null }) do
+    if ssub(text, i, i + #word - 1) == word and not sfind(ssub(text, i + #word, i + #word), "[%w_]") then
+      return { const = v }, i + #word
+    end
+  end
+  return perr(text, i, "expected an argument (a 'string', a number, true, false, null, a path "
+    .. "or a States.* call)")
+end
+
+parse_call = function(text, i, depth, field)
+  if depth > MAX_DEPTH then return perr(text, i, "intrinsic functions nest at most 10 deep") end
+  local _, e = sfind(text, "^States%.[%a%d]+", i)
+  if not e then return perr(text, i, "expected States.<Function>(") end
+  local name = ssub(text, i, e)
+  local spec = F[name]
+  if not spec then return perr(text, i, "unknown intrinsic function " .. name) end
+  local j = skip_ws(text, e + 1)
+  if ssub(text, j, j) ~= "(" then return perr(text, j, "expected '(' after " .. name) end
+  j = skip_ws(text, j + 1)
+  local args = {}
+  if ssub(text, j, j) == ")" then
+    j = j + 1
+  else
+    while true do
+      local a, nj = parse_arg(text, j, depth, field)
+      if not a then return nil, nj end
+      args[#args + 1] = a
+      j = skip_ws(text, nj)
+      local c = ssub(text, j, j)
+      if c == ")" then j = j + 1 break end
+      if c ~= "," then return perr(text, j, "expected ',' or ')'") end
+      j = j + 1
+    end
+  end
+  local n = #args
+  if n < spec[1] or n > spec[2] then
+    return perr(text, i, sformat("%s takes %s arguments, got %d", name, spec[1] == spec[2] and
+      tostring(spec[1]) or (spec[2] == math.huge and ("at least " .. spec[1]) or
+      (spec[1] .. " to " .. spec[2])), n))
+  end
+  local impl = spec[3]
+  -- The template of States.Format keeps its escaped braces apart from its placeholders.
+  local tpl = name == "States.Format" and args[1] and args[1].pieces or nil
+  local consts, fns = {}, {}
+  for k, a in ipairs(args) do
+    if a.fn then fns[k] = a.fn else consts[k] = a.const end
+  end
+  return function(env)
+    local vals = {}
+    for k = 1, n do
+      local f = fns[k]
+      if f then vals[k] = f(env) else vals[k] = consts[k] end
+    end
+    return impl(vals, n, tpl)
+  end, j
+end
+
+function M.is_call(text)
+  return type(text) == "string" and sfind(text, "^%s*States%.[%a%d]+%s*%(") ~= nil
+end
+
+function M.compile(text, field)
+  if type(text) ~= "string" then return nil, "an intrinsic function call must be a string" end
+  local i = skip_ws(text, 1)
+  local fn, j = parse_call(text, i, 1, field)
+  if not fn then return nil, j end
+  j = skip_ws(text, j)
+  if j <= #text then return perr(text, j, "unexpected text after the call") end
+  return fn
+end
+
+return M

@@ -1,0 +1,61 @@
+--- emrflow.json: JSON text <-> Lua values (the C bridge in src/l_json.c).
+--
+-- Values:
+--   object  -> table marked as an object; string keys; key order recorded
+--   array   -> table marked as an array; a proper sequence 1..n
+--   string  -> string (checked UTF-8 both ways)
+--   number  -> integer when the text is an integer that fits int64, else float
+--   true/false -> boolean
+--   null    -> json.null (light userdata NULL, the same value as cjson.null),
+--              so arrays never have holes
+--
+-- Representation of the marks and of key order:
+--   * Every array shares one metatable, json.array_mt.
+--   * Every object has a metatable of its own, `m`, whose array part
+--     m[1..n] lists the recorded keys in order; m's own metatable is the shared
+--     mark json.object_mark (so is_object is two metatable lookups).  m holds
+--     no string keys, so no JSON key can become a metamethod.  For objects of
+--     9 or more keys, json.set keeps a key -> position index in m[0], built on
+--     first need and dropped on delete.  Decoding records order as it goes;
+--     json.set appends new keys; json.keys/encode list the recorded keys that
+--     are still present, then any key assigned without json.set, sorted
+--     bytewise.  A plain table with only string keys encodes in sorted order.
+--   Per-object metatables cost one small table per object but no weak tables
+--   (ephemeron tables slow every GC cycle) and no lookups outside the object.
+--
+-- Errors are raised:
+--   decode: "emrflow.json: <what> at byte <n>" (1-based byte offset)
+--   encode: "emrflow.json: <what> at <path>" (JSONPath, 0-based indices,
+--           e.g. "$.a[3].b")
+--
+-- Functions:
+--   json.decode(text [, { max_depth = 1000 }])   --> value
+--   json.encode(value [, { max_depth = 1000 }])  --> compact JSON text
+--   json.array([t]) / json.object([t])           --> t, marked (new table if nil)
+--   json.is_array(v) / json.is_object(v)         --> boolean
+--   json.keys(obj)                                --> list of keys in order
+--   json.set(obj, k, v)                           --> obj; obj[k] = v recording k's
+--                                                     place (appended if new);
+--                                                     v == nil deletes
+--   json.copy(v)                                  --> deep copy keeping marks, order
+local core = require "emrflow.core"
+
+local cj = core.json
+
+local M = {}
+
+M.null = cj.null
+M.array_mt = cj.array_mt
+M.object_mark = cj.object_mark
+
+M.decode = cj.decode
+M.encode = cj.encode
+M.array = cj.array
+M.object = cj.object
+M.is_array = cj.is_array
+M.is_object = cj.is_object
+M.keys = cj.keys
+M.set = cj.set
+M.copy = cj.copy
+
+return M
