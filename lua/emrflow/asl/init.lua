@@ -1,0 +1,279 @@
+-- emrflow.asl: load, validate and run Amazon States Language state machines.
+--
+--   local machine = asl.load(definition [, opts])   -- Lua table or ASL JSON text; raises on problems
+--   local problems = asl.validate(definition [, opts]) -- { { path = "/States/A/Next", message = } }
+--   local exec = machine:start(input, { name =, clock = "virtual" | "real" | scheduler,
+--                                       scheduler =, history = true, ... })
+--   local status, result = exec:wait()
+--   exec:stop(error, cause); exec:history(); exec:step(); machine:to_json()
+--   asl.register_resource(pattern_or_fn, { run = fn(input, ctx), validate = fn(state, path, problems) })
+--
+-- load options: name (state machine name), type ("STANDARD" | "EXPRESS"), region, account, role_arn,
+--   resources = { ["<resource ARN>"] = function(input, ctx) | impl } (per machine).
+
+local json = require "emrflow.json"
+local engine = require "emrflow.asl.engine"
+local validate = require "emrflow.asl.validate"
+
+local M = {}
+
+M.PAYLOAD_LIMIT = 262144
+
+---------------------------------------------------------------------------
+-- Task resource registry
+---------------------------------------------------------------------------
+
+local registry = {}
+
+--- Registers an integration: `pattern` is a Lua pattern matched against the Resource
+-- string (string.find) or a function(resource) --> boolean. Later registrations win.
+-- impl.run(input, ctx) runs in the execution's task; impl.validate(state, path, problems)
+-- (optional) adds load-time problems.
+function M.register_resource(pattern, impl)
+  local match
+  if type(pattern) == "string" then
+    match = function(resource) return resource:find(pattern) ~= nil end
+  elseif type(pattern) == "function" then
+    match = pattern
+  else
+    error("emrflow.asl.register_resource: pattern must be a string or a function", 2)
+  end
+  if type(impl) ~= "table" or type(impl.run) ~= "function" then
+    error("emrflow.asl.register_resource: impl must be a table with a run function", 2)
+  end
+  if impl.validate ~= nil and type(impl.validate) ~= "function" then
+    error("emrflow.asl.register_resource: impl.validate must be a function", 2)
+  end
+  local entry = { match = match, impl = impl, pattern = pattern }
+  table.insert(registry, 1, entry)
+  return entry
+end
+
+--- Removes a registration (the value register_resource returned).
+function M.unregister_resource(entry)
+  for i, e in ipairs(registry) do
+    if e == entry then
+      table.remove(registry, i)
+      return true
+    end
+  end
+  return false
+end
+
+local function lua_impl(fn)
+  return { lua = true, run = function(input, ctx) return fn(input, ctx) end }
+end
+
+local function resolver(opts)
+  local own = opts and opts.resources
+  return function(resource)
+    if type(resource) == "function" then return lua_impl(resource) end
+    if type(resource) ~= "string" then return nil end
+    if own and own[resource] ~= nil then
+      local r = own[resource]
+      if type(r) == "function" then return lua_impl(r) end
+      return r
+    end
+    for _, e in ipairs(registry) do
+      if e.match(resource) then return e.impl end
+    end
+    return nil
+  end
+end
+
+---------------------------------------------------------------------------
+-- Definitions
+---------------------------------------------------------------------------
+
+-- Copies a Lua definition into JSON data shapes (marked arrays and objects, json.null kept),
+-- leaving functions (Lua Task resources) in place.
+local function normalize(v, seen)
+  if type(v) ~= "table" then return v end
+  if seen[v] then error("emrflow.asl: the definition contains a cycle", 0) end
+  seen[v] = true
+  local out
+  local n = #v
+  local arrayish = json.is_array(v) or (not json.is_object(v) and n > 0)
+  if arrayish then
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" or k < 1 or k > n then arrayish = false break end
+    end
+  end
+  if arrayish then
+    out = json.array {}
+    for i = 1, n do out[i] = normalize(v[i], seen) end
+  else
+    out = json.object {}
+    local keys = json.keys(v)
+    for _, k in ipairs(keys) do json.set(out, k, normalize(v[k], seen)) end
+    -- non-string keys are not JSON; keep them so the validator can report them
+    for k, x in pairs(v) do
+      if type(k) ~= "string" then out[k] = normalize(x, seen) end
+    end
+  end
+  seen[v] = nil
+  return out
+end
+
+local function decode_definition(def)
+  if type(def) == "string" then
+    local ok, v = pcall(json.decode, def)
+    if not ok then
+      error("emrflow.asl: the definition is not valid JSON: " .. tostring(v), 0)
+    end
+    return v, true
+  end
+  if type(def) ~= "table" then
+    error("emrflow.asl: a definition is a table or ASL JSON text, got " .. type(def), 0)
+  end
+  return normalize(def, {}), false
+end
+
+local function format_problems(problems)
+  local lines = { "emrflow.asl: invalid state machine definition (" .. #problems .. " problem"
+    .. (#problems == 1 and "" or "s") .. "):" }
+  for _, p in ipairs(problems) do
+    lines[#lines + 1] = "  " .. (p.path == "" and "/" or p.path) .. ": " .. p.message
+  end
+  return table.concat(lines, "\n")
+end
+M.format_problems = format_problems
+
+--- Validates a definition; returns the list of problems ({} when valid).
+function M.validate(def, opts)
+  local ok, d = pcall(decode_definition, def)
+  if not ok then return { { path = "", message = tostring(d) } } end
+  return validate.check(d, { resolve = resolver(opts) })
+end
+
+---------------------------------------------------------------------------
+-- Machines
+---------------------------------------------------------------------------
+
+local Machine = {}
+Machine.__index = Machine
+M.Machine = Machine
+
+local function check_name(name, what)
+  if type(name) ~= "string" or #name < 1 or #name > 80 then
+    error("emrflow.asl: " .. what .. " must be a string of 1 to 80 characters", 3)
+  end
+end
+
+--- Loads (validates, then compiles) a definition. Raises with every problem located.
+function M.load(def, opts)
+  opts = opts or {}
+  local ok, d = pcall(decode_definition, def)
+  if not ok then error(d, 2) end
+  local problems = validate.check(d, { resolve = resolver(opts) })
+  if #problems > 0 then error(format_problems(problems), 2) end
+  if opts.type ~= nil and opts.type ~= "STANDARD" and opts.type ~= "EXPRESS" then
+    error("emrflow.asl: type must be \"STANDARD\" or \"EXPRESS\"", 2)
+  end
+  local name = opts.name or "emrflow-machine"
+  check_name(name, "state machine name")
+  local region = opts.region or "us-east-1"
+  local account = opts.account or "123456789012"
+  local m = setmetatable({
+    definition = d,
+    name = name,
+    region = region,
+    account = account,
+    arn = string.format("arn:aws:states:%s:%s:stateMachine:%s", region, account, name),
+    role_arn = opts.role_arn or string.format("arn:aws:iam::%s:role/emrflow-execution", account),
+    timeout_s = d.TimeoutSeconds,
+    jsonata = engine.uses_jsonata(d),
+    from_json = type(def) == "string",
+    type = opts.type or "STANDARD",
+    express = opts.type == "EXPRESS",
+  }, Machine)
+  local cok, program = pcall(engine.compile, d, { resolve = resolver(opts) })
+  if not cok then error("emrflow.asl: cannot compile the definition: " .. tostring(program), 2) end
+  m.program = program
+  return m
+end
+
+--- Starts an execution. Options: name, clock ("virtual" | "real" | a scheduler), scheduler
+-- (to share one), history (false keeps none), start_time (virtual clock start), role_arn,
+-- on_event(event); anything else (emr, poll, ...) reaches Task integrations as ctx.options.
+function Machine:start(input, opts)
+  return engine.start(self, input, opts)
+end
+
+--- Convenience: start, then wait. Returns status, output | {Error=, Cause=}, execution.
+function Machine:run(input, opts)
+  local x = self:start(input, opts)
+  local status, res = x:wait()
+  return status, res, x
+end
+
+-- Pretty JSON with two-space indentation, keeping the definition's key order.
+local function pretty(v, indent, out)
+  if type(v) ~= "table" then
+    out[#out + 1] = json.encode(v)
+    return
+  end
+  local pad = string.rep("  ", indent + 1)
+  if json.is_array(v) then
+    if #v == 0 then out[#out + 1] = "[]" return end
+    out[#out + 1] = "[\n"
+    for i = 1, #v do
+      out[#out + 1] = pad
+      pretty(v[i], indent + 1, out)
+      out[#out + 1] = i < #v and ",\n" or "\n"
+    end
+    out[#out + 1] = string.rep("  ", indent) .. "]"
+    return
+  end
+  local keys = json.keys(v)
+  if #keys == 0 then out[#out + 1] = "{}" return end
+  out[#out + 1] = "{\n"
+  for i, k in ipairs(keys) do
+    out[#out + 1] = pad .. json.encode(k) .. ": "
+    pretty(v[k], indent + 1, out)
+    out[#out + 1] = i < #keys and ",\n" or "\n"
+  end
+  out[#out + 1] = string.rep("  ", indent) .. "}"
+end
+
+local function exportable(v, path, opts)
+  if type(v) == "function" then
+    if opts.placeholder_arns then
+      return "arn:aws:states:::emrflow:lua-function"
+    end
+    error("emrflow.asl: " .. path .. " is a Lua function; it has no ASL form (pass "
+      .. "{ placeholder_arns = true } to emit a placeholder ARN)", 0)
+  end
+  if type(v) ~= "table" then return v end
+  if json.is_array(v) then
+    local out = json.array {}
+    for i = 1, #v do out[i] = exportable(v[i], path .. "/" .. (i - 1), opts) end
+    return out
+  end
+  local out = json.object {}
+  for _, k in ipairs(json.keys(v)) do
+    json.set(out, k, exportable(v[k], path .. "/" .. k, opts))
+  end
+  return out
+end
+
+--- The machine as ASL JSON text (pretty unless { compact = true }). A Lua function Resource
+-- raises unless { placeholder_arns = true }.
+function Machine:to_json(opts)
+  opts = opts or {}
+  local ok, v = pcall(exportable, self.definition, "", opts)
+  if not ok then error(v, 2) end
+  if opts.compact then return json.encode(v) end
+  local out = {}
+  pretty(v, 0, out)
+  return table.concat(out)
+end
+
+--- Starts (and, by default, waits for) an execution of a definition in one call.
+function M.run(def, input, opts)
+  opts = opts or {}
+  local m = M.load(def, opts)
+  return m:run(input, opts)
+end
+
+return M

@@ -1,0 +1,724 @@
+-- emrflow.asl.validate: static checks of an ASL definition, each problem located by a
+-- JSON pointer into the definition.
+--
+--   validate.check(def, { resolve = fn(resource) --> impl | nil }) --> { { path =, message = } }
+--
+-- It rejects what AWS Step Functions rejects at CreateStateMachine (unknown state type or
+-- field, missing or dangling Next/End, unreachable states, bad paths, intrinsics and
+-- templates, bad Retry/Catch, field types and ranges) and nothing it accepts.
+
+local json = require "emrflow.json"
+local jsonpath = require "emrflow.asl.jsonpath"
+local intrinsics = require "emrflow.asl.intrinsics"
+
+local M = {}
+
+local NULL = json.null
+local fmt = string.format
+
+local function ptr_escape(s)
+  s = tostring(s)
+  if not s:find("[~/]") then return s end
+  return (s:gsub("~", "~0"):gsub("/", "~1"))
+end
+
+local function join(path, key)
+  return path .. "/" .. ptr_escape(key)
+end
+
+local function is_array(v)
+  if type(v) ~= "table" then return false end
+  if json.is_array(v) then return true end
+  if json.is_object(v) then return false end
+  return v[1] ~= nil
+end
+
+local function is_object(v)
+  return type(v) == "table" and not is_array(v)
+end
+
+local function is_int(v)
+  return math.type(v) == "integer"
+    or (math.type(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53)
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  if not pcall(table.sort, keys) then
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  end
+  return keys
+end
+
+---------------------------------------------------------------------------
+-- Field tables
+---------------------------------------------------------------------------
+
+local function set(list)
+  local s = {}
+  for _, k in ipairs(list) do s[k] = true end
+  return s
+end
+
+local COMMON = { "Type", "Comment", "QueryLanguage" }
+local FIELDS_JSONPATH = {
+  Pass = { "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath", "Result", "Assign" },
+  Task = { "Next", "End", "Resource", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath",
+    "Retry", "Catch", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath",
+    "Credentials", "Assign" },
+  Choice = { "Choices", "Default", "InputPath", "OutputPath", "Assign" },
+  Wait = { "Next", "End", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "InputPath", "OutputPath",
+    "Assign" },
+  Succeed = { "InputPath", "OutputPath" },
+  Fail = { "Error", "ErrorPath", "Cause", "CausePath" },
+  Parallel = { "Next", "End", "Branches", "InputPath", "OutputPath", "Parameters", "ResultSelector",
+    "ResultPath", "Retry", "Catch", "Assign" },
+  Map = { "Next", "End", "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters",
+    "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailureCount", "ToleratedFailureCountPath",
+    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ItemReader", "ItemBatcher",
+    "ResultWriter", "Label", "InputPath", "OutputPath", "ResultSelector", "ResultPath", "Retry", "Catch",
+    "Assign" },
+}
+local FIELDS_JSONATA = {
+  Pass = { "Next", "End", "Output", "Assign" },
+  Task = { "Next", "End", "Resource", "Arguments", "Output", "Retry", "Catch", "TimeoutSeconds",
+    "HeartbeatSeconds", "Credentials", "Assign" },
+  Choice = { "Choices", "Default", "Output", "Assign" },
+  Wait = { "Next", "End", "Seconds", "Timestamp", "Output", "Assign" },
+  Succeed = { "Output" },
+  Fail = { "Error", "Cause" },
+  Parallel = { "Next", "End", "Branches", "Arguments", "Output", "Retry", "Catch", "Assign" },
+  Map = { "Next", "End", "ItemProcessor", "Iterator", "Items", "ItemSelector", "MaxConcurrency",
+    "ToleratedFailureCount", "ToleratedFailurePercentage", "ItemReader", "ItemBatcher", "ResultWriter",
+    "Label", "Output", "Retry", "Catch", "Assign", "Arguments" },
+}
+local ALLOWED = { JSONPath = {}, JSONata = {} }
+for lang, tbl in pairs { JSONPath = FIELDS_JSONPATH, JSONata = FIELDS_JSONATA } do
+  for t, list in pairs(tbl) do
+    local s = set(list)
+    for _, c in ipairs(COMMON) do s[c] = true end
+    ALLOWED[lang][t] = s
+  end
+end
+
+local TOP_FIELDS = set { "Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage" }
+local BRANCH_FIELDS = set { "Comment", "StartAt", "States", "QueryLanguage" }
+local PROCESSOR_FIELDS = set { "Comment", "StartAt", "States", "ProcessorConfig", "QueryLanguage" }
+local RETRY_FIELDS = set { "ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds",
+  "JitterStrategy", "Comment" }
+local CATCH_FIELDS = set { "ErrorEquals", "Next", "ResultPath", "Assign", "Output", "Comment" }
+
+local COMPARATORS = {}
+for _, base in ipairs { "StringEquals", "StringLessThan", "StringGreaterThan", "StringLessThanEquals",
+  "StringGreaterThanEquals", "NumericEquals", "NumericLessThan", "NumericGreaterThan",
+  "NumericLessThanEquals", "NumericGreaterThanEquals", "BooleanEquals", "TimestampEquals",
+  "TimestampLessThan", "TimestampGreaterThan", "TimestampLessThanEquals", "TimestampGreaterThanEquals" } do
+  local kind = base:match("^String") and "string" or base:match("^Numeric") and "number"
+    or base:match("^Boolean") and "boolean" or "timestamp"
+  COMPARATORS[base] = kind
+  COMPARATORS[base .. "Path"] = "path"
+end
+COMPARATORS.StringMatches = "string"
+for _, k in ipairs { "IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp" } do
+  COMPARATORS[k] = "boolean"
+end
+
+local VAR_NAME = "^[%a_][%w_]*$"
+
+---------------------------------------------------------------------------
+-- The checker
+---------------------------------------------------------------------------
+
+local Checker = {}
+Checker.__index = Checker
+
+function Checker:add(path, message)
+  self.problems[#self.problems + 1] = { path = path, message = message }
+end
+
+local function is_jsonata_expr(v)
+  return type(v) == "string" and v:match("^%s*{%%.*%%}%s*$") ~= nil
+end
+
+-- A Path field: a JSONPath (with $, $$ or $var roots), or null where allowed.
+function Checker:path(v, path, opts)
+  opts = opts or {}
+  if v == NULL then
+    if not opts.nullable then self:add(path, "must be a JSONPath string, not null") end
+    return
+  end
+  if type(v) ~= "string" then
+    self:add(path, "must be a JSONPath string")
+    return
+  end
+  if opts.intrinsic and v:match("^States%.") then
+    local ok, msg = intrinsics.compile(v)
+    if not ok then self:add(path, fmt("invalid intrinsic function %q: %s", v, tostring(msg))) end
+    return
+  end
+  local compiled, msg = jsonpath.compile(v)
+  if not compiled then
+    self:add(path, fmt("invalid JSONPath %q: %s", v, tostring(msg)))
+    return
+  end
+  if opts.reference and not jsonpath.is_reference(v) then
+    self:add(path, fmt("%q must be a reference path (only names and indexes)", v))
+  end
+  if opts.input_only and (v:sub(1, 2) == "$$" or v:match("^%$[%a_]")) then
+    self:add(path, fmt("%q must start with '$' (the state input)", v))
+  end
+end
+
+-- Payload templates: every "key.$" holds a path or an intrinsic function call.
+function Checker:template(v, path, is_assign)
+  if is_assign and not is_object(v) then
+    self:add(path, "Assign must be an object")
+    return
+  end
+  if not is_object(v) then
+    if is_array(v) then
+      for i = 1, #v do self:template(v[i], join(path, i - 1)) end
+    end
+    return
+  end
+  for _, k in ipairs(sorted_keys(v)) do
+    local x = v[k]
+    local p = join(path, k)
+    if type(k) ~= "string" then
+      self:add(p, "object keys must be strings")
+    else
+      if is_assign then
+        local name = k:gsub("%.%$$", "")
+        if not name:match(VAR_NAME) then
+          self:add(p, fmt("invalid variable name %q (a letter or '_', then letters, digits or '_')", name))
+        elseif name == "states" then
+          self:add(p, "'$states' is a reserved variable name")
+        end
+      end
+      if k:sub(-2) == ".$" then
+        if type(x) ~= "string" then
+          self:add(p, "the value of a field ending in '.$' must be a string (a path or an intrinsic "
+            .. "function)")
+        elseif x:match("^States%.") then
+          local ok, msg = intrinsics.compile(x)
+          if not ok then self:add(p, fmt("invalid intrinsic function %q: %s", x, tostring(msg))) end
+        elseif x:sub(1, 1) == "$" then
+          local ok, msg = jsonpath.compile(x)
+          if not ok then self:add(p, fmt("invalid JSONPath %q: %s", x, tostring(msg))) end
+        else
+          self:add(p, fmt("%q is neither a JSONPath (starting with '$') nor an intrinsic function", x))
+        end
+      else
+        self:template(x, p)
+      end
+    end
+  end
+end
+
+function Checker:positive_int(v, path, allow_zero)
+  if not is_int(v) or v < (allow_zero and 0 or 1) then
+    self:add(path, allow_zero and "must be a non-negative integer" or "must be a positive integer")
+    return false
+  end
+  return true
+end
+
+function Checker:error_equals(v, path, retry)
+  if not is_array(v) or #v == 0 then
+    self:add(path, "ErrorEquals must be a non-empty array of error names")
+    return false
+  end
+  local has_all = false
+  for i, e in ipairs(v) do
+    if type(e) ~= "string" then
+      self:add(join(path, i - 1), "error names must be strings")
+    elseif e == "States.ALL" then
+      has_all = true
+      if #v > 1 then self:add(join(path, i - 1), "States.ALL must appear alone in ErrorEquals") end
+    end
+  end
+  local _ = retry
+  return has_all
+end
+
+function Checker:retriers(list, path, lang)
+  if not is_array(list) then
+    self:add(path, "Retry must be an array")
+    return
+  end
+  for i, r in ipairs(list) do
+    local p = join(path, i - 1)
+    if not is_object(r) then
+      self:add(p, "a retrier must be an object")
+    else
+      for _, k in ipairs(sorted_keys(r)) do
+        if not RETRY_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a retrier", k)) end
+      end
+      local has_all = self:error_equals(r.ErrorEquals, join(p, "ErrorEquals"), true)
+      if has_all and i < #list then
+        self:add(join(p, "ErrorEquals"), "a retrier with States.ALL must be the last one")
+      end
+      if r.IntervalSeconds ~= nil then self:positive_int(r.IntervalSeconds, join(p, "IntervalSeconds")) end
+      if r.MaxAttempts ~= nil then self:positive_int(r.MaxAttempts, join(p, "MaxAttempts"), true) end
+      if r.MaxDelaySeconds ~= nil then self:positive_int(r.MaxDelaySeconds, join(p, "MaxDelaySeconds")) end
+      if r.BackoffRate ~= nil and (type(r.BackoffRate) ~= "number" or r.BackoffRate < 1.0) then
+        self:add(join(p, "BackoffRate"), "BackoffRate must be a number of at least 1.0")
+      end
+      if r.JitterStrategy ~= nil and r.JitterStrategy ~= "FULL" and r.JitterStrategy ~= "NONE" then
+        self:add(join(p, "JitterStrategy"), "JitterStrategy must be \"FULL\" or \"NONE\"")
+      end
+    end
+  end
+  local _ = lang
+end
+
+function Checker:catchers(list, path, lang, scope)
+  if not is_array(list) then
+    self:add(path, "Catch must be an array")
+    return
+  end
+  for i, c in ipairs(list) do
+    local p = join(path, i - 1)
+    if not is_object(c) then
+      self:add(p, "a catcher must be an object")
+    else
+      for _, k in ipairs(sorted_keys(c)) do
+        if not CATCH_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a catcher", k)) end
+      end
+      local has_all = self:error_equals(c.ErrorEquals, join(p, "ErrorEquals"))
+      if has_all and i < #list then
+        self:add(join(p, "ErrorEquals"), "a catcher with States.ALL must be the last one")
+      end
+      self:target(c.Next, join(p, "Next"), scope, true)
+      if c.ResultPath ~= nil then
+        if lang == "JSONata" then
+          self:add(join(p, "ResultPath"), "ResultPath is not allowed in a JSONata catcher")
+        else
+          self:path(c.ResultPath, join(p, "ResultPath"),
+            { nullable = true, reference = true, input_only = true })
+        end
+      end
+      if c.Output ~= nil and lang ~= "JSONata" then
+        self:add(join(p, "Output"), "Output is only allowed in JSONata catchers")
+      end
+      if c.Assign ~= nil then self:assign(c.Assign, join(p, "Assign"), lang) end
+    end
+  end
+end
+
+function Checker:assign(v, path, lang)
+  if lang == "JSONata" then
+    if not is_object(v) then
+      self:add(path, "Assign must be an object")
+      return
+    end
+    for _, k in ipairs(sorted_keys(v)) do
+      if type(k) ~= "string" or not k:match(VAR_NAME) then
+        self:add(join(path, k), fmt("invalid variable name %q", tostring(k)))
+      end
+    end
+    return
+  end
+  self:template(v, path, true)
+end
+
+-- A transition target in the current scope (states of this machine, branch or processor).
+function Checker:target(name, path, scope, required)
+  if name == nil then
+    if required then self:add(path, "is required") end
+    return
+  end
+  if type(name) ~= "string" then
+    self:add(path, "must be the name of a state")
+    return
+  end
+  if scope.states[name] == nil then
+    self:add(path, fmt("no state named %q here", name))
+    return
+  end
+  scope.edges[#scope.edges + 1] = name
+end
+
+function Checker:choice_rule(r, path, top, lang)
+  if not is_object(r) then
+    self:add(path, "a choice rule must be an object")
+    return
+  end
+  if lang == "JSONata" then
+    if r.Condition == nil then self:add(join(path, "Condition"), "is required in a JSONata choice rule")
+    elseif type(r.Condition) ~= "boolean" and not is_jsonata_expr(r.Condition) then
+      self:add(join(path, "Condition"), "must be a boolean or a {% JSONata %} expression")
+    end
+    for _, k in ipairs(sorted_keys(r)) do
+      if not (k == "Condition" or k == "Next" or k == "Assign" or k == "Output" or k == "Comment") then
+        self:add(join(path, k), fmt("field '%s' is not allowed in a JSONata choice rule", tostring(k)))
+      end
+    end
+    return
+  end
+  local ops = {}
+  for _, k in ipairs(sorted_keys(r)) do
+    if COMPARATORS[k] or k == "And" or k == "Or" or k == "Not" then
+      ops[#ops + 1] = k
+    elseif k == "Variable" or k == "Comment" or (top and (k == "Next" or k == "Assign")) then
+      local _ = k
+    else
+      self:add(join(path, k), fmt("field '%s' is not allowed in a choice rule%s", tostring(k),
+        top and "" or " (nested rules have no Next or Assign)"))
+    end
+  end
+  if #ops ~= 1 then
+    self:add(path, #ops == 0 and "a choice rule needs one comparison operator, or And, Or or Not"
+      or "a choice rule must have exactly one operator, found " .. table.concat(ops, ", "))
+    return
+  end
+  local op = ops[1]
+  local v = r[op]
+  if op == "And" or op == "Or" then
+    if r.Variable ~= nil then self:add(join(path, "Variable"), "Variable is not allowed with " .. op) end
+    if not is_array(v) or #v == 0 then
+      self:add(join(path, op), op .. " must be a non-empty array of rules")
+    else
+      for i, sub in ipairs(v) do self:choice_rule(sub, join(join(path, op), i - 1), false, lang) end
+    end
+    return
+  end
+  if op == "Not" then
+    if r.Variable ~= nil then self:add(join(path, "Variable"), "Variable is not allowed with Not") end
+    self:choice_rule(v, join(path, op), false, lang)
+    return
+  end
+  if r.Variable == nil then
+    self:add(join(path, "Variable"), "is required with " .. op)
+  else
+    self:path(r.Variable, join(path, "Variable"))
+  end
+  local kind = COMPARATORS[op]
+  local p = join(path, op)
+  if kind == "path" then
+    self:path(v, p)
+  elseif kind == "timestamp" then
+    if type(v) ~= "string" then self:add(p, op .. " takes a timestamp string") end
+  elseif type(v) ~= kind then
+    self:add(p, fmt("%s takes a %s", op, kind))
+  end
+end
+
+function Checker:exclusive(def, path, a, b)
+  if def[a] ~= nil and def[b] ~= nil then
+    self:add(join(path, b), fmt("%s and %s cannot both be set", a, b))
+  end
+end
+
+function Checker:state(name, def, path, scope, lang)
+  if not is_object(def) then
+    self:add(path, "a state must be an object")
+    return
+  end
+  local t = def.Type
+  if t == nil then
+    self:add(join(path, "Type"), "is required")
+    return
+  end
+  if type(t) ~= "string" or not ALLOWED.JSONPath[t] then
+    self:add(join(path, "Type"), fmt("unknown state type %q (expected Pass, Task, Choice, Wait, Succeed, "
+      .. "Fail, Parallel or Map)", tostring(t)))
+    return
+  end
+  local slang = lang
+  if def.QueryLanguage ~= nil then
+    if def.QueryLanguage ~= "JSONPath" and def.QueryLanguage ~= "JSONata" then
+      self:add(join(path, "QueryLanguage"), "must be \"JSONPath\" or \"JSONata\"")
+    elseif lang == "JSONata" and def.QueryLanguage == "JSONPath" then
+      self:add(join(path, "QueryLanguage"), "a JSONata state machine cannot have JSONPath states")
+    else
+      slang = def.QueryLanguage
+    end
+  end
+  local allowed = ALLOWED[slang][t]
+  for _, k in ipairs(sorted_keys(def)) do
+    if not allowed[k] then
+      local other = ALLOWED[slang == "JSONata" and "JSONPath" or "JSONata"][t][k]
+      self:add(join(path, k), other
+        and fmt("field '%s' is not allowed in a %s state (it is %s-only)", k, slang,
+        slang == "JSONata" and "JSONPath" or "JSONata")
+        or fmt("field '%s' is not allowed in a %s state", tostring(k), t))
+    end
+  end
+  if utf8.len(name) == nil or utf8.len(name) > 80 then
+    self:add(path, "state names must be 1 to 80 characters")
+  end
+
+  -- transitions
+  if t ~= "Choice" and t ~= "Succeed" and t ~= "Fail" then
+    if def.End ~= nil and def.End ~= true and def.End ~= false then
+      self:add(join(path, "End"), "End must be a boolean")
+    end
+    local ends = def.End == true
+    if def.Next ~= nil and ends then
+      self:add(path, "a state cannot have both Next and End")
+    elseif def.Next == nil and not ends then
+      self:add(path, "a state needs Next or End: true")
+    end
+    if def.Next ~= nil then self:target(def.Next, join(path, "Next"), scope) end
+  end
+
+  -- JSONPath I/O fields
+  if slang == "JSONPath" then
+    if def.InputPath ~= nil then self:path(def.InputPath, join(path, "InputPath"), { nullable = true }) end
+    if def.OutputPath ~= nil then self:path(def.OutputPath, join(path, "OutputPath"), { nullable = true }) end
+    if def.ResultPath ~= nil then
+      self:path(def.ResultPath, join(path, "ResultPath"),
+        { nullable = true, reference = true, input_only = true })
+    end
+    for _, f in ipairs { "Parameters", "ResultSelector", "ItemSelector", "Credentials" } do
+      if def[f] ~= nil then self:template(def[f], join(path, f)) end
+    end
+    if def.ResultSelector ~= nil and not is_object(def.ResultSelector) then
+      self:add(join(path, "ResultSelector"), "must be an object")
+    end
+  end
+  if def.Assign ~= nil then self:assign(def.Assign, join(path, "Assign"), slang) end
+  if def.Retry ~= nil then self:retriers(def.Retry, join(path, "Retry"), slang) end
+  if def.Catch ~= nil then self:catchers(def.Catch, join(path, "Catch"), slang, scope) end
+
+  local check = self["state_" .. t]
+  if check then check(self, def, path, scope, slang) end
+end
+
+function Checker:state_Task(def, path, _, lang)
+  local r = def.Resource
+  if r == nil then
+    self:add(join(path, "Resource"), "is required")
+  elseif type(r) ~= "string" and type(r) ~= "function" then
+    self:add(join(path, "Resource"), "must be a resource ARN (or, in a Lua-defined machine, a function)")
+  else
+    local impl = self.resolve and self.resolve(r)
+    if not impl then
+      self:add(join(path, "Resource"), fmt("unknown resource %q (no integration is registered for it)",
+        tostring(r)))
+    elseif type(impl) == "table" and impl.validate then
+      local ok, err = pcall(impl.validate, def, path, self.problems)
+      if not ok then self:add(join(path, "Resource"), "integration check failed: " .. tostring(err)) end
+    end
+  end
+  self:exclusive(def, path, "TimeoutSeconds", "TimeoutSecondsPath")
+  self:exclusive(def, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
+  local jsonata = lang == "JSONata"
+  if def.TimeoutSeconds ~= nil and not (jsonata and is_jsonata_expr(def.TimeoutSeconds)) then
+    self:positive_int(def.TimeoutSeconds, join(path, "TimeoutSeconds"))
+  end
+  if def.HeartbeatSeconds ~= nil and not (jsonata and is_jsonata_expr(def.HeartbeatSeconds)) then
+    if self:positive_int(def.HeartbeatSeconds, join(path, "HeartbeatSeconds"))
+        and is_int(def.TimeoutSeconds) and def.HeartbeatSeconds >= def.TimeoutSeconds then
+      self:add(join(path, "HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds")
+    end
+  end
+  if def.TimeoutSecondsPath ~= nil then
+    self:path(def.TimeoutSecondsPath, join(path, "TimeoutSecondsPath"))
+  end
+  if def.HeartbeatSecondsPath ~= nil then
+    self:path(def.HeartbeatSecondsPath, join(path, "HeartbeatSecondsPath"))
+  end
+end
+
+function Checker:state_Choice(def, path, scope, lang)
+  local choices = def.Choices
+  if not is_array(choices) or #choices == 0 then
+    self:add(join(path, "Choices"), "Choices must be a non-empty array of rules")
+  else
+    for i, r in ipairs(choices) do
+      local p = join(join(path, "Choices"), i - 1)
+      self:choice_rule(r, p, true, lang)
+      if is_object(r) then
+        self:target(r.Next, join(p, "Next"), scope, true)
+        if r.Assign ~= nil then self:assign(r.Assign, join(p, "Assign"), lang) end
+      end
+    end
+  end
+  if def.Default ~= nil then self:target(def.Default, join(path, "Default"), scope) end
+end
+
+function Checker:state_Wait(def, path, _, lang)
+  local n = 0
+  for _, f in ipairs { "Seconds", "Timestamp", "SecondsPath", "TimestampPath" } do
+    if def[f] ~= nil then n = n + 1 end
+  end
+  if n ~= 1 then
+    self:add(path, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath or TimestampPath")
+  end
+  local jsonata = lang == "JSONata"
+  if def.Seconds ~= nil and not (jsonata and is_jsonata_expr(def.Seconds)) then
+    self:positive_int(def.Seconds, join(path, "Seconds"), true)
+  end
+  if def.Timestamp ~= nil and not (jsonata and is_jsonata_expr(def.Timestamp)) then
+    local context = require "emrflow.asl.context"
+    if not context.parse_timestamp(def.Timestamp) then
+      self:add(join(path, "Timestamp"),
+        "must be an ISO-8601 extended offset date-time (2016-03-14T01:59:00Z)")
+    end
+  end
+  if def.SecondsPath ~= nil then self:path(def.SecondsPath, join(path, "SecondsPath")) end
+  if def.TimestampPath ~= nil then self:path(def.TimestampPath, join(path, "TimestampPath")) end
+end
+
+function Checker:state_Fail(def, path)
+  self:exclusive(def, path, "Error", "ErrorPath")
+  self:exclusive(def, path, "Cause", "CausePath")
+  for _, f in ipairs { "Error", "Cause" } do
+    if def[f] ~= nil and type(def[f]) ~= "string" then self:add(join(path, f), "must be a string") end
+    if def[f .. "Path"] ~= nil then
+      self:path(def[f .. "Path"], join(path, f .. "Path"), { intrinsic = true })
+    end
+  end
+end
+
+function Checker:state_Parallel(def, path, _, lang)
+  local branches = def.Branches
+  if not is_array(branches) or #branches == 0 then
+    self:add(join(path, "Branches"), "Branches must be a non-empty array")
+    return
+  end
+  for i, br in ipairs(branches) do
+    self:machine(br, join(join(path, "Branches"), i - 1), BRANCH_FIELDS, lang)
+  end
+end
+
+function Checker:state_Map(def, path, _, lang)
+  local proc_field = def.ItemProcessor ~= nil and "ItemProcessor" or "Iterator"
+  self:exclusive(def, path, "ItemProcessor", "Iterator")
+  self:exclusive(def, path, "ItemSelector", "Parameters")
+  self:exclusive(def, path, "MaxConcurrency", "MaxConcurrencyPath")
+  self:exclusive(def, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
+  self:exclusive(def, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
+  local proc = def[proc_field]
+  if proc == nil then
+    self:add(join(path, "ItemProcessor"), "is required")
+  else
+    local pp = join(path, proc_field)
+    self:machine(proc, pp, PROCESSOR_FIELDS, lang)
+    local cfg = is_object(proc) and proc.ProcessorConfig
+    if cfg ~= nil and cfg ~= false then
+      if not is_object(cfg) then
+        self:add(join(pp, "ProcessorConfig"), "must be an object")
+      else
+        if cfg.Mode ~= nil and cfg.Mode ~= "INLINE" and cfg.Mode ~= "DISTRIBUTED" then
+          self:add(join(join(pp, "ProcessorConfig"), "Mode"), "Mode must be \"INLINE\" or \"DISTRIBUTED\"")
+        end
+        local et = cfg.ExecutionType
+        if et ~= nil and et ~= "STANDARD" and et ~= "EXPRESS" then
+          self:add(join(join(pp, "ProcessorConfig"), "ExecutionType"),
+            "ExecutionType must be \"STANDARD\" or \"EXPRESS\"")
+        end
+      end
+    end
+  end
+  local jsonata = lang == "JSONata"
+  if def.ItemsPath ~= nil then self:path(def.ItemsPath, join(path, "ItemsPath")) end
+  if def.MaxConcurrency ~= nil and not (jsonata and is_jsonata_expr(def.MaxConcurrency)) then
+    self:positive_int(def.MaxConcurrency, join(path, "MaxConcurrency"), true)
+  end
+  if def.ToleratedFailureCount ~= nil and not (jsonata and is_jsonata_expr(def.ToleratedFailureCount)) then
+    self:positive_int(def.ToleratedFailureCount, join(path, "ToleratedFailureCount"), true)
+  end
+  local pct = def.ToleratedFailurePercentage
+  if pct ~= nil and not (jsonata and is_jsonata_expr(pct)) then
+    if type(pct) ~= "number" or pct < 0 or pct > 100 then
+      self:add(join(path, "ToleratedFailurePercentage"), "must be a number between 0 and 100")
+    end
+  end
+  local path_fields = { "MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath" }
+  for _, f in ipairs(path_fields) do
+    if def[f] ~= nil then self:path(def[f], join(path, f)) end
+  end
+end
+
+-- A machine, branch or item processor: { StartAt, States }.
+function Checker:machine(def, path, fields, lang)
+  if not is_object(def) then
+    self:add(path == "" and "" or path, "must be an object with StartAt and States")
+    return
+  end
+  for _, k in ipairs(sorted_keys(def)) do
+    if not fields[k] then
+      self:add(join(path, k), fmt("field '%s' is not allowed here", tostring(k)))
+    end
+  end
+  local mlang = lang
+  if def.QueryLanguage ~= nil then
+    if def.QueryLanguage ~= "JSONPath" and def.QueryLanguage ~= "JSONata" then
+      self:add(join(path, "QueryLanguage"), "must be \"JSONPath\" or \"JSONata\"")
+    elseif not (lang == "JSONata" and def.QueryLanguage == "JSONPath") then
+      mlang = def.QueryLanguage
+    end
+  end
+  local states = def.States
+  if not is_object(states) or next(states) == nil then
+    self:add(join(path, "States"), "States must be a non-empty object")
+    return
+  end
+  if type(def.StartAt) ~= "string" then
+    self:add(join(path, "StartAt"), "StartAt must be the name of a state")
+  elseif states[def.StartAt] == nil then
+    self:add(join(path, "StartAt"), fmt("no state named %q in States", def.StartAt))
+  end
+  local scope = { states = states, edges = {} }
+  local graph = {}
+  local spath = join(path, "States")
+  for _, name in ipairs(sorted_keys(states)) do
+    local p = join(spath, name)
+    if type(name) ~= "string" then
+      self:add(p, "state names must be strings")
+    else
+      if self.names[name] then
+        self:add(p, fmt("state name %q is already used at %s (names are unique in the whole machine)", name,
+          self.names[name]))
+      else
+        self.names[name] = p
+      end
+      scope.edges = {}
+      self:state(name, states[name], p, scope, mlang)
+      graph[name] = scope.edges
+    end
+  end
+  -- reachability from StartAt
+  if type(def.StartAt) == "string" and states[def.StartAt] ~= nil then
+    local seen, stack = { [def.StartAt] = true }, { def.StartAt }
+    while #stack > 0 do
+      local n = table.remove(stack)
+      for _, m in ipairs(graph[n] or {}) do
+        if not seen[m] then
+          seen[m] = true
+          stack[#stack + 1] = m
+        end
+      end
+    end
+    for _, name in ipairs(sorted_keys(states)) do
+      if type(name) == "string" and not seen[name] and graph[name] then
+        self:add(join(spath, name), fmt("state %q is not reachable from StartAt", name))
+      end
+    end
+  end
+end
+
+function M.check(def, opts)
+  opts = opts or {}
+  local c = setmetatable({ problems = {}, names = {}, resolve = opts.resolve }, Checker)
+  if not is_object(def) then
+    c:add("", "a state machine definition must be an object")
+    return c.problems
+  end
+  local lang = "JSONPath"
+  if def.QueryLanguage ~= nil then
+    if def.QueryLanguage == "JSONata" or def.QueryLanguage == "JSONPath" then
+      lang = def.QueryLanguage
+    end
+  end
+  if def.Version ~= nil and def.Version ~= "1.0" then c:add("/Version", "Version must be \"1.0\"") end
+  if def.TimeoutSeconds ~= nil then c:positive_int(def.TimeoutSeconds, "/TimeoutSeconds") end
+  c:machine(def, "", TOP_FIELDS, lang)
+  return c.problems
+end
+
+return M
