@@ -13,6 +13,7 @@ int ef_l_open_util(lua_State *L);
 int ef_l_open_json(lua_State *L);
 int ef_l_open_sigv4(lua_State *L);
 int ef_l_open_http(lua_State *L);
+int ef_l_open_signal(lua_State *L);
 
 /* An error object (a table with the shared "emrflow.Error" metatable).
  * Fields left NULL / 0 / -1 are omitted. Pushes the table. */

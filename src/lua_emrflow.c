@@ -4,7 +4,8 @@
 int luaopen_emrflow_core(lua_State *L);
 
 static const lua_CFunction s_openers[] = {
-    ef_l_open_util, ef_l_open_json, ef_l_open_sigv4, ef_l_open_http, NULL,
+    ef_l_open_util, ef_l_open_json, ef_l_open_sigv4, ef_l_open_http, ef_l_open_signal,
+    NULL,
 };
 
 int luaopen_emrflow_core(lua_State *L)

@@ -15,6 +15,7 @@
 -- integration can add its own options (see the EMR on EKS ones below) without touching the
 -- parser. M.integrations lists modules required (when present) to register Task resources.
 
+local core = require "emrflow.core"
 local json = require "emrflow.json"
 local asl = require "emrflow.asl"
 
@@ -192,6 +193,27 @@ local function write_result_file(path, status, x)
   f:close()
 end
 
+--- Drives an execution to its end. SIGINT / SIGTERM abort it: exec:stop() cancels
+-- every running job, and the execution ends ABORTED. Returns the final status.
+function M.drive(x, stderr)
+  local signal = core.signal
+  signal.watch()
+  local ok, err = pcall(function()
+    local stopping = false
+    while x:step(0.25) do
+      local sig = signal.pending()
+      if sig and not stopping then
+        stopping = true
+        stderr:write("emrflow: ", sig, " received: stopping the execution\n")
+        x:stop("States.Aborted", "stopped by " .. sig)
+      end
+    end
+  end)
+  signal.unwatch()
+  if not ok then error(err, 0) end
+  return (x:wait())
+end
+
 local function cmd_run(argv, stdout, stderr)
   local opts, pos = M.parse("run", argv, 2)
   if #pos ~= 1 then fail("run takes one DEFINITION") end
@@ -214,8 +236,7 @@ local function cmd_run(argv, stdout, stderr)
   local sok, x = pcall(machine.start, machine, input, start)
   if not sok then fail(tostring(x)) end
   stderr:write(string.format("emrflow: started %s\n", x.arn))
-  -- SIGINT/SIGTERM handling needs a signal binding in the core; until then a stop is exec:stop().
-  local wok, status = pcall(x.wait, x)
+  local wok, status = pcall(M.drive, x, stderr)
   if not wok then fail("the execution crashed: " .. tostring(status)) end
   if opts["result-file"] then write_result_file(opts["result-file"], status, x) end
   if status == "SUCCEEDED" then
