@@ -310,4 +310,6 @@ function M.main(argv)
   os.exit(code)
 end
 
+require("emrflow.progress").install_cli(M)
+
 return M

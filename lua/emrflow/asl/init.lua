@@ -64,7 +64,21 @@ local function lua_impl(fn)
   return { lua = true, run = function(input, ctx) return fn(input, ctx) end }
 end
 
+-- The built-in integrations register themselves when first required; they require this
+-- module, so they are loaded on the first load/validate rather than at require time.
+M.builtin_integrations = { "emrflow.emr.tasks" }
+local builtins_loaded = false
+
+local function load_builtins()
+  if builtins_loaded then return end
+  builtins_loaded = true
+  for _, name in ipairs(M.builtin_integrations) do
+    if package.searchpath(name, package.path) then require(name) end
+  end
+end
+
 local function resolver(opts)
+  load_builtins()
   local own = opts and opts.resources
   return function(resource)
     if type(resource) == "function" then return lua_impl(resource) end

@@ -1,0 +1,196 @@
+-- emrflow.emr.sync: the shared `.sync` poller of the EMR on EKS integration.
+--
+-- Every `.sync` Task of every execution on one scheduler polls through here. Each
+-- poller sleeps on the scheduler's clock (a timer, not a thread), and every Describe
+-- call first takes a slot from the one rate limiter of its endpoint, so a Map of
+-- 1,000 jobs never sends more than `rate` polls a second, however many jobs run.
+--
+--   local sync = require "emrflow.emr.sync"
+--   local sched = sync.schedule(poll)     -- poll: nil | "aws" | { initial =, factor =, max =, rate = }
+--   sched:first() --> seconds before the first poll; sched:next(interval, elapsed) --> the next
+--   local lim = sync.limiter(key [, rate])  -- the limiter of (current scheduler, endpoint key)
+--   lim:take()                            -- waits for a slot (yields inside a task)
+--   local obj = sync.wait{ backend =, operation = "DescribeJobRun", params = {...},
+--                          unwrap = "JobRun", final = { COMPLETED = true, ... },
+--                          poll = ..., key = ..., deadline = unix_s | nil,
+--                          on_state = fn(obj, state, previous_state, at) | nil,
+--                          on_error = fn(err, consecutive) | nil, on_poll = fn(obj) | nil,
+--                          error_limit = 5, gone = fn(err) --> obj | nil }
+--     --> the final object (e.g. the JobRun), or nil, "deadline" when the deadline passed
+--     raises the API error (an emrflow error object) when polling cannot go on.
+--
+-- Schedules: the default waits `initial` (2 s) before the first poll, then grows the
+-- interval by `factor` (1.5) up to `max` (30 s); `rate` (10) is requests per second per
+-- endpoint, shared by every poller. "aws" is Step Functions' documented cadence: every
+-- 60 s for the first 10 minutes, then every 300 s (rate 10).
+local scheduler = require "emrflow.scheduler"
+local retry = require "emrflow.emr.retry"
+
+local M = {}
+
+M.DEFAULT = { initial = 2, factor = 1.5, max = 30, rate = 10 }
+
+local Schedule = {}
+Schedule.__index = Schedule
+
+local function poll_error(msg)
+  error({ Error = "States.Runtime", Cause = "emrflow: invalid poll option: " .. msg }, 0)
+end
+
+--- Checks poll options and returns a schedule. Raises a States.Runtime error naming the
+-- bad field (an execution option, so it surfaces where the Task runs).
+function M.schedule(poll)
+  if poll == nil then poll = {} end
+  if poll == "aws" then
+    return setmetatable({ aws = true, rate = M.DEFAULT.rate }, Schedule)
+  end
+  if type(poll) ~= "table" then
+    poll_error("poll must be a table { initial =, factor =, max =, rate = } or \"aws\", got " .. type(poll))
+  end
+  local s = { initial = M.DEFAULT.initial, factor = M.DEFAULT.factor, max = M.DEFAULT.max,
+              rate = M.DEFAULT.rate }
+  for k, v in pairs(poll) do
+    if s[k] == nil and k ~= "schedule" then poll_error("unknown field poll." .. tostring(k)) end
+    if k == "schedule" then
+      if v ~= "aws" and v ~= "default" then poll_error("poll.schedule must be \"aws\" or \"default\"") end
+      s.aws = v == "aws"
+    else
+      if type(v) ~= "number" or v ~= v or v == math.huge then
+        poll_error("poll." .. k .. " must be a finite number, got " .. tostring(v))
+      end
+      s[k] = v
+    end
+  end
+  if s.initial < 0 then poll_error("poll.initial must be >= 0 seconds") end
+  if s.factor < 1 then poll_error("poll.factor must be >= 1") end
+  if s.max <= 0 then poll_error("poll.max must be > 0 seconds") end
+  if s.rate <= 0 then poll_error("poll.rate must be > 0 requests per second") end
+  if s.initial > s.max then s.initial = s.max end
+  return setmetatable(s, Schedule)
+end
+
+--- Seconds to wait before the first poll.
+function Schedule:first()
+  if self.aws then return 60 end
+  return self.initial
+end
+
+--- The interval after one of `interval` seconds, `elapsed` seconds after the job started.
+function Schedule:next(interval, elapsed)
+  if self.aws then
+    if elapsed < 600 then return 60 end
+    return 300
+  end
+  if interval <= 0 then return math.min(self.max, 1) end
+  return math.min(self.max, interval * self.factor)
+end
+
+---------------------------------------------------------------------------
+-- Rate limiter: one per (scheduler, endpoint), slots spaced 1/rate apart
+---------------------------------------------------------------------------
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+-- scheduler -> { [key] = limiter } (weak on the scheduler: it goes when the scheduler goes)
+local limiters = setmetatable({}, { __mode = "k" })
+
+--- The limiter of `key` (an endpoint: a URL string or a backend object) on the current
+-- scheduler. `rate` (requests per second) updates it when given.
+function M.limiter(key, rate)
+  local s = scheduler.current()
+  local owner = s or M
+  local per = limiters[owner]
+  if not per then
+    per = setmetatable({}, { __mode = "k" })
+    limiters[owner] = per
+  end
+  local lim = per[key]
+  if not lim then
+    lim = setmetatable({ rate = rate or M.DEFAULT.rate, next_free = -math.huge, taken = 0 }, Limiter)
+    per[key] = lim
+  elseif rate then
+    lim.rate = rate
+  end
+  return lim
+end
+
+--- Waits for the next free slot. Slots are handed out in arrival order; no two are closer
+-- than 1/rate seconds, so no window of T seconds holds more than T*rate + 1 requests.
+function Limiter:take()
+  local now = scheduler.now()
+  local slot = self.next_free
+  if slot < now then slot = now end
+  -- a hair over 1/rate (clock values near 1.7e9 s have a resolution of 2.4e-7 s), so
+  -- rounding never lets rate + 1 slots into one second
+  self.next_free = slot + 1 / self.rate + 1e-6
+  self.taken = self.taken + 1
+  if slot > now then scheduler.sleep(slot - now) end
+  return slot
+end
+
+---------------------------------------------------------------------------
+-- The poll loop
+---------------------------------------------------------------------------
+
+--- The rate-limit key of a backend: its endpoint URL when it has one (clients of the
+-- same endpoint share it), else the backend itself (an emulator).
+function M.key_of(backend)
+  if type(backend) == "table" then
+    if backend.endpoint_key ~= nil then return backend.endpoint_key end
+    local ep = rawget(backend, "endpoint")
+    if type(ep) == "table" and ep.base then return ep.base end
+  end
+  return backend
+end
+
+function M.wait(spec)
+  local backend = spec.backend
+  local sched = spec.schedule or M.schedule(spec.poll)
+  local lim = M.limiter(spec.key or M.key_of(backend), sched.rate)
+  local final = spec.final
+  local started = scheduler.now()
+  local interval = sched:first()
+  local last_state
+  local failures = 0
+  local error_limit = spec.error_limit or 5
+  while true do
+    local wait_s = interval
+    if spec.deadline then
+      local left = spec.deadline - scheduler.now()
+      if left <= 0 then return nil, "deadline" end
+      if left < wait_s then wait_s = left end
+    end
+    scheduler.sleep(wait_s)
+    if spec.deadline and scheduler.now() >= spec.deadline then return nil, "deadline" end
+    lim:take()
+    local out, err = backend:call(spec.operation, spec.params)
+    if out then
+      failures = 0
+      local obj = out
+      if spec.unwrap then obj = out[spec.unwrap] end
+      if type(obj) ~= "table" then
+        error({ Error = "States.TaskFailed",
+                Cause = spec.operation .. " returned no " .. tostring(spec.unwrap) }, 0)
+      end
+      if spec.on_poll then spec.on_poll(obj) end
+      local state = obj.State
+      if state ~= last_state then
+        if spec.on_state then spec.on_state(obj, state, last_state, scheduler.now()) end
+        last_state = state
+      end
+      if final[state] then return obj end
+    else
+      local gone = spec.gone and spec.gone(err)
+      if gone then return gone end
+      failures = failures + 1
+      if spec.on_error then spec.on_error(err, failures) end
+      -- Throttling and transient errors (already retried by the client) do not end the
+      -- wait: poll again at the next interval, up to error_limit times in a row.
+      if not retry.classify(err) or failures >= error_limit then error(err, 0) end
+    end
+    interval = sched:next(interval, scheduler.now() - started)
+  end
+end
+
+return M

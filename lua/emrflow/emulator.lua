@@ -1,0 +1,875 @@
+-- emrflow.emulator: an in-process Amazon EMR on EKS (emr-containers) service.
+--
+-- No network, no real sleeping: every state is computed from the time of the
+-- current scheduler (scheduler.now(), the execution's clock; virtual in tests and
+-- `--local` runs), so a job "runs" for 60 s while the test takes a millisecond.
+--
+--   local emu = require("emrflow.emulator").new(scenario [, opts])
+--   local out, err = emu:call("StartJobRun", params [, { client_token = }])
+--   emu:start_job_run(params), emu:describe_job_run{ VirtualClusterId =, Id = }, ...
+--
+-- It looks like the client (emrflow.emr): same :call and snake_case methods, PascalCase
+-- parameters and results, the same error objects (code "aws", aws_code, status, message,
+-- request_id, retryable), parameters checked against the API model, and throttling codes
+-- retried like the client does (max_attempts, exponential back-off on the scheduler clock).
+--
+-- Lifecycles:
+--   job run         PENDING -> SUBMITTED -> RUNNING -> COMPLETED | FAILED | CANCELLED
+--                   CancelJobRun: CANCEL_PENDING for cancel_seconds, then CANCELLED
+--   virtual cluster RUNNING; DeleteVirtualCluster: TERMINATING for terminating_seconds,
+--                   then TERMINATED
+--
+-- Scenario (every field optional; a Lua table, or the same shape as JSON):
+--   defaults   = { pending_seconds = 5, submitted_seconds = 10, running_seconds = 60,
+--                  final_state = "COMPLETED", terminating_seconds = 30,
+--                  cancel_seconds = 5, failure_reason = nil, state_details = nil }
+--   jobs       = { { match = "nightly-*", final_state = "FAILED", failure_reason = "USER_ERROR",
+--                    state_details = "Exit code 1", running_seconds = 120 }, ... }
+--                  (glob on the job run Name; first match wins, else defaults)
+--   api_errors = { { operation = "StartJobRun", code = "ThrottlingException", count = 2,
+--                    message = nil, status = nil }, ... }
+--                  (the next `count` calls of that operation fail with that code)
+--   queue      = { max_concurrent_job_runs = n, max_in_queue_job_runs = m }
+--                  (StartJobRun fails with a ValidationException naming the full job queue
+--                   when a virtual cluster already has n + m job runs not yet finished)
+--   client_token_ttl_seconds = 86400   (how long a clientToken is remembered)
+--   account = "123456789012", region = "us-east-1", start_id = 1
+local scheduler = require "emrflow.scheduler"
+local errors = require "emrflow.errors"
+local model = require "emrflow.emr.model"
+local validate = require "emrflow.emr.validate"
+local retry = require "emrflow.emr.retry"
+local json = require "emrflow.json"
+
+local M = {}
+
+local Emulator = {}
+Emulator.__index = Emulator
+
+M.DEFAULTS = {
+  pending_seconds = 5,
+  submitted_seconds = 10,
+  running_seconds = 60,
+  final_state = "COMPLETED",
+  terminating_seconds = 30,
+  cancel_seconds = 5,
+}
+
+local FINAL_STATES = { COMPLETED = true, FAILED = true, CANCELLED = true }
+local FAILURE_REASONS = { INTERNAL_ERROR = true, USER_ERROR = true, VALIDATION_ERROR = true,
+                          CLUSTER_UNAVAILABLE = true }
+
+-- HTTP status the service answers each error code with (400 when not listed).
+local STATUS = {
+  TooManyRequestsException = 429, EKSRequestThrottledException = 429,
+  InternalServerException = 500, InternalFailure = 500, ServiceUnavailable = 503,
+  RequestTimeout = 408, RequestTimeoutException = 408,
+  AccessDeniedException = 403, UnrecognizedClientException = 403,
+}
+
+---------------------------------------------------------------------------
+-- Small helpers
+---------------------------------------------------------------------------
+
+-- A deep copy keeping the array/object marks but not the key order: results do not depend
+-- on how the request was written (a Lua table or JSON text), only on what it says.
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  if json.is_array(v) then
+    local t = json.array({})
+    for i = 1, #v do t[i] = copy(v[i]) end
+    return t
+  end
+  local t = json.is_object(v) and json.object({}) or {}
+  for k, x in pairs(v) do t[k] = copy(x) end
+  return t
+end
+
+-- An object of the pairs given (k1, v1, k2, v2, ...; nil values skipped). Keys are set
+-- plainly, as the client's results are, so both encode in the same (sorted) order.
+local function obj(...)
+  local t = json.object({})
+  local n = select("#", ...)
+  for i = 1, n, 2 do
+    local k, v = select(i, ...)
+    if v ~= nil then t[k] = v end
+  end
+  return t
+end
+
+local arr = json.array
+
+-- Glob ("nightly-*", "job-?") to an anchored Lua pattern.
+local function glob_pattern(glob)
+  local out = { "^" }
+  for c in glob:gmatch(".") do
+    if c == "*" then out[#out + 1] = ".*"
+    elseif c == "?" then out[#out + 1] = "."
+    elseif c:match("%W") then out[#out + 1] = "%" .. c
+    else out[#out + 1] = c end
+  end
+  out[#out + 1] = "$"
+  return table.concat(out)
+end
+
+--- Unix seconds to the ISO 8601 form the service sends ("2024-05-01T12:00:05Z").
+function M.timestamp(t)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+end
+
+local function snake(name)
+  return (name:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):lower())
+end
+
+local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+local function aws_error(code, message, status)
+  local e = errors.new{ code = "aws", aws_code = code, message = message,
+                        status = status or STATUS[code] or 400 }
+  e.retryable = retry.classify(e) ~= nil
+  return e
+end
+
+---------------------------------------------------------------------------
+-- Scenario checking (bad input gets a clear error saying what and where)
+---------------------------------------------------------------------------
+
+local DURATION_FIELDS = { "pending_seconds", "submitted_seconds", "running_seconds",
+                          "terminating_seconds", "cancel_seconds" }
+local PROFILE_FIELDS = { match = "string", final_state = "string", failure_reason = "string",
+                         state_details = "string" }
+for _, f in ipairs(DURATION_FIELDS) do PROFILE_FIELDS[f] = "number" end
+
+local function bad(where, msg)
+  error("emrflow.emulator: scenario" .. where .. ": " .. msg, 0)
+end
+
+local function check_profile(p, where, is_job)
+  if type(p) ~= "table" then bad(where, "must be an object, got " .. type(p)) end
+  for k, v in pairs(p) do
+    local want = PROFILE_FIELDS[k]
+    if type(k) ~= "string" or not want or (k == "match" and not is_job) then
+      bad(where, "unknown field " .. string.format("%q", tostring(k)))
+    end
+    if type(v) ~= want then
+      bad(where .. "." .. k, "must be a " .. want .. ", got " .. type(v))
+    end
+    if want == "number" and (v < 0 or v ~= v or v == math.huge) then
+      bad(where .. "." .. k, "must be a finite number of seconds >= 0, got " .. tostring(v))
+    end
+  end
+  if p.final_state and not FINAL_STATES[p.final_state] then
+    bad(where .. ".final_state", "must be COMPLETED, FAILED or CANCELLED, got "
+      .. string.format("%q", p.final_state))
+  end
+  if p.failure_reason and not FAILURE_REASONS[p.failure_reason] then
+    bad(where .. ".failure_reason", "must be INTERNAL_ERROR, USER_ERROR, VALIDATION_ERROR or "
+      .. "CLUSTER_UNAVAILABLE, got " .. string.format("%q", p.failure_reason))
+  end
+  if p.state_details and (#p.state_details < 1 or #p.state_details > 256) then
+    bad(where .. ".state_details", "must be 1 to 256 characters")
+  end
+  if is_job and p.match == nil then bad(where, "needs a \"match\" glob on the job run Name") end
+end
+
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+local TOP_FIELDS = { defaults = true, jobs = true, api_errors = true, queue = true,
+                     client_token_ttl_seconds = true, account = true, region = true, start_id = true }
+
+--- Checks a scenario table and returns a normalized copy; raises a located error.
+function M.check_scenario(sc)
+  if sc == nil then sc = {} end
+  if type(sc) ~= "table" then bad("", "must be a table (or JSON object), got " .. type(sc)) end
+  for k in pairs(sc) do
+    if not TOP_FIELDS[k] then bad("", "unknown field " .. string.format("%q", tostring(k))) end
+  end
+  local out = { defaults = {}, jobs = {}, api_errors = {} }
+  for k, v in pairs(M.DEFAULTS) do out.defaults[k] = v end
+  if sc.defaults ~= nil then
+    check_profile(sc.defaults, ".defaults", false)
+    for k, v in pairs(sc.defaults) do out.defaults[k] = v end
+  end
+  if sc.jobs ~= nil then
+    if not is_list(sc.jobs) then bad(".jobs", "must be an array") end
+    for i, j in ipairs(sc.jobs) do
+      check_profile(j, ".jobs[" .. i .. "]", true)
+      local p = {}
+      for k, v in pairs(j) do p[k] = v end
+      p.pattern = glob_pattern(j.match)
+      out.jobs[i] = p
+    end
+  end
+  if sc.api_errors ~= nil then
+    if not is_list(sc.api_errors) then bad(".api_errors", "must be an array") end
+    for i, e in ipairs(sc.api_errors) do
+      local w = ".api_errors[" .. i .. "]"
+      if type(e) ~= "table" then bad(w, "must be an object") end
+      for k in pairs(e) do
+        if k ~= "operation" and k ~= "code" and k ~= "count" and k ~= "message" and k ~= "status" then
+          bad(w, "unknown field " .. string.format("%q", tostring(k)))
+        end
+      end
+      if type(e.operation) ~= "string" or not model.operations[e.operation] then
+        bad(w .. ".operation", "must name an emr-containers operation (e.g. \"StartJobRun\"), got "
+          .. string.format("%q", tostring(e.operation)))
+      end
+      if type(e.code) ~= "string" or not e.code:match("^%a[%w_.]*$") then
+        bad(w .. ".code", "must be an error code like \"ThrottlingException\"")
+      end
+      local count = e.count == nil and 1 or e.count
+      if math.type(count) ~= "integer" and not (type(count) == "number" and count == math.floor(count)) then
+        bad(w .. ".count", "must be a whole number")
+      end
+      if count < 0 then bad(w .. ".count", "must be >= 0") end
+      if e.message ~= nil and type(e.message) ~= "string" then bad(w .. ".message", "must be a string") end
+      if e.status ~= nil and (math.type(e.status) ~= "integer" or e.status < 400 or e.status > 599) then
+        bad(w .. ".status", "must be an HTTP status 400..599")
+      end
+      out.api_errors[i] = { operation = e.operation, code = e.code, left = math.tointeger(count),
+                            message = e.message, status = e.status }
+    end
+  end
+  if sc.queue ~= nil then
+    if type(sc.queue) ~= "table" then bad(".queue", "must be an object") end
+    for k, v in pairs(sc.queue) do
+      if k ~= "max_concurrent_job_runs" and k ~= "max_in_queue_job_runs" then
+        bad(".queue", "unknown field " .. string.format("%q", tostring(k)))
+      end
+      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 0 then
+        bad(".queue." .. k, "must be a whole number >= 0")
+      end
+    end
+    out.queue = { max_concurrent_job_runs = sc.queue.max_concurrent_job_runs,
+                  max_in_queue_job_runs = sc.queue.max_in_queue_job_runs }
+  end
+  local ttl = sc.client_token_ttl_seconds
+  if ttl ~= nil and (type(ttl) ~= "number" or ttl < 0) then
+    bad(".client_token_ttl_seconds", "must be a number of seconds >= 0")
+  end
+  out.client_token_ttl_seconds = ttl or 86400
+  local acct_pat = "^" .. ("%d"):rep(12) .. "$"
+  if sc.account ~= nil and (type(sc.account) ~= "string" or not sc.account:match(acct_pat)) then
+    bad(".account", "must be a 12-digit account id")
+  end
+  out.account = sc.account or "123456789012"
+  if sc.region ~= nil and (type(sc.region) ~= "string" or not sc.region:match("^[%l%d%-]+$")) then
+    bad(".region", "must be a region name like \"us-east-1\"")
+  end
+  out.region = sc.region
+  if sc.start_id ~= nil and math.type(sc.start_id) ~= "integer" then
+    bad(".start_id", "must be an integer")
+  end
+  out.start_id = sc.start_id or 1
+  return out
+end
+
+--- Reads a scenario JSON file and returns the decoded table (raises with the path on error).
+function M.load_scenario(path)
+  local f, ferr = io.open(path, "rb")
+  if not f then error("emrflow.emulator: cannot read scenario file: " .. tostring(ferr), 2) end
+  local text = f:read("a")
+  f:close()
+  local ok, v = pcall(json.decode, text)
+  if not ok then
+    error("emrflow.emulator: " .. path .. ": invalid JSON: " .. tostring(v), 2)
+  end
+  local ok2, err = pcall(M.check_scenario, v)
+  if not ok2 then
+    error((tostring(err):gsub("^emrflow%.emulator: ", "emrflow.emulator: " .. path .. ": ")), 2)
+  end
+  return v
+end
+
+---------------------------------------------------------------------------
+-- Construction
+---------------------------------------------------------------------------
+
+--- new(scenario [, opts]). opts: now = fn (default scheduler.now), region = "us-east-1",
+-- max_attempts = 3 (tries per call for throttling codes, like the client's standard retry
+-- mode), random = fn (the back-off jitter, default math.random),
+-- validate = true (check parameters against the API model).
+function M.new(scenario, opts)
+  opts = opts or {}
+  local sc = M.check_scenario(scenario)
+  if opts.now ~= nil and type(opts.now) ~= "function" then
+    error("emrflow.emulator: opts.now must be a function", 2)
+  end
+  local max_attempts = opts.max_attempts or 3
+  if math.type(max_attempts) ~= "integer" or max_attempts < 1 then
+    error("emrflow.emulator: opts.max_attempts must be an integer >= 1", 2)
+  end
+  local self = setmetatable({
+    scenario = sc,
+    now_fn = opts.now or scheduler.now,
+    region = opts.region or sc.region or "us-east-1",
+    account = sc.account,
+    max_attempts = max_attempts,
+    validate = opts.validate ~= false,
+    next_id = sc.start_id,
+    clusters = {}, cluster_list = {},
+    jobs = {}, job_list = {},
+    tokens = {},           -- "op|scope|token" -> { at =, id = }
+    tags = {},             -- arn -> TagMap
+    counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
+    policy = retry.new{ max_attempts = max_attempts, random = opts.random },
+    requests = 0,
+    endpoint_key = opts.endpoint_key,
+  }, Emulator)
+  if not self.endpoint_key then self.endpoint_key = self end
+  return self
+end
+
+function Emulator:now()
+  return self.now_fn()
+end
+
+-- Ids look like the service's (lowercase base 36, 25 characters for virtual clusters,
+-- 19 for job runs) and are deterministic: the n-th id of an emulator is always the same.
+function Emulator:new_id(width)
+  local n = self.next_id
+  self.next_id = n + 1
+  local x = n * 0x9E3779B97F4A7C15 + width
+  local out = {}
+  for i = 1, width do
+    x = x ~ (x >> 29)
+    x = x * 0xBF58476D1CE4E5B9
+    x = x ~ (x >> 32)
+    local d = (x >> 8) % 36
+    out[i] = B36:sub(d + 1, d + 1)
+  end
+  return table.concat(out)
+end
+
+--- Counters: { calls =, attempts =, by_operation = { StartJobRun = n, ... } }.
+function Emulator:stats()
+  return self.counts
+end
+
+---------------------------------------------------------------------------
+-- State computation (lazy: from timestamps and the current time)
+---------------------------------------------------------------------------
+
+local function profile_for(sc, name)
+  local d = sc.defaults
+  local p = nil
+  if name then
+    for _, j in ipairs(sc.jobs) do
+      if name:match(j.pattern) then p = j break end
+    end
+  end
+  local function pick(k)
+    if p and p[k] ~= nil then return p[k] end
+    return d[k]
+  end
+  local final = pick("final_state")
+  local r = {
+    pending = pick("pending_seconds"), submitted = pick("submitted_seconds"),
+    running = pick("running_seconds"), cancel = pick("cancel_seconds"),
+    final_state = final,
+    failure_reason = pick("failure_reason"),
+    state_details = pick("state_details"),
+  }
+  if final == "FAILED" then
+    r.failure_reason = r.failure_reason or "USER_ERROR"
+    r.state_details = r.state_details or "Job run failed (emulated)."
+  elseif final == "CANCELLED" then
+    r.state_details = r.state_details or "Job run was cancelled."
+    r.failure_reason = nil
+  else
+    r.failure_reason, r.state_details = nil, nil
+  end
+  return r
+end
+
+-- The job's state at time t, and when it finished (nil while not final).
+local function job_state(job, t)
+  local c = job.cancel_at
+  if c and t >= c then
+    if t >= job.cancelled_at then return "CANCELLED", job.cancelled_at end
+    return "CANCEL_PENDING"
+  end
+  local t0 = job.created
+  local p = job.profile
+  if t < t0 + p.pending then return "PENDING" end
+  if t < t0 + p.pending + p.submitted then return "SUBMITTED" end
+  local fin = t0 + p.pending + p.submitted + p.running
+  if t < fin then return "RUNNING" end
+  return p.final_state, fin
+end
+M.job_state = job_state
+
+local function cluster_state(vc, t)
+  if vc.deleted_at then
+    if t >= vc.deleted_at + vc.terminating then return "TERMINATED" end
+    return "TERMINATING"
+  end
+  return "RUNNING"
+end
+
+local function tag_copy(tags)
+  if tags == nil then return nil end
+  return copy(tags)
+end
+
+function Emulator:job_view(job, t)
+  local state, finished = job_state(job, t)
+  local p = job.params
+  local fr, sd
+  if state == "FAILED" then
+    fr, sd = job.profile.failure_reason, job.profile.state_details
+  elseif state == "CANCELLED" then
+    sd = job.cancel_at and "Job run cancelled by CancelJobRun." or job.profile.state_details
+  end
+  return obj(
+    "Id", job.id,
+    "Name", p.Name,
+    "VirtualClusterId", job.vc_id,
+    "Arn", job.arn,
+    "State", state,
+    "ClientToken", job.client_token,
+    "ExecutionRoleArn", p.ExecutionRoleArn,
+    "ReleaseLabel", p.ReleaseLabel,
+    "ConfigurationOverrides", p.ConfigurationOverrides ~= nil and copy(p.ConfigurationOverrides) or nil,
+    "JobDriver", p.JobDriver ~= nil and copy(p.JobDriver) or nil,
+    "CreatedAt", M.timestamp(job.created),
+    "CreatedBy", "arn:aws:iam::" .. self.account .. ":user/emrflow-local",
+    "FinishedAt", finished and M.timestamp(finished) or nil,
+    "StateDetails", sd,
+    "FailureReason", fr,
+    "Tags", tag_copy(self.tags[job.arn]) or obj(),
+    "JobTemplateId", p.JobTemplateId,
+    "RetryPolicyConfiguration", p.RetryPolicyConfiguration ~= nil and copy(p.RetryPolicyConfiguration) or nil)
+end
+
+function Emulator:cluster_view(vc, t)
+  return obj(
+    "Id", vc.id,
+    "Name", vc.params.Name,
+    "Arn", vc.arn,
+    "State", cluster_state(vc, t),
+    "ContainerProvider", copy(vc.params.ContainerProvider),
+    "CreatedAt", M.timestamp(vc.created),
+    "Tags", tag_copy(self.tags[vc.arn]) or obj(),
+    "SecurityConfigurationId", vc.params.SecurityConfigurationId)
+end
+
+---------------------------------------------------------------------------
+-- Operations (params already validated; return result | nil, err)
+---------------------------------------------------------------------------
+
+local ops = {}
+
+-- The request without its token, as canonical JSON (plain tables encode sorted).
+local function digest(p)
+  local t = {}
+  for k, v in pairs(p) do if k ~= "ClientToken" then t[k] = v end end
+  local ok, text = pcall(json.encode, t)
+  return ok and text or tostring(t)
+end
+
+local function remember(self, key, id, t, p)
+  self.tokens[key] = { at = t, id = id, digest = digest(p) }
+end
+
+-- The id created earlier with this token, or nil; an error when the token was used with
+-- other parameters (what the service answers).
+local function recall(self, key, t, p)
+  local e = self.tokens[key]
+  if e and t - e.at <= self.scenario.client_token_ttl_seconds then
+    if e.digest ~= digest(p) then
+      return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
+        .. " was already used with different parameters.")
+    end
+    return e.id
+  end
+  return nil
+end
+
+function ops.CreateVirtualCluster(self, p, t)
+  local key = "CreateVirtualCluster||" .. p.ClientToken
+  local prior, perr = recall(self, key, t, p)
+  if perr then return nil, perr end
+  if prior then
+    local vc = self.clusters[prior]
+    return obj("Id", vc.id, "Name", vc.params.Name, "Arn", vc.arn)
+  end
+  local cp = p.ContainerProvider
+  local ns = cp.Info and cp.Info.EksInfo and cp.Info.EksInfo.Namespace or "default"
+  for _, other in ipairs(self.cluster_list) do
+    if cluster_state(other, t) ~= "TERMINATED" then
+      local ocp = other.params.ContainerProvider
+      local ons = ocp.Info and ocp.Info.EksInfo and ocp.Info.EksInfo.Namespace or "default"
+      if ocp.Id == cp.Id and ons == ns then
+        return nil, aws_error("ValidationException", string.format(
+          "A virtual cluster already exists in the given namespace %s of EKS cluster %s: %s",
+          ns, cp.Id, other.id))
+      end
+    end
+  end
+  local id = self:new_id(25)
+  local vc = {
+    id = id, params = copy(p), created = t,
+    arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", self.region, self.account, id),
+    terminating = self.scenario.defaults.terminating_seconds,
+  }
+  vc.params.ClientToken = nil
+  vc.params.Tags = nil
+  if p.Tags ~= nil then self.tags[vc.arn] = copy(p.Tags) end
+  self.clusters[id] = vc
+  self.cluster_list[#self.cluster_list + 1] = vc
+  remember(self, key, id, t, p)
+  return obj("Id", id, "Name", p.Name, "Arn", vc.arn)
+end
+
+function ops.DeleteVirtualCluster(self, p, t)
+  local vc = self.clusters[p.Id]
+  if not vc then
+    return nil, aws_error("ValidationException", "Virtual cluster " .. p.Id .. " doesn't exist.")
+  end
+  if not vc.deleted_at then vc.deleted_at = t end
+  return obj("Id", vc.id)
+end
+
+function ops.DescribeVirtualCluster(self, p, t)
+  local vc = self.clusters[p.Id]
+  if not vc then
+    return nil, aws_error("ResourceNotFoundException", "Virtual cluster " .. p.Id .. " doesn't exist.")
+  end
+  return obj("VirtualCluster", self:cluster_view(vc, t))
+end
+
+local function page(list, p, field)
+  local start = 1
+  if p.NextToken ~= nil then
+    start = tonumber(p.NextToken:match("^page%-(%d+)$") or "")
+    if not start then
+      return nil, aws_error("ValidationException", "Invalid NextToken.")
+    end
+  end
+  local max = p.MaxResults or 50
+  if max < 1 then return nil, aws_error("ValidationException", "MaxResults must be at least 1.") end
+  local items = {}
+  for i = start, math.min(#list, start + max - 1) do items[#items + 1] = list[i] end
+  local nxt = (start + max <= #list) and ("page-" .. (start + max)) or nil
+  return obj(field, arr(items), "NextToken", nxt)
+end
+
+local function in_states(states, s)
+  if states == nil or #states == 0 then return true end
+  for _, x in ipairs(states) do if x == s then return true end end
+  return false
+end
+
+local function parse_time(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local y, mo, d, h, mi, s = v:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return nil end
+  -- Days from civil (UTC), no dependency on the local time zone.
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local mp = (mo + 9) % 12
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+M.parse_time = parse_time
+
+local function created_ok(p, created)
+  local a, b = parse_time(p.CreatedAfter), parse_time(p.CreatedBefore)
+  if a and created < a then return false end
+  if b and created > b then return false end
+  return true
+end
+
+function ops.ListVirtualClusters(self, p, t)
+  local list = {}
+  for _, vc in ipairs(self.cluster_list) do
+    local cp = vc.params.ContainerProvider
+    if (p.ContainerProviderId == nil or p.ContainerProviderId == cp.Id)
+      and (p.ContainerProviderType == nil or p.ContainerProviderType == cp.Type)
+      and in_states(p.States, cluster_state(vc, t)) and created_ok(p, vc.created) then
+      list[#list + 1] = self:cluster_view(vc, t)
+    end
+  end
+  return page(list, p, "VirtualClusters")
+end
+
+local function active_jobs(self, vc_id, t)
+  local n = 0
+  for _, job in ipairs(self.job_list) do
+    if job.vc_id == vc_id and not FINAL_STATES[(job_state(job, t))] then n = n + 1 end
+  end
+  return n
+end
+
+function ops.StartJobRun(self, p, t)
+  local vc = self.clusters[p.VirtualClusterId]
+  if not vc then
+    return nil, aws_error("ResourceNotFoundException",
+      "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
+  end
+  local key = "StartJobRun|" .. vc.id .. "|" .. p.ClientToken
+  local prior, perr = recall(self, key, t, p)
+  if perr then return nil, perr end
+  if prior then
+    local job = self.jobs[prior]
+    return obj("Id", job.id, "Name", job.params.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
+  end
+  local vstate = cluster_state(vc, t)
+  if vstate ~= "RUNNING" then
+    return nil, aws_error("ValidationException", string.format(
+      "Virtual cluster %s is in state %s; job runs can only be started on a RUNNING virtual cluster.",
+      vc.id, vstate))
+  end
+  if p.JobTemplateId ~= nil then
+    return nil, aws_error("ResourceNotFoundException", "Job template " .. p.JobTemplateId
+      .. " doesn't exist (the emrflow emulator has no job templates).")
+  end
+  for _, f in ipairs{ "ExecutionRoleArn", "ReleaseLabel", "JobDriver" } do
+    if p[f] == nil then
+      return nil, aws_error("ValidationException", f .. " is required when no JobTemplateId is given.")
+    end
+  end
+  local jd = p.JobDriver
+  if jd.SparkSubmitJobDriver == nil and jd.SparkSqlJobDriver == nil then
+    return nil, aws_error("ValidationException",
+      "JobDriver needs SparkSubmitJobDriver or SparkSqlJobDriver.")
+  end
+  local q = self.scenario.queue
+  if q and (q.max_concurrent_job_runs or q.max_in_queue_job_runs) then
+    local limit = (q.max_concurrent_job_runs or 0) + (q.max_in_queue_job_runs or 0)
+    local n = active_jobs(self, vc.id, t)
+    if n >= limit then
+      return nil, aws_error("ValidationException", string.format(
+        "Job run queue is full for virtual cluster %s: %d job runs are active or queued "
+        .. "(maxConcurrentJobRuns %d, maxInQueueJobRuns %d). Retry when a job run finishes.",
+        vc.id, n, q.max_concurrent_job_runs or 0, q.max_in_queue_job_runs or 0))
+    end
+  end
+  local id = self:new_id(19)
+  local job = {
+    id = id, vc_id = vc.id, created = t, client_token = p.ClientToken,
+    arn = vc.arn .. "/jobruns/" .. id,
+    params = copy(p),
+    profile = profile_for(self.scenario, p.Name),
+  }
+  job.params.ClientToken = nil
+  job.params.Tags = nil
+  job.params.VirtualClusterId = nil
+  if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
+  self.jobs[id] = job
+  self.job_list[#self.job_list + 1] = job
+  remember(self, key, id, t, p)
+  return obj("Id", id, "Name", p.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
+end
+
+local function find_job(self, p)
+  local job = self.jobs[p.Id]
+  if job and job.vc_id == p.VirtualClusterId then return job end
+  return nil
+end
+
+function ops.DescribeJobRun(self, p, t)
+  local job = find_job(self, p)
+  if not job then
+    return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
+  end
+  return obj("JobRun", self:job_view(job, t))
+end
+
+function ops.CancelJobRun(self, p, t)
+  local job = find_job(self, p)
+  if not job then
+    return nil, aws_error("ValidationException", "Job run " .. p.Id .. " doesn't exist.")
+  end
+  local state = job_state(job, t)
+  if FINAL_STATES[state] then
+    return nil, aws_error("ValidationException", string.format(
+      "Job run %s is not in a cancellable state: it is %s.", job.id, state))
+  end
+  if not job.cancel_at then
+    job.cancel_at = t
+    job.cancelled_at = t + job.profile.cancel
+  end
+  return obj("Id", job.id, "VirtualClusterId", job.vc_id)
+end
+
+function ops.ListJobRuns(self, p, t)
+  if not self.clusters[p.VirtualClusterId] then
+    return nil, aws_error("ValidationException",
+      "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
+  end
+  local list = {}
+  for _, job in ipairs(self.job_list) do
+    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.params.Name)
+      and in_states(p.States, (job_state(job, t))) and created_ok(p, job.created) then
+      list[#list + 1] = self:job_view(job, t)
+    end
+  end
+  return page(list, p, "JobRuns")
+end
+
+local function known_arn(self, arn)
+  for _, vc in ipairs(self.cluster_list) do if vc.arn == arn then return true end end
+  for _, job in ipairs(self.job_list) do if job.arn == arn then return true end end
+  return false
+end
+
+function ops.ListTagsForResource(self, p)
+  if not known_arn(self, p.ResourceArn) then
+    return nil, aws_error("ResourceNotFoundException", "Resource " .. p.ResourceArn .. " doesn't exist.")
+  end
+  return obj("Tags", copy(self.tags[p.ResourceArn] or obj()))
+end
+
+function ops.TagResource(self, p)
+  if not known_arn(self, p.ResourceArn) then
+    return nil, aws_error("ResourceNotFoundException", "Resource " .. p.ResourceArn .. " doesn't exist.")
+  end
+  local t = self.tags[p.ResourceArn] or obj()
+  for k, v in pairs(p.Tags) do t[k] = v end
+  self.tags[p.ResourceArn] = t
+  return obj()
+end
+
+function ops.UntagResource(self, p)
+  if not known_arn(self, p.ResourceArn) then
+    return nil, aws_error("ResourceNotFoundException", "Resource " .. p.ResourceArn .. " doesn't exist.")
+  end
+  local t = self.tags[p.ResourceArn]
+  if t then
+    for _, k in ipairs(p.TagKeys) do t[k] = nil end
+  end
+  return obj()
+end
+
+M.operations = ops
+
+---------------------------------------------------------------------------
+-- The client-like entry point
+---------------------------------------------------------------------------
+
+local function take_injected(self, op)
+  for _, e in ipairs(self.scenario.api_errors) do
+    if e.operation == op and e.left > 0 then
+      e.left = e.left - 1
+      return aws_error(e.code, e.message or ("Injected " .. e.code .. " (emulator scenario)"),
+        e.status)
+    end
+  end
+  return nil
+end
+
+local function token_member(op)
+  local shape = model.shapes[model.operations[op].input]
+  for _, m in ipairs(shape and shape.members or {}) do
+    if m.idempotency_token then return m.pascal end
+  end
+  return nil
+end
+
+local function random_token()
+  local t = {}
+  for i = 1, 32 do
+    local d = math.random(0, 15)
+    t[i] = ("0123456789abcdef"):sub(d + 1, d + 1)
+  end
+  local s = table.concat(t)
+  return s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-4" .. s:sub(14, 16) .. "-a" .. s:sub(18, 20)
+    .. "-" .. s:sub(21, 32)
+end
+
+local function attempt(self, op, params, t)
+  self.counts.attempts = self.counts.attempts + 1
+  local injected = take_injected(self, op)
+  if injected then return nil, injected end
+  local impl = ops[op]
+  if not impl then
+    return nil, errors.new{ code = "unsupported", aws_code = "UnsupportedOperation", status = 400,
+      message = "the emrflow emulator does not implement " .. op
+        .. " (it emulates virtual clusters, job runs and tags)" }
+  end
+  return impl(self, params, t)
+end
+
+--- call(operation, params [, { client_token = }]) --> result | nil, err
+function Emulator:call(op, params, opts)
+  if type(op) ~= "string" or not model.operations[op] then
+    error("emrflow.emulator: unknown operation " .. string.format("%q", tostring(op)), 2)
+  end
+  if params == nil then params = {} end
+  if type(params) ~= "table" then
+    error("emrflow.emulator: " .. op .. " expects a table of parameters, got " .. type(params), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("emrflow.emulator: call options must be a table", 2)
+  end
+  self.counts.calls = self.counts.calls + 1
+  self.counts.by_operation[op] = (self.counts.by_operation[op] or 0) + 1
+  local p = params
+  local tm = token_member(op)
+  if tm and p[tm] == nil then
+    p = {}
+    for k, v in pairs(params) do p[k] = v end
+    p[tm] = opts and opts.client_token or random_token()
+  end
+  if self.validate then
+    local ok, err = validate.check(op, p)
+    if not ok then return nil, err end
+  end
+  local tries = 0
+  while true do
+    tries = tries + 1
+    local out, err = attempt(self, op, p, self:now())
+    if out ~= nil then
+      self.policy:on_success(self.last_cost)
+      self.last_cost = nil
+      return out
+    end
+    local delay, cost = self.policy:should_retry(err, tries)
+    if not delay then return nil, err end
+    self.last_cost = cost
+    self.counts.retries = self.counts.retries + 1
+    -- Back off on the scheduler's clock; outside any task retry at once (never block).
+    if scheduler.current() then scheduler.sleep(delay) end
+  end
+end
+
+--- paginate(operation, params) --> iterator over pages (result tables), like the client.
+function Emulator:paginate(op, params)
+  local token
+  local done = false
+  return function()
+    if done then return nil end
+    local p = {}
+    for k, v in pairs(params or {}) do p[k] = v end
+    p.NextToken = token
+    local out, err = self:call(op, p)
+    if not out then done = true return nil, err end
+    token = out.NextToken
+    if token == nil then done = true end
+    return out
+  end
+end
+
+-- Every operation of the model as a snake_case method.
+for name in pairs(model.operations) do
+  Emulator[snake(name)] = function(self, params, opts)
+    return self:call(name, params, opts)
+  end
+end
+
+M.Emulator = Emulator
+M.snake = snake
+
+return M

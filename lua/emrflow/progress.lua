@@ -1,0 +1,308 @@
+-- emrflow.progress: what a running execution shows on stderr.
+--
+--   local progress = require "emrflow.progress"
+--   local rep = progress.new{ stream = io.stderr, enabled = nil }  -- nil: only when stderr is a terminal
+--   machine:start(input, { on_event = rep:on_event(), on_emr_event = rep:on_emr_event(), ... })
+--   rep:finish(execution)
+--
+-- It is fed by history events (the engine's on_event) and by the EMR on EKS integration
+-- (on_emr_event: job submitted, job state changes, cancels), and prints one line each:
+--
+--   20:26:31   +0.0s  > Create_Virtual_Cluster
+--   20:26:31   +0.0s  < Create_Virtual_Cluster
+--   20:26:33   +2.0s      job MyJobName pm0hkw4339h9d3m1dgk PENDING
+--   20:27:46  +75.0s      job MyJobName pm0hkw4339h9d3m1dgk RUNNING -> COMPLETED
+--   20:28:32 +121.0s  execution SUCCEEDED in 121.0 s (virtual clock; 0.02 s real)
+--
+-- Times are the execution's clock (virtual under --local). Inside Map iterations it
+-- prints a summary every tenth of the iterations and only the first failures, so a Map
+-- of 1,000 jobs stays readable.
+--
+--   progress.events_writer(stream)  --> on_event fn writing each history event as one JSON line
+--   progress.is_terminal(fd)        --> boolean (fd 2 by default)
+--   progress.install_cli(cli)       -- adds --progress / --quiet and wires both into `emrflow run`
+local core = require "emrflow.core"
+local json = require "emrflow.json"
+
+local M = {}
+
+local Reporter = {}
+Reporter.__index = Reporter
+
+local fmt = string.format
+
+--- True when file descriptor fd (default 2, stderr) is a terminal.
+function M.is_terminal(fd)
+  fd = math.tointeger(fd or 2)
+  if not fd then return false end
+  local ok = os.execute(fmt("test -t %d", fd))
+  return ok == true or ok == 0
+end
+
+local MAP_DETAIL_LINES = 20
+
+--- new{ stream = io.stderr, enabled = bool | nil (auto: stderr is a terminal), real_clock = fn }
+function M.new(opts)
+  opts = opts or {}
+  local enabled = opts.enabled
+  if enabled == nil then enabled = M.is_terminal(2) end
+  return setmetatable({
+    stream = opts.stream or io.stderr,
+    enabled = enabled,
+    real_clock = opts.real_clock or core.cpu,
+    real_start = (opts.real_clock or core.cpu)(),
+    t0 = nil,
+    name_of = {},          -- event id -> state name
+    in_map = {},           -- event id -> true inside a Map iteration
+    failed = {},           -- state key -> true after a TaskFailed (next TaskScheduled is a retry)
+    attempts = {},
+    maps = {},             -- id of MapStateStarted -> { name, n, done, failed }
+    map_of = {},           -- event id -> map record
+    map_lines = 0,
+    jobs = {},             -- job id -> last state
+    lines = 0,
+  }, Reporter)
+end
+
+function Reporter:line(t, text, in_map)
+  if not self.enabled then return end
+  if in_map then
+    self.map_lines = self.map_lines + 1
+    if self.map_lines > MAP_DETAIL_LINES then
+      if self.map_lines == MAP_DETAIL_LINES + 1 then
+        text = "    (more details of Map iterations are left out)"
+      else
+        return
+      end
+    end
+  end
+  local t0 = self.t0 or t
+  local clock = t and os.date("!%H:%M:%S", math.floor(t)) or "--:--:--"
+  local elapsed = t and fmt("+%.1fs", t - t0) or ""
+  self.stream:write(fmt("%s %8s  %s\n", clock, elapsed, text))
+  if self.stream.flush then self.stream:flush() end
+  self.lines = self.lines + 1
+end
+
+local function details_of(ev)
+  for k, v in pairs(ev) do
+    if type(v) == "table" and type(k) == "string" and k:sub(-12) == "EventDetails" then return v end
+  end
+  return nil
+end
+
+local function clip(s, n)
+  s = tostring(s or "")
+  if #s > n then return s:sub(1, n - 3) .. "..." end
+  return s
+end
+
+--- Handles one history event (raw, as the engine's on_event gives it).
+function Reporter:event(ev)
+  local id, prev, etype = ev.id, ev.previousEventId, ev.type
+  local d = details_of(ev)
+  local t = ev.timestamp
+  if etype == "ExecutionStarted" then
+    self.t0 = t
+    self:line(t, "execution started")
+    return
+  end
+  local name = self.name_of[prev]
+  if d and d.name and (etype:sub(-12) == "StateEntered" or etype:sub(-11) == "StateExited") then
+    name = d.name
+  end
+  self.name_of[id] = name
+  local in_map = self.in_map[prev] or etype == "MapIterationStarted"
+  local map = self.map_of[prev]
+  if in_map then self.in_map[id] = true end
+  if map then self.map_of[id] = map end
+
+  if etype:sub(-12) == "StateEntered" then
+    if not in_map then self:line(t, "> " .. tostring(name)) end
+  elseif etype:sub(-11) == "StateExited" then
+    if not in_map then self:line(t, "< " .. tostring(name)) end
+  elseif etype == "MapStateStarted" then
+    local rec = { name = name, n = d and d.length or 0, done = 0, failed = 0 }
+    self.map_of[id] = rec
+    self:line(t, fmt("  Map %s: %d iterations", tostring(name), rec.n), in_map)
+  elseif etype == "MapIterationSucceeded" or etype == "MapIterationFailed" then
+    map = self.map_of[prev]
+    if map then
+      map.done = map.done + 1
+      if etype == "MapIterationFailed" then map.failed = map.failed + 1 end
+      local step = math.max(1, math.ceil(map.n / 10))
+      if map.done % step == 0 or map.done == map.n then
+        self:line(t, fmt("  Map %s: %d/%d iterations done%s", tostring(map.name), map.done, map.n,
+          map.failed > 0 and fmt(" (%d failed)", map.failed) or ""))
+      end
+    end
+  elseif etype == "TaskScheduled" then
+    local key = tostring(name) .. "#" .. tostring(self.in_map[prev] and prev or "")
+    self.attempts[name or ""] = (self.attempts[name or ""] or 0) + 1
+    if self.failed[key] or self.failed[tostring(name)] then
+      self:line(t, fmt("  retry %s", tostring(name)), in_map)
+      self.failed[key], self.failed[tostring(name)] = nil, nil
+    end
+  elseif etype == "TaskFailed" or etype == "TaskTimedOut" then
+    self.failed[tostring(name)] = true
+    self:line(t, fmt("! %s %s: %s%s", tostring(name), etype == "TaskTimedOut" and "timed out" or "failed",
+      tostring(d and d.error or ""), d and d.cause and (" " .. clip(d.cause, 160)) or ""), in_map)
+  elseif etype == "ExecutionSucceeded" or etype == "ExecutionFailed" or etype == "ExecutionAborted"
+      or etype == "ExecutionTimedOut" then
+    local status = ({ ExecutionSucceeded = "SUCCEEDED", ExecutionFailed = "FAILED",
+                      ExecutionAborted = "ABORTED", ExecutionTimedOut = "TIMED_OUT" })[etype]
+    local extra = ""
+    if d and d.error then extra = fmt(": %s %s", tostring(d.error), clip(d.cause, 200)) end
+    self:line(t, fmt("execution %s in %.1f s (%.2f s CPU)%s", status, t - (self.t0 or t),
+      self.real_clock() - self.real_start, extra))
+  end
+end
+
+--- Handles one integration event (emrflow.emr.tasks' on_emr_event).
+function Reporter:emr(ev)
+  local t = ev.at
+  local who = fmt("job %s %s", tostring(ev.name or "-"), tostring(ev.id or "?"))
+  local in_map = ev.in_map
+  if ev.kind == "job_submitted" then
+    self:line(t, fmt("    %s submitted to virtual cluster %s", who, tostring(ev.virtual_cluster_id)), in_map)
+  elseif ev.kind == "job_state" then
+    local final = ev.state == "FAILED" or ev.state == "CANCELLED"
+    local text = ev.previous and fmt("    %s %s -> %s", who, ev.previous, ev.state)
+      or fmt("    %s %s", who, tostring(ev.state))
+    local finished_at = ev.job and ev.job.FinishedAt
+    local fin = type(finished_at) == "string" and finished_at:match("T(%d%d:%d%d:%d%d)")
+    if fin then text = text .. " (finished " .. fin .. ")" end
+    if final and ev.job and (ev.job.FailureReason or ev.job.StateDetails) then
+      text = text .. fmt(" (%s%s)", tostring(ev.job.FailureReason or ""),
+        ev.job.StateDetails and (" " .. clip(ev.job.StateDetails, 120)) or "")
+    end
+    self:line(t, text, in_map and not final)
+  elseif ev.kind == "cluster_state" then
+    self:line(t, fmt("    virtual cluster %s %s%s", tostring(ev.id),
+      ev.previous and (ev.previous .. " -> ") or "", tostring(ev.state)), in_map)
+  elseif ev.kind == "cancel" then
+    self:line(t, fmt("    cancelling %s (%s)", who, tostring(ev.reason)), in_map)
+  elseif ev.kind == "cancel_failed" then
+    self:line(t, fmt("    could not cancel %s: %s", who, clip(ev.error, 160)), in_map)
+  elseif ev.kind == "cancel_timeout" then
+    self:line(t, fmt("    %s still not CANCELLED after %s s", who, tostring(ev.wait_s)), in_map)
+  elseif ev.kind == "poll_error" then
+    self:line(t, fmt("    polling %s failed (%d in a row): %s", who, ev.count or 1, clip(ev.error, 160)),
+      in_map)
+  end
+end
+
+--- The on_event callback for machine:start.
+function Reporter:on_event()
+  return function(ev) self:event(ev) end
+end
+
+--- The on_emr_event callback for machine:start.
+function Reporter:on_emr_event()
+  return function(ev) self:emr(ev) end
+end
+
+---------------------------------------------------------------------------
+-- History as JSON lines
+---------------------------------------------------------------------------
+
+local JSON_MEMBERS = { input = true, output = true, parameters = true }
+
+--- One raw history event shaped like GetExecutionHistory (payloads as JSON text).
+function M.materialize(ev)
+  local e = json.object({})
+  for _, k in ipairs{ "id", "previousEventId", "timestamp", "type" } do
+    if ev[k] ~= nil then json.set(e, k, ev[k]) end
+  end
+  for k, v in pairs(ev) do
+    if type(v) == "table" and type(k) == "string" and k:sub(-12) == "EventDetails" then
+      local d = json.object({})
+      for dk, dv in pairs(v) do
+        if JSON_MEMBERS[dk] and type(dv) ~= "string" then
+          local ok, text = pcall(json.encode, dv)
+          d[dk] = ok and text or tostring(dv)
+          d[dk .. "Details"] = { truncated = false }
+        elseif dk == "assignedVariables" and type(dv) == "table" then
+          local vars = json.object({})
+          for name, value in pairs(dv) do
+            local ok, text = pcall(json.encode, value)
+            vars[name] = ok and text or tostring(value)
+          end
+          d[dk] = vars
+        else
+          d[dk] = dv
+        end
+      end
+      json.set(e, k, d)
+    end
+  end
+  return e
+end
+
+--- An on_event callback writing each event as one JSON line to stream.
+function M.events_writer(stream)
+  return function(ev)
+    local ok, text = pcall(json.encode, M.materialize(ev))
+    if not ok then text = json.encode({ id = ev.id, type = ev.type, error = tostring(text) }) end
+    stream:write(text, "\n")
+    if stream.flush then stream:flush() end
+  end
+end
+
+---------------------------------------------------------------------------
+-- `emrflow run` wiring
+---------------------------------------------------------------------------
+
+local installed = setmetatable({}, { __mode = "k" })
+
+--- Adds --progress / --quiet to `emrflow run` and a start hook that feeds the reporter
+-- (and, with --events, writes the history as JSON lines to stderr). Idempotent.
+-- EMRFLOW_PROGRESS=1 / 0 forces progress on / off like --progress / --quiet.
+function M.install_cli(cli)
+  if installed[cli] or type(cli) ~= "table" or type(cli.start_hooks) ~= "table" then return false end
+  installed[cli] = true
+  local run = cli.options and cli.options.run
+  if run then
+    local have = {}
+    for _, o in ipairs(run) do have[o.name] = true end
+    if not have.progress then
+      run[#run + 1] = { name = "progress", help = "show progress on stderr even when it is not a terminal" }
+    end
+    if not have.quiet then
+      run[#run + 1] = { name = "quiet", help = "no progress on stderr" }
+    end
+  end
+  cli.start_hooks[#cli.start_hooks + 1] = function(opts, start, stderr)
+    stderr = stderr or io.stderr
+    local on_event = {}
+    if opts.events then on_event[#on_event + 1] = M.events_writer(stderr) end
+    local enabled
+    local env = os.getenv("EMRFLOW_PROGRESS")
+    if opts.quiet or env == "0" then enabled = false
+    elseif opts.progress or env == "1" then enabled = true
+    elseif opts.events then enabled = false
+    end
+    if enabled == nil then enabled = stderr == io.stderr and M.is_terminal(2) end
+    if enabled then
+      local rep = M.new{ stream = stderr, enabled = true }
+      on_event[#on_event + 1] = rep:on_event()
+      local prev_emr = start.on_emr_event
+      start.on_emr_event = function(ev)
+        if prev_emr then prev_emr(ev) end
+        rep:emr(ev)
+      end
+    end
+    if #on_event == 1 then
+      start.on_event = on_event[1]
+    elseif #on_event > 1 then
+      start.on_event = function(ev)
+        for i = 1, #on_event do on_event[i](ev) end
+      end
+    end
+  end
+  return true
+end
+
+M.Reporter = Reporter
+
+return M
