@@ -65,7 +65,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(LUA) bin/emrflow run examples/emr-eks-pipeline.json --local
+	$(LUA) bin/emrflow run examples/emr-eks-pipeline.json --local --progress
 
 bench: all
 	$(LUA) bench/run.lua
