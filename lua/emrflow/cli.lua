@@ -104,8 +104,12 @@ end
 local function read_file(path, what)
   local f, err = io.open(path, "rb")
   if not f then fail("cannot read " .. what .. ": " .. tostring(err)) end
-  local s = f:read("a")
+  local s, rerr = f:read("a")
   f:close()
+  -- io.open succeeds on a directory; reading it fails
+  if s == nil then
+    fail("cannot read " .. what .. ": " .. path .. ": " .. tostring(rerr or "not a regular file"))
+  end
   return s
 end
 
@@ -225,16 +229,25 @@ local function cmd_run(argv, stdout, stderr)
     if not ok then fail("the input is not valid JSON: " .. tostring(v)) end
     input = v
   end
+  if opts["result-file"] then
+    -- find out before running (a job could take hours) that the result cannot be written
+    local f, err = io.open(opts["result-file"], "ab")
+    if not f then fail("cannot write --result-file: " .. tostring(err)) end
+    f:close()
+  end
   load_integrations()
   local def = M.read_definition(pos[1])
   local base = pos[1]:match("([^/]*)$"):gsub("%.%w+$", ""):gsub("[^%w%-_]", "-")
   if base == "" then base = "emrflow-machine" end
-  local ok, machine = pcall(asl.load, def, { name = base:sub(1, 80) })
+  local ok, machine = pcall(asl.load, def, { name = base:sub(1, 80), region = opts.region })
   if not ok then fail(tostring(machine)) end
+  if opts.name ~= nil and (#opts.name < 1 or utf8.len(opts.name) == nil or utf8.len(opts.name) > 80) then
+    fail("--name must be 1 to 80 characters")
+  end
   local start = { name = opts.name }
   for _, hook in ipairs(M.start_hooks) do hook(opts, start, stderr) end
   local sok, x = pcall(machine.start, machine, input, start)
-  if not sok then fail(tostring(x)) end
+  if not sok then fail((tostring(x):gsub("^[^\n]-%.lua:%d+: ", ""))) end
   stderr:write(string.format("emrflow: started %s\n", x.arn))
   local wok, status = pcall(M.drive, x, stderr)
   if not wok then fail("the execution crashed: " .. tostring(status)) end

@@ -194,6 +194,8 @@ function Checker:template(v, path, is_assign)
           self:add(p, fmt("invalid variable name %q (a letter or '_', then letters, digits or '_')", name))
         elseif name == "states" then
           self:add(p, "'$states' is a reserved variable name")
+        else
+          self:outer_collision(name, p)
         end
       end
       if k:sub(-2) == ".$" then
@@ -316,11 +318,60 @@ function Checker:assign(v, path, lang)
     for _, k in ipairs(sorted_keys(v)) do
       if type(k) ~= "string" or not k:match(VAR_NAME) then
         self:add(join(path, k), fmt("invalid variable name %q", tostring(k)))
+      elseif k == "states" then
+        self:add(join(path, k), "'$states' is a reserved variable name")
+      else
+        self:outer_collision(k, join(path, k))
       end
     end
     return
   end
   self:template(v, path, true)
+end
+
+-- A Parallel branch or inline Map iteration reads the variables of the scopes around it, and its
+-- own assignments stay local; its variable names must not collide with outer ones (ref §10).
+function Checker:outer_collision(name, path)
+  local where = self.outer_vars[name]
+  if where then
+    self:add(path, fmt("variable '%s' is already assigned in an outer scope (at %s); a branch or "
+      .. "iteration cannot assign a variable of its enclosing scope", name, where))
+  end
+end
+
+-- The variable names assigned by the states of one scope (not nested ones): name -> pointer.
+local function scope_assignments(states, spath, into)
+  local function add_keys(assign, p)
+    if not is_object(assign) then return end
+    for k in pairs(assign) do
+      if type(k) == "string" then
+        local name = k:gsub("%.%$$", "")
+        if into[name] == nil then into[name] = join(p, k) end
+      end
+    end
+  end
+  for name, st in pairs(states) do
+    if type(name) == "string" and is_object(st) then
+      local p = join(spath, name)
+      add_keys(st.Assign, join(p, "Assign"))
+      for _, list in ipairs { "Choices", "Catch" } do
+        if is_array(st[list]) then
+          for i, r in ipairs(st[list]) do
+            if is_object(r) then add_keys(r.Assign, join(join(join(p, list), i - 1), "Assign")) end
+          end
+        end
+      end
+    end
+  end
+  return into
+end
+
+-- Checks a nested scope (branch, item processor) with the current scope's variables as outer ones.
+function Checker:nested(fn, isolated)
+  local saved = self.outer_vars
+  self.outer_vars = isolated and {} or self.scope_vars
+  fn()
+  self.outer_vars = saved
 end
 
 -- A transition target in the current scope (states of this machine, branch or processor).
@@ -581,7 +632,7 @@ function Checker:state_Parallel(def, path, _, lang)
     return
   end
   for i, br in ipairs(branches) do
-    self:machine(br, join(join(path, "Branches"), i - 1), BRANCH_FIELDS, lang)
+    self:nested(function() self:machine(br, join(join(path, "Branches"), i - 1), BRANCH_FIELDS, lang) end)
   end
 end
 
@@ -597,8 +648,10 @@ function Checker:state_Map(def, path, _, lang)
     self:add(join(path, "ItemProcessor"), "is required")
   else
     local pp = join(path, proc_field)
-    self:machine(proc, pp, PROCESSOR_FIELDS, lang)
     local cfg = is_object(proc) and proc.ProcessorConfig
+    -- a distributed Map's child executions do not see the parent's variables
+    local isolated = is_object(cfg) and cfg.Mode == "DISTRIBUTED"
+    self:nested(function() self:machine(proc, pp, PROCESSOR_FIELDS, lang) end, isolated)
     if cfg ~= nil and cfg ~= false then
       if not is_object(cfg) then
         self:add(join(pp, "ProcessorConfig"), "must be an object")
@@ -655,10 +708,20 @@ function Checker:machine(def, path, fields, lang)
   end
   local states = def.States
   if not is_object(states) or next(states) == nil then
-    self:add(join(path, "States"), "States must be a non-empty object")
+    self:add(join(path, "States"), def.States == nil and "is required (a non-empty object of states)"
+      or "States must be a non-empty object")
+    if def.StartAt == nil then
+      self:add(join(path, "StartAt"), "is required (the name of the first state)")
+    end
     return
   end
-  if type(def.StartAt) ~= "string" then
+  local saved_scope = self.scope_vars
+  local scope_vars = {}
+  for k, v in pairs(self.outer_vars) do scope_vars[k] = v end
+  self.scope_vars = scope_assignments(states, join(path, "States"), scope_vars)
+  if def.StartAt == nil then
+    self:add(join(path, "StartAt"), "is required (the name of the first state)")
+  elseif type(def.StartAt) ~= "string" then
     self:add(join(path, "StartAt"), "StartAt must be the name of a state")
   elseif states[def.StartAt] == nil then
     self:add(join(path, "StartAt"), fmt("no state named %q in States", def.StartAt))
@@ -700,11 +763,13 @@ function Checker:machine(def, path, fields, lang)
       end
     end
   end
+  self.scope_vars = saved_scope
 end
 
 function M.check(def, opts)
   opts = opts or {}
-  local c = setmetatable({ problems = {}, names = {}, resolve = opts.resolve }, Checker)
+  local c = setmetatable({ problems = {}, names = {}, resolve = opts.resolve, outer_vars = {},
+    scope_vars = {} }, Checker)
   if not is_object(def) then
     c:add("", "a state machine definition must be an object")
     return c.problems
