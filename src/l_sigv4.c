@@ -287,9 +287,21 @@ static int l_signer_sign(lua_State *L)
     t = s_field(L, req, def, K_HEADERS);
     const int hidx = lua_gettop(L);
     size_t nh = 0;
-    if (t == LUA_TTABLE)
+    if (t == LUA_TTABLE) {
         nh = (size_t)lua_rawlen(L, hidx);
-    else if (t != LUA_TNIL)
+        /* A map such as {["Content-Type"] = "..."} is misuse, not "no headers". */
+        lua_pushnil(L);
+        while (lua_next(L, hidx) != 0) {
+            lua_pop(L, 1);
+            if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+                (lua_Unsigned)lua_tointeger(L, -1) > nh) {
+                int kt = lua_type(L, -1);
+                lua_pop(L, 1);
+                return s_error(L, lv, S_WHERE "headers must be a list of {name, value} pairs, "
+                               "found a %s key", lua_typename(L, kt));
+            }
+        }
+    } else if (t != LUA_TNIL)
         return s_error(L, lv, S_WHERE "headers must be a list of {name, value} pairs, got %s",
                        lua_typename(L, t));
     struct ef_sigv4_header *hs = ef_sigv4_signer_headers(s, nh);
