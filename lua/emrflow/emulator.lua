@@ -18,6 +18,8 @@
 --                   CancelJobRun: CANCEL_PENDING for cancel_seconds, then CANCELLED
 --   virtual cluster RUNNING; DeleteVirtualCluster: TERMINATING for terminating_seconds,
 --                   then TERMINATED
+--   managed endpoint ACTIVE; DeleteManagedEndpoint: TERMINATING, then TERMINATED (same timing)
+--   security configurations and tags: stored; job templates are not emulated
 --
 -- Scenario (every field optional; a Lua table, or the same shape as JSON):
 --   defaults   = { pending_seconds = 5, submitted_seconds = 10, running_seconds = 60,
@@ -183,8 +185,27 @@ local TOP_FIELDS = { defaults = true, jobs = true, api_errors = true, queue = tr
                      client_token_ttl_seconds = true, account = true, region = true, start_id = true }
 
 --- Checks a scenario table and returns a normalized copy; raises a located error.
+-- A copy without JSON nulls (a null field of a JSON scenario means "not given").
+local function drop_nulls(v)
+  if type(v) ~= "table" then return v end
+  local t = json.is_array(v) and arr({}) or (json.is_object(v) and json.object({}) or {})
+  for k, x in pairs(v) do
+    if x ~= json.null then t[k] = drop_nulls(x) end
+  end
+  return t
+end
+
+local function whole(v)
+  return math.type(v) == "integer" or (type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+    and v == math.floor(v))
+end
+
 function M.check_scenario(sc)
-  if sc == nil then sc = {} end
+  if sc == nil or sc == json.null then sc = {} end
+  if type(sc) == "table" then
+    if json.is_array(sc) then bad("", "must be an object, got an array") end
+    sc = drop_nulls(sc)
+  end
   if type(sc) ~= "table" then bad("", "must be a table (or JSON object), got " .. type(sc)) end
   for k in pairs(sc) do
     if not TOP_FIELDS[k] then bad("", "unknown field " .. string.format("%q", tostring(k))) end
@@ -192,11 +213,14 @@ function M.check_scenario(sc)
   local out = { defaults = {}, jobs = {}, api_errors = {} }
   for k, v in pairs(M.DEFAULTS) do out.defaults[k] = v end
   if sc.defaults ~= nil then
+    if type(sc.defaults) == "table" and json.is_array(sc.defaults) then
+      bad(".defaults", "must be an object, got an array")
+    end
     check_profile(sc.defaults, ".defaults", false)
     for k, v in pairs(sc.defaults) do out.defaults[k] = v end
   end
   if sc.jobs ~= nil then
-    if not is_list(sc.jobs) then bad(".jobs", "must be an array") end
+    if not is_list(sc.jobs) or json.is_object(sc.jobs) then bad(".jobs", "must be an array") end
     for i, j in ipairs(sc.jobs) do
       check_profile(j, ".jobs[" .. i .. "]", true)
       local p = {}
@@ -206,7 +230,9 @@ function M.check_scenario(sc)
     end
   end
   if sc.api_errors ~= nil then
-    if not is_list(sc.api_errors) then bad(".api_errors", "must be an array") end
+    if not is_list(sc.api_errors) or json.is_object(sc.api_errors) then
+      bad(".api_errors", "must be an array")
+    end
     for i, e in ipairs(sc.api_errors) do
       local w = ".api_errors[" .. i .. "]"
       if type(e) ~= "table" then bad(w, "must be an object") end
@@ -223,7 +249,7 @@ function M.check_scenario(sc)
         bad(w .. ".code", "must be an error code like \"ThrottlingException\"")
       end
       local count = e.count == nil and 1 or e.count
-      if math.type(count) ~= "integer" and not (type(count) == "number" and count == math.floor(count)) then
+      if not whole(count) then
         bad(w .. ".count", "must be a whole number")
       end
       if count < 0 then bad(w .. ".count", "must be >= 0") end
@@ -241,7 +267,7 @@ function M.check_scenario(sc)
       if k ~= "max_concurrent_job_runs" and k ~= "max_in_queue_job_runs" then
         bad(".queue", "unknown field " .. string.format("%q", tostring(k)))
       end
-      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 0 then
+      if not whole(v) or v < 0 then
         bad(".queue." .. k, "must be a whole number >= 0")
       end
     end
@@ -314,6 +340,8 @@ function M.new(scenario, opts)
     next_id = sc.start_id,
     clusters = {}, cluster_list = {},
     jobs = {}, job_list = {},
+    endpoints = {}, endpoint_list = {},
+    security = {}, security_list = {},
     tokens = {},           -- "op|scope|token" -> { at =, id = }
     tags = {},             -- arn -> TagMap
     counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
@@ -443,7 +471,6 @@ function Emulator:job_view(job, t)
     "StateDetails", sd,
     "FailureReason", fr,
     "Tags", tag_copy(self.tags[job.arn]) or obj(),
-    "JobTemplateId", p.JobTemplateId,
     "RetryPolicyConfiguration", p.RetryPolicyConfiguration ~= nil and copy(p.RetryPolicyConfiguration) or nil)
 end
 
@@ -720,9 +747,137 @@ function ops.ListJobRuns(self, p, t)
 end
 
 local function known_arn(self, arn)
-  for _, vc in ipairs(self.cluster_list) do if vc.arn == arn then return true end end
-  for _, job in ipairs(self.job_list) do if job.arn == arn then return true end end
+  for _, list in ipairs{ self.cluster_list, self.job_list, self.endpoint_list, self.security_list } do
+    for _, x in ipairs(list) do if x.arn == arn then return true end end
+  end
   return false
+end
+
+-- Managed endpoints ----------------------------------------------------------
+
+local function endpoint_state(ep, t)
+  if ep.deleted_at then
+    if t >= ep.deleted_at + ep.terminating then return "TERMINATED" end
+    return "TERMINATING"
+  end
+  return "ACTIVE"
+end
+
+function Emulator:endpoint_view(ep, t)
+  local p = ep.params
+  return obj(
+    "Id", ep.id, "Name", p.Name, "Arn", ep.arn, "VirtualClusterId", ep.vc_id, "Type", p.Type,
+    "State", endpoint_state(ep, t), "ReleaseLabel", p.ReleaseLabel, "ExecutionRoleArn", p.ExecutionRoleArn,
+    "CertificateArn", p.CertificateArn,
+    "ConfigurationOverrides", p.ConfigurationOverrides ~= nil and copy(p.ConfigurationOverrides) or nil,
+    "ServerUrl", string.format("https://%s.emr-containers.%s.amazonaws.com", ep.id, self.region),
+    "CreatedAt", M.timestamp(ep.created),
+    "Tags", tag_copy(self.tags[ep.arn]) or obj())
+end
+
+function ops.CreateManagedEndpoint(self, p, t)
+  local vc = self.clusters[p.VirtualClusterId]
+  if not vc then
+    return nil, aws_error("ResourceNotFoundException",
+        "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
+  end
+  local key = "CreateManagedEndpoint|" .. vc.id .. "|" .. p.ClientToken
+  local prior, perr = recall(self, key, t, p)
+  if perr then return nil, perr end
+  if prior then
+    local ep = self.endpoints[prior]
+    return obj("Id", ep.id, "Name", ep.params.Name, "Arn", ep.arn, "VirtualClusterId", vc.id)
+  end
+  if cluster_state(vc, t) ~= "RUNNING" then
+    return nil, aws_error("ValidationException", "Virtual cluster " .. vc.id .. " is not RUNNING.")
+  end
+  local id = self:new_id(19)
+  local ep = { id = id, vc_id = vc.id, params = copy(p), created = t, arn = vc.arn .. "/endpoints/" .. id,
+               terminating = self.scenario.defaults.terminating_seconds }
+  ep.params.ClientToken, ep.params.Tags, ep.params.VirtualClusterId = nil, nil, nil
+  if p.Tags ~= nil then self.tags[ep.arn] = copy(p.Tags) end
+  self.endpoints[id] = ep
+  self.endpoint_list[#self.endpoint_list + 1] = ep
+  remember(self, key, id, t, p)
+  return obj("Id", id, "Name", p.Name, "Arn", ep.arn, "VirtualClusterId", vc.id)
+end
+
+local function find_endpoint(self, p)
+  local ep = self.endpoints[p.Id]
+  if ep and ep.vc_id == p.VirtualClusterId then return ep end
+  return nil
+end
+
+function ops.DescribeManagedEndpoint(self, p, t)
+  local ep = find_endpoint(self, p)
+  if not ep then
+    return nil, aws_error("ResourceNotFoundException", "Endpoint " .. p.Id .. " doesn't exist.")
+  end
+  return obj("Endpoint", self:endpoint_view(ep, t))
+end
+
+function ops.DeleteManagedEndpoint(self, p, t)
+  local ep = find_endpoint(self, p)
+  if not ep then
+    return nil, aws_error("ValidationException", "Endpoint " .. p.Id .. " doesn't exist.")
+  end
+  if not ep.deleted_at then ep.deleted_at = t end
+  return obj("Id", ep.id, "VirtualClusterId", ep.vc_id)
+end
+
+function ops.ListManagedEndpoints(self, p, t)
+  local list = {}
+  for _, ep in ipairs(self.endpoint_list) do
+    if ep.vc_id == p.VirtualClusterId and in_states(p.States, endpoint_state(ep, t))
+      and in_states(p.Types, ep.params.Type) and created_ok(p, ep.created) then
+      list[#list + 1] = self:endpoint_view(ep, t)
+    end
+  end
+  return page(list, p, "Endpoints")
+end
+
+-- Security configurations -----------------------------------------------------
+
+function Emulator:security_view(sc)
+  return obj("Id", sc.id, "Name", sc.params.Name, "Arn", sc.arn, "CreatedAt", M.timestamp(sc.created),
+    "CreatedBy", "arn:aws:iam::" .. self.account .. ":user/emrflow-local",
+    "SecurityConfigurationData", copy(sc.params.SecurityConfigurationData),
+    "Tags", tag_copy(self.tags[sc.arn]) or obj())
+end
+
+function ops.CreateSecurityConfiguration(self, p, t)
+  local key = "CreateSecurityConfiguration||" .. p.ClientToken
+  local prior, perr = recall(self, key, t, p)
+  if perr then return nil, perr end
+  if prior then
+    local sc = self.security[prior]
+    return obj("Id", sc.id, "Name", sc.params.Name, "Arn", sc.arn)
+  end
+  local id = self:new_id(19)
+  local sc = { id = id, params = copy(p), created = t, arn = string.format(
+    "arn:aws:emr-containers:%s:%s:/securityconfigurations/%s", self.region, self.account, id) }
+  sc.params.ClientToken, sc.params.Tags = nil, nil
+  if p.Tags ~= nil then self.tags[sc.arn] = copy(p.Tags) end
+  self.security[id] = sc
+  self.security_list[#self.security_list + 1] = sc
+  remember(self, key, id, t, p)
+  return obj("Id", id, "Name", p.Name, "Arn", sc.arn)
+end
+
+function ops.DescribeSecurityConfiguration(self, p)
+  local sc = self.security[p.Id]
+  if not sc then
+    return nil, aws_error("ResourceNotFoundException", "Security configuration " .. p.Id .. " doesn't exist.")
+  end
+  return obj("SecurityConfiguration", self:security_view(sc))
+end
+
+function ops.ListSecurityConfigurations(self, p)
+  local list = {}
+  for _, sc in ipairs(self.security_list) do
+    if created_ok(p, sc.created) then list[#list + 1] = self:security_view(sc) end
+  end
+  return page(list, p, "SecurityConfigurations")
 end
 
 function ops.ListTagsForResource(self, p)
@@ -797,7 +952,8 @@ local function attempt(self, op, params, t)
   if not impl then
     return nil, errors.new{ code = "unsupported", aws_code = "UnsupportedOperation", status = 400,
       message = "the emrflow emulator does not implement " .. op
-        .. " (it emulates virtual clusters, job runs and tags)" }
+        .. " (it emulates virtual clusters, job runs, managed endpoints, security configurations "
+        .. "and tags; no job templates)" }
   end
   return impl(self, params, t)
 end

@@ -40,6 +40,7 @@ function M.is_terminal(fd)
 end
 
 local MAP_DETAIL_LINES = 20
+local MAP_FAILURE_LINES = 10
 
 --- new{ stream = io.stderr, enabled = bool | nil (auto: stderr is a terminal), real_clock = fn }
 function M.new(opts)
@@ -59,6 +60,7 @@ function M.new(opts)
     maps = {},             -- id of MapStateStarted -> { name, n, done, failed }
     map_of = {},           -- event id -> map record
     map_lines = 0,
+    map_failures = 0,
     jobs = {},             -- job id -> last state
     lines = 0,
   }, Reporter)
@@ -66,7 +68,16 @@ end
 
 function Reporter:line(t, text, in_map)
   if not self.enabled then return end
-  if in_map then
+  if in_map == "failure" then
+    self.map_failures = self.map_failures + 1
+    if self.map_failures > MAP_FAILURE_LINES then
+      if self.map_failures == MAP_FAILURE_LINES + 1 then
+        text = "    (more failures of Map iterations are left out)"
+      else
+        return
+      end
+    end
+  elseif in_map then
     self.map_lines = self.map_lines + 1
     if self.map_lines > MAP_DETAIL_LINES then
       if self.map_lines == MAP_DETAIL_LINES + 1 then
@@ -146,7 +157,8 @@ function Reporter:event(ev)
   elseif etype == "TaskFailed" or etype == "TaskTimedOut" then
     self.failed[tostring(name)] = true
     self:line(t, fmt("! %s %s: %s%s", tostring(name), etype == "TaskTimedOut" and "timed out" or "failed",
-      tostring(d and d.error or ""), d and d.cause and (" " .. clip(d.cause, 160)) or ""), in_map)
+      tostring(d and d.error or ""), d and d.cause and (" " .. clip(d.cause, 160)) or ""),
+      in_map and "failure" or nil)
   elseif etype == "ExecutionSucceeded" or etype == "ExecutionFailed" or etype == "ExecutionAborted"
       or etype == "ExecutionTimedOut" then
     local status = ({ ExecutionSucceeded = "SUCCEEDED", ExecutionFailed = "FAILED",
@@ -176,7 +188,8 @@ function Reporter:emr(ev)
       text = text .. fmt(" (%s%s)", tostring(ev.job.FailureReason or ""),
         ev.job.StateDetails and (" " .. clip(ev.job.StateDetails, 120)) or "")
     end
-    self:line(t, text, in_map and not final)
+    -- inside a Map: the first failures, and a few details
+    self:line(t, text, in_map and (final and "failure" or true))
   elseif ev.kind == "cluster_state" then
     self:line(t, fmt("    virtual cluster %s %s%s", tostring(ev.id),
       ev.previous and (ev.previous .. " -> ") or "", tostring(ev.state)), in_map)

@@ -15,7 +15,8 @@
 --                          poll = ..., key = ..., deadline = unix_s | nil,
 --                          on_state = fn(obj, state, previous_state, at) | nil,
 --                          on_error = fn(err, consecutive) | nil, on_poll = fn(obj) | nil,
---                          error_limit = 5, gone = fn(err) --> obj | nil }
+--                          error_limit = 5, gone = fn(err) --> obj | nil,
+--                          max_interval = s | nil }   -- never wait longer than this between polls
 --     --> the final object (e.g. the JobRun), or nil, "deadline" when the deadline passed
 --     raises the API error (an emrflow error object) when polling cannot go on.
 --
@@ -150,7 +151,12 @@ function M.wait(spec)
   local lim = M.limiter(spec.key or M.key_of(backend), sched.rate)
   local final = spec.final
   local started = scheduler.now()
-  local interval = sched:first()
+  local cap = spec.max_interval
+  local function capped(v)
+    if cap and v > cap then return cap end
+    return v
+  end
+  local interval = capped(sched:first())
   local last_state
   local failures = 0
   local error_limit = spec.error_limit or 5
@@ -189,7 +195,7 @@ function M.wait(spec)
       -- wait: poll again at the next interval, up to error_limit times in a row.
       if not retry.classify(err) or failures >= error_limit then error(err, 0) end
     end
-    interval = sched:next(interval, scheduler.now() - started)
+    interval = capped(sched:next(interval, scheduler.now() - started))
   end
 end
 

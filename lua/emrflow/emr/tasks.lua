@@ -30,7 +30,8 @@
 -- ending FAILED or CANCELLED fails with States.TaskFailed and the JobRun as JSON in Cause
 -- (CANCEL_PENDING is not final); API errors are <prefix><ErrorCode> with the service message;
 -- abort (stop, failed sibling) and TimeoutSeconds cancel the job run, then wait for it; each
--- answered poll counts as a heartbeat for HeartbeatSeconds; results over 262,144 bytes fail
+-- answered poll counts as a heartbeat for HeartbeatSeconds (and polls come at least every
+-- HeartbeatSeconds / 2, whatever the schedule); results over 262,144 bytes fail
 -- with States.DataLimitExceeded. Requiring this module registers it with emrflow.asl.
 local json = require "emrflow.json"
 local sigv4 = require "emrflow.sigv4"
@@ -230,14 +231,24 @@ function M.backend(ctx)
   return c
 end
 
+--- True when the Task runs inside a Map iteration (its state path goes through an
+-- ItemProcessor or Iterator; the context object of an iteration's states has no Map).
+function M.in_map(ctx)
+  local p = ctx and ctx.state_path
+  if type(p) == "string" and (p:find("/ItemProcessor/", 1, true) or p:find("/Iterator/", 1, true)) then
+    return true
+  end
+  local c = ctx and ctx.context
+  return type(c) == "table" and c.Map ~= nil
+end
+
 local function notify(ctx, ev)
   local o = ctx.options
   local fn = o and o.on_emr_event
   if type(fn) == "function" then
     ev.state_name = ctx.state_name
     ev.at = ev.at or scheduler.now()
-    local c = ctx.context
-    ev.in_map = type(c) == "table" and c.Map ~= nil
+    ev.in_map = M.in_map(ctx)
     pcall(fn, ev)
   end
 end
@@ -334,6 +345,13 @@ local function cancel_job(backend, ctx, vc_id, id, name, reason, schedule)
   local ok, perr = pcall(function()
     local out, err = backend:call("CancelJobRun", { VirtualClusterId = vc_id, Id = id })
     if not out then
+      -- A job run that already ended cannot be cancelled: report its final state, not a failure.
+      local d = backend:call("DescribeJobRun", { VirtualClusterId = vc_id, Id = id })
+      local job = type(d) == "table" and d.JobRun or nil
+      if type(job) == "table" and JOB_FINAL[job.State] then
+        notify(ctx, { kind = "job_state", id = id, name = name, state = job.State, job = job })
+        return
+      end
       notify(ctx, { kind = "cancel_failed", id = id, name = name, error = tostring(err) })
       return
     end
@@ -358,6 +376,15 @@ local function cancel_job(backend, ctx, vc_id, id, name, reason, schedule)
   end
 end
 
+-- With HeartbeatSeconds, each answered poll is the Task's heartbeat: poll at least twice
+-- per heartbeat period, so a healthy job never misses one because of the poll schedule.
+local function heartbeat_opts(ctx)
+  local hb = ctx.heartbeat_s
+  local beat = type(ctx.heartbeat) == "function" and function() ctx.heartbeat() end or nil
+  if type(hb) == "number" and hb > 0 then return beat, hb / 2 end
+  return beat, nil
+end
+
 local function submitted(ctx, r, out)
   if ctx.events and ctx.events.add then
     ctx.events:add("TaskSubmitted", { resourceType = r.service, resource = r.action .. r.suffix,
@@ -374,6 +401,7 @@ local function run_start_job_run(r, input, ctx)
     return check_size(call(backend, ctx, "StartJobRun", params, { client_token = token }))
   end
   local schedule = sync.schedule((ctx.options or {}).poll)
+  local beat, max_interval = heartbeat_opts(ctx)
   local job_id, vc_id, name
   local starting = false
   local ok, res = pcall(function()
@@ -394,7 +422,7 @@ local function run_start_job_run(r, input, ctx)
         notify(ctx, { kind = "poll_error", id = job_id, name = name, error = tostring(err), count = n })
       end,
       -- each answered poll is a heartbeat: HeartbeatSeconds bounds the silence of the service
-      on_poll = type(ctx.heartbeat) == "function" and function() ctx.heartbeat() end or nil,
+      on_poll = beat, max_interval = max_interval,
     }
     return job
   end)
@@ -431,9 +459,11 @@ local function run_delete_virtual_cluster(r, input, ctx)
   submitted(ctx, r, out)
   local id = out.Id or params.Id
   local last
+  local beat, max_interval = heartbeat_opts(ctx)
   local vc = sync.wait{
     backend = backend, operation = "DescribeVirtualCluster",
     schedule = sync.schedule((ctx.options or {}).poll),
+    on_poll = beat, max_interval = max_interval,
     params = { Id = id }, unwrap = "VirtualCluster", final = CLUSTER_FINAL,
     on_state = function(v, state, prev, at)
       last = v
