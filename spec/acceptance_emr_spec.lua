@@ -678,13 +678,6 @@ describe("acceptance: credentials, as the SDKs find them", function()
     local k = signer({ AWS_WEB_IDENTITY_TOKEN_FILE = token,
         AWS_ROLE_ARN = "arn:aws:iam::123456789012:role/irsa",
                        AWS_SHARED_CREDENTIALS_FILE = files })
-    if k == "AKIDFILE" then
-      pending("BUG (credentials.lua): with AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN set and static keys in "
-        .. "[default] of the shared credentials file, the request is signed with the file's AKIDFILE; "
-        .. "reference/ecosystem.md (c) puts web identity from the environment (3) before the shared "
-        .. "files (4)")
-      return
-    end
     assert.are.equal(issued(1).access_key_id, k)
   end)
 

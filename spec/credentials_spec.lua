@@ -697,8 +697,11 @@ describe("emrflow.credentials.chain", function()
   local order = {
     { "explicit credentials beat everything", {}, "AKIDEXPLICIT", true },
     { "the environment beats the files", {}, "AKIDENV" },
-    { "the files beat web identity", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false },
-      "AKIDPROFILE" },
+    -- ecosystem.md (c): web identity from the environment (3) before the shared files (4)
+    { "web identity beats the files", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false },
+      "ASIAWEBID" },
+    { "the files beat container", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false,
+      AWS_WEB_IDENTITY_TOKEN_FILE = false }, "AKIDPROFILE" },
     { "web identity beats container", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false,
       AWS_SHARED_CREDENTIALS_FILE = false }, "ASIAWEBID" },
     { "container beats IMDS", { AWS_ACCESS_KEY_ID = false, AWS_SECRET_ACCESS_KEY = false,
@@ -730,7 +733,7 @@ describe("emrflow.credentials.chain", function()
     e.AWS_ACCESS_KEY_ID, e.AWS_SECRET_ACCESS_KEY = nil, nil
     assert.equal("AKIDENV", p:get().access_key_id) -- cached, no expiry
     p:invalidate()
-    assert.equal("AKIDPROFILE", p:get().access_key_id)
+    assert.equal("ASIAWEBID", p:get().access_key_id)
     assert.equal(2, p:stats().fetches)
   end)
 
@@ -742,10 +745,10 @@ describe("emrflow.credentials.chain", function()
       "  1. explicit credentials: skipped (none passed in code)",
       "  2. environment (AWS_ACCESS_KEY_ID): skipped (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not " ..
         "set)",
-      "  3. shared config/credentials files: skipped (no profile 'default' in " .. tmpdir ..
+      "  3. web identity (AWS_WEB_IDENTITY_TOKEN_FILE): skipped (AWS_WEB_IDENTITY_TOKEN_FILE is not set)",
+      "  4. shared config/credentials files: skipped (no profile 'default' in " .. tmpdir ..
         "/none-config or " ..
         tmpdir .. "/none-creds)",
-      "  4. web identity (AWS_WEB_IDENTITY_TOKEN_FILE): skipped (AWS_WEB_IDENTITY_TOKEN_FILE is not set)",
       "  5. container credentials (ECS / EKS Pod Identity): skipped " ..
         "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and " ..
         "AWS_CONTAINER_CREDENTIALS_FULL_URI are not set)",
@@ -764,7 +767,7 @@ describe("emrflow.credentials.chain", function()
     assert.truthy(err.message:find("2. environment (AWS_ACCESS_KEY_ID): failed (AWS_SECRET_ACCESS_KEY is " ..
       "set but " ..
       "AWS_ACCESS_KEY_ID is not)", 1, true), err.message)
-    assert.truthy(err.message:find("4. web identity (AWS_WEB_IDENTITY_TOKEN_FILE): not tried", 1, true))
+    assert.truthy(err.message:find("3. web identity (AWS_WEB_IDENTITY_TOKEN_FILE): not tried", 1, true))
     assert.truthy(err.message:find("6. EC2 instance metadata (IMDSv2): not tried", 1, true))
     assert_no_secret(err, { SECRET })
   end)

@@ -9,14 +9,15 @@
 --   1. explicit credentials passed in code (creds.static);
 --   2. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
 --      (skipped when a profile is named in code, as botocore does);
---   3. the shared files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) for the profile
+--   3. web identity (IRSA): AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN [+ AWS_ROLE_SESSION_NAME]
+--      through STS AssumeRoleWithWebIdentity; the token file is re-read on every fetch;
+--   4. the shared files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) for the profile
+--      (a profile named in code comes before web identity, like it displaces step 2)
 --      (profile=, AWS_PROFILE, AWS_DEFAULT_PROFILE, "default"): role_arn with source_profile
 --      (chains of any length, cycles refused) or credential_source (Environment,
 --      Ec2InstanceMetadata, EcsContainer) or web_identity_token_file, through STS; else static
 --      keys; else credential_process (run synchronously through /bin/sh). SSO and mfa_serial
 --      are not supported: such a profile fails with a message saying so (not skipped silently);
---   4. web identity (IRSA): AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN [+ AWS_ROLE_SESSION_NAME]
---      through STS AssumeRoleWithWebIdentity; the token file is re-read on every fetch;
 --   5. container credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (ECS, 169.254.170.2) or
 --      AWS_CONTAINER_CREDENTIALS_FULL_URI (EKS Pod Identity; plain http only to loopback,
 --      169.254.170.2, 169.254.170.23 or fd00:ec2::23), Authorization from
@@ -823,7 +824,16 @@ function M.chain(opts)
     local prof = M.profile(sub)
     local imds = M.imds(sub)
     imds.continue_on_failure = true
-    providers = { explicit, env, prof, M.web_identity(sub), M.container(sub), imds }
+    -- Web identity from the environment (IRSA) comes before the shared files, as in
+    -- the SDKs (ecosystem.md (c)): a pod with a stray ~/.aws/credentials keeps its role.
+    -- A profile named in code is the caller's explicit choice: it goes first, as it
+    -- also displaces the environment.
+    local web = M.web_identity(sub)
+    if opts.profile then
+      providers = { explicit, env, prof, web, M.container(sub), imds }
+    else
+      providers = { explicit, env, web, prof, M.container(sub), imds }
+    end
   end
   local chain = new_provider("chain", "credential chain", fetch_chain, opts, { providers = providers })
   -- invalidating a chain (e.g. after an ExpiredToken reply) also forgets which provider won,
