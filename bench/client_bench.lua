@@ -1,0 +1,200 @@
+-- Client benchmark: N DescribeJobRun calls over loopback to a minimal fast responder,
+-- emrflow's client and botocore's side by side in one run.
+--
+--   lua5.4 bench/client_bench.lua [--calls N] [--warmup W] [--rounds R] [--write FILE]
+--
+-- Measures, for each client: CPU time of the client process per call (Lua: os.clock(),
+-- which counts libcurl and the C core too; Python: time.process_time()), wall time, and
+-- TCP connections the responder accepted. R rounds (default 3) run the clients in turn; the
+-- figures are the medians. --write FILE writes the Markdown report.
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+
+local emr = require "emrflow.emr"
+local json = require "emrflow.json"
+local core = require "emrflow.core"
+
+local PYTHON = "/usr/bin/python3"
+local CREDS = { access_key_id = "AKIDEXAMPLE",
+                secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" }
+local VC, JOB = "vc0abcdefghijklmnopqrstu", "0000000305e6q9e0ed3"
+
+local args = { calls = 10000, warmup = 100, rounds = 3 }
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    if a == "--calls" then args.calls = math.tointeger(tonumber(arg[i + 1])); i = i + 1
+    elseif a == "--warmup" then args.warmup = math.tointeger(tonumber(arg[i + 1])); i = i + 1
+    elseif a == "--rounds" then args.rounds = math.tointeger(tonumber(arg[i + 1])); i = i + 1
+    elseif a == "--write" then args.write = arg[i + 1]; i = i + 1
+    else error("client_bench: unknown argument " .. a) end
+    i = i + 1
+  end
+  assert(args.calls and args.calls > 0, "--calls needs a positive integer")
+  assert(args.rounds and args.rounds > 0, "--rounds needs a positive integer")
+end
+
+local function self_pid()
+  local f = assert(io.open("/proc/self/stat", "r"))
+  local pid = f:read("n")
+  f:close()
+  return math.tointeger(pid)
+end
+
+-- start the responder; it exits with us (--watch-pid) or on /__shutdown
+local responder = assert(io.popen(PYTHON .. " bench/client/responder.py --watch-pid " .. self_pid(), "r"))
+local port = assert(responder:read("l"):match("^PORT (%d+)$"), "responder did not start")
+local base = "http://127.0.0.1:" .. port
+
+-- control requests on a poller of their own (not counted in the client's numbers)
+local control_poller = core.http.poller{}
+local function control(method, path)
+  local id = control_poller:add{ method = method, url = base .. path, headers = {}, body = "" }
+  while true do
+    for _, c in ipairs(control_poller:step(1000)) do
+      if c.id == id then
+        assert(c.response, c.err and tostring(c.err))
+        return json.decode(c.response.body)
+      end
+    end
+  end
+end
+
+-- Each side returns { cpu_s =, wall_s =, connections = } for args.calls timed calls.
+local function run_emrflow()
+  local client = emr.client{ region = "us-east-1", endpoint_url = base, credentials = CREDS, env = {},
+                             max_connections = 1 }
+  local params = { VirtualClusterId = VC, Id = JOB }
+  control("POST", "/__reset")
+  for _ = 1, args.warmup do assert(client:describe_job_run(params)) end
+  collectgarbage()
+  local c0, w0 = os.clock(), core.now()
+  for _ = 1, args.calls do
+    local out, err = client:describe_job_run(params)
+    if not out or out.JobRun.State ~= "RUNNING" then error("bad reply: " .. tostring(err)) end
+  end
+  local cpu, wall = os.clock() - c0, core.now() - w0
+  local st = control("GET", "/__stats")
+  client:close()
+  return { cpu_s = cpu, wall_s = wall, connections = st.connections }
+end
+
+-- the floor: the same GET, signed once, through core.http alone (no validation,
+-- signing, JSON or conversion per call): what the transport costs
+local function run_floor()
+  local client = emr.client{ region = "us-east-1", endpoint_url = base, credentials = CREDS, env = {} }
+  local req = assert(client:describe_job_run({ VirtualClusterId = VC, Id = JOB }, { dry_run = true }))
+  local p = core.http.poller{ max_connections = 1 }
+  local function exchange()
+    local id = p:add(req)
+    while true do
+      local done = p:step(1000)
+      for i = 1, #done do
+        if done[i].id == id then return assert(done[i].response, done[i].err and tostring(done[i].err)) end
+      end
+    end
+  end
+  control("POST", "/__reset")
+  for _ = 1, args.warmup do exchange() end
+  collectgarbage()
+  local c0, w0 = os.clock(), core.now()
+  for _ = 1, args.calls do
+    if exchange().status ~= 200 then error("bad reply") end
+  end
+  local cpu, wall = os.clock() - c0, core.now() - w0
+  local st = control("GET", "/__stats")
+  p:close()
+  return { cpu_s = cpu, wall_s = wall, connections = st.connections }
+end
+
+local botocore_version
+local function run_botocore()
+  control("POST", "/__reset")
+  local p = assert(io.popen(string.format(
+    "%s bench/client/botocore_bench.py --port %s --calls %d --warmup %d",
+    PYTHON, port, args.calls, args.warmup)))
+  local out = p:read("a")
+  p:close()
+  local r = json.decode((assert(out:match("{.*}"), "botocore bench printed no result: " .. out)))
+  botocore_version = r.botocore
+  local st = control("GET", "/__stats")
+  return { cpu_s = r.cpu_s, wall_s = r.wall_s, connections = st.connections }
+end
+
+-- rounds interleave the clients, so a noisy moment hurts both; each figure is the median
+local sides = {
+  { key = "emrflow", run = run_emrflow, runs = {} },
+  { key = "floor", run = run_floor, runs = {} },
+  { key = "botocore", run = run_botocore, runs = {} },
+}
+for _ = 1, args.rounds do
+  for _, side in ipairs(sides) do side.runs[#side.runs + 1] = side.run() end
+end
+
+local function median(list, field)
+  local v = {}
+  for i, r in ipairs(list) do v[i] = r[field] end
+  table.sort(v)
+  local n = #v
+  if n % 2 == 1 then return v[(n + 1) // 2] end
+  return (v[n // 2] + v[n // 2 + 1]) / 2
+end
+
+local results = {}
+local NAMES = {
+  emrflow = "emrflow " .. require("emrflow.emr.client").VERSION,
+  floor = "(floor: core.http exchange only)",
+}
+for _, side in ipairs(sides) do
+  local conns = 0
+  for _, r in ipairs(side.runs) do conns = math.max(conns, r.connections) end
+  results[#results + 1] = { name = NAMES[side.key] or ("botocore " .. botocore_version), calls = args.calls,
+                            cpu_s = median(side.runs, "cpu_s"), wall_s = median(side.runs, "wall_s"),
+                            connections = conns }
+end
+
+pcall(control, "POST", "/__shutdown")
+control_poller:close()
+responder:close()
+
+local lines = {
+  "| client | calls | client CPU per call | wall per call | connections opened |",
+  "| --- | ---: | ---: | ---: | ---: |",
+}
+for _, r in ipairs(results) do
+  lines[#lines + 1] = string.format("| %s | %d | %.1f µs | %.1f µs | %d |", r.name, r.calls,
+                                    r.cpu_s / r.calls * 1e6, r.wall_s / r.calls * 1e6, r.connections)
+end
+local ratio = (results[3].cpu_s / results[3].calls) / (results[1].cpu_s / results[1].calls)
+lines[#lines + 1] = ""
+lines[#lines + 1] = string.format("botocore / emrflow client CPU per call: **%.1fx**", ratio)
+local report = table.concat(lines, "\n")
+print(report)
+
+if args.write then
+  local f = assert(io.open(args.write, "w"))
+  f:write("# Client benchmark: DescribeJobRun over loopback\n\n",
+          "Command (from the repository root, after `make`):\n\n",
+          "    lua5.4 bench/client_bench.lua --calls ", tostring(args.calls),
+          " --rounds ", tostring(args.rounds),
+          " --write ", args.write, "\n\n",
+          "Both clients call DescribeJobRun ", tostring(args.calls), " times (after ", tostring(args.warmup),
+          " warm-up calls)\nagainst `bench/client/responder.py`, a minimal keep-alive responder returning a ",
+          "fixed JobRun\n(no signature checks, so the server's cost is not the clients').\nEach call is ",
+          "complete on both sides: model validation, SigV4 signing, HTTP over 127.0.0.1, JSON parsing,\n",
+          "and (emrflow) conversion to PascalCase. CPU is the client process's own (user + system:\n",
+          "os.clock() in Lua, time.process_time() in Python), so it includes libcurl and the C core.\n",
+          "Connections are the TCP connections the responder accepted for each client's calls (warm-up\n",
+          "included). ", tostring(args.rounds), " rounds run the three in turn; each figure is the median.\n",
+          "The floor row replays one pre-signed request through core.http alone: the transport's share.\n\n",
+          report, "\n\n",
+          "Reading the figures: the floor row is what core.http (libcurl multi, keep-alive) costs for\n",
+          "one exchange without any client work; the rest of emrflow's figure is validation, signing,\n",
+          "request building, JSON decoding and the PascalCase conversion (about 30 µs per call when\n",
+          "measured alone with a stub transport, more in situ as libcurl and the kernel share the\n",
+          "caches). On this shared 2-core machine single runs vary by about +-20 % for both clients;\n",
+          "the interleaved rounds and medians are there for that reason.\n\n",
+          "Machine: ", (io.popen("uname -srm"):read("l") or "?"), ", ", os.date("!%Y-%m-%d"), ".\n")
+  f:close()
+end

@@ -1,0 +1,576 @@
+-- emrflow.emr.client: the Amazon EMR on EKS (emr-containers) REST client.
+--
+--   local client = require("emrflow.emr.client").new{
+--     region = "us-east-1", endpoint_url = nil, profile = nil,
+--     credentials = nil,                     -- { access_key_id =, secret_access_key =, session_token = }
+--                                            -- or a provider with :get(); default: emrflow.credentials
+--     max_attempts = 3,                      -- else AWS_MAX_ATTEMPTS / the profile's max_attempts
+--     env = nil,                             -- table read instead of os.getenv (specs)
+--     timeout_ms = 60000, connect_timeout_ms = 10000, ca_bundle = nil, max_connections = 8,
+--     dry_run = false,                       -- every call returns the signed request instead
+--     retry_quota = 500, user_agent = nil, config = nil (a config.resolve result),
+--     random = nil,                          -- function() --> [0,1): back-off jitter (specs)
+--     time = nil,                            -- function() --> Unix seconds for signing (specs)
+--     transport = nil,                       -- function(request) --> response | nil, err (specs)
+--   }
+--   client:call("StartJobRun", params [, { client_token =, dry_run =, validate = }])
+--     --> result | nil, err
+--   client:start_job_run(params [, opts])    -- one snake_case method per operation
+--   for page, err in client:paginate("ListJobRuns", params) do ... end
+--   client:list_all("ListJobRuns", params)   --> every item of every page | nil, err
+--
+-- Each call: validate against the model (nothing is sent when that fails), fill
+-- the idempotency token once, build the REST request (URI labels escaped, query
+-- string, camelCase JSON body), sign it (SigV4; the body hash is computed once),
+-- send it through emrflow.scheduler (yielding inside a scheduler task, blocking
+-- outside on a poller the client keeps, so connections are reused), retry in the
+-- SDKs' standard mode, and convert the reply to Step Functions' PascalCase.
+local json = require "emrflow.json"
+local sigv4 = require "emrflow.sigv4"
+local scheduler = require "emrflow.scheduler"
+local core = require "emrflow.core"
+local errors = require "emrflow.errors"
+local validate = require "emrflow.emr.validate"
+local retry = require "emrflow.emr.retry"
+local model = require "emrflow.emr.model"
+
+local M = {}
+
+M.VERSION = "0.1.0"
+M.USER_AGENT = "emrflow/" .. M.VERSION .. " lua/" .. _VERSION:match("%d+%.%d+")
+
+local operations, shapes = model.operations, model.shapes
+local fmt = string.format
+local null = json.null
+
+------------------------------------------------------------------------------
+-- Names
+------------------------------------------------------------------------------
+
+-- "StartJobRun" --> "start_job_run", "ListTagsForResource" --> "list_tags_for_resource"
+function M.snake_case(name)
+  local s = name:gsub("(%u+)(%u%l)", "%1_%2"):gsub("(%l)(%u)", "%1_%2"):gsub("(%d)(%u)", "%1_%2")
+  return s:lower()
+end
+
+M.methods = {}      -- snake_case --> operation name
+for name in pairs(operations) do M.methods[M.snake_case(name)] = name end
+
+------------------------------------------------------------------------------
+-- UUID v4 from /dev/urandom
+------------------------------------------------------------------------------
+
+local urandom
+
+local function random_bytes(n)
+  if not urandom then
+    local f, why = io.open("/dev/urandom", "rb")
+    if not f then error("emrflow.emr: cannot open /dev/urandom: " .. tostring(why)) end
+    urandom = f
+  end
+  local b = urandom:read(n)
+  if not b or #b ~= n then error("emrflow.emr: short read from /dev/urandom") end
+  return b
+end
+
+function M.uuid4()
+  local b = { random_bytes(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0F) | 0x40        -- version 4
+  b[9] = (b[9] & 0x3F) | 0x80        -- RFC 4122 variant
+  return fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15], b[16])
+end
+
+------------------------------------------------------------------------------
+-- Construction
+------------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+
+local OPTIONS = {
+  region = "string", endpoint_url = "string", profile = "string", credentials = "table",
+  max_attempts = "number", env = "table", timeout_ms = "number", connect_timeout_ms = "number",
+  dry_run = "boolean", random = "function", time = "function", transport = "function",
+  ca_bundle = "string", retry_quota = "number", max_connections = "number", user_agent = "string",
+  config = "table",
+}
+
+local function parse_endpoint(url)
+  local scheme, authority, path = url:match("^(https?)://([^/?#]+)([^?#]*)$")
+  if not scheme then return nil end
+  path = path:gsub("/+$", "")
+  return { scheme = scheme, authority = authority, base = scheme .. "://" .. authority .. path }
+end
+
+local function config_error(message)
+  return errors.new{ code = "config", message = message, retryable = false }
+end
+
+-- emr.client(opts): never fails for environment problems (no region, a bad
+-- profile): those are returned by every call as `nil, err`. Misuse raises.
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("emrflow.emr.client: expected an options table, got " .. type(opts), 2)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error(fmt("emrflow.emr.client: unknown option '%s'", tostring(k)), 2) end
+    if type(v) ~= want then
+      error(fmt("emrflow.emr.client: option '%s' must be a %s, got %s", k, want, type(v)), 2)
+    end
+  end
+  if opts.max_attempts and (math.type(opts.max_attempts) ~= "integer" or opts.max_attempts < 1) then
+    error("emrflow.emr.client: option 'max_attempts' must be an integer >= 1", 2)
+  end
+  if opts.endpoint_url and not parse_endpoint(opts.endpoint_url) then
+    error("emrflow.emr.client: option 'endpoint_url' must be an http:// or https:// URL", 2)
+  end
+  local self = setmetatable({
+    dry_run = opts.dry_run or false,
+    timeout_ms = opts.timeout_ms or 60000,
+    connect_timeout_ms = opts.connect_timeout_ms or 10000,
+    time = opts.time or os.time,
+    transport = opts.transport,
+    user_agent = opts.user_agent or M.USER_AGENT,
+    max_connections = opts.max_connections or 8,
+    stats = { calls = 0, attempts = 0, retries = 0 },
+  }, Client)
+
+  -- configuration: region, endpoint, max_attempts (emrflow.config when present)
+  local cfg, err = opts.config, nil
+  if not cfg then
+    local ok, config = pcall(require, "emrflow.config")
+    if ok then
+      ok, cfg, err = pcall(config.resolve, {
+        region = opts.region, endpoint_url = opts.endpoint_url, profile = opts.profile,
+        env = opts.env, max_attempts = opts.max_attempts, ca_bundle = opts.ca_bundle,
+      })
+      if not ok then error(cfg, 2) end
+    else
+      cfg = { region = opts.region, endpoint_url = opts.endpoint_url, max_attempts = opts.max_attempts }
+    end
+  end
+  if not cfg then
+    self.config_error = err or config_error("emr-containers client: no configuration")
+  else
+    self.config = cfg
+    -- the resolved region: config turns legacy fips-<region> pseudo-regions into the real one
+    self.region = cfg.region or opts.region
+    local url = opts.endpoint_url or cfg.endpoint_url
+    if not self.region then
+      self.config_error = config_error(
+        "emr-containers client: no AWS region (pass region= or set AWS_REGION)")
+    elseif not url then
+      self.config_error = config_error("emr-containers client: no endpoint for region " .. self.region)
+    else
+      self.endpoint = parse_endpoint(url)
+      if not self.endpoint then
+        self.config_error = config_error("emr-containers client: bad endpoint URL " .. url)
+      end
+    end
+    self.ca_bundle = opts.ca_bundle or cfg.ca_bundle
+  end
+  self.retry = retry.new{
+    max_attempts = opts.max_attempts or (cfg and cfg.max_attempts) or 3,
+    random = opts.random, quota = opts.retry_quota,
+  }
+  self.signer = sigv4.signer{ service = model.metadata.signingName or "emr-containers" }
+  self._sign_req = { region = self.region }
+  self.ua_header = { "User-Agent", self.user_agent }
+
+  -- credentials: explicit table (static, or a provider with :get()), else the chain
+  local c = opts.credentials
+  if c then
+    if type(c.get) == "function" then
+      self.credentials_provider = c
+    elseif type(c.access_key_id) == "string" and type(c.secret_access_key) == "string" then
+      local static = c
+      self.credentials_provider = { get = function() return static end }
+    else
+      error("emrflow.emr.client: option 'credentials' needs access_key_id and secret_access_key "
+            .. "(or a provider with a get method)", 2)
+    end
+  else
+    self.credentials_opts = { profile = opts.profile, env = opts.env, config = cfg }
+  end
+  return self
+end
+
+function Client:_credentials()
+  local p = self.credentials_provider
+  if not p then
+    local ok, creds = pcall(require, "emrflow.credentials")
+    if not ok then
+      return nil, errors.new{ code = "credentials", retryable = false,
+                              message = "no credentials given and emrflow.credentials is unavailable" }
+    end
+    p = creds.chain(self.credentials_opts)
+    self.credentials_provider = p
+  end
+  local c, err = p:get()
+  if not c then
+    if type(err) ~= "table" then
+      err = errors.new{ code = "credentials", message = tostring(err or "no credentials"), retryable = false }
+    end
+    return nil, err
+  end
+  return c
+end
+
+------------------------------------------------------------------------------
+-- Request building
+------------------------------------------------------------------------------
+
+-- Fills idempotency tokens (once per logical call). Returns a shallow copy
+-- when something was filled.
+local function fill_tokens(op, params, token)
+  local s = op.input and shapes[op.input]
+  if not s then return params end
+  local copy
+  for _, m in ipairs(s.members) do
+    if m.idempotency_token then
+      local pname = m.pascal
+      local v = params[pname]
+      if v == nil or v == null then
+        if not copy then
+          copy = {}
+          for k, val in pairs(params) do copy[k] = val end
+        end
+        copy[pname] = token or M.uuid4()
+      end
+    end
+  end
+  return copy or params
+end
+
+-- Builds the unsigned request: method, url, headers, body.
+function Client:build(operation, params)
+  local wire = validate.to_wire(operation, params)
+  local url = self.endpoint.base .. wire.path
+  if wire.query ~= "" then url = url .. "?" .. wire.query end
+  local headers = wire.headers
+  local body
+  if wire.body then
+    body = json.encode(wire.body)
+  elseif wire.has_body_members then
+    body = "{}"
+  end
+  if body then headers[#headers + 1] = { "Content-Type", "application/json" } end
+  return { method = wire.method, url = url, headers = headers, body = body or "" }
+end
+
+------------------------------------------------------------------------------
+-- Replies
+------------------------------------------------------------------------------
+
+local function header(resp, name)
+  local hs = resp.headers
+  if not hs then return nil end
+  for i = 1, #hs do
+    local h = hs[i]
+    if #h[1] == #name and h[1]:lower() == name then return h[2] end
+  end
+  return nil
+end
+
+local function request_id(resp)
+  return header(resp, "x-amzn-requestid") or header(resp, "x-amz-request-id")
+end
+
+local function clip(s, n)
+  if #s > n then return s:sub(1, n) .. "..." end
+  return s
+end
+
+-- An error object from an HTTP reply with status >= 300 (botocore's order:
+-- x-amzn-ErrorType header, body code/Code, body __type, the status).
+function M.parse_error(resp, operation)
+  local status = resp.status
+  local body = resp.body or ""
+  local doc
+  if body ~= "" then
+    local ok, v = pcall(json.decode, body)
+    if ok and type(v) == "table" then doc = v end
+  end
+  local code
+  local h = header(resp, "x-amzn-errortype")
+  if h and h ~= "" then code = h:match("^([^:]*)") end
+  if (not code or code == "") and doc then
+    local c = doc.code or doc.Code
+    if type(c) == "string" and c ~= "" then code = c end
+    if not code and type(doc.__type) == "string" then code = doc.__type:match("([^#]*)$") end
+  end
+  if not code or code == "" then code = tostring(status) end
+  local message
+  if doc then
+    local m = doc.message or doc.Message
+    if type(m) == "string" then message = m end
+  end
+  if not message then
+    message = body ~= "" and not doc and clip(body:gsub("%s+", " "), 200) or ("HTTP " .. status)
+  end
+  local e = errors.new{ code = "aws", aws_code = code, status = status, message = message,
+                        request_id = request_id(resp), operation = operation }
+  e.retryable = retry.classify(e) ~= nil
+  return e
+end
+
+local function decode_result(self, operation, resp)
+  local body = resp.body or ""
+  local doc
+  if body == "" then
+    doc = json.object({})
+  else
+    local ok, v = pcall(json.decode, body)
+    if not ok or type(v) ~= "table" or json.is_array(v) then
+      return nil, errors.new{ code = "json", status = resp.status, request_id = request_id(resp),
+                              retryable = false, operation = operation,
+                              message = fmt("%s: reply is not a JSON object: %s", operation,
+                                            ok and (type(v) == "table" and "an array" or type(v))
+                                              or tostring(v)) }
+    end
+    doc = v
+  end
+  self.last_request_id = request_id(resp)
+  return validate.from_wire(operation, doc)
+end
+
+------------------------------------------------------------------------------
+-- Sending
+------------------------------------------------------------------------------
+
+function Client:_poller()
+  local p = self.poller
+  if not p then
+    p = core.http.poller{ max_connections = self.max_connections }
+    self.poller = p
+  end
+  return p
+end
+
+-- One HTTP exchange: inside a scheduler task through scheduler.http (it
+-- yields); outside, on the client's own poller (blocking, keep-alive).
+function Client:_send(req)
+  if self.transport then return self.transport(req) end
+  if scheduler.current() then return scheduler.http(req) end
+  local p = self:_poller()
+  local id = p:add(req)
+  while true do
+    local done = p:step(1000)
+    for i = 1, #done do
+      local c = done[i]
+      if c.id == id then
+        if c.err then return nil, c.err end
+        return c.response
+      end
+    end
+  end
+end
+
+function Client:close()
+  if self.poller then
+    self.poller:close()
+    self.poller = nil
+  end
+end
+Client.__close = Client.close
+
+local function sleep(s)
+  if s > 0 then scheduler.sleep(s) end
+end
+
+local function describe_transport_error(err, operation)
+  local e = {}
+  if type(err) == "table" then
+    for k, v in pairs(err) do e[k] = v end
+  else
+    e.code, e.message = "http", tostring(err)
+  end
+  e.operation = operation
+  e.code = e.code or "http"
+  return errors.new(e)
+end
+
+local NO_OPTS = {}
+
+-- Signs req (the signer's request table is reused: signing never yields).
+local function sign(self, req, creds, payload_hash)
+  local t = self._sign_req
+  t.method, t.url, t.headers, t.body = req.method, req.url, req.headers, req.body
+  t.credentials, t.time, t.payload_hash = creds, self.time(), payload_hash
+  local s = self.signer:sign(t)
+  t.credentials, t.body = nil, nil
+  return s
+end
+
+-- The transport's request: the signed headers plus User-Agent (not signed, as
+-- botocore: proxies may rewrite it).
+local CONTENT_LENGTH_0 = { "Content-Length", "0" }
+
+local function http_request(self, req, signed)
+  local hs = signed.headers            -- a fresh list from the signer: ours to extend
+  hs[#hs + 1] = self.ua_header
+  -- as botocore: a DELETE (or any body-less non-GET) says Content-Length: 0, unsigned
+  if req.body == "" and req.method ~= "GET" and req.method ~= "HEAD" then hs[#hs + 1] = CONTENT_LENGTH_0 end
+  return { method = req.method, url = req.url, headers = hs, body = req.body,
+           timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms,
+           ca_bundle = self.ca_bundle }
+end
+
+-- client:call(operation, params [, opts]) --> result | nil, err
+-- opts.client_token: the idempotency token to use when params has none;
+-- opts.dry_run: return the signed request instead of sending it;
+-- opts.validate = false: skip the client-side model checks (the service still checks).
+function Client:call(operation, params, opts)
+  local op = operations[operation]
+  if not op then
+    error(fmt("emrflow.emr: unknown emr-containers operation '%s'", tostring(operation)), 2)
+  end
+  if params == nil then params = {} end
+  if type(params) ~= "table" then
+    error(fmt("emrflow.emr: %s parameters must be a table, got %s", operation, type(params)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(fmt("emrflow.emr: %s options must be a table, got %s", operation, type(opts)), 2)
+  end
+  opts = opts or NO_OPTS
+  if opts.client_token ~= nil and type(opts.client_token) ~= "string" then
+    error("emrflow.emr: option client_token must be a string", 2)
+  end
+  if self.config_error then return nil, self.config_error end
+
+  params = fill_tokens(op, params, opts.client_token)
+  local err
+  if opts.validate ~= false then
+    local ok
+    ok, err = validate.check(operation, params)
+    if not ok then return nil, err end
+  end
+
+  local req = self:build(operation, params)
+  local creds
+  creds, err = self:_credentials()
+  if not creds then return nil, err end
+
+  local signed = sign(self, req, creds, nil)
+  local payload_hash = signed.payload_hash
+
+  if opts.dry_run or (opts.dry_run == nil and self.dry_run) then
+    local r = http_request(self, req, signed)
+    r.operation = operation
+    return r
+  end
+
+  self.stats.calls = self.stats.calls + 1
+  local policy = self.retry
+  local attempt, last_cost = 0, nil
+  while true do
+    attempt = attempt + 1
+    self.stats.attempts = self.stats.attempts + 1
+    if attempt > 1 then
+      -- re-sign: a fresh X-Amz-Date (and refreshed credentials), same body hash
+      creds, err = self:_credentials()
+      if not creds then return nil, err end
+      signed = sign(self, req, creds, payload_hash)
+    end
+    local resp, terr = self:_send(http_request(self, req, signed))
+    if resp and resp.status >= 200 and resp.status < 300 then
+      policy:on_success(last_cost)
+      return decode_result(self, operation, resp)
+    end
+    if resp then
+      err = M.parse_error(resp, operation)
+    else
+      err = describe_transport_error(terr, operation)
+      err.retryable = retry.classify(err) ~= nil
+    end
+    local delay, cost = policy:should_retry(err, attempt)
+    if not delay then
+      err.attempts = attempt
+      if cost == "retry quota exhausted" then err.quota_exhausted = true end
+      return nil, err
+    end
+    last_cost = cost
+    self.stats.retries = self.stats.retries + 1
+    sleep(delay)
+  end
+end
+
+-- One method per operation: client:start_job_run(params, opts) ...
+for snake, operation in pairs(M.methods) do
+  Client[snake] = function(self, params, opts)
+    return self:call(operation, params, opts)
+  end
+end
+
+------------------------------------------------------------------------------
+-- Pagination
+------------------------------------------------------------------------------
+
+local function paginator_of(operation)
+  local op = operations[operation]
+  if not op then error(fmt("emrflow.emr: unknown emr-containers operation '%s'", tostring(operation)), 3) end
+  local p = op.paginator
+  if not p then error(fmt("emrflow.emr: %s is not a paginated operation", operation), 3) end
+  return {
+    input_token = validate.pascal(p.input_token), output_token = validate.pascal(p.output_token),
+    result_key = validate.pascal(p.result_key), limit_key = p.limit_key and validate.pascal(p.limit_key),
+  }
+end
+
+-- for page, err in client:paginate("ListJobRuns", params) do
+--   if not page then ... err ... end           -- a failed page: page == false
+-- end
+-- Each page is a result table; iteration stops after the last page (no
+-- NextToken) or after a failed one.
+function Client:paginate(operation, params, opts)
+  local p = paginator_of(operation)
+  local base = {}
+  for k, v in pairs(params or {}) do base[k] = v end
+  local token = base[p.input_token]
+  local finished = false
+  local seen = {}
+  return function()
+    if finished then return nil end
+    local q = {}
+    for k, v in pairs(base) do q[k] = v end
+    q[p.input_token] = token
+    local page, err = self:call(operation, q, opts)
+    if not page then
+      finished = true
+      return false, err
+    end
+    local nxt = page[p.output_token]
+    if type(nxt) ~= "string" or nxt == "" or seen[nxt] then
+      finished = true
+    else
+      seen[nxt] = true
+      token = nxt
+    end
+    return page
+  end
+end
+
+-- Every item of every page (the paginator's result key), or nil, err.
+function Client:list_all(operation, params, opts)
+  local p = paginator_of(operation)
+  local all = json.array({})
+  for page, err in self:paginate(operation, params, opts) do
+    if not page then return nil, err end
+    local items = page[p.result_key]
+    if type(items) == "table" then
+      for i = 1, #items do all[#all + 1] = items[i] end
+    end
+  end
+  return all
+end
+
+function Client:__tostring()
+  return fmt("emrflow.emr.client(%s)", self.endpoint and self.endpoint.base or "unconfigured")
+end
+
+M.Client = Client
+return M
