@@ -139,6 +139,20 @@ describe("emrflow.scheduler", function()
     assert.has_error(function() scheduler.event():wait() end)
   end)
 
+  it("blocking http outside a task works and keeps one connection alive across calls", function()
+    local fake = require "support.fake"
+    local srv = fake.start("fake_echo", {})
+    for i = 1, 5 do
+      local res, err = scheduler.http{ method = "GET", url = srv.url .. "/n/" .. i }
+      assert.is_nil(err)
+      assert.equal(200, res.status)
+    end
+    local stats = srv:stats()
+    srv:stop()
+    assert.equal(5, stats.requests)
+    assert.equal(1, stats.connections)
+  end)
+
   it("keeps many tasks cheap: 10,000 sleeping tasks under virtual time", function()
     local s = virtual()
     local n = 0

@@ -429,6 +429,8 @@ int ef_l_open_sigv4(lua_State *L)
     if (luaL_newmetatable(L, EF_SIGV4_SIGNER_MT)) { /* core, mt */
         luaL_setfuncs(L, s_signer_meta, 0);
         luaL_newlib(L, s_signer_methods); /* core, mt, methods */
+        /* The key strings become upvalues: more than LUA_MINSTACK slots. */
+        luaL_checkstack(L, K_COUNT, "emrflow.sigv4: cannot grow the stack");
         for (int k = 1; k < K_COUNT; k++)
             lua_pushstring(L, s_keys[k]); /* core, mt, methods, keys... */
         lua_pushcclosure(L, l_signer_sign, K_COUNT - 1);

@@ -443,6 +443,16 @@ function M.now()
   return core.now()
 end
 
+-- Outside any task, blocking calls share one poller, so plain-Lua callers keep
+-- their connections alive from one call to the next.
+local blocking
+
+--- The poller used by blocking calls made outside any scheduler task.
+function M.blocking_poller()
+  if not blocking then blocking = core.http.poller({}) end
+  return blocking
+end
+
 --- Blocks the current task for seconds (virtual time jumps).
 function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds then
@@ -454,7 +464,7 @@ function M.sleep(seconds)
     return
   end
   if seconds <= 0 then return end
-  local p <close> = core.http.poller({})
+  local p = M.blocking_poller()
   local deadline = core.now() + seconds
   while true do
     local left = deadline - core.now()
@@ -477,7 +487,7 @@ function M.http(req)
   if M.current() then
     return wait({ op = "http", req = req })
   end
-  local p <close> = core.http.poller({})
+  local p = M.blocking_poller()
   local id = p:add(req)
   while true do
     local done = p:step(1000)
