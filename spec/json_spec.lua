@@ -597,6 +597,173 @@ describe("emrflow.json", function()
     end)
   end)
 
+  describe("copy_shallow", function()
+    it("copies an object's members and key order, sharing the values", function()
+      local o = json.decode('{"b":1,"a":{"x":[1,2]},"c":null}')
+      local c = json.copy_shallow(o)
+      assert.is_true(c ~= o)
+      assert.is_true(json.is_object(c))
+      assert.equal('{"b":1,"a":{"x":[1,2]},"c":null}', json.encode(c))
+      assert.is_true(rawequal(c.a, o.a))
+    end)
+
+    local cases = {
+      { what = "replaces an existing key in place", key = "a", value = 5, want = '{"b":1,"a":5,"c":2}' },
+      { what = "appends a new key", key = "z", value = true, want = '{"b":1,"a":3,"c":2,"z":true}' },
+      { what = "deletes with nil", key = "a", value = nil, want = '{"b":1,"c":2}' },
+      { what = "deletes a missing key as a no-op", key = "q", value = nil, want = '{"b":1,"a":3,"c":2}' },
+    }
+    for _, case in ipairs(cases) do
+      it("with a key " .. case.what .. ", leaving the original alone", function()
+        local o = json.decode('{"b":1,"a":3,"c":2}')
+        local c = json.copy_shallow(o, case.key, case.value)
+        assert.equal(case.want, json.encode(c))
+        assert.equal('{"b":1,"a":3,"c":2}', json.encode(o))
+        assert.same(json.keys(json.decode(case.want)), json.keys(c))
+      end)
+    end
+
+    it("keeps copies independent when either one is changed with json.set", function()
+      local o = json.decode('{"x":1,"y":2}')
+      local c1 = json.copy_shallow(o, "x", 5) -- same keys: shares o's order
+      local c2 = json.copy_shallow(o)
+      json.set(c1, "z", 1)
+      json.set(c2, "x", nil)
+      json.set(o, "w", 0)
+      assert.equal('{"x":1,"y":2,"w":0}', json.encode(o))
+      assert.equal('{"x":5,"y":2,"z":1}', json.encode(c1))
+      assert.equal('{"y":2}', json.encode(c2))
+      json.set(c2, "x", 9)
+      assert.equal('{"y":2,"x":9}', json.encode(c2))
+    end)
+
+    it("keeps the order of large (indexed) objects through copies and changes", function()
+      local o = json.object()
+      for i = 1, 40 do json.set(o, "k" .. i, i) end
+      json.set(o, "k3", 33) -- builds the index
+      local c = json.copy_shallow(o, "k10", 100)
+      json.set(c, "k41", 41)
+      json.set(c, "k1", nil)
+      local keys = json.keys(c)
+      assert.equal(40, #keys)
+      assert.equal("k2", keys[1])
+      assert.equal("k41", keys[40])
+      assert.equal(100, c.k10)
+      assert.equal(40, #json.keys(o))
+      assert.equal(10, o.k10)
+    end)
+
+    it("copies arrays (marked) and plain tables, and passes scalars through", function()
+      local a = json.decode("[1,[2],3]")
+      local ca = json.copy_shallow(a)
+      assert.is_true(json.is_array(ca))
+      assert.equal("[1,[2],3]", json.encode(ca))
+      assert.is_true(rawequal(ca[2], a[2]))
+      local p = { b = 2, a = 1 }
+      local cp = json.copy_shallow(p)
+      assert.is_false(json.is_object(cp))
+      assert.same(p, cp)
+      local cpk = json.copy_shallow(p, "c", 3)
+      assert.equal('{"c":3,"a":1,"b":2}', json.encode(cpk))
+      assert.equal(5, json.copy_shallow(5))
+      assert.equal("s", json.copy_shallow("s"))
+      assert.equal(null, json.copy_shallow(null))
+    end)
+
+    it("refuses a key on an array or a scalar, and tables with a foreign metatable", function()
+      assert.matches("expected a JSON object, got an array",
+        err_of(json.copy_shallow, json.array { 1 }, "k", 1))
+      assert.matches("expected a JSON object", err_of(json.copy_shallow, 5, "k", 1))
+      assert.matches("metatable of its own", err_of(json.copy_shallow, setmetatable({}, {})))
+    end)
+  end)
+
+  describe("object_of / keyset / object_from", function()
+    it("object_of makes an object in argument order, leaving out nil values", function()
+      local o = json.object_of("b", 1, "a", null, "skip", nil, "c", json.array {})
+      assert.equal('{"b":1,"a":null,"c":[]}', json.encode(o))
+      assert.same({ "b", "a", "c" }, json.keys(o))
+      assert.equal('{"k":3}', json.encode(json.object_of("k", 1, "k", 3)))
+      assert.equal("{}", json.encode(json.object_of()))
+    end)
+
+    it("object_of refuses odd argument counts and non-string keys", function()
+      assert.matches("key/value pairs", err_of(json.object_of, "a"))
+      assert.matches("string expected", err_of(json.object_of, 1, 2))
+    end)
+
+    it("object_from fills a keyset's keys in order; objects of one keyset stay independent", function()
+      local ks = json.keyset("value", "step", "label")
+      local o1 = json.object_from(ks, 42, 1, "x")
+      local o2 = json.object_from(ks, 43, 2, "y")
+      assert.equal('{"value":42,"step":1,"label":"x"}', json.encode(o1))
+      json.set(o1, "extra", true)
+      json.set(o2, "step", nil)
+      assert.equal('{"value":42,"step":1,"label":"x","extra":true}', json.encode(o1))
+      assert.equal('{"value":43,"label":"y"}', json.encode(o2))
+      assert.equal('{"value":44,"step":3,"label":"z"}', json.encode(json.object_from(ks, 44, 3, "z")))
+      assert.is_true(json.is_object(json.object_from(ks)))
+      assert.equal("{}", json.encode(json.object_from(ks)))
+    end)
+
+    it("object_from leaves out keys whose value is nil", function()
+      local ks = json.keyset("a", "b", "c")
+      local o = json.object_from(ks, 1, nil, 3)
+      assert.equal('{"a":1,"c":3}', json.encode(o))
+      assert.same({ "a", "c" }, json.keys(o))
+    end)
+
+    it("keyset refuses duplicates and non-strings; object_from refuses what is not a keyset", function()
+      assert.matches("given twice", err_of(json.keyset, "a", "b", "a"))
+      assert.matches("string expected", err_of(json.keyset, "a", 1))
+      assert.matches("expected a keyset", err_of(json.object_from, {}, 1))
+      assert.matches("expected a keyset", err_of(json.object_from, json.object {}, 1))
+      assert.matches("2 values for 1 keys", err_of(json.object_from, json.keyset("a"), 1, 2))
+    end)
+  end)
+
+  describe("size", function()
+    local texts = {
+      '0', '-12345', '9223372036854775807', '1.5', '-0.0', '1e+300', '2.0', 'true', 'false', 'null',
+      '""', '"plain"', '"quote \\" and \\\\ back"', '"\\u0001\\t\\n"', '"caf\u{e9} \u{20ac} \u{1f600}"',
+      '[]', '{}', '[1,[2,[3,{}]]]', '{"a":{"b":{"c":[]}},"d":"e"}', '{"k\\"ey":1}',
+    }
+    for _, text in ipairs(texts) do
+      it("is the length of json.encode for " .. text, function()
+        local v = json.decode(text)
+        assert.equal(#json.encode(v), json.size(v))
+      end)
+    end
+
+    it("counts plain tables as encode writes them", function()
+      for _, v in ipairs { { 1, 2, 3 }, { a = 1, bb = "x" }, {}, { { x = { 1 } } } } do
+        assert.equal(#json.encode(v), json.size(v))
+      end
+    end)
+
+    it("stops past the limit with a number above it", function()
+      local big = json.array {}
+      for i = 1, 10000 do big[i] = "item" .. i end
+      local n = json.size(big, 100)
+      assert.is_true(n > 100)
+      assert.is_true(n < #json.encode(big))
+      assert.equal(#json.encode(big), json.size(big, #json.encode(big)))
+    end)
+
+    it("answers nil for what cannot be encoded", function()
+      assert.is_nil(json.size(print))
+      assert.is_nil(json.size({ a = print }))
+      local deep = json.array {}
+      local cur = deep
+      for _ = 1, 1100 do
+        local nxt = json.array {}
+        cur[1] = nxt
+        cur = nxt
+      end
+      assert.is_nil(json.size(deep))
+    end)
+  end)
+
   describe("round trips", function()
     it("lua-cjson reads what we write and we read what it writes", function()
       local text = '{"a":[1,2.5,"x\u{e9}",null,true],"b":{"c":"d"}}'
@@ -656,6 +823,8 @@ describe("emrflow.json", function()
         assert_same(v, back)
         assert.equal(text, json.encode(back))
         assert.equal(text, json.encode(json.copy(back)))
+        assert.equal(#text, json.size(back))
+        assert.equal(text, json.encode(json.copy_shallow(back)))
       end
     end)
   end)

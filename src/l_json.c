@@ -18,6 +18,11 @@
  *     m[0], when present, is a key -> position index that json.set builds
  *     lazily for large objects.  m has no string keys, so no JSON key can
  *     ever turn into a metamethod.
+ *   - objects of one shape may share one m (json.keyset/object_from, and
+ *     json.copy_shallow, whose copy lists the same keys): such an m is
+ *     marked m[-1] = true and is never changed again; json.set gives the
+ *     object an m of its own before it records a change (copy on write).
+ *     Sharing saves a table per object for the ASL engine's payloads.
  *
  * Errors: decode raises "emrflow.json: <what> at byte <n>" (1-based offset);
  * encode raises "emrflow.json: <what> at <path>" (JSONPath, 0-based indices).
@@ -43,6 +48,8 @@
 #define INDEX_MIN 9           /* json.set builds a key index from this many keys on */
 #define LOCAL_LEVELS 32       /* encoder path levels kept on the C stack */
 #define OBJECT_ROOM 4         /* initial size of objects made by json.object() */
+#define SHARED_SLOT (-1)      /* m[SHARED_SLOT] == true: m is shared, copy before changing */
+#define MAX_KEYSET 200        /* json.keyset: at most this many keys */
 
 /* ------------------------------------------------------------------ */
 /* Shared helpers                                                      */
@@ -1233,6 +1240,74 @@ static void s_append_key(lua_State *L, int m, int key)
     lua_pop(L, 1);
 }
 
+/* Is order table m (absolute) shared by several objects? */
+static int s_is_shared(lua_State *L, int m)
+{
+    int shared = lua_rawgeti(L, m, SHARED_SLOT) != LUA_TNIL;
+    lua_pop(L, 1);
+    return shared;
+}
+
+static void s_mark_shared(lua_State *L, int m)
+{
+    if (!s_is_shared(L, m)) {
+        lua_pushboolean(L, 1);
+        lua_rawseti(L, m, SHARED_SLOT);
+    }
+}
+
+/* Gives obj (absolute) a private copy of its shared order table m
+ * (absolute); pushes it and returns its index. */
+static int s_unshare(lua_State *L, int obj, int m)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, m);
+    if (n > INT32_MAX - OBJECT_ROOM)
+        luaL_error(L, "emrflow.json: object too large");
+    s_new_order(L, (int)n + 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, m, i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushvalue(L, -1);
+    lua_setmetatable(L, obj);
+    return lua_gettop(L);
+}
+
+/* obj[key] = value recording key's place, as json.set defines it.  obj, key
+ * and value are absolute indices; m is obj's order table (absolute), or 0
+ * when obj has none yet (one is made).  Leaves the stack as it found it. */
+static void s_set(lua_State *L, int obj, int m, int key, int value)
+{
+    int top = lua_gettop(L);
+    if (!m) {
+        s_new_order(L, OBJECT_ROOM);
+        lua_pushvalue(L, -1);
+        lua_setmetatable(L, obj);
+        m = lua_gettop(L);
+    } else if (s_is_shared(L, m)) {
+        m = s_unshare(L, obj, m);
+    }
+    lua_Integer pos = s_find_key(L, m, key);
+    if (lua_isnil(L, value)) {
+        if (pos)
+            s_remove_key(L, m, pos);
+    } else if (!pos) {
+        s_append_key(L, m, key);
+    } else {
+        lua_pushvalue(L, key);
+        if (lua_rawget(L, obj) == LUA_TNIL) {
+            /* recorded, then removed by plain assignment: new again, so last */
+            s_remove_key(L, m, pos);
+            s_append_key(L, m, key);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, key);
+    lua_pushvalue(L, value);
+    lua_rawset(L, obj);
+    lua_settop(L, top);
+}
+
 static int l_json_set(lua_State *L)
 {
     int foreign;
@@ -1244,31 +1319,314 @@ static int l_json_set(lua_State *L)
         return luaL_argerror(L, 1, "expected a JSON object, got an array");
     if (foreign)
         return luaL_argerror(L, 1, "table has a metatable of its own");
-    if (kind != KIND_OBJECT) {
-        s_new_order(L, OBJECT_ROOM);
-        lua_pushvalue(L, -1);
-        lua_setmetatable(L, 1);
+    s_set(L, 1, kind == KIND_OBJECT ? 4 : 0, 2, 3);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* json.copy_shallow(v [, key, value]): a new table holding v's members (the
+ * values themselves, not copies) with v's mark and key order; with a key,
+ * the copy then gets copy[key] = value as json.set does it (value nil
+ * deletes).  v itself is never changed.  Non-tables come back as they are. */
+static int l_json_copy_shallow(lua_State *L)
+{
+    int foreign;
+    luaL_checkany(L, 1);
+    int with_key = !lua_isnoneornil(L, 2);
+    if (with_key)
+        luaL_checktype(L, 2, LUA_TSTRING);
+    lua_settop(L, 3);
+    if (lua_type(L, 1) != LUA_TTABLE) {
+        if (with_key)
+            return luaL_argerror(L, 1, "expected a JSON object");
+        lua_settop(L, 1);
+        return 1;
     }
-    /* 4: m */
-    lua_Integer pos = s_find_key(L, 4, 2);
-    if (lua_isnil(L, 3)) {
-        if (pos)
-            s_remove_key(L, 4, pos);
-    } else if (!pos) {
-        s_append_key(L, 4, 2);
+    int kind = s_kind(L, 1, &foreign); /* 4: m (object) */
+    if (foreign)
+        return luaL_argerror(L, 1, "table has a metatable of its own");
+    if (kind == KIND_ARRAY) {
+        if (with_key)
+            return luaL_argerror(L, 1, "expected a JSON object, got an array");
+        lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+        if (n > INT32_MAX)
+            return luaL_error(L, "emrflow.json: copy_shallow: array too long");
+        lua_createtable(L, (int)n, 0);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, 1, i);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pushvalue(L, UV_ARRAY_MT);
+        lua_setmetatable(L, -2);
+        return 1;
+    }
+    /* Objects and plain tables: every member; an object's order list too.
+     * An object is sized by its order list (members set without json.set
+     * make the copy grow as they go in), a plain table by counting. */
+    int members = 0;
+    if (kind != KIND_OBJECT) {
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            lua_pop(L, 1);
+            members++;
+        }
+        if (members > INT32_MAX - 1)
+            return luaL_error(L, "emrflow.json: copy_shallow: table too large");
+    }
+    int m = 0;
+    if (kind == KIND_OBJECT) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
+        if (n > INT32_MAX - 1)
+            return luaL_error(L, "emrflow.json: copy_shallow: table too large");
+        members = (int)n;
+        /* The copy lists the same keys as v unless the key changes the list:
+         * then v's m is shared (and frozen) rather than copied. */
+        int same = !with_key;
+        if (with_key && !lua_isnil(L, 3)) {
+            lua_pushvalue(L, 2);
+            int present = lua_rawget(L, 1) != LUA_TNIL;
+            lua_pop(L, 1);
+            same = present && s_find_key(L, 4, 2) != 0;
+        }
+        lua_createtable(L, 0, members + (same ? 0 : with_key)); /* 5: the copy */
+        if (same) {
+            s_mark_shared(L, 4);
+            lua_pushvalue(L, 4);
+            lua_setmetatable(L, 5);
+            lua_pushnil(L);
+            while (lua_next(L, 1)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, 5);
+            }
+            if (with_key) {
+                lua_pushvalue(L, 2);
+                lua_pushvalue(L, 3);
+                lua_rawset(L, 5);
+            }
+            lua_settop(L, 5);
+            return 1;
+        }
+        s_new_order(L, (int)n + with_key);         /* 6: its order */
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, 4, i);
+            lua_rawseti(L, 6, i);
+        }
+        lua_pushvalue(L, 6);
+        lua_setmetatable(L, 5);
+        m = 6;
     } else {
-        lua_pushvalue(L, 2);
-        if (lua_rawget(L, 1) == LUA_TNIL) {
-            /* recorded, then removed by plain assignment: new again, so last */
-            s_remove_key(L, 4, pos);
-            s_append_key(L, 4, 2);
+        lua_settop(L, 3);
+        lua_pushnil(L); /* 4: no order */
+        lua_createtable(L, 0, members + with_key); /* 5: the copy */
+    }
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, 5);
+    }
+    if (with_key)
+        s_set(L, 5, m, 2, 3);
+    lua_settop(L, 5);
+    return 1;
+}
+
+/* json.object_of(k1, v1, k2, v2, ...): a new object with those members in
+ * that order; a pair whose value is nil is left out; a key given twice keeps
+ * its first place and its last value. */
+static int l_json_object_of(lua_State *L)
+{
+    int top = lua_gettop(L);
+    if (top % 2)
+        return luaL_error(L, "emrflow.json: object_of: expected key/value pairs, got %d arguments", top);
+    int pairs = top / 2;
+    for (int i = 1; i <= top; i += 2)
+        luaL_checktype(L, i, LUA_TSTRING);
+    luaL_checkstack(L, 4, "emrflow.json");
+    lua_createtable(L, 0, pairs);   /* top + 1 */
+    s_new_order(L, pairs);          /* top + 2 */
+    int obj = top + 1, m = top + 2;
+    lua_Integer cnt = 0;
+    for (int i = 1; i <= top; i += 2) {
+        if (lua_isnil(L, i + 1))
+            continue;
+        lua_pushvalue(L, i);
+        if (lua_rawget(L, obj) == LUA_TNIL) {
+            lua_pushvalue(L, i);
+            lua_rawseti(L, m, ++cnt);
         }
         lua_pop(L, 1);
+        lua_pushvalue(L, i);
+        lua_pushvalue(L, i + 1);
+        lua_rawset(L, obj);
     }
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    lua_rawset(L, 1);
+    lua_setmetatable(L, obj);
+    return 1;
+}
+
+/* json.keyset(k1, ..., kn): the shape of objects that hold exactly those keys
+ * in that order, for json.object_from.  The keys must be distinct strings. */
+static int l_json_keyset(lua_State *L)
+{
+    int n = lua_gettop(L);
+    if (n > MAX_KEYSET)
+        return luaL_error(L, "emrflow.json: keyset: at most %d keys, got %d", MAX_KEYSET, n);
+    for (int i = 1; i <= n; i++) {
+        luaL_checktype(L, i, LUA_TSTRING);
+        for (int j = 1; j < i; j++)
+            if (lua_rawequal(L, i, j))
+                return luaL_error(L, "emrflow.json: keyset: key '%s' given twice", lua_tostring(L, i));
+    }
+    s_new_order(L, n);
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, -2, SHARED_SLOT);
+    return 1;
+}
+
+/* json.object_from(keyset, v1, ..., vn): a new object with keyset's keys in
+ * order holding v1..vn (the values themselves).  When a value is nil its key
+ * is left out (the object then gets an order of its own). */
+static int l_json_object_from(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UV_OBJ_MARK) || !s_is_shared(L, 1))
+        return luaL_argerror(L, 1, "expected a keyset (json.keyset)");
+    lua_pop(L, 1);
+    int n = (int)lua_rawlen(L, 1);
+    if (lua_gettop(L) > n + 1)
+        return luaL_error(L, "emrflow.json: object_from: %d values for %d keys", lua_gettop(L) - 1, n);
+    lua_settop(L, n + 1);
+    luaL_checkstack(L, 4, "emrflow.json");
+    lua_createtable(L, 0, n); /* n + 2 */
+    int obj = n + 2, holes = 0;
+    for (int i = 1; i <= n; i++) {
+        if (lua_isnil(L, i + 1)) {
+            holes++;
+            continue;
+        }
+        lua_rawgeti(L, 1, i);
+        lua_pushvalue(L, i + 1);
+        lua_rawset(L, obj);
+    }
+    if (!holes) {
+        lua_pushvalue(L, 1);
+    } else {
+        lua_Integer cnt = 0;
+        s_new_order(L, n - holes);
+        for (int i = 1; i <= n; i++) {
+            if (lua_isnil(L, i + 1))
+                continue;
+            lua_rawgeti(L, 1, i);
+            lua_rawseti(L, -2, ++cnt);
+        }
+    }
+    lua_setmetatable(L, obj);
+    return 1;
+}
+
+/* The encoded length of the value at idx (absolute), as json.encode would
+ * write it, counting stops once it passes limit.  Returns -1 for what
+ * encode would reject by type, -2 for nesting deeper than max_depth. */
+static lua_Integer s_size(lua_State *L, int idx, lua_Integer limit, int depth, int max_depth)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
+        lua_Integer n = (lua_Integer)len + 2;
+        for (size_t i = 0; i < len; i++) {
+            unsigned c = s[i];
+            if (c < 0x80 && !s_plain[c])
+                n += (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
+                      c == '\t') ? 1 : 5;
+        }
+        return n;
+    }
+    case LUA_TNUMBER: {
+        char num[EF_JSON_NUMBUF];
+        if (lua_isinteger(L, idx))
+            return (lua_Integer)ef_json_format_integer((long long)lua_tointeger(L, idx), num);
+        int k = ef_json_format_double((double)lua_tonumber(L, idx), num);
+        return k < 0 ? -1 : k;
+    }
+    case LUA_TBOOLEAN:
+        return lua_toboolean(L, idx) ? 4 : 5;
+    case LUA_TLIGHTUSERDATA:
+        return lua_touserdata(L, idx) == NULL ? 4 : -1;
+    case LUA_TTABLE:
+        break;
+    default:
+        return -1;
+    }
+    if (depth >= max_depth)
+        return -2;
+    if (!lua_checkstack(L, 4))
+        return -2;
+    int top = lua_gettop(L);
+    int kind = KIND_PLAIN; /* objects and plain tables are counted alike */
+    if (lua_getmetatable(L, idx)) {
+        if (lua_rawequal(L, -1, UV_ARRAY_MT))
+            kind = KIND_ARRAY;
+        lua_settop(L, top);
+    }
+    lua_Integer total = 2, count = 0;
+    if (kind == KIND_ARRAY) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        for (lua_Integer i = 1; i <= n && total <= limit; i++) {
+            lua_rawgeti(L, idx, i);
+            lua_Integer k = s_size(L, top + 1, limit - total, depth + 1, max_depth);
+            lua_pop(L, 1);
+            if (k < 0)
+                return k;
+            total += k + (i > 1);
+        }
+        return total;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (total > limit) {
+            lua_settop(L, top);
+            return total;
+        }
+        lua_Integer k = s_size(L, top + 2, limit - total, depth + 1, max_depth);
+        lua_pop(L, 1);
+        if (k < 0) {
+            lua_settop(L, top);
+            return k;
+        }
+        total += k + (count > 0) + 1; /* value, comma, colon */
+        if (lua_type(L, top + 1) == LUA_TSTRING) {
+            total += s_size(L, top + 1, limit, depth + 1, max_depth);
+        } else if (!lua_isinteger(L, top + 1)) {
+            lua_settop(L, top);
+            return -1;
+        } else {
+            total -= 1; /* an array-like plain table: no key, no colon */
+        }
+        count++;
+    }
+    return total;
+}
+
+/* json.size(v [, limit]) --> the length of json.encode(v) without making the
+ * text; once the count passes limit it stops and returns a number > limit.
+ * nil when v cannot be encoded (by type or depth; shapes encode rejects,
+ * such as sparse arrays, are counted anyway). */
+static int l_json_size(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_Integer limit = luaL_optinteger(L, 2, LUA_MAXINTEGER / 2);
     lua_settop(L, 1);
+    lua_Integer n = s_size(L, 1, limit, 0, DEFAULT_DEPTH);
+    if (n < 0)
+        luaL_pushfail(L);
+    else
+        lua_pushinteger(L, n);
     return 1;
 }
 
@@ -1335,6 +1693,8 @@ int ef_l_open_json(lua_State *L)
         {"decode", l_json_decode},     {"array", l_json_array}, {"object", l_json_object},
         {"is_array", l_json_is_array}, {"is_object", l_json_is_object},
         {"keys", l_json_keys},         {"set", l_json_set},     {"copy", l_json_copy},
+        {"copy_shallow", l_json_copy_shallow}, {"object_of", l_json_object_of},
+        {"size", l_json_size},         {"keyset", l_json_keyset}, {"object_from", l_json_object_from},
         {NULL, NULL},
     };
     luaL_checkstack(L, 8, "emrflow.json");

@@ -20,6 +20,10 @@
 --     json.set appends new keys; json.keys/encode list the recorded keys that
 --     are still present, then any key assigned without json.set, sorted
 --     bytewise.  A plain table with only string keys encodes in sorted order.
+--   Objects of one shape may share m: json.object_from's objects share their
+--   keyset, json.copy_shallow's copy shares the original's m when its key list
+--   is the same. A shared m is marked m[-1] = true and never changes again:
+--   json.set gives the object an m of its own first (copy on write).
 --   Per-object metatables cost one small table per object but no weak tables
 --   (ephemeron tables slow every GC cycle) and no lookups outside the object.
 --
@@ -38,6 +42,19 @@
 --                                                     place (appended if new);
 --                                                     v == nil deletes
 --   json.copy(v)                                  --> deep copy keeping marks, order
+--   json.copy_shallow(v [, k, val])               --> new table with v's members (shared,
+--                                                     not copied), mark and key order; with
+--                                                     k, then copy[k] = val as json.set does
+--   json.object_of(k1, v1, k2, v2, ...)           --> new object with those members in that
+--                                                     order (nil values left out)
+--   json.keyset(k1, ..., kn)                     --> the shape of objects holding exactly
+--                                                     those distinct keys in that order
+--   json.object_from(keyset, v1, ..., vn)         --> new object: keyset's keys, in order,
+--                                                     holding v1..vn (nil: key left out)
+--   json.size(v [, limit])                        --> #json.encode(v) without making the
+--                                                     text; past limit it stops early and
+--                                                     returns a number > limit; nil when v
+--                                                     cannot be encoded
 local core = require "emrflow.core"
 
 local cj = core.json
@@ -57,5 +74,10 @@ M.is_object = cj.is_object
 M.keys = cj.keys
 M.set = cj.set
 M.copy = cj.copy
+M.copy_shallow = cj.copy_shallow
+M.object_of = cj.object_of
+M.size = cj.size
+M.keyset = cj.keyset
+M.object_from = cj.object_from
 
 return M

@@ -5,6 +5,7 @@ local json = require "emrflow.json"
 local M = {}
 
 local floor = math.floor
+local object_of = json.object_of
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 local function days_from_civil(y, m, d)
@@ -60,12 +61,17 @@ function M.parse_timestamp(s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec + frac - offset
 end
 
--- "2019-03-26T20:14:13.192Z" for Unix seconds t.
+-- "2019-03-26T20:14:13.192Z" for Unix seconds t. The last answer is remembered: under the
+-- virtual clock, and for the states of one instant, t repeats.
+local last_t, last_text
 function M.iso8601(t)
+  if t == last_t then return last_text end
   local whole = floor(t)
   local ms = floor((t - whole) * 1000 + 0.5)
   if ms >= 1000 then whole, ms = whole + 1, ms - 1000 end
-  return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", ms)
+  local text = os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", ms)
+  last_t, last_text = t, text
+  return text
 end
 
 -- The immutable parts of $$ for one execution.
@@ -83,18 +89,20 @@ function M.execution(x)
   return e, sm
 end
 
--- The whole context object as seen by one state.
+-- The whole context object as seen by one state. Its parts are shared, never modified:
+-- Execution and StateMachine with the execution, the rest with whoever passes them in.
 function M.object(x, state_name, entered_time, retry_count, map_item)
-  local c = json.object {}
-  json.set(c, "Execution", x.ctx_execution)
-  json.set(c, "StateMachine", x.ctx_machine)
-  local st = json.object {}
-  json.set(st, "Name", state_name)
-  json.set(st, "EnteredTime", M.iso8601(entered_time))
-  if retry_count and retry_count > 0 then json.set(st, "RetryCount", retry_count) end
-  json.set(c, "State", st)
-  if map_item then json.set(c, "Map", map_item) end
-  return c
+  local st = object_of("Name", state_name, "EnteredTime", M.iso8601(entered_time),
+    "RetryCount", (retry_count and retry_count > 0) and retry_count or nil)
+  return object_of("Execution", x.ctx_execution, "StateMachine", x.ctx_machine, "State", st,
+    "Map", map_item)
+end
+
+-- The context object of an ItemSelector for item `index` (0-based) holding `value`:
+-- `base` (from M.object) with Map.Item = { Index, Value }. Shares base's parts.
+function M.with_map_item(base, index, value)
+  return object_of("Execution", base.Execution, "StateMachine", base.StateMachine, "State", base.State,
+    "Map", object_of("Item", object_of("Index", index, "Value", value)))
 end
 
 return M

@@ -1,10 +1,22 @@
 -- emrflow.asl.engine: compiles a validated ASL definition into closures and runs executions.
 --
--- A definition is compiled once: every state becomes a table whose `exec(frame, input)`
--- returns the next compiled state (nil at the end) and the state's output, or raises an
--- ASL error { Error =, Cause = }. A frame is one thread of control (the execution, a
--- Parallel branch, a Map iteration): it holds the variables in scope and the id of the
--- last history event it wrote. Executions, branches and iterations are scheduler tasks.
+-- A definition is compiled once: every state becomes a table whose `exec(frame, input, st)`
+-- returns the next compiled state (nil or false at the end) and the state's output, or
+-- raises an ASL error { Error =, Cause = }. A frame is one thread of control (the execution,
+-- a Parallel branch, a Map iteration): it holds the variables in scope, the id of the last
+-- history event it wrote and the environment its states evaluate in (one table, reused).
+-- Executions, branches and iterations are scheduler tasks.
+--
+-- Data discipline (what makes sharing safe): a value is never modified once it has been
+-- made. States build their outputs from new tables that share everything they do not change
+-- (ResultPath copies only the objects along the path, json.copy_shallow), history events
+-- refer to the same values, and a Task's Lua result is copied once into JSON data.
+--
+-- The hot path: the common Pass state (Parameters and a "$", null or "$.name" ResultPath,
+-- nothing else) runs one shared exec, fast_pass_exec, reading what it needs from the state's
+-- array part; payload templates and intrinsic calls are generated code shared by shape; the
+-- history keeps no table per event. Long chains of states do not fit in the CPU caches, so
+-- the number of distinct objects an evaluation touches is what counts.
 
 local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
@@ -27,6 +39,7 @@ local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at o
 local type, pairs, ipairs, tostring, pcall, error, setmetatable = type, pairs, ipairs, tostring, pcall,
   error, setmetatable
 local encode, is_array_marked, is_object_marked = json.encode, json.is_array, json.is_object
+local copy_shallow, json_size, new_object = json.copy_shallow, json.size, json.object
 local fmt = string.format
 
 ---------------------------------------------------------------------------
@@ -93,9 +106,10 @@ local function normalize(err, frame)
 end
 
 local function size_check(name, v)
-  if type(v) == "table" or type(v) == "string" then
-    local ok, text = pcall(encode, v)
-    if ok and #text > PAYLOAD_LIMIT then
+  local t = type(v)
+  if t == "table" or (t == "string" and #v > PAYLOAD_LIMIT // 6) then
+    local n = json_size(v, PAYLOAD_LIMIT)
+    if n and n > PAYLOAD_LIMIT then
       raise("States.DataLimitExceeded", fmt(
         "The state/task '%s' returned a result with a size exceeding the maximum number of bytes "
         .. "service limit.", name))
@@ -120,6 +134,15 @@ local function walk_mentions_context(v)
     for k, x in pairs(v) do
       if walk_mentions_context(k) or walk_mentions_context(x) then return true end
     end
+  end
+  return false
+end
+
+-- Does a definition fragment hold the key `key` anywhere (at any depth)?
+local function mentions_key(v, key)
+  if type(v) ~= "table" then return false end
+  for k, x in pairs(v) do
+    if k == key or mentions_key(x, key) then return true end
   end
   return false
 end
@@ -263,19 +286,12 @@ local function field_missing(field)
   end
 end
 
--- Copies an object shallowly, keeping its key order. emrflow.json keeps an object's key
--- order in the array part of its own metatable (see json.lua); copying that list is much
--- cheaper than json.keys + json.set. Unmarked tables go the documented way.
-local OBJECT_MARK = getmetatable(getmetatable(json.object {}))
-local getmt, unpack = getmetatable, table.unpack
+-- Copies an object shallowly, keeping its key order (json.copy_shallow, in C). Unmarked
+-- tables (Lua values that never went through emrflow.json) get their keys recorded in
+-- json.keys order, as a marked object would list them.
 local function copy_object(o)
-  local m = getmt(o)
-  if m and getmt(m) == OBJECT_MARK then
-    local c = {}
-    for k, v in pairs(o) do c[k] = v end
-    return setmetatable(c, setmetatable({ unpack(m) }, OBJECT_MARK))
-  end
-  local c = json.object {}
+  if is_object_marked(o) then return copy_shallow(o) end
+  local c = new_object {}
   local keys = json.keys(o)
   for i = 1, #keys do
     local k = keys[i]
@@ -284,29 +300,35 @@ local function copy_object(o)
   return c
 end
 
--- ResultPath: a copy of `target` with `value` written at segs (intermediate objects made).
-local function ref_set(segs, target, value, text)
-  local function fail()
-    raise("States.ResultPathMatchFailure", fmt("Unable to apply ReferencePath %s to input %s",
-      text, show(target)))
-  end
-  local function put(node, i)
-    if i > #segs then return value end
-    local s = segs[i]
-    if type(s) == "number" then
-      if not is_array(node) or node[s + 1] == nil then fail() end
-      local c = json.array {}
-      for j = 1, #node do c[j] = node[j] end
-      c[s + 1] = put(node[s + 1], i + 1)
-      return c
-    end
-    if node == nil or node == NULL then node = json.object {} end
-    if not is_object(node) then fail() end
-    local c = copy_object(node)
-    json.set(c, s, put(node[s], i + 1))
+local function result_path_failure(text, target)
+  raise("States.ResultPathMatchFailure", fmt("Unable to apply ReferencePath %s to input %s",
+    text, show(target)))
+end
+
+-- A copy of node with value written at segs[i..] (intermediate objects made); the copies are
+-- shallow, so everything off the path is shared.
+local function ref_put(segs, i, node, value, target, text)
+  local s = segs[i]
+  local last = i == #segs
+  if type(s) == "number" then
+    if not is_array(node) or node[s + 1] == nil then result_path_failure(text, target) end
+    local c = copy_shallow(node)
+    c[s + 1] = last and value or ref_put(segs, i + 1, node[s + 1], value, target, text)
     return c
   end
-  return put(target, 1)
+  if node == nil or node == NULL then node = new_object {} end
+  if not is_object(node) then result_path_failure(text, target) end
+  local v = last and value or ref_put(segs, i + 1, node[s], value, target, text)
+  if is_object_marked(node) then return copy_shallow(node, s, v) end
+  local c = copy_object(node)
+  json.set(c, s, v)
+  return c
+end
+
+-- ResultPath: a copy of `target` with `value` written at segs (intermediate objects made).
+local function ref_set(segs, target, value, text)
+  if #segs == 0 then return value end
+  return ref_put(segs, 1, target, value, target, text)
 end
 
 ---------------------------------------------------------------------------
@@ -344,7 +366,11 @@ local function io_fields(st, def)
     end
     st.result_text = def.ResultPath
   end
-  if def.Parameters ~= nil then st.parameters = compile_template(def.Parameters, "Parameters") end
+  if def.Parameters ~= nil then
+    local fn, shape, R = payload.compile_shape(def.Parameters, "Parameters")
+    if not fn then error(shape, 0) end
+    st.parameters, st.parameters_shape, st.parameters_R = fn, shape, R
+  end
   if def.ResultSelector ~= nil then
     st.result_selector = compile_template(def.ResultSelector, "ResultSelector")
   end
@@ -352,7 +378,7 @@ local function io_fields(st, def)
 end
 
 local function effective_input(st, input, env)
-  if st.input_null then return json.object {} end
+  if st.input_null then return new_object {} end
   if st.input_path then return st.input_path(input, env) end
   return input
 end
@@ -364,7 +390,7 @@ local function apply_result_path(st, raw, result)
 end
 
 local function apply_output_path(st, out, env)
-  if st.output_null then return json.object {} end
+  if st.output_null then return new_object {} end
   if st.output_path then return st.output_path(out, env) end
   return out
 end
@@ -430,40 +456,68 @@ local function emit(frame, etype, key, details)
   return id
 end
 
-local function child_frame(frame, quiet)
-  return {
-    x = frame.x,
-    vars = setmetatable({}, { __index = frame.vars }),
-    prev = frame.prev,
-    quiet = quiet or frame.quiet,
-  }
+-- A frame: { x = execution, vars = variables in scope, prev = last event id, quiet = no
+-- events, env = the environment its states evaluate in }. One frame runs one state at a
+-- time, so its env table is reused from state to state (enter resets it).
+-- Every field a frame gets is in its constructor, so that it never grows (a rehash each
+-- time it would, for every Map iteration): state_name / entered_id (the state running, for
+-- error causes), started (a Map or Parallel has started), so / sn and ro / rn (the sizes the
+-- fast Pass remembers).
+local function new_frame(x, vars, prev, quiet)
+  return { x = x, vars = vars, prev = prev, quiet = quiet or false, env = { input = false, vars = vars },
+    state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0 }
+end
+
+-- A child thread of control. Its variables: a scope of their own reading through to the
+-- parent's (vars_mt = { __index = parent vars }, shared by siblings), or, when the child's
+-- program never assigns any (vars_mt == nil), the parent's table itself.
+local function child_frame(frame, quiet, vars_mt)
+  local vars = frame.vars
+  if vars_mt ~= false then
+    vars = setmetatable({}, vars_mt or { __index = frame.vars })
+  end
+  return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet)
 end
 
 -- Enters a state: the Entered event, the frame's current state, the environment.
 local function enter(frame, st, input, retry_count)
-  local x = frame.x
   local id = 0
   if not frame.quiet then
-    id = x.rec:add_state(st.entered, frame.prev, "stateEnteredEventDetails", st.name, input)
+    id = frame.x.rec:add_event(st.entered_desc, frame.prev, input)
     frame.prev = id
   end
   frame.state_name = st.name
   frame.entered_id = id
-  local env = { input = input, vars = frame.vars }
+  local env = frame.env
+  env.input = input
   if st.needs_context then
+    local x = frame.x
     env.context = context.object(x, st.name, x.s:now(), retry_count, nil)
+  else
+    env.context = nil
   end
   return env
 end
 
 local function exit_state(frame, st, output, assigned)
   if frame.quiet then return end
-  frame.prev = frame.x.rec:add_state(st.exited, frame.prev, "stateExitedEventDetails", st.name, output,
-    assigned)
+  frame.prev = frame.x.rec:add_event(st.exited_desc, frame.prev, output, assigned)
 end
 
+-- Each assigned value, and all values of one Assign together, are at most 256 KiB.
 local function apply_assign(frame, values)
   if values == nil then return end
+  local total = 0
+  for _, v in pairs(values) do
+    local n = json_size(v, PAYLOAD_LIMIT)
+    if n then
+      total = total + n
+      if total > PAYLOAD_LIMIT then
+        raise("States.DataLimitExceeded", fmt("The variables assigned by the state '%s' exceed the maximum "
+          .. "number of bytes service limit.", tostring(frame.state_name)))
+      end
+    end
+  end
   local vars = frame.vars
   for k, v in pairs(values) do vars[k] = v end
 end
@@ -472,16 +526,18 @@ end
 -- Running programs (the execution's states, a branch, an item processor)
 ---------------------------------------------------------------------------
 
-local function run_program(frame, prog, input)
-  local st = prog.start
-  local ok, err = pcall(function()
-    while st do
-      local nxt, out = st.exec(frame, input)
-      st, input = nxt, out
-    end
-  end)
-  if not ok then error(normalize(err, frame), 0) end
+-- exec(frame, input, st): st is passed too, so that one function can serve many states.
+local function run_states(frame, st, input)
+  while st do
+    st, input = st.exec(frame, input, st)
+  end
   return input
+end
+
+local function run_program(frame, prog, input)
+  local ok, out = pcall(run_states, frame, prog.start, input)
+  if not ok then error(normalize(out, frame), 0) end
+  return out
 end
 
 -- Runs fns as child tasks; returns their results in order. The first failure cancels
@@ -566,7 +622,7 @@ local function with_handlers(frame, st, input, env, work)
     end
     if not retried then
       if st.failed_event and frame.started then emit(frame, st.failed_event) end
-      frame.started = nil
+      frame.started = false
       if st.catch then
         for _, c in ipairs(st.catch) do
           if matches(c, err) then
@@ -615,10 +671,119 @@ local function finish(frame, st, raw, env, result)
   return out
 end
 
+local add_event = history.Recorder.add_event
+
+-- The common Pass: Parameters (or the input itself), then ResultPath "$", null or "$.name";
+-- no InputPath, OutputPath, Result or Assign. The same steps as the general exec below
+-- (enter, Parameters, ResultPath, size check, exit) with no call that has nothing to do.
+-- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
+-- since a long chain of states does not stay in the CPU caches.
+local P_NAME, P_ENTERED, P_EXITED, P_SHAPE, P_R = 1, 2, 3, 4, 5
+local P_KEY, P_MODE, P_SEGS, P_TEXT, P_NEXT, P_KEYLEN = 6, 7, 8, 9, 10, 11
+assert(P_KEYLEN <= payload.SHAPE_BASE)
+local MODE_KEY, MODE_DISCARD, MODE_WHOLE = 1, 2, 3
+
+-- exec of the common Pass; P is the state (its array part, set by fast_pass).
+local function fast_pass_exec(frame, input, P)
+  local quiet = frame.quiet
+  local x = frame.x
+  local id, t = 0, nil
+  if not quiet then
+    -- a Pass does not wait: its two events share one instant
+    t = x.s:now()
+    id = add_event(x.rec, P[P_ENTERED], frame.prev, input, nil, t)
+    frame.prev = id
+  end
+  local name = P[P_NAME]
+  frame.state_name = name
+  frame.entered_id = id
+  local r = input
+  local shape = P[P_SHAPE]
+  if shape then
+    local env = frame.env
+    env.input = input
+    env.context = nil
+    r = shape(env, P)
+  end
+  -- The output's encoded size (the 256 KiB check). The frame remembers the size of the last
+  -- output it made (so) and of the last Parameters result it put at the key (ro); values are
+  -- never changed once made, so when this input is that output, the new size follows from
+  -- the part that changes, without walking the rest (a large payload carried down a chain
+  -- is not re-measured at every state).
+  local out, size
+  local m = P[P_MODE]
+  if m == MODE_KEY then
+    if is_object_marked(input) then
+      local key = P[P_KEY]
+      out = copy_shallow(input, key, r)
+      if input == frame.so then
+        local rn = json_size(r, PAYLOAD_LIMIT)
+        if rn then
+          local old = input[key]
+          if old == nil then
+            local sn = frame.sn
+            size = sn + (sn > 2 and 1 or 0) + P[P_KEYLEN] + 1 + rn
+          else
+            local on
+            if old == frame.ro then on = frame.rn else on = json_size(old, PAYLOAD_LIMIT) end
+            if on then size = frame.sn - on + rn end
+          end
+          frame.ro, frame.rn = r, rn
+        end
+      end
+    else
+      out = ref_set(P[P_SEGS], input, r, P[P_TEXT])
+    end
+  elseif m == MODE_DISCARD then
+    out = input
+    if input == frame.so then size = frame.sn end
+  else
+    out = r
+  end
+  if size == nil then size = json_size(out, PAYLOAD_LIMIT) end
+  if size and size > PAYLOAD_LIMIT then size_check(name, out) end
+  frame.so, frame.sn = size and out or false, size or 0
+  if not quiet then
+    frame.prev = add_event(x.rec, P[P_EXITED], frame.prev, out, nil, t)
+  end
+  return P[P_NEXT], out
+end
+
+-- Sets st up for fast_pass_exec and returns it, or nil when st is not the common Pass.
+local function fast_pass(st, def)
+  local key = st.result_segs and #st.result_segs == 1 and type(st.result_segs[1]) == "string"
+    and st.result_segs[1] or nil
+  local mode = key and MODE_KEY or st.result_discard and MODE_DISCARD
+    or (st.result_segs == nil and MODE_WHOLE) or nil
+  if def.Result ~= nil or st.input_null or st.input_path or st.output_null or st.output_path
+      or st.assign or st.result_selector or st.needs_context or not mode then
+    return nil
+  end
+  -- the template's values go after the fields, where its shape function reads them
+  local shape, R = false, false
+  if st.parameters then
+    if st.parameters_shape then
+      shape, R = st.parameters_shape, st.parameters_R
+      for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
+      st.parameters_R = nil
+    else
+      shape, R = function(env, P) return P[P_R](env) end, st.parameters
+    end
+  end
+  st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
+  st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
+  st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
+  st[P_KEYLEN] = key and json_size(key) or 0
+  st.link_next = true -- st[P_NEXT] = st.next once the states are linked
+  return fast_pass_exec
+end
+
 function compilers.Pass(st, def)
   io_fields(st, def)
   local result = def.Result
   local parameters = st.parameters
+  st.exec = fast_pass(st, def)
+  if st.exec then return end
   st.exec = function(frame, input)
     local env = enter(frame, st, input)
     local r
@@ -907,6 +1072,8 @@ function compilers.Task(st, def, b)
     end
     if impl.lua then result = to_data(result, "the result of Task state '" .. st.name .. "'") end
     if result == nil then result = NULL end
+    -- the 256 KiB quota holds for the task's result itself, before ResultSelector shrinks it
+    size_check(st.name, result)
     emit(frame, "TaskSucceeded", "taskSucceededEventDetails",
       x.keep and { resourceType = rtype, resource = rname, output = result } or nil)
     return finish(frame, st, input, env, result)
@@ -942,7 +1109,7 @@ function compilers.Parallel(st, def, b)
     local fns = {}
     local frames = {}
     for i, prog in ipairs(branches) do
-      local f = child_frame(frame)
+      local f = child_frame(frame, nil, not prog.assigns and false or nil)
       frames[i] = f
       fns[i] = function() return run_program(f, prog, params) end
     end
@@ -952,7 +1119,7 @@ function compilers.Parallel(st, def, b)
       if f.prev > last then last = f.prev end
     end
     frame.prev = last
-    frame.started = nil
+    frame.started = false
     local arr = json.array {}
     for i = 1, #branches do arr[i] = results[i] end
     return finish(frame, st, input, env, arr)
@@ -1001,7 +1168,6 @@ function compilers.Map(st, def, b)
   if selector_tpl == nil and def.Parameters ~= nil then selector_tpl = def.Parameters end
   st.parameters = nil
   local selector = selector_tpl ~= nil and compile_template(selector_tpl, "ItemSelector") or nil
-  local selector_ctx = selector ~= nil
   local items_path = def.ItemsPath and def.ItemsPath ~= "$" and compile_path(def.ItemsPath, missing_io_path)
   local mc_path = def.MaxConcurrencyPath and compile_path(def.MaxConcurrencyPath, missing_io_path)
   local tfc_path = def.ToleratedFailureCountPath
@@ -1011,6 +1177,10 @@ function compilers.Map(st, def, b)
   local has_tolerance = def.ToleratedFailureCount ~= nil or def.ToleratedFailurePercentage ~= nil
     or tfc_path ~= nil or tfp_path ~= nil
   local label = def.Label or st.name
+  local iter_started = history.descriptor("MapIterationStarted", "mapIterationStartedEventDetails", st.name)
+  local iter_succeeded = history.descriptor("MapIterationSucceeded", "mapIterationSucceededEventDetails",
+    st.name)
+  local iter_failed = history.descriptor("MapIterationFailed", "mapIterationFailedEventDetails", st.name)
 
   local function work(frame, env)
     local x = frame.x
@@ -1038,13 +1208,10 @@ function compilers.Map(st, def, b)
     local inputs = {}
     if selector then
       local senv = { input = eff, vars = frame.vars }
+      local base = context.object(x, st.name, x.s:now(), nil, nil)
+      local with_map_item = context.with_map_item
       for i = 1, n do
-        local item = json.object {}
-        json.set(item, "Index", i - 1)
-        json.set(item, "Value", items[i])
-        local mi = json.object {}
-        json.set(mi, "Item", item)
-        if selector_ctx then senv.context = context.object(x, st.name, x.s:now(), nil, mi) end
+        senv.context = with_map_item(base, i - 1, items[i])
         inputs[i] = selector(senv)
       end
     else
@@ -1078,25 +1245,24 @@ function compilers.Map(st, def, b)
     local next_i = 0
     local failure
     local last_prev = frame.prev
+    local vars_mt = proc.assigns and { __index = frame.vars } or false
+    local rec = x.rec
     local function iteration(i)
-      local f = child_frame(frame, distributed)
-      if not distributed then
-        emit(f, "MapIterationStarted", "mapIterationStartedEventDetails",
-          x.keep and { name = st.name, index = i - 1 } or nil)
+      local f = child_frame(frame, distributed, vars_mt)
+      if not f.quiet then
+        f.prev = add_event(rec, iter_started, f.prev, i - 1)
       end
       local ok, out = pcall(run_program, f, proc, inputs[i])
       if ok then
         results[i] = out
-        if not distributed then
-          emit(f, "MapIterationSucceeded", "mapIterationSucceededEventDetails",
-            x.keep and { name = st.name, index = i - 1 } or nil)
+        if not f.quiet then
+          f.prev = add_event(rec, iter_succeeded, f.prev, i - 1)
         end
       else
         local err = normalize(out, f)
         if err.aborted or err.timed_out then error(err, 0) end
-        if not distributed then
-          emit(f, "MapIterationFailed", "mapIterationFailedEventDetails",
-            x.keep and { name = st.name, index = i - 1 } or nil)
+        if not f.quiet then
+          f.prev = add_event(rec, iter_failed, f.prev, i - 1)
         end
         failures = failures + 1
         local eo = json.object {}
@@ -1144,7 +1310,7 @@ function compilers.Map(st, def, b)
         error(err, 0)
       end
     end
-    frame.started = nil
+    frame.started = false
     if distributed then emit(frame, "MapRunSucceeded") end
     emit(frame, "MapStateSucceeded")
     return finish(frame, st, input, env, results)
@@ -1176,9 +1342,14 @@ function Builder:program(def, prefix)
   self.links = links
   for name, sdef in pairs(def.States) do
     local st = {
+      -- room in the array part for fast_pass's fields and a template's values
+      false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,
+      false,
       name = name, type = sdef.Type, def = sdef,
-      entered = EVENT_PREFIX[sdef.Type] .. "StateEntered",
-      exited = EVENT_PREFIX[sdef.Type] .. "StateExited",
+      entered_desc = history.descriptor(EVENT_PREFIX[sdef.Type] .. "StateEntered", "stateEnteredEventDetails",
+        name),
+      exited_desc = history.descriptor(EVENT_PREFIX[sdef.Type] .. "StateExited", "stateExitedEventDetails",
+        name),
       next_name = sdef.Next,
       needs_context = mentions_context(sdef),
     }
@@ -1190,6 +1361,7 @@ function Builder:program(def, prefix)
   end
   for _, st in pairs(states) do
     if st.next_name then st.next = states[st.next_name] end
+    if st.link_next then st[P_NEXT] = st.next or false end
     if st.catch then
       for _, c in ipairs(st.catch) do c.next = states[c.next_name] end
     end
@@ -1197,7 +1369,7 @@ function Builder:program(def, prefix)
   for _, link in ipairs(links) do link(states) end
   self.links = saved_links
   self.prefix = saved
-  return { start = states[def.StartAt], states = states }
+  return { start = states[def.StartAt], states = states, assigns = mentions_key(def.States, "Assign") }
 end
 
 -- compile(def, { resolve = fn(resource) -> impl }) --> program
@@ -1356,7 +1528,7 @@ function M.start(machine, input, opts)
   x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event }
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)
-  x.frame = { x = x, vars = {}, prev = 0 }
+  x.frame = new_frame(x, {}, 0, false)
   x.task = s:spawn(run_execution, x)
   return x
 end

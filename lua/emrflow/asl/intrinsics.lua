@@ -8,6 +8,11 @@
 --       rejects its arguments, States.Runtime when a path argument matches nothing (cause
 --       "The JSONPath '$.x' specified for the field '<field>' could not be found in the
 --       input '<json>'").
+--       Compiled calls are memoized by (field, text). A call of a pure function whose
+--       arguments are all constants is evaluated once, at compile time, and its value shared
+--       by every evaluation (values are never modified once made); if it fails there, it is
+--       left to fail at run time as AWS reports it. States.UUID and unseeded
+--       States.MathRandom are never folded.
 --   intrinsics.is_call(text)          --> true when text looks like "States.<Name>(...)"
 --   intrinsics.call(name, args)       --> value; runs one function on already-evaluated args
 --   intrinsics.format_value(v)        --> v as States.Format prints it (Java style)
@@ -235,17 +240,30 @@ local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local B64_INV = {}
 for i = 1, 64 do B64_INV[sbyte(B64, i)] = i - 1 end
 
+local B64_PAIR = {} -- 12 bits -> two base64 characters
+for i = 0, 4095 do
+  B64_PAIR[i] = ssub(B64, (i >> 6) + 1, (i >> 6) + 1) .. ssub(B64, (i & 63) + 1, (i & 63) + 1)
+end
+
 function M.base64_encode(s)
-  local out, n = {}, #s
-  for i = 1, n, 3 do
+  local n = #s
+  local out, k = {}, 0
+  local full = n - n % 3
+  for i = 1, full, 3 do
     local a, b, c = sbyte(s, i, i + 2)
-    local v = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local c1, c2 = (v >> 18) & 63, (v >> 12) & 63
-    local c3, c4 = (v >> 6) & 63, v & 63
-    out[#out + 1] = ssub(B64, c1 + 1, c1 + 1) .. ssub(B64, c2 + 1, c2 + 1)
-      .. (b and ssub(B64, c3 + 1, c3 + 1) or "=") .. (c and ssub(B64, c4 + 1, c4 + 1) or "=")
+    local v = (a << 16) | (b << 8) | c
+    k = k + 1
+    out[k] = B64_PAIR[v >> 12] .. B64_PAIR[v & 4095]
   end
-  return concat(out)
+  local rest = n - full
+  if rest > 0 then
+    local a, b = sbyte(s, full + 1, n)
+    local v = (a << 16) | ((b or 0) << 8)
+    local quad = B64_PAIR[v >> 12] .. B64_PAIR[v & 4095]
+    k = k + 1
+    out[k] = rest == 1 and (ssub(quad, 1, 2) .. "==") or (ssub(quad, 1, 3) .. "=")
+  end
+  return concat(out, "", 1, k)
 end
 
 function M.base64_decode(s)
@@ -378,6 +396,8 @@ local ORD = { "first", "second", "third", "fourth", "fifth" }
 
 local function want(fname, args, i, k)
   local v = args[i]
+  local t = type(v)
+  if t == k and t ~= "table" then return v end -- strings, numbers, booleans
   local got = kind(v)
   if got ~= k then
     fail("The %s argument of %s must be %s %s, but was %s: %s", ORD[i] or ("#" .. i), fname,
@@ -413,7 +433,9 @@ local function check_size(fname, s)
 end
 
 local F = {}
+local IMPURE, format_impl, call_site
 
+local format_buf = {} -- States.Format's pieces (never re-entered: format_value calls no intrinsic)
 F["States.Format"] = { 1, math.huge, function(args, n, tpl)
   local template = want("States.Format", args, 1, "string")
   local pieces = tpl
@@ -438,16 +460,22 @@ F["States.Format"] = { 1, math.huge, function(args, n, tpl)
     fail("The number of arguments (%d) does not match the number of placeholders '{}' (%d) in the "
       .. "format string of States.Format", n - 1, holes)
   end
-  local out, a = {}, 1
-  for _, p in ipairs(pieces) do
+  local out, a = format_buf, 1
+  local np = #pieces
+  for k = 1, np do
+    local p = pieces[k]
     if p == false then
       a = a + 1
-      out[#out + 1] = format_value(args[a])
+      local v = args[a]
+      if type(v) ~= "string" then v = format_value(v) end
+      out[k] = v
     else
-      out[#out + 1] = p
+      out[k] = p
     end
   end
-  return concat(out)
+  local text = concat(out, "", 1, np)
+  for k = 1, np do out[k] = nil end
+  return text
 end }
 
 F["States.StringToJson"] = { 1, 1, function(args)
@@ -605,11 +633,11 @@ end }
 F["States.MathAdd"] = { 2, 2, function(args)
   local a = java_round(want("States.MathAdd", args, 1, "number"))
   local b = java_round(want("States.MathAdd", args, 2, "number"))
-  for i, v in ipairs({ a, b }) do
-    if v < INT32_MIN or v > INT32_MAX then
-      fail("The %s argument of States.MathAdd must be between %d and %d, but was %s", ORD[i],
-        INT32_MIN, INT32_MAX, tostring(v))
-    end
+  if a < INT32_MIN or a > INT32_MAX or b < INT32_MIN or b > INT32_MAX then
+    local i, v = 1, a
+    if not (a < INT32_MIN or a > INT32_MAX) then i, v = 2, b end
+    fail("The %s argument of States.MathAdd must be between %d and %d, but was %s", ORD[i],
+      INT32_MIN, INT32_MAX, tostring(v))
   end
   return tointeger(a + b) or (a + b)
 end }
@@ -654,6 +682,9 @@ F["States.UUID"] = { 0, 0, function()
   return sformat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
     table.unpack(b))
 end }
+
+-- Functions whose value is not fixed by their arguments (never evaluated at compile time).
+IMPURE = { ["States.UUID"] = true }
 
 function M.call(name, args)
   local f = F[name]
@@ -737,6 +768,10 @@ end
 
 local parse_call
 
+local function fmt_line(v, a)
+  return sformat("local %s = args[%d]\nif type(%s) ~= \"string\" then %s = fv(%s) end\n", v, a, v, v, v)
+end
+
 local function parse_arg(text, i, depth, field)
   i = skip_ws(text, i)
   local c = ssub(text, i, i)
@@ -750,16 +785,22 @@ local function parse_arg(text, i, depth, field)
     local p, msg = jsonpath.compile(ptext)
     if not p then return nil, msg end
     local eval = p.eval
+    local inline -- "$.a" or "$.a.b": read in the call site's own code
+    if p.root == "$" and (#p.segs == 1 or #p.segs == 2) and p.segs[1].k == "name"
+        and (#p.segs == 1 or p.segs[2].k == "name") then
+      inline = { p.segs[1].name, p.segs[2] and p.segs[2].name }
+    end
     return { fn = function(env)
       local v = eval(env.input, env)
       if v == nil then
         errors.runtime(jsonpath.not_found_cause(ptext, field or "", env.input))
       end
       return v
-    end }, e
+    end, inline = inline }, e
   elseif sfind(text, "^States%.", i) then
-    local fn, j = parse_call(text, i, depth + 1, field)
+    local fn, j, folded = parse_call(text, i, depth + 1, field)
     if not fn then return nil, j end
+    if folded ~= nil then return { const = folded }, j end
     return { fn = fn }, j
   end
   local _, e = sfind(text, "^%-?%d+%.?%d*[eE]?[%-+]?%d*", i)
@@ -813,31 +854,130 @@ parse_call = function(text, i, depth, field)
   local impl = spec[3]
   -- The template of States.Format keeps its escaped braces apart from its placeholders.
   local tpl = name == "States.Format" and args[1] and args[1].pieces or nil
-  local consts, fns = {}, {}
+  if tpl then impl = format_impl(tpl, n) or impl end
+  local consts, nfns = {}, 0
   for k, a in ipairs(args) do
-    if a.fn then fns[k] = a.fn else consts[k] = a.const end
+    if a.fn then nfns = nfns + 1 else consts[k] = a.const end
   end
-  return function(env)
-    local vals = {}
-    for k = 1, n do
-      local f = fns[k]
-      if f then vals[k] = f(env) else vals[k] = consts[k] end
+  -- A pure function of constants is evaluated once, here; its value is shared by every
+  -- evaluation (values are never modified once made). If it fails it fails at run time,
+  -- as AWS reports it.
+  if nfns == 0 and not IMPURE[name] and not (name == "States.MathRandom" and n < 3) then
+    local ok, value = pcall(impl, consts, n, tpl)
+    if ok and value ~= nil then
+      return function() return value end, j, value
     end
-    return impl(vals, n, tpl)
-  end, j
+  end
+  return call_site(impl, n, tpl, args), j
+end
+
+-- The evaluator of one call site, generated as Lua source per shape of its arguments and
+-- cached, so that call sites of one shape share one prototype and library upvalues; the
+-- site's own values sit in one array R (a chain of many states does not stay in the CPU
+-- caches, so a call touches few objects). The arguments go into a scratch list of the site,
+-- R[1] (an evaluation never yields and never re-enters its own call site); path values are
+-- let go after the call. Arguments "$.a" / "$.a.b" are read inline; when missing (or false),
+-- the path's own function runs and raises AWS's error.
+local site_makers = {}
+call_site = function(impl, n, tpl, args)
+  local vals = {}
+  local R = { vals, impl, tpl or false }
+  local function slot(v)
+    R[#R + 1] = v
+    return "R[" .. #R .. "]"
+  end
+  local pre, sets, clears = {}, {}, {}
+  local need_input = false
+  for k = 1, n do
+    local a = args[k]
+    if a.fn and a.inline then
+      need_input = true
+      local k1, f = slot(a.inline[1]), slot(a.fn)
+      if a.inline[2] then
+        local k2 = slot(a.inline[2])
+        pre[#pre + 1] = sformat("local a%d; if type(i) == \"table\" then a%d = i[%s] end\n"
+          .. "if type(a%d) == \"table\" then a%d = a%d[%s] else a%d = nil end\n", k, k, k1, k, k, k, k2, k)
+      else
+        pre[#pre + 1] = sformat("local a%d; if type(i) == \"table\" then a%d = i[%s] end\n", k, k, k1)
+      end
+      pre[#pre + 1] = sformat("if a%d == nil or a%d == false then a%d = %s(env) end\n", k, k, k, f)
+      sets[#sets + 1] = sformat("v[%d] = a%d\n", k, k)
+      clears[#clears + 1] = sformat("v[%d] = nil\n", k)
+    elseif a.fn then
+      pre[#pre + 1] = sformat("local a%d = %s(env)\n", k, slot(a.fn))
+      sets[#sets + 1] = sformat("v[%d] = a%d\n", k, k)
+      clears[#clears + 1] = sformat("v[%d] = nil\n", k)
+    else
+      vals[k] = a.const
+    end
+  end
+  local src = "local type = ...\nreturn function(R)\nreturn function(env)\n"
+    .. (need_input and "local i = env.input\n" or "") .. concat(pre) .. "local v = R[1]\n" .. concat(sets)
+    .. "local r = R[2](v, " .. n .. ", R[3] or nil)\n" .. concat(clears) .. "return r\nend\nend"
+  local maker = site_makers[src]
+  if not maker then
+    maker = assert(load(src, "=intrinsic call", "t", {}))(type)
+    site_makers[src] = maker
+  end
+  return maker(R)
+end
+
+-- States.Format with a literal template of k placeholders and k arguments after it: one
+-- concatenation generated for the shape (cached), so no scratch list per call.
+local format_makers = {}
+format_impl = function(pieces, n)
+  local holes = 0
+  for _, p in ipairs(pieces) do if p == false then holes = holes + 1 end end
+  if holes ~= n - 1 or holes > 20 then return nil end
+  local parts, conv = {}, {}
+  local a = 1
+  for k, p in ipairs(pieces) do
+    if p == false then
+      a = a + 1
+      local v = "a" .. a
+      parts[#parts + 1] = v
+      conv[#conv + 1] = fmt_line(v, a)
+    elseif p ~= "" then
+      parts[#parts + 1] = "P[" .. k .. "]"
+    end
+  end
+  if #parts == 0 then parts[1] = '""' end
+  -- called as impl(args, n, pieces): the pieces are the third argument
+  local src = "local fv, type = ...\nreturn function(args, _, P)\n" .. concat(conv)
+    .. "return " .. concat(parts, " .. ") .. "\nend"
+  local fn = format_makers[src]
+  if not fn then
+    fn = assert(load(src, "=States.Format", "t", {}))(format_value, type)
+    format_makers[src] = fn
+  end
+  return fn
 end
 
 function M.is_call(text)
   return type(text) == "string" and sfind(text, "^%s*States%.[%a%d]+%s*%(") ~= nil
 end
 
+-- Compiled calls by field and text, as jsonpath.compile memoizes paths: a call is a pure
+-- function of its text and field (the field only names it in error causes), and evaluating
+-- it keeps no state between calls, so states with the same call share one compiled function
+-- (and the CPU caches hold it for all of them).
+local cache, cache_size = {}, 0
+local CACHE_MAX = 4096
+
 function M.compile(text, field)
   if type(text) ~= "string" then return nil, "an intrinsic function call must be a string" end
+  local key = (field or "") .. "\0" .. text
+  local fn = cache[key]
+  if fn then return fn end
   local i = skip_ws(text, 1)
-  local fn, j = parse_call(text, i, 1, field)
+  local j
+  fn, j = parse_call(text, i, 1, field)
   if not fn then return nil, j end
   j = skip_ws(text, j)
   if j <= #text then return perr(text, j, "unexpected text after the call") end
+  if cache_size >= CACHE_MAX then cache, cache_size = {}, 0 end
+  cache[key] = fn
+  cache_size = cache_size + 1
   return fn
 end
 

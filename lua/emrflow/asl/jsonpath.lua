@@ -773,6 +773,27 @@ local function make_eval(c)
       end
     end
     -- A string key finds nothing in an array table, an integer key nothing in an object.
+    -- The usual shapes, "$.a" and "$.a.b" on the input, get closures of their own.
+    if c.root == "$" and n <= 2 and type(keys[1]) == "string" and (n == 1 or type(keys[2]) == "string") then
+      local k1, k2 = keys[1], keys[2]
+      if n == 1 then
+        return function(value, env)
+          if value == nil and env then value = env.input end
+          local v
+          if type(value) == "table" then v = value[k1] end
+          if v == nil then return nil, not_found(c, value) end
+          return v
+        end
+      end
+      return function(value, env)
+        if value == nil and env then value = env.input end
+        local v
+        if type(value) == "table" then v = value[k1] end
+        if type(v) == "table" then v = v[k2] else v = nil end
+        if v == nil then return nil, not_found(c, value) end
+        return v
+      end
+    end
     return function(value, env)
       local cur = root_value(c, value, env)
       local start = cur

@@ -15,6 +15,10 @@
 --       raises States.Runtime "The JSONPath '<path>' specified for the field '<key>.$' could not
 --       be found in the input '<compact json of $>'"; intrinsics raise their own ASL errors.
 --   payload.is_template(v) --> true when v holds a ".$" key anywhere (false: a plain literal)
+--   payload.compile_shape(template [, where]) --> fn, shape, R | nil, message
+--       for the engine's hot path: with P[payload.SHAPE_BASE + k] = R[k] for every k,
+--       shape(env, P) evaluates as fn(env) does (shape and R are nil when the template is
+--       not an object template evaluated that way)
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
@@ -50,12 +54,136 @@ local function compile_expression(text, field, where)
   local p, msg = jsonpath.compile(text)
   if not p then return nil, sformat("%s/%s: %s", where, field, msg) end
   local eval = p.eval
+  -- "$.name": object templates read it inline (see object_builder)
+  local inline = p.root == "$" and #p.segs == 1 and p.segs[1].k == "name" and p.segs[1].name or nil
   return function(env)
     local v = eval(env.input, env)
     if v == nil then
       errors.runtime(jsonpath.not_found_cause(text, field, env.input))
     end
     return v
+  end, inline
+end
+
+-- The evaluator of an object template whose members are parts[i] = { key =, part = { fn = }
+-- | { const = } }: one call of json.object_from with the template's keyset (objects of one
+-- template share their key order), generated as Lua source so that no loop or scratch table
+-- runs per evaluation. Members are evaluated in template order (the first failure wins).
+local MAX_GENERATED = 60
+-- shape(env, P) reads the template's values at P[SHAPE_BASE + 1 ...] (the engine keeps them in
+-- the array part of its compiled state, after its own fields).
+local SHAPE_BASE = 11
+M.SHAPE_BASE = SHAPE_BASE
+-- Member kinds -> generated code: templates of one shape share one prototype and one set of
+-- library upvalues; each template's own values sit in one array R (R[1] its keyset), so an
+-- evaluation touches few distinct objects (a chain of 10,000 states does not fit in a cache).
+local makers = {}
+
+-- Keysets are interned by their key lists (they never change), so that templates with the
+-- same keys, and the objects they make, share one.
+local keysets, keysets_size = {}, 0
+local function keyset_of(okeys, n)
+  local id = table.concat(okeys, "\0", 1, n)
+  local ks = keysets[id]
+  if not ks then
+    ks = json.keyset(table.unpack(okeys, 1, n))
+    if keysets_size >= 4096 then keysets, keysets_size = {}, 0 end
+    keysets[id] = ks
+    keysets_size = keysets_size + 1
+  end
+  return ks
+end
+
+-- The code for members of kinds sig ("i": "$.name" read inline, with its function as the
+-- fallback; "f": a function; "c": a constant; "t": a table constant, copied; "n": nil),
+-- their values in R from R[2] on in that order (R[1] is the keyset). "@k@" stands for R[k]
+-- in maker's code and for R[SHAPE_BASE + k] in shape's.
+local function generate(sig)
+  local exprs, reads = {}, {}
+  local at = 1
+  local function slot()
+    at = at + 1
+    return "@" .. at .. "@"
+  end
+  for idx = 1, #sig do
+    local what = ssub(sig, idx, idx)
+    if what == "i" then
+      -- read $.name here; when it is missing (or false) the path's own function runs, in
+      -- its turn, and raises AWS's error
+      local k, f = slot(), slot()
+      reads[#reads + 1] = sformat("local v%d; if type(i) == \"table\" then v%d = i[%s] end\n", idx, idx, k)
+      exprs[idx] = sformat("(v%d ~= nil and v%d or %s(env))", idx, idx, f)
+    elseif what == "f" then
+      exprs[idx] = slot() .. "(env)"
+    elseif what == "n" then
+      exprs[idx] = "nil"
+    elseif what == "t" then
+      exprs[idx] = "copy(" .. slot() .. ")"
+    else
+      exprs[idx] = slot()
+    end
+  end
+  local body = (#reads > 0 and ("local i = env.input\n" .. table.concat(reads)) or "")
+    .. "return object_from(@1@, " .. table.concat(exprs, ", ") .. ")\n"
+  local src = "local object_from, copy, type = ...\n"
+    .. "local function shape(env, R)\n"
+    .. body:gsub("@(%d+)@", function(k) return "R[" .. (SHAPE_BASE + tonumber(k)) .. "]" end) .. "end\n"
+    .. "local function maker(R)\nreturn function(env)\n" .. body:gsub("@(%d+)@", "R[%1]") .. "end\nend\n"
+    .. "return { shape = shape, maker = maker }"
+  return assert(load(src, "=payload template", "t", {}))(json.object_from, copy, type)
+end
+
+local function object_builder(parts)
+  local n = #parts
+  local okeys, fns, consts, inline = {}, {}, {}, {}
+  for idx, p in ipairs(parts) do
+    okeys[idx] = p.key
+    if p.part.fn then fns[idx] = p.part.fn else consts[idx] = p.part.const end
+    inline[idx] = p.part.inline
+  end
+  if n <= MAX_GENERATED then
+    -- R: the keyset, then per member what its code refers to; sig: the members' kinds,
+    -- which alone decide the generated code
+    local R = { keyset_of(okeys, n) }
+    local sig = {}
+    for idx = 1, n do
+      if inline[idx] then
+        R[#R + 1] = inline[idx]
+        R[#R + 1] = fns[idx]
+        sig[idx] = "i"
+      elseif fns[idx] then
+        R[#R + 1] = fns[idx]
+        sig[idx] = "f"
+      elseif consts[idx] == nil then
+        sig[idx] = "n"
+      else
+        R[#R + 1] = consts[idx]
+        sig[idx] = type(consts[idx]) == "table" and "t" or "c"
+      end
+    end
+    sig = table.concat(sig)
+    local gen = makers[sig]
+    if not gen then
+      gen = generate(sig)
+      makers[sig] = gen
+    end
+    return gen.maker(R), gen.shape, R
+  end
+  local set, object = json.set, json.object
+  return function(env)
+    local out = object({})
+    for idx = 1, n do
+      local f = fns[idx]
+      local val
+      if f then
+        val = f(env)
+      else
+        val = consts[idx]
+        if type(val) == "table" then val = copy(val) end
+      end
+      set(out, okeys[idx], val)
+    end
+    return out
   end
 end
 
@@ -71,7 +199,7 @@ local function compile_node(v, where)
         out_key = ssub(key, 1, -3)
         local fn, msg = compile_expression(v[key], key, where)
         if not fn then return nil, msg end
-        part = { fn = fn }
+        part = { fn = fn, inline = msg }
         dynamic = true
       else
         out_key = key
@@ -88,28 +216,8 @@ local function compile_node(v, where)
       parts[idx] = { key = out_key, part = part }
     end
     if not dynamic then return { const = v } end
-    local n = #parts
-    local okeys, fns, consts = {}, {}, {}
-    for idx, p in ipairs(parts) do
-      okeys[idx] = p.key
-      if p.part.fn then fns[idx] = p.part.fn else consts[idx] = p.part.const end
-    end
-    local set, object = json.set, json.object
-    return { fn = function(env)
-      local out = object({})
-      for idx = 1, n do
-        local f = fns[idx]
-        local val
-        if f then
-          val = f(env)
-        else
-          val = consts[idx]
-          if type(val) == "table" then val = copy(val) end
-        end
-        set(out, okeys[idx], val)
-      end
-      return out
-    end }
+    local fn, shape, R = object_builder(parts)
+    return { fn = fn, shape = shape, R = R }
   elseif k == "array" then
     local parts, dynamic = {}, false
     for idx = 1, #v do
@@ -138,16 +246,30 @@ local function compile_node(v, where)
   return { const = v }
 end
 
-function M.compile(template, where)
+--- Like compile, for an object template: also shape, R such that shape(env, R) == fn(env)
+-- (one function shared by templates of the same form, and this template's values), or nil.
+local compile
+
+function M.compile_shape(template, where)
+  return compile(template, where)
+end
+
+compile = function(template, where)
   where = where or "Parameters"
   local node, msg = compile_node(template, where)
   if not node then return nil, msg end
-  if node.fn then return node.fn end
+  if node.fn then return node.fn, node.shape, node.R end
   local const = node.const
   if type(const) == "table" then
     return function() return copy(const) end
   end
   return function() return const end
+end
+
+--- (compile returns only fn to its callers; shape and R are for compile_shape)
+function M.compile(template, where)
+  local fn, msg = compile(template, where)
+  return fn, msg
 end
 
 function M.is_template(v)
