@@ -32,6 +32,10 @@ local M = {}
 
 local NULL = json.null
 local PAYLOAD_LIMIT = 262144
+
+--- Events a Standard execution may have (asl-semantics.md §12); machine:start option
+-- history_limit = N | false overrides it.
+M.HISTORY_LIMIT = 25000
 local MAX_WAIT = 2147483647        -- about 24855 days: AWS's longest Wait
 local DEFAULT_TASK_TIMEOUT = 99999999
 local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at once
@@ -479,8 +483,16 @@ local function child_frame(frame, quiet, vars_mt)
   return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet)
 end
 
+-- Every so many state entries an execution lets the scheduler run, so a loop of
+-- states that never wait cannot starve the host (signals, other executions, step()).
+local YIELD_EVERY = 1024
+
 -- Enters a state: the Entered event, the frame's current state, the environment.
 local function enter(frame, st, input, retry_count)
+  local x0 = frame.x
+  local n = x0.entries + 1
+  x0.entries = n
+  if n % YIELD_EVERY == 0 then scheduler.yield() end
   local id = 0
   if not frame.quiet then
     id = frame.x.rec:add_event(st.entered_desc, frame.prev, input)
@@ -1500,7 +1512,7 @@ function M.start(machine, input, opts)
   if input == nil then input = json.object {} end
   local x = setmetatable({
     machine = machine, s = s, name = name, status = "RUNNING",
-    options = opts, region = machine.region,
+    options = opts, region = machine.region, entries = 0,
     role_arn = opts.role_arn or machine.role_arn,
   }, Execution)
   if machine.express then
@@ -1525,7 +1537,13 @@ function M.start(machine, input, opts)
   end
   x.start_time = s:now()
   local keep = opts.history ~= false
-  x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event }
+  local limit = opts.history_limit
+  if limit == nil then limit = (not machine.express) and M.HISTORY_LIMIT or false end
+  if limit ~= false and (math.type(limit) ~= "integer" or limit < 1) then
+    error("emrflow.asl: history_limit must be a positive integer or false", 3)
+  end
+  x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event,
+    limit = limit or nil }
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)
   x.frame = new_frame(x, {}, 0, false)

@@ -58,6 +58,9 @@ function M.new(opts)
   opts = opts or {}
   return setmetatable({
     enabled = opts.enabled ~= false,
+    -- AWS fails a Standard execution whose history would go over 25,000 events
+    -- (asl-semantics.md §12); limit = nil means no limit (Express, or by option).
+    limit = opts.limit,
     now = opts.now or os.time,
     on_event = opts.on_event,
     n = 0,
@@ -104,6 +107,13 @@ end
 -- has it (for example both events of a state that did not wait), else now() is asked.
 function Recorder:add_event(desc, prev, payload, assigned, t)
   local id = self.n + 1
+  local limit = self.limit
+  if limit and id >= limit then
+    -- The last place is kept for the event that ends the execution; raised once.
+    self.limit = nil
+    error({ Error = "States.Runtime", history_limit = true,
+      Cause = "The execution history would exceed the limit of " .. limit .. " events." }, 0)
+  end
   self.n = id
   if self.enabled then
     self.descs[id] = desc
