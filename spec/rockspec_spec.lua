@@ -34,8 +34,8 @@ describe("rockspec", function()
     local script = [[local e = require "emrflow"; local j = require "emrflow.json";
       assert(package.searchpath("emrflow.core", package.cpath):find(os.getenv("TREE"), 1, true));
       io.write(e.VERSION, " ", j.encode(j.decode('{"a":[1,2.5,null]}')))]]
-    ok, out = run("cd / && env -u LD_PRELOAD TREE='" .. tree .. "' LUA_PATH='" .. lua_path .. "' LUA_CPATH='" ..
-      lua_cpath .. "' lua5.4 -e '" .. script:gsub("'", "'\\''") .. "'")
+    ok, out = run("cd / && env -u LD_PRELOAD TREE='" .. tree .. "' LUA_PATH='" .. lua_path ..
+      "' LUA_CPATH='" .. lua_cpath .. "' lua5.4 -e '" .. script:gsub("'", "'\\''") .. "'")
     assert.is_true(ok, out)
     assert.equal('0.1.0 {"a":[1,2.5,null]}', out)
     local bin = io.open(tree .. "/bin/emrflow")
