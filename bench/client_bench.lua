@@ -80,6 +80,27 @@ local function run_emrflow()
   return { cpu_s = cpu, wall_s = wall, connections = st.connections }
 end
 
+-- the same calls, each for another job run (Id), so nothing is reused between calls:
+-- neither the client's request memo nor core.http's parsed URL
+local function run_emrflow_distinct()
+  local client = emr.client{ region = "us-east-1", endpoint_url = base, credentials = CREDS, env = {},
+                             max_connections = 1 }
+  local ids = {}
+  for i = 1, args.warmup + args.calls do ids[i] = string.format("%019d", i) end
+  control("POST", "/__reset")
+  for i = 1, args.warmup do assert(client:describe_job_run({ VirtualClusterId = VC, Id = ids[i] })) end
+  collectgarbage()
+  local c0, w0 = os.clock(), core.now()
+  for i = args.warmup + 1, args.warmup + args.calls do
+    local out, err = client:describe_job_run({ VirtualClusterId = VC, Id = ids[i] })
+    if not out or out.JobRun.State ~= "RUNNING" then error("bad reply: " .. tostring(err)) end
+  end
+  local cpu, wall = os.clock() - c0, core.now() - w0
+  local st = control("GET", "/__stats")
+  client:close()
+  return { cpu_s = cpu, wall_s = wall, connections = st.connections }
+end
+
 -- the floor: the same GET, signed once, through core.http alone (no validation,
 -- signing, JSON or conversion per call): what the transport costs
 local function run_floor()
@@ -125,6 +146,7 @@ end
 -- rounds interleave the clients, so a noisy moment hurts both; each figure is the median
 local sides = {
   { key = "emrflow", run = run_emrflow, runs = {} },
+  { key = "distinct", run = run_emrflow_distinct, runs = {} },
   { key = "floor", run = run_floor, runs = {} },
   { key = "botocore", run = run_botocore, runs = {} },
 }
@@ -144,14 +166,17 @@ end
 local results = {}
 local NAMES = {
   emrflow = "emrflow " .. require("emrflow.emr.client").VERSION,
+  distinct = "emrflow, another Id each call",
   floor = "(floor: core.http exchange only)",
 }
 for _, side in ipairs(sides) do
   local conns = 0
   for _, r in ipairs(side.runs) do conns = math.max(conns, r.connections) end
+  local lo, hi = math.huge, 0
+  for _, r in ipairs(side.runs) do lo, hi = math.min(lo, r.cpu_s), math.max(hi, r.cpu_s) end
   results[#results + 1] = { name = NAMES[side.key] or ("botocore " .. botocore_version), calls = args.calls,
                             cpu_s = median(side.runs, "cpu_s"), wall_s = median(side.runs, "wall_s"),
-                            connections = conns }
+                            cpu_lo = lo, cpu_hi = hi, connections = conns }
 end
 
 pcall(control, "POST", "/__shutdown")
@@ -159,42 +184,79 @@ control_poller:close()
 responder:close()
 
 local lines = {
-  "| client | calls | client CPU per call | wall per call | connections opened |",
-  "| --- | ---: | ---: | ---: | ---: |",
+  "| client | calls | client CPU per call (median) | rounds' range | wall per call | connections opened |",
+  "| --- | ---: | ---: | ---: | ---: | ---: |",
 }
 for _, r in ipairs(results) do
-  lines[#lines + 1] = string.format("| %s | %d | %.1f µs | %.1f µs | %d |", r.name, r.calls,
-                                    r.cpu_s / r.calls * 1e6, r.wall_s / r.calls * 1e6, r.connections)
+  lines[#lines + 1] = string.format("| %s | %d | %.1f µs | %.0f-%.0f µs | %.1f µs | %d |", r.name, r.calls,
+                                    r.cpu_s / r.calls * 1e6, r.cpu_lo / r.calls * 1e6,
+                                    r.cpu_hi / r.calls * 1e6, r.wall_s / r.calls * 1e6, r.connections)
 end
-local ratio = (results[3].cpu_s / results[3].calls) / (results[1].cpu_s / results[1].calls)
+local by = {}
+for i, side in ipairs(sides) do by[side.key] = results[i] end
+local function per_call(r) return r.cpu_s / r.calls end
+local ratio = per_call(by.botocore) / per_call(by.emrflow)
 lines[#lines + 1] = ""
 lines[#lines + 1] = string.format("botocore / emrflow client CPU per call: **%.1fx**", ratio)
+lines[#lines + 1] = ""
+lines[#lines + 1] = string.format("botocore / emrflow with another Id each call: %.1fx",
+                                  per_call(by.botocore) / per_call(by.distinct))
 local report = table.concat(lines, "\n")
 print(report)
 
+local function sh(cmd)
+  local f = io.popen(cmd)
+  if not f then return "?" end
+  local out = f:read("l")
+  f:close()
+  return out or "?"
+end
+
 if args.write then
   local f = assert(io.open(args.write, "w"))
-  f:write("# Client benchmark: DescribeJobRun over loopback\n\n",
-          "Command (from the repository root, after `make`):\n\n",
-          "    lua5.4 bench/client_bench.lua --calls ", tostring(args.calls),
-          " --rounds ", tostring(args.rounds),
-          " --write ", args.write, "\n\n",
-          "Both clients call DescribeJobRun ", tostring(args.calls), " times (after ", tostring(args.warmup),
-          " warm-up calls)\nagainst `bench/client/responder.py`, a minimal keep-alive responder returning a ",
-          "fixed JobRun\n(no signature checks, so the server's cost is not the clients').\nEach call is ",
-          "complete on both sides: model validation, SigV4 signing, HTTP over 127.0.0.1, JSON parsing,\n",
-          "and (emrflow) conversion to PascalCase. CPU is the client process's own (user + system:\n",
-          "os.clock() in Lua, time.process_time() in Python), so it includes libcurl and the C core.\n",
-          "Connections are the TCP connections the responder accepted for each client's calls (warm-up\n",
-          "included). ", tostring(args.rounds), " rounds run the three in turn; each figure is the median.\n",
-          "The floor row replays one pre-signed request through core.http alone: the transport's share.\n\n",
-          report, "\n\n",
-          "Reading the figures: the floor row is what core.http (libcurl multi, keep-alive) costs for\n",
-          "one exchange without any client work; the rest of emrflow's figure is validation, signing,\n",
-          "request building, JSON decoding and the PascalCase conversion (about 30 µs per call when\n",
-          "measured alone with a stub transport, more in situ as libcurl and the kernel share the\n",
-          "caches). On this shared 2-core machine single runs vary by about +-20 % for both clients;\n",
-          "the interleaved rounds and medians are there for that reason.\n\n",
-          "Machine: ", (io.popen("uname -srm"):read("l") or "?"), ", ", os.date("!%Y-%m-%d"), ".\n")
+  local cpu_model = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1")
+  local text = {
+    "# Client benchmark: DescribeJobRun over loopback",
+    "",
+    "Command (from the repository root, after `make`):",
+    "",
+    "    lua5.4 bench/client_bench.lua --calls " .. args.calls .. " --rounds " .. args.rounds
+      .. " --write " .. args.write,
+    "",
+    "Machine: " .. sh("nproc") .. " CPUs (" .. cpu_model .. "), " .. sh("uname -srm") .. ", shared; "
+      .. os.date("!%Y-%m-%d") .. ".",
+    "",
+    "Both clients call DescribeJobRun " .. args.calls .. " times (after " .. args.warmup
+      .. " warm-up calls, not counted)",
+    "against `bench/client/responder.py`, a minimal keep-alive responder returning a fixed JobRun",
+    "(no signature checks, so the server's cost is not the clients'). Both make blocking calls, one",
+    "at a time, with the same parameters, over one connection; CPU is the client process's own",
+    "(user + system: os.clock() in Lua, time.process_time() in Python), so it includes libcurl, the",
+    "C core and the kernel's work for the client's sockets. Every call signs (SigV4, a fresh",
+    "X-Amz-Date), sends, parses the JSON reply and (emrflow) converts it to PascalCase.",
+    "Connections are the TCP connections the responder accepted for each client's calls (warm-up",
+    "included). " .. args.rounds .. " rounds run the four rows in turn; each figure is the median of",
+    "the rounds.",
+    "",
+    report,
+    "",
+    "Rows:",
+    "",
+    "- emrflow: `client:describe_job_run{ VirtualClusterId =, Id = }`, the same parameters each call,",
+    "  as botocore's side. Parameters made only of strings, integers and booleans (DescribeJobRun,",
+    "  CancelJobRun, ...: what .sync polling sends again and again) are validated against the",
+    "  model and turned into the unsigned request once per client and then reused (the client's",
+    "  request memo); signing, the HTTP exchange, JSON decoding and the conversion run every call.",
+    "- emrflow, another Id each call: the same calls, each for another job run, so the memo (and",
+    "  core.http's parsed-URL reuse) never helps: full validation and request building every call.",
+    "- floor: one pre-signed request replayed through core.http alone (no client work): the",
+    "  transport's share. Most of it is libcurl 7.88 itself (its request formatting goes through",
+    "  its printf engine byte by byte) and the kernel's loopback TCP path.",
+    "",
+    "On this shared 2-core machine single runs vary by 20 % and more for all rows (see the",
+    "range column); the interleaved rounds and medians are there for that reason.",
+    "",
+  }
+  f:write(table.concat(text, "\n"))
   f:close()
 end

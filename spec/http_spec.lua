@@ -211,6 +211,90 @@ describe("core.http", function()
     end)
   end)
 
+  -- A poller keeps finished transfers (their buffers), its header blocks and the last
+  -- parsed URL for the next request: nothing of one request may show in the next.
+  describe("reuse between requests", function()
+    it("gives each reply only its own headers and body, whatever came before", function()
+      local p <close> = core.http.poller()
+      local seq = {
+        { path = "/bytes/70000", len = 70000 },
+        { path = "/headers?A=1&B=2&C=3&D=4&E=5&F=6&G=7&H=8&I=9&J=10&K=11&L=12&M=13&N=14&O=15&P=16&Q=17",
+          nheaders = 18, body = "headers" },
+        { path = "/headers?Z=z", nheaders = 2, body = "headers" },
+        { path = "/bytes/3", len = 3 },
+        { path = "/status/204", status = 204, body = "" },
+        { path = "/headers?Y=y", nheaders = 2, body = "headers" },
+      }
+      for round = 1, 2 do
+        for _, step in ipairs(seq) do
+          local c = run(p, { method = "GET", url = srv.url .. step.path })
+          local r = c.response
+          assert.is_nil(c.err)
+          assert.equal(step.status or 200, r.status, step.path)
+          if step.len then
+            assert.equal(step.len, #r.body, step.path)
+            assert.equal((step.len - 1) % 256, r.body:byte(-1))
+          else
+            assert.equal(step.body, r.body, step.path)
+          end
+          if step.nheaders then
+            assert.equal(step.nheaders, #r.headers, step.path .. " round " .. round)
+            assert.equal(step.path:match("%?(%a)="), r.headers[1][1])
+          end
+        end
+      end
+    end)
+
+    it("sends each request to its own URL when URLs alternate or repeat", function()
+      local p <close> = core.http.poller()
+      local urls = { "/a?x=1", "/a?x=1", "/b/c", "/a?x=2", "/a?x=1", "/b/c", "/b/c" }
+      for _, u in ipairs(urls) do run(p, { method = "GET", url = srv.url .. u }) end
+      local got = {}
+      for i, rec in ipairs(srv:requests()) do
+        got[i] = rec.path .. (rec.query ~= "" and ("?" .. rec.query) or "")
+      end
+      assert.same(urls, got)
+      assert.equal(1, p:stats().connections_opened)
+    end)
+
+    it("still rejects a bad URL after good ones, and accepts good ones after it", function()
+      local p <close> = core.http.poller()
+      run(p, { method = "GET", url = srv.url .. "/ok" })
+      assert.has_error(function() p:add{ method = "GET", url = "ftp://127.0.0.1/" } end)
+      assert.has_error(function() p:add{ method = "GET", url = srv.url .. "/a b" } end)
+      local c = run(p, { method = "GET", url = srv.url .. "/ok" })
+      assert.equal(200, c.response.status)
+      assert.equal(2, #srv:requests())
+    end)
+
+    it("sends each request's own headers after requests with more, fewer or longer ones", function()
+      local p <close> = core.http.poller()
+      local long = ("v"):rep(3000)
+      local sets = {
+        { { "X-A", "1" }, { "X-B", long }, { "X-C", "" }, { "Accept", "*/*" } },
+        { { "X-D", "4" } },
+        {},
+        { { "Content-Type", "text/plain" }, { "X-E", long .. "e" } },
+        { { "X-F", "" } },
+      }
+      for _, hs in ipairs(sets) do
+        run(p, { method = "POST", url = srv.url .. "/h", headers = hs, body = "x" })
+      end
+      for i, rec in ipairs(srv:requests()) do
+        local want = { "Host" }
+        for _, h in ipairs(sets[i]) do want[#want + 1] = h[1] end
+        want[#want + 1] = "Content-Length"
+        assert.same(want, header_names(rec.headers), "request " .. i)
+        for k, h in ipairs(sets[i]) do assert.same(h, rec.headers[k + 1]) end
+        for _, absent in ipairs{ "Expect", "Accept", "Content-Type" } do
+          local given = false
+          for _, h in ipairs(sets[i]) do given = given or h[1] == absent end
+          if not given then assert.is_nil(header(rec.headers, absent), absent .. " in " .. i) end
+        end
+      end
+    end)
+  end)
+
   describe("connections", function()
     it("keeps one connection alive for 20 sequential requests", function()
       local p <close> = core.http.poller()

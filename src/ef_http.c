@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define EASY_POOL_MAX 16
+#define XFER_POOL_MAX 16
+#define KEEP_BUF_MAX (64 * 1024)         /* larger buffers are not kept for reuse */
 
 struct hdr {                    /* offsets into xfer->hbuf */
     size_t name_off, name_len, value_off, value_len;
@@ -16,7 +18,12 @@ struct ef_http_xfer {
     struct ef_http_xfer *prev, *next;   /* in h->active or h->done */
     struct ef_http *h;
     CURL *easy;                         /* NULL once done */
-    struct curl_slist *slist;
+    CURLU *url;                         /* the parsed URL (CURLOPT_CURLU), until freed */
+    /* request headers: one block of curl_slist nodes followed by their lines (ours,
+     * freed with free(); libcurl only reads an HTTPHEADER list) */
+    struct curl_slist *slist;           /* the block */
+    size_t slist_cap;
+    struct curl_slist *hlist;           /* the list in it; NULL for none */
     uint64_t id;
     CURLcode result;
     long status;
@@ -42,10 +49,16 @@ struct ef_http {
     CURLM *multi;
     CURL *pool[EASY_POOL_MAX];
     size_t npool;
+    struct ef_http_xfer *spare[XFER_POOL_MAX];  /* freed transfers, buffers kept */
+    size_t nspare;
     struct list active, done;
     uint64_t next_id;
     long max_response_bytes;
     char *noproxy;              /* no_proxy from the environment plus loopback names */
+    /* The last URL that passed parse_url and its parsed form: a request to the same URL
+     * (polling) gets a copy instead of a second parse. */
+    char *last_url;
+    CURLU *last_u;
     struct ef_http_stats stats;
 };
 
@@ -102,15 +115,54 @@ static void easy_put(struct ef_http *h, CURL *e)
 
 /* ---- transfers --------------------------------------------------------- */
 
-static void xfer_free(struct ef_http_xfer *x)
+static void xfer_destroy(struct ef_http_xfer *x)
 {
-    if (!x)
-        return;
-    curl_slist_free_all(x->slist);
+    free(x->slist);
     free(x->body);
     free(x->hbuf);
     free(x->hdrs);
     free(x);
+}
+
+/* A transfer in its initial state: a recycled one (its buffers kept) or a new one. */
+static struct ef_http_xfer *xfer_new(struct ef_http *h)
+{
+    struct ef_http_xfer *x;
+    if (h->nspare) {
+        x = h->spare[--h->nspare];
+        x->prev = x->next = NULL;
+        x->easy = NULL;
+        x->url = NULL;
+        x->id = 0;
+        x->result = CURLE_OK;
+        x->status = 0;
+        x->too_large = x->oom = 0;
+        x->body_len = x->hbuf_len = x->nhdrs = 0;
+        x->message[0] = '\0';
+        x->errbuf[0] = '\0';
+        return x;
+    }
+    x = calloc(1, sizeof *x);
+    if (x)
+        x->h = h;
+    return x;
+}
+
+/* Frees x's transfer state; x itself (with buffers of a reasonable size) is kept for the
+ * next transfer. Its easy handle must have been released (or never attached). */
+static void xfer_free(struct ef_http_xfer *x)
+{
+    if (!x)
+        return;
+    curl_url_cleanup(x->url);
+    x->url = NULL;
+    struct ef_http *h = x->h;
+    if (h->nspare == XFER_POOL_MAX || x->body_cap > KEEP_BUF_MAX || x->hbuf_cap > KEEP_BUF_MAX ||
+        x->hdrs_cap > 256 || x->slist_cap > KEEP_BUF_MAX) {
+        xfer_destroy(x);
+        return;
+    }
+    h->spare[h->nspare++] = x;
 }
 
 /* Detaches x's easy handle from the multi handle and returns it to the pool. */
@@ -156,6 +208,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     memcpy(x->body + x->body_len, data, n);
     x->body_len += n;
     return n;
+}
+
+/* Sizes the body buffer for an announced Content-Length (a hint: failures are ignored,
+ * on_body grows the buffer as needed and enforces the limit). */
+static void reserve_body(struct ef_http_xfer *x, const char *v, size_t n)
+{
+    size_t len = 0;
+    if (n == 0 || n > 18)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return;
+        len = len * 10 + (size_t)(v[i] - '0');
+    }
+    if (len > (size_t)x->h->max_response_bytes)
+        return;
+    (void)grow(&x->body, &x->body_cap, len);
 }
 
 static int hbuf_add(struct ef_http_xfer *x, const char *s, size_t n)
@@ -220,6 +289,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
         x->hdrs = nh;
         x->hdrs_cap = ncap;
     }
+    if (nlen == 14 && x->body_len == 0 && curl_strnequal(data, "Content-Length", 14))
+        reserve_body(x, data + vb, ve - vb);
     struct hdr hd;
     hd.name_off = x->hbuf_len;
     hd.name_len = nlen;
@@ -249,8 +320,13 @@ static int valid_method(const char *m)
     return n > 0 && n <= 32;
 }
 
-static int check_url(const char *url, char *errbuf, size_t errlen)
+/* Parses url as libcurl would for this transfer (CURLU_PATH_AS_IS: the path is sent as
+ * signed) and checks it is an absolute http(s) URL with a host. On success *out owns the
+ * parsed URL, which the transfer hands to libcurl (CURLOPT_CURLU) instead of the text, so
+ * libcurl does not parse it a second time. */
+static int parse_url(const char *url, CURLU **out, char *errbuf, size_t errlen)
 {
+    *out = NULL;
     CURLU *u = curl_url();
     if (!u) {
         set_err(errbuf, errlen, "out of memory");
@@ -258,7 +334,7 @@ static int check_url(const char *url, char *errbuf, size_t errlen)
     }
     int rc = EF_HTTP_ADD_OK;
     char *scheme = NULL, *host = NULL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_PATH_AS_IS);
     if (uc == CURLUE_OUT_OF_MEMORY) {
         set_err(errbuf, errlen, "out of memory");
         rc = EF_HTTP_ENOMEM;
@@ -276,13 +352,46 @@ static int check_url(const char *url, char *errbuf, size_t errlen)
     }
     curl_free(scheme);
     curl_free(host);
-    curl_url_cleanup(u);
+    if (rc == EF_HTTP_ADD_OK)
+        *out = u;
+    else
+        curl_url_cleanup(u);
     return rc;
 }
 
-static int has_header(const struct ef_http_request *rq, const char *name)
+/* Like parse_url, from the poller's last parsed URL when it is the same text. */
+static int parse_url_cached(struct ef_http *h, const char *url, CURLU **out, char *errbuf,
+                            size_t errlen)
 {
-    size_t n = strlen(name);
+    if (h->last_url && strcmp(h->last_url, url) == 0) {
+        *out = curl_url_dup(h->last_u);
+        if (!*out) {
+            set_err(errbuf, errlen, "out of memory");
+            return EF_HTTP_ENOMEM;
+        }
+        return EF_HTTP_ADD_OK;
+    }
+    int rc = parse_url(url, out, errbuf, errlen);
+    if (rc != EF_HTTP_ADD_OK)
+        return rc;
+    /* Remember it (best effort: without memory there is simply no cache). */
+    size_t n = strlen(url) + 1;
+    char *copy = malloc(n);
+    CURLU *u = copy ? curl_url_dup(*out) : NULL;
+    if (!u) {
+        free(copy);
+        return EF_HTTP_ADD_OK;
+    }
+    memcpy(copy, url, n);
+    free(h->last_url);
+    curl_url_cleanup(h->last_u);
+    h->last_url = copy;
+    h->last_u = u;
+    return EF_HTTP_ADD_OK;
+}
+
+static int has_header(const struct ef_http_request *rq, const char *name, size_t n)
+{
     for (size_t i = 0; i < rq->nheaders; i++) {
         const struct ef_http_header *hd = &rq->headers[i];
         if (hd->name_len != n)
@@ -303,60 +412,74 @@ static int has_header(const struct ef_http_request *rq, const char *name)
     return 0;
 }
 
-/* Appends "name: value" (or "name;" for an empty value, libcurl's spelling). */
-static int slist_add(struct curl_slist **sl, const char *name, size_t nlen, const char *value,
-                     size_t vlen)
-{
-    char small[512];
-    size_t need = nlen + 2 + vlen + 1;
-    char *line = need <= sizeof small ? small : malloc(need);
-    if (!line)
-        return 0;
-    memcpy(line, name, nlen);
-    size_t p = nlen;
-    if (vlen == 0) {
-        line[p++] = ';';
-    } else {
-        line[p++] = ':';
-        line[p++] = ' ';
-        memcpy(line + p, value, vlen);
-        p += vlen;
-    }
-    line[p] = '\0';
-    struct curl_slist *n = curl_slist_append(*sl, line);
-    if (line != small)
-        free(line);
-    if (!n)
-        return 0;
-    *sl = n;
-    return 1;
-}
+/* Headers libcurl would add by itself and that nobody signed: "Name:" removes them. */
+static const char *const suppressed[] = { "Expect:", "Accept:", "Content-Type:" };
+#define NSUPPRESSED (sizeof suppressed / sizeof suppressed[0])
 
-static int build_headers(const struct ef_http_request *rq, struct curl_slist **out)
+/* Builds x->slist: the caller's headers as "name: value" lines ("name;" for an empty
+ * value, libcurl's spelling), then the suppressions, as one block (nodes, then text)
+ * reused from the transfer's previous life when it is large enough. */
+static int build_headers(struct ef_http_xfer *x, const struct ef_http_request *rq)
 {
-    struct curl_slist *sl = NULL;
+    int skip[NSUPPRESSED];
+    size_t n = rq->nheaders, text = 0;
     for (size_t i = 0; i < rq->nheaders; i++) {
         const struct ef_http_header *hd = &rq->headers[i];
-        if (!slist_add(&sl, hd->name, hd->name_len, hd->value, hd->value_len))
-            goto fail;
+        if (hd->name_len > ((size_t)-1) / 4 || hd->value_len > ((size_t)-1) / 4)
+            return 0;
+        text += hd->name_len + 2 + hd->value_len + 1;
     }
-    /* Headers libcurl would add by itself and that nobody signed: "Name:" removes them. */
-    static const char *const suppressed[] = { "Expect", "Accept", "Content-Type", NULL };
-    for (int i = 0; suppressed[i]; i++) {
-        if (has_header(rq, suppressed[i]))
+    for (size_t k = 0; k < NSUPPRESSED; k++) {
+        size_t len = strlen(suppressed[k]);
+        skip[k] = has_header(rq, suppressed[k], len - 1);
+        if (!skip[k]) {
+            n++;
+            text += len + 1;
+        }
+    }
+    x->hlist = NULL;
+    if (n == 0)
+        return 1;
+    size_t need = n * sizeof(struct curl_slist) + text;
+    if (need > x->slist_cap) {
+        free(x->slist);
+        x->slist = malloc(need);
+        x->slist_cap = x->slist ? need : 0;
+        if (!x->slist)
+            return 0;
+    }
+    struct curl_slist *nodes = x->slist;
+    char *p = (char *)(nodes + n);
+    size_t j = 0;
+    for (size_t i = 0; i < rq->nheaders; i++, j++) {
+        const struct ef_http_header *hd = &rq->headers[i];
+        nodes[j].data = p;
+        nodes[j].next = &nodes[j + 1];
+        memcpy(p, hd->name, hd->name_len);
+        p += hd->name_len;
+        if (hd->value_len == 0) {
+            *p++ = ';';
+        } else {
+            *p++ = ':';
+            *p++ = ' ';
+            memcpy(p, hd->value, hd->value_len);
+            p += hd->value_len;
+        }
+        *p++ = '\0';
+    }
+    for (size_t k = 0; k < NSUPPRESSED; k++) {
+        if (skip[k])
             continue;
-        char line[32];
-        snprintf(line, sizeof line, "%s:", suppressed[i]);
-        struct curl_slist *n = curl_slist_append(sl, line);
-        if (!n)
-            goto fail;
-        sl = n;
+        size_t len = strlen(suppressed[k]) + 1;
+        nodes[j].data = p;
+        nodes[j].next = &nodes[j + 1];
+        memcpy(p, suppressed[k], len);
+        p += len;
+        j++;
     }
-    *out = sl;
+    nodes[n - 1].next = NULL;
+    x->hlist = nodes;
     return 1;
-fail:
-    curl_slist_free_all(sl);
-    return 0;
 }
 
 static int method_is(const char *m, const char *w)
@@ -382,15 +505,18 @@ int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *i
         set_err(errbuf, errlen, "bad url (missing)");
         return EF_HTTP_EBADURL;
     }
-    int rc = check_url(rq->url, errbuf, errlen);
+    CURLU *u;
+    int rc = parse_url_cached(h, rq->url, &u, errbuf, errlen);
     if (rc != EF_HTTP_ADD_OK)
         return rc;
 
-    struct ef_http_xfer *x = calloc(1, sizeof *x);
-    if (!x)
+    struct ef_http_xfer *x = xfer_new(h);
+    if (!x) {
+        curl_url_cleanup(u);
         goto oom;
-    x->h = h;
-    if (!build_headers(rq, &x->slist))
+    }
+    x->url = u;                         /* freed with x */
+    if (!build_headers(x, rq))
         goto oom;
     CURL *e = x->easy = easy_get(h);
     if (!e)
@@ -401,7 +527,7 @@ int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *i
                                                : EF_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
     SETOPT(CURLOPT_PRIVATE, (void *)x);
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
-    SETOPT(CURLOPT_URL, rq->url);
+    SETOPT(CURLOPT_CURLU, x->url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_PATH_AS_IS, 1L);             /* send the path exactly as signed */
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -420,7 +546,7 @@ int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *i
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_TIMEOUT_MS, timeout);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, ctimeout < timeout ? ctimeout : timeout);
-    SETOPT(CURLOPT_HTTPHEADER, x->slist);
+    SETOPT(CURLOPT_HTTPHEADER, x->hlist);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
@@ -557,7 +683,11 @@ void ef_http_free(struct ef_http *h)
     }
     while (h->npool)
         curl_easy_cleanup(h->pool[--h->npool]);
+    while (h->nspare)
+        xfer_destroy(h->spare[--h->nspare]);
     curl_multi_cleanup(h->multi);
+    free(h->last_url);
+    curl_url_cleanup(h->last_u);
     free(h->noproxy);
     free(h);
 }

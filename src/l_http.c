@@ -107,11 +107,26 @@ static const char *opt_str_field(lua_State *L, int idx, const char *field, size_
     return lua_tolstring(L, -1, len);
 }
 
-static int is_tchar(unsigned char c)
+/* RFC 9110 tchar: the bytes allowed in a header name. */
+static const unsigned char s_tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* A header value may hold anything but CR, LF and NUL. */
+static int value_ok(const char *v, size_t n)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return strlen(v) == n && !memchr(v, '\r', n) && !memchr(v, '\n', n);
 }
 
 static int poller_new(lua_State *L)
@@ -186,15 +201,12 @@ static int poller_add(lua_State *L)
                 return luaL_error(L, "%s: request.headers[%I] has an empty name", where,
                                   (lua_Integer)i);
             for (size_t k = 0; k < hd->name_len; k++)
-                if (!is_tchar((unsigned char)hd->name[k]))
+                if (!s_tchar[(unsigned char)hd->name[k]])
                     return luaL_error(L, "%s: request.headers[%I] name is not a valid header "
                                          "name", where, (lua_Integer)i);
-            for (size_t k = 0; k < hd->value_len; k++) {
-                char c = hd->value[k];
-                if (c == '\r' || c == '\n' || c == '\0')
-                    return luaL_error(L, "%s: request.headers[%I] (%s) value contains CR, LF "
-                                         "or NUL", where, (lua_Integer)i, hd->name);
-            }
+            if (!value_ok(hd->value, hd->value_len))
+                return luaL_error(L, "%s: request.headers[%I] (%s) value contains CR, LF "
+                                     "or NUL", where, (lua_Integer)i, hd->name);
             lua_pop(L, 3);
         }
         rq.headers = hs;

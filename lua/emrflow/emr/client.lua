@@ -137,6 +137,7 @@ function M.new(opts)
     user_agent = opts.user_agent or M.USER_AGENT,
     max_connections = opts.max_connections or 8,
     stats = { calls = 0, attempts = 0, retries = 0 },
+    _memo = {},        -- operation --> slots of validated, unsigned requests
   }, Client)
 
   -- configuration: region, endpoint, max_attempts (emrflow.config when present)
@@ -224,23 +225,41 @@ end
 -- Request building
 ------------------------------------------------------------------------------
 
+-- Per operation: its idempotency-token members (false when none) and its
+-- input members in model order (for the request memo below), computed once.
+local token_members, memo_members = {}, {}
+
+local function tokens_of(operation, op)
+  local t = token_members[operation]
+  if t == nil then
+    t = false
+    local s = op.input and shapes[op.input]
+    for _, m in ipairs(s and s.members or {}) do
+      if m.idempotency_token then
+        t = t or {}
+        t[#t + 1] = m
+      end
+    end
+    token_members[operation] = t
+  end
+  return t
+end
+
 -- Fills idempotency tokens (once per logical call). Returns a shallow copy
 -- when something was filled.
-local function fill_tokens(op, params, token)
-  local s = op.input and shapes[op.input]
-  if not s then return params end
+local function fill_tokens(operation, op, params, token)
+  local members = tokens_of(operation, op)
+  if not members then return params end
   local copy
-  for _, m in ipairs(s.members) do
-    if m.idempotency_token then
-      local pname = m.pascal
-      local v = params[pname]
-      if v == nil or v == null then
-        if not copy then
-          copy = {}
-          for k, val in pairs(params) do copy[k] = val end
-        end
-        copy[pname] = token or M.uuid4()
+  for _, m in ipairs(members) do
+    local pname = m.pascal
+    local v = params[pname]
+    if v == nil or v == null then
+      if not copy then
+        copy = {}
+        for k, val in pairs(params) do copy[k] = val end
       end
+      copy[pname] = token or M.uuid4()
     end
   end
   return copy or params
@@ -260,6 +279,90 @@ function Client:build(operation, params)
   end
   if body then headers[#headers + 1] = { "Content-Type", "application/json" } end
   return { method = wire.method, url = url, headers = headers, body = body or "" }
+end
+
+-- The request memo. validate.check and Client:build are pure functions of
+-- (operation, params): for parameters made only of strings and booleans
+-- (DescribeJobRun, CancelJobRun, ...: .sync polling asks the same thing
+-- again and again, for a few job runs at a time) the validated, unsigned
+-- request is kept and reused. Per operation, MEMO_SLOTS slots, replaced in
+-- turn, each holding the members' values (in model order) and the request,
+-- found through the first member's value: a lookup is one table index and a
+-- few comparisons, a miss one slot update. Cached requests are never
+-- modified (signing makes a new header list).
+local MEMO_SLOTS = 8
+local ABSENT = {}       -- index key for an absent first member
+
+local function memo_members_of(operation, op)
+  local m = memo_members[operation]
+  if m == nil then
+    m = false
+    local s = op.input and shapes[op.input]
+    if s and not tokens_of(operation, op) then
+      local list = validate.input_members(operation)
+      if #list > 0 then
+        m = {}
+        for i, e in ipairs(list) do m[i] = e.pascal end
+      end
+    end
+    memo_members[operation] = m
+  end
+  return m
+end
+
+-- The memoized request for params (nil when there is none), and the member
+-- list when params may be memoized (for memo_put).
+local function memo_get(memo, operation, op, params)
+  local members = memo_members_of(operation, op)
+  if not members then return nil end
+  local slots = memo[operation]
+  if not slots then return nil, members end
+  local v = params[members[1]]
+  local slot = slots.index[v == nil and ABSENT or v]
+  if not slot then return nil, members end
+  local set = v ~= nil and 1 or 0
+  for i = 2, #members do
+    v = params[members[i]]
+    if slot[i] ~= v then return nil, members end
+    if v ~= nil then set = set + 1 end
+  end
+  -- the same member values; any other key makes it another request (an error)
+  local total = 0
+  for _ in next, params do
+    total = total + 1
+    if total > set then return nil end
+  end
+  return slot.req, members
+end
+
+-- Keeps req for params when every member value is a string or a boolean.
+local function memo_put(memo, operation, members, params, req)
+  local m = #members
+  for i = 1, m do
+    local tv = type(params[members[i]])
+    if tv ~= "string" and tv ~= "boolean" and tv ~= "nil" then return end
+  end
+  local slots = memo[operation]
+  if not slots then
+    slots = { pos = 0, index = {} }
+    memo[operation] = slots
+  end
+  local pos = slots.pos % MEMO_SLOTS + 1
+  slots.pos = pos
+  local slot = slots[pos]
+  if not slot then
+    slot = {}
+    slots[pos] = slot
+  else
+    local old = slot[1]
+    if old == nil then old = ABSENT end
+    if slots.index[old] == slot then slots.index[old] = nil end
+  end
+  for i = 1, m do slot[i] = params[members[i]] end
+  slot.req = req
+  local first = slot[1]
+  if first == nil then first = ABSENT end
+  slots.index[first] = slot
 end
 
 ------------------------------------------------------------------------------
@@ -442,15 +545,19 @@ function Client:call(operation, params, opts)
   end
   if self.config_error then return nil, self.config_error end
 
-  params = fill_tokens(op, params, opts.client_token)
+  params = fill_tokens(operation, op, params, opts.client_token)
   local err
-  if opts.validate ~= false then
-    local ok
-    ok, err = validate.check(operation, params)
-    if not ok then return nil, err end
+  local req, members = memo_get(self._memo, operation, op, params)
+  if not req then
+    local validated = opts.validate ~= false
+    if validated then
+      local ok
+      ok, err = validate.check(operation, params)
+      if not ok then return nil, err end
+    end
+    req = self:build(operation, params)
+    if members and validated then memo_put(self._memo, operation, members, params, req) end
   end
-
-  local req = self:build(operation, params)
   local creds
   creds, err = self:_credentials()
   if not creds then return nil, err end
