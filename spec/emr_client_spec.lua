@@ -650,3 +650,40 @@ describe("emr client against fake_emr", function()
     s:close()
   end)
 end)
+
+-- The client memoizes validated requests for repeated parameter sets (what .sync polling
+-- sends again and again); the memo must never change what is sent or what is refused.
+describe("emr client request memo", function()
+  local function url_of(c, id)
+    local req = assert(c:describe_job_run{ VirtualClusterId = "vc0abc", Id = id })
+    return req.url
+  end
+
+  it("gives the same request for repeated parameters, and the right one for each of many", function()
+    local c = offline()
+    local first = url_of(c, "jr0001")
+    for _ = 1, 3 do assert.equal(first, url_of(c, "jr0001")) end
+    for round = 1, 2 do
+      for i = 1, 12 do   -- more ids than the memo keeps
+        local id = string.format("jr%04d", i)
+        assert.equal("https://emr-containers.us-east-1.amazonaws.com/virtualclusters/vc0abc/jobruns/" .. id,
+          url_of(c, id), "round " .. round)
+      end
+    end
+  end)
+
+  it("still refuses an unknown member or a bad value after the good request was memoized", function()
+    local c = offline()
+    assert.truthy(c:describe_job_run{ VirtualClusterId = "vc0abc", Id = "jr0001" })
+    local res, err = c:describe_job_run{ VirtualClusterId = "vc0abc", Id = "jr0001", Bogus = "x" }
+    assert.is_nil(res)
+    assert.equal("ValidationException", err.aws_code)
+    assert.truthy(err.message:find("Bogus", 1, true))
+    res, err = c:describe_job_run{ VirtualClusterId = "vc0abc", Id = "" }
+    assert.is_nil(res)
+    assert.equal("ValidationException", err.aws_code)
+    res, err = c:describe_job_run{ VirtualClusterId = "vc0abc", Id = "" }
+    assert.is_nil(res)
+    assert.equal("ValidationException", err.aws_code)
+  end)
+end)
