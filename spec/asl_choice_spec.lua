@@ -3,11 +3,7 @@
 local json = require "emrflow.json"
 local choice = require "emrflow.asl.choice"
 
-local function shared_dir()
-  local env = os.getenv("EMRFLOW_SHARED")
-  if env and env ~= "" then return env end
-  return "../shared"
-end
+local corpus = require "support.corpus"
 
 local INPUT = [[{
   "s": "beta", "s2": "beta", "n": 5, "f": 5.0, "z": 0, "b": true, "nul": null, "arr": [], "obj": {},
@@ -209,11 +205,7 @@ describe("emrflow.asl.choice", function()
 end)
 
 describe("the choice_operators corpus", function()
-  local dir = shared_dir() .. "/conformance/asl/choice_operators"
-  local list = io.popen("ls " .. dir .. " 2>/dev/null")
-  local files = {}
-  for f in list:lines() do files[#files + 1] = f end
-  list:close()
+  local files, dir = corpus.files("choice_operators")
   if #files == 0 then
     it("needs the shared conformance corpus", function()
       pending("no " .. dir .. " (set EMRFLOW_SHARED); corpus cases skipped")

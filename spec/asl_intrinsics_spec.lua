@@ -6,11 +6,7 @@ local intrinsics = require "emrflow.asl.intrinsics"
 local payload = require "emrflow.asl.payload"
 local jsonpath = require "emrflow.asl.jsonpath"
 
-local function shared_dir()
-  local env = os.getenv("EMRFLOW_SHARED")
-  if env and env ~= "" then return env end
-  return "../shared"
-end
+local corpus = require "support.corpus"
 
 local INPUT = [[{
   "s": "Hello World", "n": 5, "f": 1.5, "arr": [1, 2, 2, 3, [1], [1], {"a": 1}, {"a": 1}],
@@ -225,15 +221,9 @@ end)
 
 -- The corpus: each JSONPath case of intrinsic_functions is one Pass state whose Parameters
 -- call an intrinsic; run InputPath/Parameters/ResultPath/OutputPath here and compare outputs.
-local CONTEXT = [[{"Execution": {"Id": "arn:<partition>:states:<region>:111111111111:execution:<ArnPart_0idx>:<ExecArnPart_0idx>",
-  "Input": null, "StartTime": "date", "Name": "<ExecArnPart_0idx>", "RoleArn": "snf_role_arn", "RedriveCount": 0},
-  "StateMachine": {"Id": "arn:<partition>:states:<region>:111111111111:stateMachine:<ArnPart_0idx>", "Name": "<ArnPart_0idx>"},
-  "State": {"Name": "", "EnteredTime": "date"}}]]
 
 local function run_pass(name, st, input)
-  local ctx = json.decode(CONTEXT)
-  ctx.Execution.Input = input
-  ctx.State.Name = name
+  local ctx = corpus.context(name, input)
   local e = { input = input, context = ctx, vars = {} }
   local eff = input
   if st.InputPath then eff = assert(jsonpath.get(st.InputPath, input, e)) end
@@ -248,11 +238,7 @@ local function run_pass(name, st, input)
 end
 
 describe("the intrinsic_functions corpus", function()
-  local dir = shared_dir() .. "/conformance/asl/intrinsic_functions"
-  local list = io.popen("ls " .. dir .. " 2>/dev/null")
-  local files = {}
-  for f in list:lines() do files[#files + 1] = f end
-  list:close()
+  local files, dir = corpus.files("intrinsic_functions")
   if #files == 0 then
     it("needs the shared conformance corpus", function()
       pending("no " .. dir .. " (set EMRFLOW_SHARED); corpus cases skipped")

@@ -6,11 +6,7 @@ local payload = require "emrflow.asl.payload"
 local jsonpath = require "emrflow.asl.jsonpath"
 local errors = require "emrflow.asl.errors"
 
-local function shared_dir()
-  local env = os.getenv("EMRFLOW_SHARED")
-  if env and env ~= "" then return env end
-  return "../shared"
-end
+local corpus = require "support.corpus"
 
 local env = {
   input = json.decode([[{"a": 1, "b": {"c": [1, 2, 3]}, "s": "str", "n": null}]]),
@@ -102,15 +98,9 @@ end)
 
 -- The corpus: cases whose definition is a single JSONPath Pass state, run through InputPath,
 -- Parameters, Result, ResultPath and OutputPath with these modules.
-local CONTEXT = [[{"Execution": {"Id": "arn:<partition>:states:<region>:111111111111:execution:<ArnPart_0idx>:<ExecArnPart_0idx>",
-  "Input": null, "StartTime": "date", "Name": "<ExecArnPart_0idx>", "RoleArn": "snf_role_arn", "RedriveCount": 0},
-  "StateMachine": {"Id": "arn:<partition>:states:<region>:111111111111:stateMachine:<ArnPart_0idx>", "Name": "<ArnPart_0idx>"},
-  "State": {"Name": "", "EnteredTime": "date"}}]]
 
 local function run_pass(name, st, input)
-  local ctx = json.decode(CONTEXT)
-  ctx.Execution.Input = input
-  ctx.State.Name = name
+  local ctx = corpus.context(name, input)
   local e = { input = input, context = ctx, vars = {} }
   local function check(v, err)
     if v == nil then error(err, 0) end
@@ -140,7 +130,7 @@ local function cause_matches(pattern, text)
 end
 
 describe("the single-Pass JSONPath corpus cases", function()
-  local root = shared_dir() .. "/conformance/asl"
+  local root = corpus.shared_dir() .. "/conformance/asl"
   local found = 0
   for _, group in ipairs({ "base", "scenarios", "context_object", "comments" }) do
     local list = io.popen("ls " .. root .. "/" .. group .. " 2>/dev/null")

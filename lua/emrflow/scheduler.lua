@@ -487,7 +487,11 @@ function M.http(req)
   if M.current() then
     return wait({ op = "http", req = req })
   end
-  local p = M.blocking_poller()
+  return M.exchange(M.blocking_poller(), req)
+end
+
+--- One blocking HTTP exchange on poller p (outside any task): response | nil, errobj.
+function M.exchange(p, req)
   local id = p:add(req)
   while true do
     local done = p:step(1000)

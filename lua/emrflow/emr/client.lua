@@ -459,18 +459,7 @@ end
 function Client:_send(req)
   if self.transport then return self.transport(req) end
   if scheduler.current() then return scheduler.http(req) end
-  local p = self:_poller()
-  local id = p:add(req)
-  while true do
-    local done = p:step(1000)
-    for i = 1, #done do
-      local c = done[i]
-      if c.id == id then
-        if c.err then return nil, c.err end
-        return c.response
-      end
-    end
-  end
+  return scheduler.exchange(self:_poller(), req)
 end
 
 function Client:close()
