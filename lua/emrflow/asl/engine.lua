@@ -984,6 +984,17 @@ local function task_timeout(st, eff, env, fixed, path, field)
 end
 
 -- Calls impl.run(input, ctx) inside the current task, or in a child task bounded by the
+
+-- The exec function of a state with Retry/Catch (Task, Parallel, Map): enter, then run
+-- work(frame, env) under the state's error handlers, env.raw holding the raw input.
+local function handled(st, work)
+  return function(frame, input)
+    local env = enter(frame, st, input)
+    env.raw = input
+    return with_handlers(frame, st, input, env, work)
+  end
+end
+
 -- timeout / heartbeat. The child is cancelled with States.Timeout when time runs out.
 local function invoke(impl, input, ctx, timeout, heartbeat)
   if timeout >= DEFAULT_TASK_TIMEOUT and not heartbeat then
@@ -1091,11 +1102,7 @@ function compilers.Task(st, def, b)
     return finish(frame, st, input, env, result)
   end
 
-  st.exec = function(frame, input)
-    local env = enter(frame, st, input)
-    env.raw = input
-    return with_handlers(frame, st, input, env, work)
-  end
+  st.exec = handled(st, work)
 end
 
 -- Parallel ---------------------------------------------------------------
@@ -1137,11 +1144,7 @@ function compilers.Parallel(st, def, b)
     return finish(frame, st, input, env, arr)
   end
 
-  st.exec = function(frame, input)
-    local env = enter(frame, st, input)
-    env.raw = input
-    return with_handlers(frame, st, input, env, work)
-  end
+  st.exec = handled(st, work)
 end
 
 -- Map --------------------------------------------------------------------
@@ -1328,11 +1331,7 @@ function compilers.Map(st, def, b)
     return finish(frame, st, input, env, results)
   end
 
-  st.exec = function(frame, input)
-    local env = enter(frame, st, input)
-    env.raw = input
-    return with_handlers(frame, st, input, env, work)
-  end
+  st.exec = handled(st, work)
 end
 
 ---------------------------------------------------------------------------
