@@ -244,6 +244,22 @@ static inline void s_skip_ws(struct dec *d)
     d->p = p;
 }
 
+/* After a member of an array or object: 1 after a ',' (another member follows),
+ * 0 after the closing `close`; anything else is an error. */
+static inline int s_dec_next(struct dec *d, unsigned char close, const char *expected)
+{
+    s_skip_ws(d);
+    if (d->p < d->end && *d->p == ',') {
+        d->p++;
+        return 1;
+    }
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        return 0;
+    }
+    s_dec_unexpected(d, d->p, expected);
+}
+
 static void s_dec_value(struct dec *d);
 
 static int s_hex4(const unsigned char *p)
@@ -544,16 +560,8 @@ static void s_dec_array(struct dec *d)
                     lua_rawseti(L, base + 1, i);
                 direct = 1;
             }
-            s_skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
-                continue;
-            }
-            if (d->p < d->end && *d->p == ']') {
-                d->p++;
+            if (!s_dec_next(d, ']', "',' or ']'"))
                 break;
-            }
-            s_dec_unexpected(d, d->p, "',' or ']'");
         }
         if (!direct) {
             lua_createtable(L, (int)n, 0);
@@ -621,16 +629,8 @@ static void s_dec_object(struct dec *d)
             lua_settop(L, base + 2);
             direct = 1;
         }
-        s_skip_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
+        if (!s_dec_next(d, '}', "',' or '}'"))
             break;
-        }
-        s_dec_unexpected(d, d->p, "',' or '}'");
     }
     if (!direct) {
         lua_createtable(L, 0, n);
