@@ -6,9 +6,9 @@ BUSTED     ?= $(LUA) /usr/bin/busted
 LUACHECK   ?= luacheck
 CPPCHECK   ?= cppcheck
 
-PKGS        = lua5.4 libcurl libcjson libcrypto
+PKGS        = lua5.4 libcurl libcjson libcrypto sqlite3
 DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl libcjson libcrypto 2>/dev/null)
+DEP_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl libcjson libcrypto sqlite3 2>/dev/null)
 
 WARN    = -Wall -Wextra -Werror -pedantic -Wshadow -Wmissing-prototypes \
           -Wstrict-prototypes -Wcast-qual -Wwrite-strings
@@ -31,7 +31,7 @@ INST_BINDIR ?= $(INST_PREFIX)/bin
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test ctest spec demo bench conformance asan lint clean print install
+.PHONY: all deps test ctest spec demo bench conformance asan lint docs clean print install
 
 all: $(CORE_SO)
 
@@ -89,6 +89,9 @@ lint:
 	$(LUACHECK) lua bin spec bench tools examples
 	$(CPPCHECK) --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --std=c11 --inline-suppr -Isrc src spec/c
+
+docs:
+	ldoc -c config.ld .
 
 install: all
 	mkdir -p $(INST_LIBDIR)/emrflow $(INST_LUADIR) $(INST_BINDIR)

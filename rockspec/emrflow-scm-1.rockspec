@@ -12,6 +12,7 @@ external_dependencies = {
   CURL = { library = "curl" },  -- the header is under the multiarch include dir
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 build = {
   type = "builtin",
@@ -30,9 +31,9 @@ build = {
         "src/lua_emrflow.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(CJSON_LIBDIR)" },
-      libraries = { "curl", "crypto", "cjson" },
+      incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(CJSON_LIBDIR)", "$(SQLITE_LIBDIR)" },
+      libraries = { "curl", "crypto", "cjson", "sqlite3" },
     },
     ["emrflow"] = "lua/emrflow/init.lua",
     ["emrflow.asl"] = "lua/emrflow/asl/init.lua",

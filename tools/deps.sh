@@ -2,7 +2,7 @@
 # Install the Debian packages emrflow needs, only those missing.
 set -e
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config gcc make
-lua-busted lua-check luarocks python3-botocore lua-cjson cppcheck"
+lua-busted lua-check luarocks python3-botocore lua-cjson cppcheck libsqlite3-dev lua-luv lua-ldoc"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
