@@ -235,8 +235,8 @@ describe("examples/emr-eks-pipeline", function()
                            "execution SUCCEEDED" } do
       assert.is_truthy(err:find(want, 1, true), want .. " in:\n" .. err)
     end
-    -- each line carries the clock and the elapsed execution time
-    assert.matches("\n%d%d:%d%d:%d%d +%+%d+%.%ds +    job MyJobName %w+ RUNNING %-> COMPLETED", err)
+    -- each line carries the clock and the elapsed execution time, marked virtual (--local)
+    assert.matches("\n%[virtual %d%d:%d%d:%d%d %+%d+%.%ds%]     job MyJobName %w+ RUNNING %-> COMPLETED", err)
     -- quiet when stderr is not a terminal
     local _, _, quiet = run_cli(JSON_PATH .. " --local", "")
     assert.is_nil(quiet:find("> Submit_Job", 1, true))
