@@ -60,11 +60,13 @@ build = {
     ["emrflow.emr.validate"] = "lua/emrflow/emr/validate.lua",
     ["emrflow.emulator"] = "lua/emrflow/emulator.lua",
     ["emrflow.errors"] = "lua/emrflow/errors.lua",
+    ["emrflow.graph"] = "lua/emrflow/graph.lua",
     ["emrflow.ini"] = "lua/emrflow/ini.lua",
     ["emrflow.json"] = "lua/emrflow/json.lua",
     ["emrflow.progress"] = "lua/emrflow/progress.lua",
     ["emrflow.scheduler"] = "lua/emrflow/scheduler.lua",
     ["emrflow.sigv4"] = "lua/emrflow/sigv4.lua",
+    ["emrflow.version"] = "lua/emrflow/version.lua",
   },
   install = { bin = { emrflow = "bin/emrflow" } },
 }

@@ -172,10 +172,10 @@ M.all_run_options = all_run_options
 
 --- Parses argv[first..] against a list of option specs (or a command name).
 -- Returns opts (name -> string | true, or a list for `repeated` options) and the positional
--- arguments. `--help` / `-h` gives opts.help = true.
-function M.parse(specs, argv, first)
-  local command = type(specs) == "string" and specs or nil
-  if command then
+-- arguments. `--help` / `-h` gives opts.help = true. `command` names the command in errors.
+function M.parse(specs, argv, first, command)
+  if type(specs) == "string" then
+    command = specs
     local cmd = M.commands[command]
     if not cmd then fail("unknown command '" .. command .. "'") end
     specs = cmd.options
@@ -323,7 +323,7 @@ function M.load_extensions()
       end
     elseif not tostring(ext):find("module '" .. name .. "' not found", 1, true) then
       state.warnings[#state.warnings + 1] = "extension " .. name .. " failed to load: "
-        .. without_source_paths(ext)
+        .. tostring(ext):gsub("^[^\n]-%.lua:%d+: ", "")
     end
   end
   return state.loaded
@@ -696,13 +696,14 @@ function M.drive(x, stderr)
   stderr = stderr or io.stderr
   local signal = core.signal
   signal.watch()
-  local ok, status, left = pcall(function()
-    local signals = 0
+  local ok, status, left, sig = pcall(function()
+    local signals, first = 0, nil
     while x:step(0.25) do
       local sig = signal.pending()
       if sig then
         signals = signals + 1
         if signals == 1 then
+          first = sig
           stderr:write("emrflow: ", sig,
             " received: stopping the execution (Ctrl-C again to see what it waits for)\n")
           x:stop("States.Aborted", "stopped by " .. sig)
@@ -716,7 +717,7 @@ function M.drive(x, stderr)
           else
             stderr:write("emrflow: exiting without waiting\n")
           end
-          return "ABORTED", running
+          return "ABORTED", running, first
         end
       end
     end
@@ -726,8 +727,8 @@ function M.drive(x, stderr)
   if not ok then error(status, 0) end
   if status then
     x.status, x.error = "ABORTED", x.error or "States.Aborted"
-    x.cause = x.cause or ("emrflow exited before the execution had stopped; jobs left running: "
-      .. (#left > 0 and job_list(left) or "none"))
+    x.cause = x.cause or string.format("stopped by %s; emrflow exited before the execution had stopped"
+      .. " (jobs left running: %s)", tostring(sig), #left > 0 and job_list(left) or "none")
     return status, left
   end
   return (x:wait())
@@ -1055,7 +1056,7 @@ local function dispatch(argv, io_)
     return EXIT_INTERNAL
   end
   if c.unavailable then return c.run() end
-  local opts, pos = M.parse(c.options or {}, argv, 2)
+  local opts, pos = M.parse(c.options or {}, argv, 2, cmd)
   if opts.help then
     io_.stdout:write(M.command_help(cmd))
     return EXIT_OK
