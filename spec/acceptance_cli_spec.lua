@@ -341,7 +341,8 @@ describe("acceptance: the command line a user expects", function()
   it("--help lists every command, DESIGN's included, with a line each", function()
     local code, out = emrflow { "--help" }
     assert.are.equal(0, code)
-    for _, name in ipairs { "run", "validate", "export", "graph", "resume", "redrive", "executions", "describe",
+    for _, name in ipairs { "run", "validate", "export", "graph", "resume", "redrive", "executions",
+                            "describe",
                             "history", "deploy", "policy", "start", "stop" } do
       assert.matches("\n  " .. name .. " +%a", out)
     end
@@ -400,7 +401,8 @@ describe("acceptance: the command line a user expects", function()
   end)
 
   it("JSON errors name the file, the line and the column beside the byte offset", function()
-    local def = tmp('{\n  "StartAt": "A",\n  "States": {\n    "A": {"Type": "Pass" "End": true}\n  }\n}\n', ".json")
+    local def = tmp('{\n  "StartAt": "A",\n  "States": {\n    "A": {"Type": "Pass" "End": true}\n  }\n}\n',
+      ".json")
     local code, out, err = emrflow { "run", def }
     assert.are.equal(1, code)
     assert.are.equal("", out)

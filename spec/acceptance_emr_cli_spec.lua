@@ -518,16 +518,21 @@ describe("acceptance: pre-flight checks of emrflow run", function()
 
   local cases = {
     { "no region", FAKE_CREDS, "", "no AWS region" },
-    { "a malformed --region", FAKE_CREDS, "--region 'us east 1'", "region 'us east 1' is not a valid region name" },
+    { "a malformed --region", FAKE_CREDS, "--region 'us east 1'",
+      "region 'us east 1' is not a valid region name" },
     { "a malformed AWS_REGION", FAKE_CREDS .. "AWS_REGION=us_east!1 ", "", "is not a valid region name" },
     { "no credentials", "AWS_REGION=us-east-1 ", "", "no AWS credentials found" },
-    { "a session token with CR/LF", FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_SESSION_TOKEN=\"$(printf 'tok\\r\\nen')\" ",
+    { "a session token with CR/LF",
+      FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_SESSION_TOKEN=\"$(printf 'tok\\r\\nen')\" ",
       "", "session token from environment contains a line break" },
     { "an unknown profile", "AWS_REGION=us-east-1 ", "--profile nosuch", "profile 'nosuch'" },
-    { "an unknown AWS_PROFILE", "AWS_REGION=us-east-1 AWS_PROFILE=nosuch ", "", "profile 'nosuch' (from AWS_PROFILE)" },
-    { "an --endpoint-url without a scheme", FAKE_CREDS .. "AWS_REGION=us-east-1 ", "--endpoint-url localhost:4566",
+    { "an unknown AWS_PROFILE", "AWS_REGION=us-east-1 AWS_PROFILE=nosuch ", "",
+      "profile 'nosuch' (from AWS_PROFILE)" },
+    { "an --endpoint-url without a scheme", FAKE_CREDS .. "AWS_REGION=us-east-1 ",
+      "--endpoint-url localhost:4566",
       "--endpoint-url 'localhost:4566' is not an http:// or https:// URL" },
-    { "an AWS_ENDPOINT_URL without a scheme", FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_ENDPOINT_URL=localhost:4566 ",
+    { "an AWS_ENDPOINT_URL without a scheme",
+      FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_ENDPOINT_URL=localhost:4566 ",
       "", "AWS_ENDPOINT_URL must be an http(s):// URL" },
   }
   for _, c in ipairs(cases) do
@@ -562,7 +567,8 @@ describe("acceptance: pre-flight checks of emrflow run", function()
     local cli = require "emrflow.cli"
     local asl = require "emrflow.asl"
     local m = asl.load(CAUGHT, { name = "caught" })
-    assert.are.same({}, cli.preflight(m, { handlers = { ["arn:aws:states:::emr-containers:*"] = function() end } }))
+    local handlers = { ["arn:aws:states:::emr-containers:*"] = function() end }
+    assert.are.same({}, cli.preflight(m, { handlers = handlers }))
     local mocks = { config = { StateMachines = { caught = { TestCases = { happy = { Create = "R" } } } } },
                     test_case = "happy" }
     assert.are.same({}, cli.preflight(m, { mocks = mocks }))
@@ -588,18 +594,17 @@ describe("acceptance: --local with the scenario's virtual_clusters", function()
     local def = tmpfile(JOB)
     local sc = tmpfile('{"virtual_clusters":[{"id":"' .. VC .. '","name":"prod","state":"RUNNING",'
       .. '"container_provider_id":"eks-prod"}]}')
-    local code, out, err = emrflow("run " .. def .. " --local --scenario " .. sc .. " --input '{\"VirtualClusterId\":\""
-      .. VC .. "\"}'")
+    local input = " --input '{\"VirtualClusterId\":\"" .. VC .. "\"}'"
+    local code, out, err = emrflow("run " .. def .. " --local --scenario " .. sc .. input)
     assert.are.equal(0, code, err)
     assert.are.same({ State = "COMPLETED", VirtualClusterId = VC }, json.decode(out))
     -- without it, the cluster does not exist
-    local code2, _, err2 = emrflow("run " .. def .. " --local --input '{\"VirtualClusterId\":\"" .. VC .. "\"}'")
+    local code2, _, err2 = emrflow("run " .. def .. " --local" .. input)
     assert.are.equal(2, code2)
     assert.matches("EmrContainers.ResourceNotFoundException", err2, 1, true)
     -- a TERMINATED one cannot take jobs
     local sc2 = tmpfile('{"virtual_clusters":[{"id":"' .. VC .. '","state":"TERMINATED"}]}')
-    local code3 = emrflow("run " .. def .. " --local --scenario " .. sc2 .. " --input '{\"VirtualClusterId\":\""
-      .. VC .. "\"}'")
+    local code3 = emrflow("run " .. def .. " --local --scenario " .. sc2 .. input)
     assert.are.equal(2, code3)
     for _, f in ipairs { def, sc, sc2 } do os.remove(f) end
   end)

@@ -342,7 +342,8 @@ describe("emrflow.cli extensions", function()
     assert.are.equal('{\n  "b": [\n    1,\n    2\n  ]\n}\n', out:text())
     local out2 = sink()
     local failing = asl.load({ StartAt = "F", States = { F = { Type = "Fail", Error = "E", Cause = "c" } } })
-    assert.are.equal(2, cli.finish(failing:start({}, { clock = "virtual" }), {}, { stdout = out2, stderr = sink() }))
+    local x = failing:start({}, { clock = "virtual" })
+    assert.are.equal(2, cli.finish(x, {}, { stdout = out2, stderr = sink() }))
     assert.are.equal("", out2:text())
   end)
 
@@ -376,7 +377,11 @@ describe("emrflow.progress", function()
   it("never calls a new Map iteration a retry", function()
     local n = 0
     local status, text = capture(map_of { Type = "Task", End = true,
-      Resource = function(i) n = n + 1; if n == 1 then error({ Error = "E", Cause = "first" }) end return i end,
+      Resource = function(i)
+        n = n + 1
+        if n == 1 then error({ Error = "E", Cause = "first" }) end
+        return i
+      end,
       Catch = { { ErrorEquals = { "States.ALL" }, Next = "Recovered" } } }, { items = { 1, 2, 3 } },
       { clock = "virtual" })
     assert.are.equal("SUCCEEDED", status)
@@ -387,7 +392,11 @@ describe("emrflow.progress", function()
   it("says retry for each ASL Retry attempt", function()
     local n = 0
     local _, text = capture(map_of { Type = "Task", End = true,
-      Resource = function(i) n = n + 1; if n <= 2 then error({ Error = "E", Cause = "again" }) end return i end,
+      Resource = function(i)
+        n = n + 1
+        if n <= 2 then error({ Error = "E", Cause = "again" }) end
+        return i
+      end,
       Retry = { { ErrorEquals = { "E" }, IntervalSeconds = 1, MaxAttempts = 3 } },
       Catch = { { ErrorEquals = { "States.ALL" }, Next = "Recovered" } } }, { items = { 1, 2 } },
       { clock = "virtual" })

@@ -364,3 +364,26 @@ describe("examples against the fake server", function()
     assert.are.same(l, results[1])
   end)
 end)
+
+describe("examples/emr-eks-job with existing-cluster.scenario", function()
+  local VC = "cszt6tqby98mea88f1u26cob2"
+
+  it("runs the page's job on a virtual cluster given as input, locally", function()
+    local code, out, err = run_cli("examples/emr-eks-job.json --local --scenario "
+      .. "examples/existing-cluster.scenario.json --input '{\"VirtualClusterId\":\"" .. VC .. "\"}'")
+    assert.are.equal(0, code, err)
+    local o = json.decode(out)
+    assert.are.equal(VC, o.VirtualClusterId)
+    assert.are.equal("COMPLETED", o.JobRun.State)
+    assert.are.equal(VC, o.JobRun.VirtualClusterId)
+  end)
+
+  it("keeps the page's job parameters", function()
+    -- the same Parameters as the pipeline's Submit_Job (the page's, with its placeholders filled)
+    local pipeline = json.decode(read(JSON_PATH)).States.Submit_Job
+    local job = json.decode(read("examples/emr-eks-job.json")).States.Submit_Job
+    assert.are.equal(pipeline.Resource, job.Resource)
+    assert.are.same(pipeline.Parameters, job.Parameters)
+    assert.are.equal("$.VirtualClusterId", job.Parameters["VirtualClusterId.$"])
+  end)
+end)

@@ -29,7 +29,8 @@ end
 local DEF = [[{"StartAt":"Check","States":{
   "Check":{"Type":"Choice","Choices":[
       {"Variable":"$.n","NumericGreaterThan":10,"Next":"Fan"},
-      {"And":[{"Variable":"$.s","StringEquals":"x"},{"Not":{"Variable":"$.b","BooleanEquals":true}}],"Next":"Both"}],
+      {"And":[{"Variable":"$.s","StringEquals":"x"},
+              {"Not":{"Variable":"$.b","BooleanEquals":true}}],"Next":"Both"}],
     "Default":"Done"},
   "Fan":{"Type":"Map","ItemsPath":"$.items","ItemProcessor":{"StartAt":"Work","States":{
       "Work":{"Type":"Task","Resource":"arn:aws:states:::emr-containers:startJobRun.sync","End":true}}},
@@ -120,7 +121,12 @@ describe("emrflow.graph", function()
     local n = 0
     local m = asl.load {
       StartAt = "Flaky", States = {
-        Flaky = { Type = "Task", Resource = function() n = n + 1; if n < 2 then error({ Error = "E" }) end return 1 end,
+        Flaky = { Type = "Task",
+                  Resource = function()
+                    n = n + 1
+                    if n < 2 then error({ Error = "E" }) end
+                    return 1
+                  end,
                   Retry = { { ErrorEquals = { "E" }, IntervalSeconds = 1 } }, Next = "Slow" },
         Slow = { Type = "Wait", Seconds = 100, End = true },
       } }
@@ -137,7 +143,8 @@ describe("emrflow.graph", function()
   end)
 
   it("reads histories as JSON lines (skipping emrflow's messages), arrays or {events: [...]}", function()
-    local ev = '{"id":1,"previousEventId":0,"type":"PassStateEntered","stateEnteredEventDetails":{"name":"P"}}'
+    local ev = '{"id":1,"previousEventId":0,"type":"PassStateEntered",'
+      .. '"stateEnteredEventDetails":{"name":"P"}}'
     assert.are.equal(1, #graph.read_history("emrflow: started x\n" .. ev .. "\n\n"))
     assert.are.equal(1, #graph.read_history("[" .. ev .. "]"))
     assert.are.equal(1, #graph.read_history('{"events":[' .. ev .. "]}"))

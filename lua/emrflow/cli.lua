@@ -33,7 +33,7 @@ M.EXTENSIONS = { "emrflow.cli.mocks", "emrflow.cli.store", "emrflow.cli.remote" 
 --- Modules that register Task resource integrations when required (missing ones are skipped).
 M.integrations = { "emrflow.emr.integration", "emrflow.emr.tasks" }
 
--- The commands DESIGN promises whose implementation comes from an extension.
+-- The commands emrflow promises whose implementation comes from an extension module.
 local PROMISED = {
   { name = "resume", module = "emrflow.cli.store", usage = "emrflow resume EXECUTION [--store PATH]",
     summary = "continue an execution after a crash or kill, re-attaching to running jobs" },
@@ -59,9 +59,9 @@ local PROMISED = {
     summary = "stop an execution on AWS Step Functions" },
 }
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Errors and small helpers
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local CliError = { __name = "emrflow.CliError" }
 CliError.__tostring = function(e) return "emrflow: " .. e.message end
@@ -120,9 +120,9 @@ function M.decode_json(text, source)
   return v
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Options
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- The options of `run` (extensions and progress add theirs).
 M.run_options = {
@@ -226,9 +226,9 @@ function M.parse(specs, argv, first, command)
   return opts, positional
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Reading definitions and inputs
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function load_integrations()
   for _, name in ipairs(M.integrations) do
@@ -288,9 +288,9 @@ function M.read_input(opts, io_)
   return json.object {}
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Extensions
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function check_extension(name, ext)
   if type(ext) ~= "table" then return "does not return a table" end
@@ -334,9 +334,9 @@ function M.reset_extensions()
   state.loaded, state.warnings = nil, {}
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Start options, pre-flight, finishing an execution
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 -- The EMR on EKS jobs of the running execution, from the integration's events:
 -- id -> { id =, name =, virtual_cluster_id =, state = }.
@@ -767,9 +767,9 @@ function M.finish(x, opts, io_)
   return EXIT_FAILED
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Built-in commands
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function one_definition(pos, command)
   if #pos ~= 1 then fail(command .. " takes one DEFINITION (see emrflow " .. command .. " --help)") end
@@ -972,9 +972,9 @@ M.commands = setmetatable({}, { __index = function(_, name)
   return cmds[name]
 end })
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Help
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function option_lines(options)
   local rows, width = {}, 0
@@ -1026,9 +1026,9 @@ function M.command_help(name)
   return text .. "\noptions:\n" .. option_lines(c.options or {}) .. "\n"
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Entry points
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function dispatch(argv, io_)
   local cmd = argv[1]

@@ -57,6 +57,7 @@
 --                                                     text; past limit it stops early and
 --                                                     returns a number > limit; nil when v
 --                                                     cannot be encoded
+-- @module emrflow.json
 local core = require "emrflow.core"
 
 local cj = core.json
