@@ -71,6 +71,7 @@ build = {
     ["emrflow.regex"] = "lua/emrflow/regex.lua",
     ["emrflow.scheduler"] = "lua/emrflow/scheduler.lua",
     ["emrflow.sigv4"] = "lua/emrflow/sigv4.lua",
+    ["emrflow.time"] = "lua/emrflow/time.lua",
   },
   install = { bin = { emrflow = "bin/emrflow" } },
 }
