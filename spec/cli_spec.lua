@@ -347,6 +347,47 @@ describe("emrflow.cli extensions", function()
     assert.are.equal("", out2:text())
   end)
 
+  it("validate: warnings keep exit 0, --strict makes them errors (exit 1)", function()
+    local asl = require "emrflow.asl"
+    local real = asl.validate
+    asl.validate = function()
+      return { { path = "/States/J/Parameters/Name", message = "fails the pattern", severity = "warning" } }
+    end
+    local def = [[{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}]]
+    local ok, code, out, err = pcall(run, { "validate", "-" }, def)
+    local ok2, code2, _, err2 = pcall(run, { "validate", "-", "--strict" }, def)
+    asl.validate = real
+    assert.is_true(ok and ok2)
+    assert.are.equal(0, code)
+    assert.are.equal("stdin: valid\n", out)
+    assert.are.equal("stdin: warning: /States/J/Parameters/Name: fails the pattern\n", err)
+    assert.are.equal(1, code2)
+    assert.matches("/States/J/Parameters/Name: fails the pattern", err2, 1, true)
+  end)
+
+  it("validate --remote calls the remote extension's validate_remote, or says it is not available", function()
+    local def = [[return { StartAt = "P", States = { P = { Type = "Pass", End = true } } }]]
+    local code, _, err = run({ "validate", "-", "--remote" }, def)
+    assert.are.equal(1, code)
+    assert.matches("validate --remote is not available in this build", err, 1, true)
+    local got
+    package.preload["emrflow.cli.remote"] = function()
+      return { validate_remote = function(text, opts, c, io_)
+        got = { text = text, opts = opts, cli = c }
+        io_.stdout:write("remote says ok\n")
+        return 0
+      end }
+    end
+    cli.reset_extensions()
+    local code2, out2 = run({ "validate", "-", "--remote", "--region", "eu-west-1" }, def)
+    assert.are.equal(0, code2)
+    assert.are.equal("remote says ok\n", out2)
+    -- a Lua definition goes as its ASL JSON
+    assert.are.equal("P", json.decode(got.text).StartAt)
+    assert.are.equal("eu-west-1", got.opts.region)
+    assert.are.equal(cli, got.cli)
+  end)
+
   it("output JSON is compact when stdout is not a terminal, or with --compact", function()
     local def = [[{"StartAt":"P","States":{"P":{"Type":"Pass","Result":{"a":[1]},"End":true}}}]]
     local _, out = run({ "run", "-" }, def)

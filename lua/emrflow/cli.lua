@@ -828,7 +828,8 @@ local function cmd_validate(opts, pos, cli, io_)
   local problems = asl.validate(def)
   local errors, warnings = {}, {}
   for _, p in ipairs(problems) do
-    if p.severity == "warning" and not opts.strict then warnings[#warnings + 1] = p
+    local warning = p.severity == "warning" or p.level == "warning" or p.warning == true
+    if warning and not opts.strict then warnings[#warnings + 1] = p
     else errors[#errors + 1] = p end
   end
   local where = path == "-" and "stdin" or path
@@ -1061,7 +1062,7 @@ local function dispatch(argv, io_)
     io_.stdout:write(M.command_help(cmd))
     return EXIT_OK
   end
-  if not c.extension then load_integrations() end
+  load_integrations()
   local code = c.run(opts, pos, M, io_)
   if math.type(code) ~= "integer" then code = code and EXIT_OK or EXIT_INTERNAL end
   return code
