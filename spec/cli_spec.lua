@@ -234,6 +234,13 @@ describe("emrflow.cli extensions", function()
     assert.matches("emrflow.cli.remote", err, 1, true)
   end)
 
+  it("CMD --help of an absent DESIGN command prints its usage and says it is not available", function()
+    local code, out = run { "deploy", "--help" }
+    assert.are.equal(0, code)
+    assert.matches("^usage: emrflow deploy DEFINITION", out)
+    assert.matches("(not available in this build)", out, 1, true)
+  end)
+
   it("runs an extension's command with its options, positional args, the cli module and io", function()
     local code, out = run { "hello", "world", "--greeting", "hi", "--tag", "a=1", "--tag=b=2" }
     assert.are.equal(0, code)

@@ -268,7 +268,8 @@ function M.read_definition(path, io_)
   local is_lua = path:sub(-4) == ".lua" or (path == "-" and not text:match("^%s*[{%[]"))
   if is_lua then
     load_integrations()
-    local chunk, err = load(text, "=" .. (path == "-" and "stdin" or path), "t")
+    -- a "#!" first line is skipped as lua does (the newline stays: line numbers hold)
+    local chunk, err = load((text:gsub("^#[^\n]*", "")), "=" .. (path == "-" and "stdin" or path), "t")
     if not chunk then fail("cannot load " .. where .. ": " .. tostring(err)) end
     return run_lua_definition(chunk, where), machine_name_of(path), text
   end
@@ -363,6 +364,10 @@ local function job_tracker()
   end
   return tracker
 end
+
+-- The job tracker of each start options table (kept out of the table itself, which reaches
+-- the integrations and the store).
+local trackers = setmetatable({}, { __mode = "k" })
 
 local function chain_emr_event(start, fn)
   local prev = start.on_emr_event
@@ -494,7 +499,7 @@ function M.start_options(opts, io_)
   end
   local_emulator(opts, start)
   local tracker = job_tracker()
-  start.cli_jobs = tracker
+  trackers[start] = tracker
   chain_emr_event(start, tracker.on_emr_event)
   if opts.events then chain_event(start, progress.events_writer(io_.stderr)) end
   if progress_wanted(opts, io_) then
@@ -679,7 +684,7 @@ end
 
 -- What the execution still waits for after a stop, in words.
 local function waiting_for(x)
-  local tracker = x.options and x.options.cli_jobs
+  local tracker = x.options and trackers[x.options]
   local running = tracker and tracker.running() or {}
   if #running == 0 then
     return "the execution to finish stopping (no EMR on EKS job is running)", running
@@ -1056,7 +1061,15 @@ local function dispatch(argv, io_)
     io_.stderr:write("emrflow: unknown command '", tostring(cmd), "'\n", M.usage())
     return EXIT_INTERNAL
   end
-  if c.unavailable then return c.run() end
+  if c.unavailable then
+    for i = 2, #argv do
+      if argv[i] == "--help" or argv[i] == "-h" then
+        io_.stdout:write(M.command_help(cmd))
+        return EXIT_OK
+      end
+    end
+    return c.run()
+  end
   local opts, pos = M.parse(c.options or {}, argv, 2, cmd)
   if opts.help then
     io_.stdout:write(M.command_help(cmd))
@@ -1074,13 +1087,17 @@ function M.execute(argv, io_)
   M.load_extensions()
   for _, w in ipairs(state.warnings) do io_.stderr:write("emrflow: warning: ", w, "\n") end
   state.warnings = {}
-  local ok, code = pcall(dispatch, argv, io_)
+  local trace
+  local ok, code = xpcall(dispatch, function(e)
+    if not is_cli_error(e) and os.getenv("EMRFLOW_DEBUG") then trace = debug.traceback(tostring(e), 2) end
+    return e
+  end, argv, io_)
   if ok then return code end
   if is_cli_error(code) then
     io_.stderr:write("emrflow: ", code.message, "\n")
   else
     io_.stderr:write("emrflow: internal error: ", without_source_paths(code), "\n")
-    if os.getenv("EMRFLOW_DEBUG") then io_.stderr:write(debug.traceback(), "\n") end
+    if trace then io_.stderr:write(trace, "\n") end
   end
   return EXIT_INTERNAL
 end
