@@ -273,6 +273,12 @@ describe("emrflow.cli extensions", function()
     assert.are.equal("{}\n", stdout)
     local hook = calls[#calls]
     assert.is_true(hook.hook and hook.opts.shout)
+    -- the hooks learn the definition and the machine name it gives
+    assert.are.equal("-", hook.start.definition_path)
+    assert.are.equal("emrflow-machine", hook.start.machine_name)
+    local start = cli.start_options({ definition = "/x/nightly flow.asl.json", quiet = true }, {})
+    assert.are.equal("/x/nightly flow.asl.json", start.definition_path)
+    assert.are.equal("nightly-flow.asl", start.machine_name)
     assert.are.equal(cli, hook.cli)
     assert.is_table(hook.io.stdout)
   end)

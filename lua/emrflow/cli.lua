@@ -248,11 +248,12 @@ local function run_lua_definition(chunk, where)
   return def
 end
 
--- The state machine's name from a file name: without directory and extension, in the
--- characters a state machine name may hold.
+-- The state machine's name from a file name: without directory and extension; characters
+-- a Step Functions name may not hold (blanks, brackets, wildcards, " # % \ ^ | ~ ` $ & , ; : /,
+-- control characters) become "-".
 local function machine_name_of(path)
   if path == "-" then return "emrflow-machine" end
-  local base = path:match("([^/]*)$"):gsub("%.%w+$", ""):gsub("[^%w%-_]", "-")
+  local base = path:match("([^/]*)$"):gsub("%.[^.]*$", ""):gsub("[%s<>{}%[%]%?%*\"#%%\\%^|~`%$&,;:/%c]", "-")
   if base == "" then base = "emrflow-machine" end
   return base:sub(1, 80)
 end
@@ -477,11 +478,18 @@ end
 
 --- The machine:start options `run` builds from its options: name, clock, region, endpoint,
 -- profile, poll, the emulator for --local, progress and --events, then every extension's
--- start_hook.
+-- start_hook. With opts.definition (the DEFINITION path, as `run` sets it), start gets
+-- definition_path and machine_name (the file name without extension) for the hooks.
 function M.start_options(opts, io_)
   io_ = streams(io_)
   M.load_extensions()
   local start = { name = opts.name }
+  -- for the extensions: the definition's path and the machine name it gives (`run` puts the
+  -- DEFINITION in opts.definition)
+  if type(opts.definition) == "string" then
+    start.definition_path = opts.definition
+    start.machine_name = machine_name_of(opts.definition)
+  end
   if opts.name ~= nil and (#opts.name < 1 or utf8.len(opts.name) == nil or utf8.len(opts.name) > 80) then
     fail("--name must be 1 to 80 characters")
   end
@@ -793,6 +801,7 @@ local function cmd_run(opts, pos, cli, io_)
     fail("standard input can be read once: DEFINITION and the input cannot both be -")
   end
   cli.check_result_file(opts)
+  opts.definition = path
   local input = cli.read_input(opts, io_)
   local def, name = cli.read_definition(path, io_)
   local machine = load_machine(def, name, opts.region)
