@@ -760,6 +760,9 @@ end
 
 --- Drives an execution to its end with the progress display, writes --result-file, prints
 -- the output JSON on success. Returns the exit code: 0 SUCCEEDED, 2 FAILED/TIMED_OUT/ABORTED.
+-- `x` is what machine:start returns, or anything shaped alike (a remote execution, say):
+-- x:step(max_wait_s) --> true while running; x:stop(error, cause); x:wait() --> status;
+-- x.output on success, x.error and x.cause otherwise.
 function M.finish(x, opts, io_)
   io_ = streams(io_)
   local ok, status = pcall(M.drive, x, io_.stderr)
