@@ -401,6 +401,26 @@ describe("emrflow.cli extensions", function()
     assert.are.equal(cli, got.cli)
   end)
 
+  it("cli.finish drives anything shaped like an execution (a remote one, say)", function()
+    local steps = 0
+    local remote = {
+      step = function() steps = steps + 1; return steps < 3 end,
+      stop = function() end,
+      wait = function(self) self.output = { done = true }; return "SUCCEEDED" end,
+    }
+    local result = os.tmpname()
+    local out = sink()
+    local code = cli.finish(remote, { ["result-file"] = result }, { stdout = out, stderr = sink() })
+    local f = assert(io.open(result))
+    local written = json.decode(f:read("a"))
+    f:close()
+    os.remove(result)
+    assert.are.equal(0, code)
+    assert.are.equal(3, steps)
+    assert.are.equal('{"done":true}\n', out:text())
+    assert.are.same({ status = "SUCCEEDED", output = { done = true } }, written)
+  end)
+
   it("output JSON is compact when stdout is not a terminal, or with --compact", function()
     local def = [[{"StartAt":"P","States":{"P":{"Type":"Pass","Result":{"a":[1]},"End":true}}}]]
     local _, out = run({ "run", "-" }, def)
