@@ -77,6 +77,7 @@ end
 M.without_source_paths = without_source_paths
 
 --- Raises a command-line error: emrflow prints "emrflow: message" and exits 1.
+-- @string message what is wrong, for the user
 function M.fail(message)
   error(setmetatable({ cli = true, message = without_source_paths(message) }, CliError), 0)
 end
@@ -261,6 +262,8 @@ end
 --- Reads a definition: a .lua file runs and returns a table; anything else is ASL JSON
 -- (checked here, so a syntax error names the file, line and column). `-` reads standard
 -- input (JSON when it starts with `{`, else Lua).
+-- @string path a file, or "-" for standard input
+-- @tab[opt] io_ { stdin = } (default io.stdin)
 -- @return definition (table or JSON text), machine name, source text
 function M.read_definition(path, io_)
   if not path then fail("missing DEFINITION (an ASL .json file, a .lua file, or - for standard input)") end
@@ -279,6 +282,9 @@ function M.read_definition(path, io_)
 end
 
 --- The execution input from --input JSON, --input-file FILE (`-` = standard input); default {}.
+-- @tab opts the parsed options
+-- @tab[opt] io_ { stdin = }
+-- @return the input value
 function M.read_input(opts, io_)
   if opts.input and opts["input-file"] then fail("give --input or --input-file, not both") end
   if opts.input == "-" or opts["input-file"] == "-" then
@@ -480,6 +486,9 @@ end
 -- profile, poll, the emulator for --local, progress and --events, then every extension's
 -- start_hook. With opts.definition (the DEFINITION path, as `run` sets it), start gets
 -- definition_path and machine_name (the file name without extension) for the hooks.
+-- @tab opts the parsed options of `run` (or of resume / redrive)
+-- @tab[opt] io_ { stdin =, stdout =, stderr = }
+-- @return the options table for machine:start
 function M.start_options(opts, io_)
   io_ = streams(io_)
   M.load_extensions()
@@ -763,6 +772,10 @@ end
 -- `x` is what machine:start returns, or anything shaped alike (a remote execution, say):
 -- x:step(max_wait_s) --> true while running; x:stop(error, cause); x:wait() --> status;
 -- x.output on success, x.error and x.cause otherwise.
+-- @param x the execution
+-- @tab opts the parsed options (result-file, compact)
+-- @tab[opt] io_ { stdout =, stderr = }
+-- @treturn int the exit code
 function M.finish(x, opts, io_)
   io_ = streams(io_)
   local ok, status = pcall(M.drive, x, io_.stderr)
