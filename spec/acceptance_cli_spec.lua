@@ -1,4 +1,4 @@
--- Acceptance tests of the `emrflow` command, black-box from DESIGN.md "The command line":
+-- Acceptance tests of the `emrflow` command, black-box from the README, "The command line":
 --   emrflow run DEFINITION [--input JSON | --input-file FILE] [--name NAME]
 --               [--local] [--region R] [--endpoint-url URL] [--result-file FILE] [--events]
 --   emrflow validate DEFINITION
@@ -338,7 +338,7 @@ describe("acceptance: the command line a user expects", function()
     return code, out, read(errf) or ""
   end
 
-  it("--help lists every command, DESIGN's included, with a line each", function()
+  it("--help lists every command, the durable store's and the AWS ones included, with a line each", function()
     local code, out = emrflow { "--help" }
     assert.are.equal(0, code)
     for _, name in ipairs { "run", "validate", "export", "graph", "resume", "redrive", "executions",
@@ -363,7 +363,7 @@ describe("acceptance: the command line a user expects", function()
     end)
   end
 
-  it("run --help lists the DESIGN options of run", function()
+  it("run --help lists the documented options of run", function()
     local _, out = emrflow { "run", "--help" }
     for _, o in ipairs { "input", "input-file", "name", "local", "scenario", "region", "endpoint-url",
                          "result-file", "events", "progress", "quiet", "compact", "poll-rate" } do

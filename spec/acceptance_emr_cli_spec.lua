@@ -1,6 +1,6 @@
 -- Acceptance: `emrflow run ... --local` (the built-in emulator) and against an endpoint,
--- black-box through bin/emrflow, from DESIGN.md ("The command line", "Emulator, polling and
--- stopping") and the integration issue (examples, --scenario, --poll-rate, --events,
+-- black-box through bin/emrflow, from the README ("The command line", "The emulator and its
+-- scenarios") and the integration issue (examples, --scenario, --poll-rate, --events,
 -- progress on stderr, SIGINT/SIGTERM).
 local json = require "emrflow.json"
 local core = require "emrflow.core"
@@ -80,7 +80,7 @@ end
 
 describe("acceptance: emrflow run --local", function()
   it("runs the JSON example: exit 0, the output on stdout", function()
-    -- DESIGN CLI: "On success stdout gets the output JSON"; examples: create, run, delete
+    -- the README: "On success stdout gets the output JSON"; examples: create, run, delete
     local code, out, err = emrflow("run " .. JSON_EX .. " --local")
     assert.are.equal(0, code, err)
     local o = json.decode(out)
@@ -120,7 +120,7 @@ describe("acceptance: emrflow run --local", function()
   end)
 
   it("--scenario: a FAILED job fails the run: exit 2, States.TaskFailed, the JobRun as cause", function()
-    -- DESIGN: job ends FAILED -> States.TaskFailed, Cause = the final JobRun as a JSON string
+    -- decided behaviour: job ends FAILED -> States.TaskFailed, Cause = the final JobRun as a JSON string
     local sc = tmpfile('{"jobs":[{"match":"MyJob*","final_state":"FAILED","failure_reason":"USER_ERROR",'
       .. '"state_details":"Exit code 1","running_seconds":120}]}')
     local rf = os.tmpname()
@@ -194,7 +194,7 @@ describe("acceptance: emrflow run --local", function()
   end)
 
   it("--poll-rate N caps the polls per second of every .sync job together", function()
-    -- DESIGN: CLI --poll-rate N sets rate (requests per second per endpoint, shared)
+    -- the README: --poll-rate N sets rate (requests per second per endpoint, shared)
     local n = 30
     local names = {}
     for i = 1, n do names[i] = '"job-' .. i .. '"' end
@@ -329,7 +329,7 @@ describe("acceptance: emrflow run --local", function()
     local code2, out2 = emrflow("export " .. LUA_EX)
     assert.are.equal(0, code2)
     assert.are.same(plain(json.decode(read(JSON_EX))), plain(json.decode(out2)))
-    -- createVirtualCluster.sync is rejected at load time (DESIGN: Resources)
+    -- createVirtualCluster.sync is rejected at load time (decided behaviour: Resources)
     local bad = tmpfile('{"StartAt":"C","States":{"C":{"Type":"Task",'
       .. '"Resource":"arn:aws:states:::emr-containers:createVirtualCluster.sync",'
       .. '"Parameters":{"Name":"vc","ContainerProvider":{"Id":"eks","Type":"EKS"}},"End":true}}}')

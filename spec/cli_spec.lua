@@ -212,7 +212,7 @@ describe("emrflow.cli extensions", function()
     cli.reset_extensions()
   end)
 
-  it("--help lists the built-in commands, the extensions' and every DESIGN command", function()
+  it("--help lists the built-in commands, the extensions' and every documented command", function()
     local code, out = run { "--help" }
     assert.are.equal(0, code)
     for _, name in ipairs { "run", "validate", "export", "graph", "hello", "resume", "redrive", "executions",
@@ -226,7 +226,7 @@ describe("emrflow.cli extensions", function()
     assert.is_nil(out:find("hello[^\n]*not available"))
   end)
 
-  it("a DESIGN command whose extension is absent exits 1 saying so", function()
+  it("a documented command whose extension is absent exits 1 saying so", function()
     local code, out, err = run { "deploy", "x.json", "--name", "n" }
     assert.are.equal(1, code)
     assert.are.equal("", out)
@@ -234,7 +234,7 @@ describe("emrflow.cli extensions", function()
     assert.matches("emrflow.cli.remote", err, 1, true)
   end)
 
-  it("CMD --help of an absent DESIGN command prints its usage and says it is not available", function()
+  it("CMD --help of an absent documented command prints its usage and says it is not available", function()
     local code, out = run { "deploy", "--help" }
     assert.are.equal(0, code)
     assert.matches("^usage: emrflow deploy DEFINITION", out)

@@ -94,7 +94,7 @@ local PAGE = [[{
 }]]
 -- luacheck: pop
 
--- The substitutions the examples make (DESIGN.md: placeholders fail the model's patterns;
+-- The substitutions the examples make (the design: placeholders fail the model's patterns;
 -- a Kubernetes namespace is lower-case, so "Namespace" fails its pattern too).
 local function substitute(v)
   if type(v) == "string" then
