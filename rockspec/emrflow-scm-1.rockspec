@@ -62,6 +62,7 @@ build = {
     ["emrflow.errors"] = "lua/emrflow/errors.lua",
     ["emrflow.ini"] = "lua/emrflow/ini.lua",
     ["emrflow.json"] = "lua/emrflow/json.lua",
+    ["emrflow.luv"] = "lua/emrflow/luv.lua",
     ["emrflow.progress"] = "lua/emrflow/progress.lua",
     ["emrflow.scheduler"] = "lua/emrflow/scheduler.lua",
     ["emrflow.sigv4"] = "lua/emrflow/sigv4.lua",
