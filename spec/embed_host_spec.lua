@@ -241,10 +241,10 @@ describe("examples/host: a C host's own poll() loop", function()
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("emrflow%-host: .*the script broke", err)
-    code, _, err = run_host("return { }")
+    code, out, err = run_host("return { }")
     assert.are.equal(1, code)
     assert.matches("the returned table has no scheduler", err, 1, true)
-    code, _, err = run_host([[
+    code, out, err = run_host([[
       local s = require("emrflow.scheduler").new{ clock = "real" }
       return { scheduler = s, tick = function() error("host work failed") end }]])
     assert.are.equal(1, code)
