@@ -243,11 +243,13 @@ describe("examples/host: a C host's own poll() loop", function()
     assert.matches("emrflow%-host: .*the script broke", err)
     code, out, err = run_host("return { }")
     assert.are.equal(1, code)
+    assert.are.equal("", out)
     assert.matches("the returned table has no scheduler", err, 1, true)
     code, out, err = run_host([[
       local s = require("emrflow.scheduler").new{ clock = "real" }
       return { scheduler = s, tick = function() error("host work failed") end }]])
     assert.are.equal(1, code)
+    assert.are.equal("", out)
     assert.matches("emrflow%-host: tick: .*host work failed", err)
   end)
 end)
