@@ -389,7 +389,7 @@ function Scheduler:timeout()
       t = math.max(0, deadline - core.now())
     end
   end
-  if self.ninflight > 0 then
+  if self.ninflight > 0 and self.poller then
     local ms = self.poller:timeout()
     if ms and (not t or ms / 1000 < t) then t = ms / 1000 end
   end
