@@ -97,6 +97,7 @@ describe("emrflow.luv", function()
       end
     end)
     local elapsed = core.now() - t0
+    local steps = att:stats()
     att:detach()
     c:close()
 
@@ -106,6 +107,7 @@ describe("emrflow.luv", function()
     assert.are.equal("COMPLETED", job.State)
     assert.are.same({ "SUCCEEDED", { i = 3000 } }, { pass_x:wait() })
     assert.is_true(elapsed >= 2)                            -- a real-clock Wait
+    assert.is_true(steps.socket > 0)                        -- HTTP replies woke the loop
     -- the host's 100 ms timer kept its rhythm (loose bounds for a loaded machine)
     assert.is_true(ticks >= 15, "ticks: " .. ticks)
     assert.is_true(max_gap < 1, "largest gap between ticks: " .. max_gap)

@@ -33,9 +33,10 @@ local function default_on_error(err)
   io.stderr:write("emrflow.luv: scheduler step failed: ", tostring(err), "\n")
 end
 
--- One step, then the handles follow the scheduler again.
-function Attachment:_run()
+-- One step, then the handles follow the scheduler again. why: "socket" or "timer".
+function Attachment:_run(why)
   if self.detached then return end
+  self.counts[why] = self.counts[why] + 1
   local ok, err = pcall(self.s.step, self.s, 0)
   if not ok then pcall(self.on_error, err) end
   self.failed = not ok
@@ -116,6 +117,11 @@ function Attachment:detach()
   if self.uv.loop_mode and self.uv.loop_mode() == nil then self.uv.run("nowait") end
 end
 
+--- How many steps a ready socket and the timer ran: { socket = n, timer = n }.
+function Attachment:stats()
+  return { socket = self.counts.socket, timer = self.counts.timer }
+end
+
 --- Brings the handles in line with the scheduler now (after host code changed it and the
 -- wakeup was not enough, e.g. an attachment made before the scheduler had work).
 function Attachment:update()
@@ -137,7 +143,7 @@ local function check_scheduler(s)
 end
 
 --- Attaches scheduler s to the luv loop uv. opts.on_error(err): where a failed step goes.
--- Returns the attachment (att:detach(), att:update()).
+-- Returns the attachment (att:detach(), att:update(), att:stats()).
 function M.attach(uv, s, opts)
   check_loop(uv)
   check_scheduler(s)
@@ -150,10 +156,11 @@ function M.attach(uv, s, opts)
   end
   local a = setmetatable({
     uv = uv, s = s, polls = {}, timer = uv.new_timer(), detached = false,
+    counts = { socket = 0, timer = 0 },
     on_error = opts.on_error or default_on_error,
   }, Attachment)
-  a.on_ready = function() a:_run() end
-  a.on_timer = function() a:_run() end
+  a.on_ready = function() a:_run("socket") end
+  a.on_timer = function() a:_run("timer") end
   -- Host code made work ready between steps (exec:stop() may also have closed sockets):
   -- let go of sockets no longer watched at once, and step soon (never from inside the hook).
   a.wake = function()
