@@ -143,14 +143,16 @@ local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
 local s = scheduler.new{ clock = "real" }
 local R = "arn:aws:states:::lambda:invoke"
+local function handler(input)
+  scheduler.sleep(0.05)
+  if input.kind == "table" then error({ Error = "Custom.Error", Cause = "handler said no" }) end
+  error("plain Lua error in a handler")
+end
+-- given both ways the API has had: at load (resources) and at start (handlers)
 local m = asl.load({ StartAt = "T", States = { T = { Type = "Task", Resource = R, End = true } } },
-  { resources = { [R] = function(input)
-    scheduler.sleep(0.05)
-    if input.kind == "table" then error({ Error = "Custom.Error", Cause = "handler said no" }) end
-    error("plain Lua error in a handler")
-  end } })
-local a = m:start({ kind = "table" }, { scheduler = s })
-local b = m:start({ kind = "string" }, { scheduler = s })
+  { resources = { [R] = handler } })
+local a = m:start({ kind = "table" }, { scheduler = s, handlers = { [R] = handler } })
+local b = m:start({ kind = "string" }, { scheduler = s, handlers = { [R] = handler } })
 return {
   scheduler = s,          -- no tick: the host ends when the scheduler has nothing left
   finish = function()

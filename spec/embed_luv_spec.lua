@@ -163,17 +163,20 @@ describe("emrflow.luv", function()
     local s = scheduler.new{ clock = "real" }
     local errors = {}
     local att = emrluv.attach(uv, s, { on_error = function(e) errors[#errors + 1] = e end })
+    -- The handler is given both ways the API has had: at load (resources) and at start
+    -- (handlers, DESIGN "Resources, handlers and mocks").
+    local R = "arn:aws:states:::lambda:invoke"
+    local function handler(input)
+      scheduler.sleep(0.05)                                 -- yields inside the host loop first
+      if input.kind == "table" then error({ Error = "Custom.Error", Cause = "handler said no" }) end
+      error("plain Lua error in a handler")
+    end
     local m = asl.load({ StartAt = "T", States = {
-      T = { Type = "Task", Resource = "arn:aws:states:::lambda:invoke", End = true,
+      T = { Type = "Task", Resource = R, End = true,
             Catch = { { ErrorEquals = { "Custom.Error" }, Next = "Caught", ResultPath = "$.err" } } },
-      Caught = { Type = "Pass", End = true } } },
-      { resources = { ["arn:aws:states:::lambda:invoke"] = function(input)
-        scheduler.sleep(0.05)                               -- yields inside the host loop first
-        if input.kind == "table" then error({ Error = "Custom.Error", Cause = "handler said no" }) end
-        error("plain Lua error in a handler")
-      end } })
-    local caught = m:start({ kind = "table" }, { scheduler = s })
-    local failed = m:start({ kind = "string" }, { scheduler = s })
+      Caught = { Type = "Pass", End = true } } }, { resources = { [R] = handler } })
+    local caught = m:start({ kind = "table" }, { scheduler = s, handlers = { [R] = handler } })
+    local failed = m:start({ kind = "string" }, { scheduler = s, handlers = { [R] = handler } })
     local ok = pcall(run_host_loop, 20, function() return not (caught:done() and failed:done()) end)
     att:detach()
     assert.is_true(ok)                                      -- uv.run() returned normally
