@@ -204,6 +204,8 @@ describe("emrflow.scheduler", function()
       local srv = fake.start("fake_echo", {})
       local s = scheduler.new{ clock = "real" }
       local t = s:spawn(function() return scheduler.http{ method = "GET", url = srv.url .. "/sleep/300" } end)
+      for _ = 1, 5 do s:step(0) end
+      assert.is_false(t:done())                            -- step(0) did not wait for the reply
       local seen, t0 = {}, core.now()
       local sleeper <close> = core.http.poller()           -- stands for the host's own wait
       while not t:done() and core.now() - t0 < 20 do
