@@ -68,6 +68,7 @@ build = {
     ["emrflow.errors"] = "lua/emrflow/errors.lua",
     ["emrflow.ini"] = "lua/emrflow/ini.lua",
     ["emrflow.json"] = "lua/emrflow/json.lua",
+    ["emrflow.luv"] = "lua/emrflow/luv.lua",
     ["emrflow.picture"] = "lua/emrflow/picture.lua",
     ["emrflow.progress"] = "lua/emrflow/progress.lua",
     ["emrflow.regex"] = "lua/emrflow/regex.lua",
