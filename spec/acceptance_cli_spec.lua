@@ -363,6 +363,16 @@ describe("acceptance: the command line a user expects", function()
     end)
   end
 
+  it("emrflow help COMMAND is COMMAND --help; an unknown one exits 1", function()
+    local code, out = emrflow { "help", "graph" }
+    assert.are.equal(0, code)
+    assert.are.equal(select(2, emrflow { "graph", "--help" }), out)
+    local code2, out2, err2 = emrflow { "help", "frobnicate" }
+    assert.are.equal(1, code2)
+    assert.are.equal("", out2)
+    assert.matches("unknown command 'frobnicate'", err2, 1, true)
+  end)
+
   it("run --help lists the documented options of run", function()
     local _, out = emrflow { "run", "--help" }
     for _, o in ipairs { "input", "input-file", "name", "local", "scenario", "region", "endpoint-url",
