@@ -517,7 +517,7 @@ describe("acceptance: pre-flight checks of emrflow run", function()
   teardown(function() os.remove(def) end)
 
   local cases = {
-    { "no region", FAKE_CREDS, "", "no AWS region" },
+    { "no region", FAKE_CREDS, "", "no AWS region: pass --region, or set AWS_REGION" },
     { "a malformed --region", FAKE_CREDS, "--region 'us east 1'",
       "region 'us east 1' is not a valid region name" },
     { "a malformed AWS_REGION", FAKE_CREDS .. "AWS_REGION=us_east!1 ", "", "is not a valid region name" },
@@ -552,6 +552,9 @@ describe("acceptance: pre-flight checks of emrflow run", function()
   it("names the states that would call AWS", function()
     local _, _, err = emrflow("run " .. def, "AWS_REGION=us-east-1 ")
     assert.matches("for the EMR on EKS calls of Create:", err, 1, true)
+    -- several, in reading order
+    local _, _, err2 = emrflow("run " .. JSON_EX, "AWS_REGION=us-east-1 ")
+    assert.matches("calls of Create_Virtual_Cluster, Submit_Job, Delete_Virtual_Cluster:", err2, 1, true)
   end)
 
   it("is not done with --local, nor for a definition without AWS integrations", function()

@@ -546,10 +546,26 @@ local function task_states(def, out)
       end
     end
   end
-  table.sort(out, function(a, b) return a.name < b.name end)
   return out
 end
-M.task_states = task_states
+
+-- The Task states in reading order (as `emrflow graph` lays them out: StartAt first, then as
+-- reached), so messages list them as a reader meets them.
+local function task_states_in_order(def)
+  local tasks = task_states(def)
+  local rank = {}
+  local ok, m = pcall(require("emrflow.graph").model, def)
+  if ok then
+    for i, n in ipairs(m.nodes) do rank[n.name] = rank[n.name] or i end
+  end
+  table.sort(tasks, function(a, b)
+    local ra, rb = rank[a.name] or math.huge, rank[b.name] or math.huge
+    if ra ~= rb then return ra < rb end
+    return a.name < b.name
+  end)
+  return tasks
+end
+M.task_states = task_states_in_order
 
 local function is_emr_resource(r)
   return r:match("^arn:[%w%-]+:states:::emr%-containers:") ~= nil
@@ -600,7 +616,7 @@ local function aws_tasks(machine, start)
   if start.emr ~= nil then return {} end
   local mocked = mocked_states(start.mocks, machine) or {}
   local out = {}
-  for _, t in ipairs(task_states(machine.definition)) do
+  for _, t in ipairs(task_states_in_order(machine.definition)) do
     if is_emr_resource(t.resource) and not mocked[t.name] and not handled(start.handlers, t.resource) then
       out[#out + 1] = t
     end
@@ -642,7 +658,11 @@ function M.preflight(machine, start)
   local ok, cfg, err = pcall(config.resolve, { region = start.region, endpoint_url = start.endpoint_url,
                                                 profile = start.profile })
   if not ok then fail(tostring(cfg):gsub("^emrflow%.config%.resolve: option '(%w+)'", "%1")) end
-  if not cfg then fail("cannot configure " .. what .. ": " .. tostring(err and err.message or err)) end
+  if not cfg then
+    -- the configuration module speaks to Lua callers; here the option is --region
+    local why = tostring(err and err.message or err):gsub("pass region=,", "pass --region,")
+    fail("cannot configure " .. what .. ": " .. why)
+  end
   local credentials = require "emrflow.credentials"
   local provider = credentials.chain { profile = start.profile, config = cfg }
   local cok, c, cerr = pcall(provider.get, provider)
