@@ -396,7 +396,7 @@ local function check_virtual_clusters(vcs, where)
     local at = string.format("%s: virtual_clusters[%d]", where, i)
     if type(vc) ~= "table" or json.is_array(vc) then fail(at .. " must be an object") end
     for k in pairs(vc) do
-      if k ~= "id" and k ~= "name" and k ~= "state" and k ~= "container_provider_id" and k ~= "namespace" then
+      if k ~= "id" and k ~= "name" and k ~= "state" and k ~= "container_provider_id" then
         fail(string.format("%s: unknown field %q", at, tostring(k)))
       end
     end
@@ -408,7 +408,7 @@ local function check_virtual_clusters(vcs, where)
     if vc.state ~= nil and vc.state ~= "RUNNING" and vc.state ~= "TERMINATED" then
       fail(at .. ".state must be RUNNING or TERMINATED")
     end
-    for _, k in ipairs { "name", "container_provider_id", "namespace" } do
+    for _, k in ipairs { "name", "container_provider_id" } do
       if vc[k] ~= nil and (type(vc[k]) ~= "string" or vc[k] == "") then
         fail(at .. "." .. k .. " must be a string")
       end
@@ -427,7 +427,7 @@ local function seed_virtual_clusters(emu, vcs)
       id = vc.id, created = now,
       params = { Name = vc.name or vc.id, ContainerProvider = json.object_of(
         "Id", vc.container_provider_id or "eks-cluster", "Type", "EKS",
-        "Info", json.object_of("EksInfo", json.object_of("Namespace", vc.namespace or "default"))) },
+        "Info", json.object_of("EksInfo", json.object_of("Namespace", "default"))) },
       arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", emu.region, emu.account, vc.id),
       terminating = emu.scenario and emu.scenario.defaults and emu.scenario.defaults.terminating_seconds
         or 30,
@@ -441,12 +441,13 @@ end
 local function new_emulator(emulator, scenario, region, where)
   local vcs
   if type(scenario) == "table" and scenario.virtual_clusters ~= nil then
-    check_virtual_clusters(scenario.virtual_clusters, where)
     local ok, emu = pcall(emulator.new, scenario, { region = region })
     if ok then return emu end
-    if not tostring(emu):find("virtual_clusters", 1, true) then
+    if not tostring(emu):find('unknown field "virtual_clusters"', 1, true) then
       fail(where .. ": " .. tostring(emu):gsub("^emrflow%.emulator: ", ""))
     end
+    -- this emulator does not know the field yet: the clusters are added here
+    check_virtual_clusters(scenario.virtual_clusters, where)
     vcs = scenario.virtual_clusters
     local rest = json.object {}
     for _, k in ipairs(json.keys(scenario)) do
