@@ -13,6 +13,7 @@
 
 local json = require "emrflow.json"
 local engine = require "emrflow.asl.engine"
+local execution = require "emrflow.asl.execution"
 local validate = require "emrflow.asl.validate"
 
 local M = {}
@@ -196,7 +197,7 @@ function M.load(def, opts)
     arn = string.format("arn:aws:states:%s:%s:stateMachine:%s", region, account, name),
     role_arn = opts.role_arn or string.format("arn:aws:iam::%s:role/emrflow-execution", account),
     timeout_s = d.TimeoutSeconds,
-    jsonata = engine.uses_jsonata(d),
+    jsonata = execution.uses_jsonata(d),
     from_json = type(def) == "string",
     type = opts.type or "STANDARD",
     express = opts.type == "EXPRESS",
@@ -211,7 +212,7 @@ end
 -- (to share one), history (false keeps none), start_time (virtual clock start), role_arn,
 -- on_event(event); anything else (emr, poll, ...) reaches Task integrations as ctx.options.
 function Machine:start(input, opts)
-  return engine.start(self, input, opts)
+  return execution.start(self, input, opts)
 end
 
 --- Convenience: start, then wait. Returns status, output | {Error=, Cause=}, execution.

@@ -1,0 +1,74 @@
+-- emrflow.asl.states.choice: the Choice state: its fields, its checks and its execution.
+
+local choice = require "emrflow.asl.choice"
+local fmt = string.format
+local common = require "emrflow.asl.common"
+local raise = common.raise
+local rt = require "emrflow.asl.runtime"
+local enter = rt.enter
+local exit_state = rt.exit_state
+local pipeline = require "emrflow.asl.pipeline"
+local compile_template = pipeline.compile_template
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local apply_output_path = pipeline.apply_output_path
+local apply_assign = pipeline.apply_assign
+
+local M = {}
+
+function M.compile(st, def, b)
+  io_fields(st, def)
+  local rules = {}
+  for i, r in ipairs(def.Choices) do
+    rules[i] = {
+      test = choice.compile(r),
+      next_name = r.Next,
+      assign = r.Assign ~= nil and compile_template(r.Assign, "Assign") or nil,
+    }
+  end
+  st.rules = rules
+  st.default_name = def.Default
+  b.links[#b.links + 1] = function(states)
+    for _, r in ipairs(rules) do r.next = states[r.next_name] end
+    if st.default_name then st.default = states[st.default_name] end
+  end
+  st.exec = function(frame, input)
+    local env = enter(frame, st, input)
+    local eff = effective_input(st, input, env)
+    env.input = eff
+    local target, rule
+    for i = 1, #rules do
+      if rules[i].test(env) then
+        rule = rules[i]
+        target = rule.next
+        break
+      end
+    end
+    if not target then
+      target = st.default
+      if not target then
+        raise("States.NoChoiceMatched", fmt("No Matches!"))
+      end
+    end
+    local assigned
+    if st.assign or (rule and rule.assign) then
+      assigned = st.assign and st.assign(env) or nil
+      if rule and rule.assign then
+        local more = rule.assign(env)
+        if assigned then
+          for k, v in pairs(more) do assigned[k] = v end
+        else
+          assigned = more
+        end
+      end
+    end
+    local out = apply_output_path(st, eff, env)
+    apply_assign(frame, assigned)
+    exit_state(frame, st, out, assigned)
+    return target, out
+  end
+end
+
+
+
+return M

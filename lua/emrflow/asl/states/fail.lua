@@ -1,0 +1,45 @@
+-- emrflow.asl.states.fail: the Fail state: its fields, its checks and its execution.
+
+local intrinsics = require "emrflow.asl.intrinsics"
+local fmt = string.format
+local common = require "emrflow.asl.common"
+local show = common.show
+local paths = require "emrflow.asl.paths"
+local compile_path = paths.compile_path
+local field_missing = paths.field_missing
+local rt = require "emrflow.asl.runtime"
+local enter = rt.enter
+
+local M = {}
+
+local function string_or_path(def, field, path_field)
+  local literal = def[field]
+  local path = def[path_field]
+  if path == nil then return nil, literal end
+  if type(path) == "string" and path:match("^States%.") then
+    local fn, msg = intrinsics.compile(path)
+    if not fn then error(fmt("invalid intrinsic in %s: %s", path_field, tostring(msg)), 0) end
+    return fn
+  end
+  local get = compile_path(path, field_missing(path_field))
+  return function(env) return get(env.input, env) end
+end
+
+function M.compile(st, def)
+  local error_fn, error_lit = string_or_path(def, "Error", "ErrorPath")
+  local cause_fn, cause_lit = string_or_path(def, "Cause", "CausePath")
+  st.exec = function(frame, input)
+    local env = enter(frame, st, input)
+    local e, c = error_lit, cause_lit
+    if error_fn then e = error_fn(env) end
+    if cause_fn then c = cause_fn(env) end
+    if e ~= nil and type(e) ~= "string" then e = show(e) end
+    if c ~= nil and type(c) ~= "string" then c = show(c) end
+    error({ Error = e, Cause = c, located = true }, 0)
+  end
+end
+
+
+M.string_or_path = string_or_path
+
+return M

@@ -1,0 +1,226 @@
+-- emrflow.asl.states.map: the Map state: its fields, its checks and its execution.
+
+local json = require "emrflow.json"
+local history = require "emrflow.asl.history"
+local add_event = history.Recorder.add_event
+local context = require "emrflow.asl.context"
+local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at once
+local is_object_marked = json.is_object
+local fmt = string.format
+local common = require "emrflow.asl.common"
+local runtime = common.runtime
+local is_array = common.is_array
+local show = common.show
+local normalize = common.normalize
+local integer_value = common.integer_value
+local paths = require "emrflow.asl.paths"
+local compile_path = paths.compile_path
+local missing_io_path = paths.missing_io_path
+local rt = require "emrflow.asl.runtime"
+local emit = rt.emit
+local child_frame = rt.child_frame
+local run_program = rt.run_program
+local run_children = rt.run_children
+local pipeline = require "emrflow.asl.pipeline"
+local compile_template = pipeline.compile_template
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local finish = pipeline.finish
+local handlers = require "emrflow.asl.handlers"
+local compile_retriers = handlers.compile_retriers
+local compile_catchers = handlers.compile_catchers
+local handled = handlers.handled
+
+local M = {}
+
+-- Map --------------------------------------------------------------------
+
+local function path_integer(field, text, v, kind)
+  local n = integer_value(v)
+  if kind == "float" then
+    n = nil
+    if type(v) == "number" then
+      n = v
+    elseif type(v) == "string" and v:match("^%s*[+-]?%d*%.?%d+%s*$") then
+      n = tonumber(v)
+    end
+  end
+  if n == nil then
+    runtime(fmt("The %s field refers to value \"%s\" which is not a valid %s: %s", field, show(v),
+      kind or "integer", text))
+  end
+  return n
+end
+
+function M.compile(st, def, b)
+  io_fields(st, def)
+  st.retry = compile_retriers(def.Retry)
+  st.catch = compile_catchers(def.Catch)
+  st.failed_event = "MapStateFailed"
+  for _, f in ipairs { "ItemReader", "ResultWriter", "ItemBatcher" } do
+    if def[f] ~= nil then st.unsupported = f end
+  end
+  local proc_def = def.ItemProcessor or def.Iterator
+  local cfg = proc_def.ProcessorConfig
+  local distributed = cfg ~= nil and cfg.Mode == "DISTRIBUTED"
+  local proc = b:program(proc_def, b.prefix .. "/States/" .. st.name
+    .. (def.ItemProcessor and "/ItemProcessor" or "/Iterator"))
+  local selector_tpl = def.ItemSelector
+  if selector_tpl == nil and def.Parameters ~= nil then selector_tpl = def.Parameters end
+  st.parameters = nil
+  local selector = selector_tpl ~= nil and compile_template(selector_tpl, "ItemSelector") or nil
+  local items_path = def.ItemsPath and def.ItemsPath ~= "$" and compile_path(def.ItemsPath, missing_io_path)
+  local mc_path = def.MaxConcurrencyPath and compile_path(def.MaxConcurrencyPath, missing_io_path)
+  local tfc_path = def.ToleratedFailureCountPath
+    and compile_path(def.ToleratedFailureCountPath, missing_io_path)
+  local tfp_path = def.ToleratedFailurePercentagePath
+    and compile_path(def.ToleratedFailurePercentagePath, missing_io_path)
+  local has_tolerance = def.ToleratedFailureCount ~= nil or def.ToleratedFailurePercentage ~= nil
+    or tfc_path ~= nil or tfp_path ~= nil
+  local label = def.Label or st.name
+  local iter_started = history.descriptor("MapIterationStarted", "mapIterationStartedEventDetails", st.name)
+  local iter_succeeded = history.descriptor("MapIterationSucceeded", "mapIterationSucceededEventDetails",
+    st.name)
+  local iter_failed = history.descriptor("MapIterationFailed", "mapIterationFailedEventDetails", st.name)
+
+  local function work(frame, env)
+    local x = frame.x
+    local input = env.raw
+    if st.unsupported then
+      runtime(fmt("Map %s is not supported yet by emrflow (state '%s')", st.unsupported, st.name))
+    end
+    local eff = effective_input(st, input, env)
+    env.input = eff
+    local items = eff
+    if items_path then items = items_path(eff, env) end
+    if not is_array(items) and (type(items) ~= "table" or is_object_marked(items) or next(items) ~= nil) then
+      runtime(fmt("Map state input must be an array but was: %s", show(items)))
+    end
+    local max_conc = def.MaxConcurrency or 0
+    if mc_path then
+      max_conc = path_integer("MaxConcurrencyPath", def.MaxConcurrencyPath, mc_path(eff, env))
+      if max_conc < 0 then
+        runtime(fmt("The MaxConcurrencyPath field refers to value \"%s\" which is not a valid integer: %s",
+          show(max_conc), def.MaxConcurrencyPath))
+      end
+    end
+    local n = #items
+    -- Iteration inputs: the item, or the ItemSelector evaluated with $$.Map.Item.
+    local inputs = {}
+    if selector then
+      local senv = { input = eff, vars = frame.vars }
+      local base = context.object(x, st.name, x.s:now(), nil, nil)
+      local with_map_item = context.with_map_item
+      for i = 1, n do
+        senv.context = with_map_item(base, i - 1, items[i])
+        inputs[i] = selector(senv)
+      end
+    else
+      for i = 1, n do inputs[i] = items[i] end
+    end
+
+    emit(frame, "MapStateStarted", "mapStateStartedEventDetails", x.keep and { length = n } or nil)
+    -- AWS checks the tolerated failure settings once the Map has started
+    local tol_count = def.ToleratedFailureCount
+    if tfc_path then
+      tol_count = path_integer("ToleratedFailureCountPath", def.ToleratedFailureCountPath, tfc_path(eff, env))
+    end
+    if tol_count and tol_count < 0 then runtime("ToleratedFailureCount cannot be negative.") end
+    local tol_pct = def.ToleratedFailurePercentage
+    if tfp_path then
+      tol_pct = path_integer("ToleratedFailurePercentagePath", def.ToleratedFailurePercentagePath,
+        tfp_path(eff, env), "float")
+    end
+    if tol_pct and (tol_pct < 0 or tol_pct > 100) then
+      runtime("ToleratedFailurePercentage must be between 0 and 100.")
+    end
+
+    frame.started = true
+    if distributed then
+      emit(frame, "MapRunStarted", "mapRunStartedEventDetails",
+        x.keep and { mapRunArn = x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label } or nil)
+    end
+
+    local results = json.array {}
+    local failures = 0
+    local next_i = 0
+    local failure
+    local last_prev = frame.prev
+    local vars_mt = proc.assigns and { __index = frame.vars } or false
+    local rec = x.rec
+    local function iteration(i)
+      local f = child_frame(frame, distributed, vars_mt)
+      if not f.quiet then
+        f.prev = add_event(rec, iter_started, f.prev, i - 1)
+      end
+      local ok, out = pcall(run_program, f, proc, inputs[i])
+      if ok then
+        results[i] = out
+        if not f.quiet then
+          f.prev = add_event(rec, iter_succeeded, f.prev, i - 1)
+        end
+      else
+        local err = normalize(out, f)
+        if err.aborted or err.timed_out then error(err, 0) end
+        if not f.quiet then
+          f.prev = add_event(rec, iter_failed, f.prev, i - 1)
+        end
+        failures = failures + 1
+        local eo = json.object {}
+        if err.Error ~= nil then json.set(eo, "Error", err.Error) end
+        if err.Cause ~= nil then json.set(eo, "Cause", err.Cause) end
+        results[i] = eo
+        local exceeded
+        if has_tolerance then
+          exceeded = (tol_count == nil or failures > tol_count)
+            and (tol_pct == nil or failures * 100 > tol_pct * n)
+          if exceeded then
+            err = { Error = "States.ExceedToleratedFailureThreshold",
+              Cause = "The specified tolerated failure threshold was exceeded", located = true }
+          end
+        else
+          exceeded = true
+        end
+        if exceeded then
+          failure = failure or err
+          error(err, 0)
+        end
+      end
+      if f.prev > last_prev then last_prev = f.prev end
+    end
+    local function worker()
+      while failure == nil do
+        next_i = next_i + 1
+        local i = next_i
+        if i > n then return end
+        iteration(i)
+      end
+    end
+    local pool = (max_conc > 0 and max_conc < INLINE_MAP_LIMIT) and max_conc or INLINE_MAP_LIMIT
+    if pool > n then pool = n end
+    if pool > 0 then
+      local fns = {}
+      for i = 1, pool do fns[i] = worker end
+      local ok, err = pcall(run_children, fns)
+      frame.prev = math.max(frame.prev, last_prev)
+      if not ok then
+        if distributed and not (type(err) == "table" and (err.aborted or err.timed_out)) then
+          emit(frame, "MapRunFailed", "mapRunFailedEventDetails",
+            x.keep and { error = err.Error, cause = err.Cause } or nil)
+        end
+        error(err, 0)
+      end
+    end
+    frame.started = false
+    if distributed then emit(frame, "MapRunSucceeded") end
+    emit(frame, "MapStateSucceeded")
+    return finish(frame, st, input, env, results)
+  end
+
+  st.exec = handled(st, work)
+end
+
+
+M.path_integer = path_integer
+
+return M

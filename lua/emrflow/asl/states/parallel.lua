@@ -1,0 +1,64 @@
+-- emrflow.asl.states.parallel: the Parallel state: its fields, its checks and its execution.
+
+local json = require "emrflow.json"
+local rt = require "emrflow.asl.runtime"
+local emit = rt.emit
+local child_frame = rt.child_frame
+local run_program = rt.run_program
+local run_children = rt.run_children
+local pipeline = require "emrflow.asl.pipeline"
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local finish = pipeline.finish
+local handlers = require "emrflow.asl.handlers"
+local compile_retriers = handlers.compile_retriers
+local compile_catchers = handlers.compile_catchers
+local handled = handlers.handled
+
+local M = {}
+
+-- Parallel ---------------------------------------------------------------
+
+function M.compile(st, def, b)
+  io_fields(st, def)
+  st.retry = compile_retriers(def.Retry)
+  st.catch = compile_catchers(def.Catch)
+  st.failed_event = "ParallelStateFailed"
+  local branches = {}
+  for i, br in ipairs(def.Branches) do
+    branches[i] = b:program(br, b.prefix .. "/States/" .. st.name .. "/Branches/" .. (i - 1))
+  end
+
+  local function work(frame, env)
+    local input = env.raw
+    local eff = effective_input(st, input, env)
+    env.input = eff
+    local params = eff
+    if st.parameters then params = st.parameters(env) end
+    emit(frame, "ParallelStateStarted")
+    frame.started = true
+    local fns = {}
+    local frames = {}
+    for i, prog in ipairs(branches) do
+      local f = child_frame(frame, nil, not prog.assigns and false or nil)
+      frames[i] = f
+      fns[i] = function() return run_program(f, prog, params) end
+    end
+    local results = run_children(fns)
+    local last = frame.prev
+    for _, f in ipairs(frames) do
+      if f.prev > last then last = f.prev end
+    end
+    frame.prev = last
+    frame.started = false
+    local arr = json.array {}
+    for i = 1, #branches do arr[i] = results[i] end
+    return finish(frame, st, input, env, arr)
+  end
+
+  st.exec = handled(st, work)
+end
+
+
+
+return M

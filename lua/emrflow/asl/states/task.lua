@@ -1,0 +1,170 @@
+-- emrflow.asl.states.task: the Task state: its fields, its checks and its execution.
+
+local json = require "emrflow.json"
+local scheduler = require "emrflow.scheduler"
+local NULL = json.null
+local DEFAULT_TASK_TIMEOUT = 99999999
+local fmt = string.format
+local common = require "emrflow.asl.common"
+local runtime = common.runtime
+local show = common.show
+local size_check = common.size_check
+local to_data = common.to_data
+local integer_value = common.integer_value
+local paths = require "emrflow.asl.paths"
+local compile_path = paths.compile_path
+local missing_io_path = paths.missing_io_path
+local rt = require "emrflow.asl.runtime"
+local emit = rt.emit
+local pipeline = require "emrflow.asl.pipeline"
+local compile_template = pipeline.compile_template
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local finish = pipeline.finish
+local handlers = require "emrflow.asl.handlers"
+local compile_retriers = handlers.compile_retriers
+local compile_catchers = handlers.compile_catchers
+local handled = handlers.handled
+
+local M = {}
+
+-- Task -------------------------------------------------------------------
+
+local function resource_parts(resource)
+  if type(resource) == "function" then return "lua", "function" end
+  local service, action = resource:match("^arn:[^:]+:states:[^:]*:[^:]*:([^:]+):(.+)$")
+  if service then return service, action end
+  return "unknown", resource
+end
+
+local function task_timeout(st, eff, env, fixed, path, field)
+  if path then
+    local v = path(eff, env)
+    local n = integer_value(v)
+    if not n or n < 1 then
+      runtime(fmt("The %s field refers to value \"%s\" which is not a valid integer: %s", field, show(v),
+        st.def[field]))
+    end
+    return n
+  end
+  return fixed
+end
+
+-- Calls impl.run(input, ctx) inside the current task, or in a child task bounded by the
+
+-- timeout / heartbeat. The child is cancelled with States.Timeout when time runs out.
+local function invoke(impl, input, ctx, timeout, heartbeat)
+  if timeout >= DEFAULT_TASK_TIMEOUT and not heartbeat then
+    return impl.run(input, ctx)
+  end
+  local s = scheduler.current()
+  local beat = scheduler.now()
+  ctx.heartbeat = function() beat = scheduler.now() end
+  local child = s:spawn(function() return impl.run(input, ctx) end)
+  local deadline = scheduler.now() + timeout
+  local ok, err = pcall(function()
+    while not child:done() do
+      local now = scheduler.now()
+      local limit = deadline - now
+      local hb_left
+      if heartbeat then
+        hb_left = beat + heartbeat - now
+        if hb_left < limit then limit = hb_left end
+      end
+      if limit <= 0 or not scheduler.wait_any({ child }, limit) then
+        now = scheduler.now()
+        if now >= deadline then
+          error({ Error = "States.Timeout", from_task = true }, 0)
+        elseif heartbeat and now >= beat + heartbeat then
+          error({ Error = "States.HeartbeatTimeout", from_task = true }, 0)
+        end
+      end
+    end
+  end)
+  if not ok then
+    s:cancel(child, err)
+    pcall(scheduler.join, { child })
+    error(err, 0)
+  end
+  local res = table.pack(child:result())
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+function M.compile(st, def, b)
+  io_fields(st, def)
+  st.retry = compile_retriers(def.Retry)
+  st.catch = compile_catchers(def.Catch)
+  st.needs_context = true
+  local resource = def.Resource
+  local impl = b.resolve(resource)
+  if not impl then error("no implementation for resource " .. tostring(resource), 0) end
+  local rtype, rname = resource_parts(resource)
+  local timeout_path = def.TimeoutSecondsPath and compile_path(def.TimeoutSecondsPath, missing_io_path)
+  local hb_path = def.HeartbeatSecondsPath and compile_path(def.HeartbeatSecondsPath, missing_io_path)
+  local credentials = def.Credentials ~= nil and compile_template(def.Credentials, "Credentials") or nil
+  local state_path = b.prefix .. "/States/" .. st.name
+
+  local function work(frame, env, attempt)
+    local x = frame.x
+    local input = env.raw
+    local eff = effective_input(st, input, env)
+    env.input = eff
+    local params = eff
+    if st.parameters then params = st.parameters(env) end
+    local timeout = task_timeout(st, eff, env, def.TimeoutSeconds or DEFAULT_TASK_TIMEOUT, timeout_path,
+      "TimeoutSecondsPath")
+    local heartbeat = task_timeout(st, eff, env, def.HeartbeatSeconds, hb_path, "HeartbeatSecondsPath")
+    emit(frame, "TaskScheduled", "taskScheduledEventDetails", x.keep and {
+      resourceType = rtype, resource = rname, region = x.region, parameters = params,
+      timeoutInSeconds = def.TimeoutSeconds or def.TimeoutSecondsPath and timeout or nil,
+      heartbeatInSeconds = heartbeat,
+    } or nil)
+    emit(frame, "TaskStarted", "taskStartedEventDetails",
+      x.keep and { resourceType = rtype, resource = rname } or nil)
+    local ctx = {
+      execution = x.handle, state_name = st.name, state_path = state_path, attempt = attempt,
+      context = env.context, scheduler = x.s, options = x.options, timeout_s = timeout,
+      heartbeat_s = heartbeat, region = x.region,
+      credentials = credentials and credentials(env) or nil,
+      events = {
+        add = function(_, etype, details)
+          emit(frame, etype, etype:sub(1, 1):lower() .. etype:sub(2) .. "EventDetails", details)
+        end,
+      },
+    }
+    local ok, result = pcall(invoke, impl, params, ctx, timeout, heartbeat)
+    if not ok then
+      local err = result
+      if type(err) ~= "table" or (err.Error == nil and not err.aborted) then
+        err = { Error = "States.TaskFailed", Cause = tostring(err) }
+      end
+      if err.aborted or err.timed_out then error(err, 0) end
+      local e = { Error = err.Error, Cause = err.Cause, from_task = true }
+      if e.Error == "States.Timeout" or e.Error == "States.HeartbeatTimeout" then
+        emit(frame, "TaskTimedOut", "taskTimedOutEventDetails",
+          x.keep and { resourceType = rtype, resource = rname, error = e.Error, cause = e.Cause } or nil)
+      else
+        emit(frame, "TaskFailed", "taskFailedEventDetails",
+          x.keep and { resourceType = rtype, resource = rname, error = e.Error, cause = e.Cause } or nil)
+      end
+      error(e, 0)
+    end
+    if impl.lua then result = to_data(result, "the result of Task state '" .. st.name .. "'") end
+    if result == nil then result = NULL end
+    -- the 256 KiB quota holds for the task's result itself, before ResultSelector shrinks it
+    size_check(st.name, result)
+    emit(frame, "TaskSucceeded", "taskSucceededEventDetails",
+      x.keep and { resourceType = rtype, resource = rname, output = result } or nil)
+    return finish(frame, st, input, env, result)
+  end
+
+  st.exec = handled(st, work)
+end
+
+
+M.resource_parts = resource_parts
+M.task_timeout = task_timeout
+M.invoke = invoke
+
+return M

@@ -1,0 +1,78 @@
+-- emrflow.asl.states.wait: the Wait state: its fields, its checks and its execution.
+
+local scheduler = require "emrflow.scheduler"
+local context = require "emrflow.asl.context"
+local MAX_WAIT = 2147483647        -- about 24855 days: AWS's longest Wait
+local fmt = string.format
+local common = require "emrflow.asl.common"
+local runtime = common.runtime
+local show = common.show
+local integer_value = common.integer_value
+local paths = require "emrflow.asl.paths"
+local compile_path = paths.compile_path
+local missing_io_path = paths.missing_io_path
+local rt = require "emrflow.asl.runtime"
+local enter = rt.enter
+local exit_state = rt.exit_state
+local pipeline = require "emrflow.asl.pipeline"
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local apply_output_path = pipeline.apply_output_path
+local apply_assign = pipeline.apply_assign
+
+local M = {}
+
+
+function M.compile(st, def)
+  io_fields(st, def)
+  local seconds = def.Seconds
+  local timestamp = def.Timestamp ~= nil and context.parse_timestamp(def.Timestamp) or nil
+  local seconds_path = def.SecondsPath and compile_path(def.SecondsPath, missing_io_path)
+  local ts_path = def.TimestampPath and compile_path(def.TimestampPath, missing_io_path)
+  st.exec = function(frame, input)
+    local env = enter(frame, st, input)
+    local eff = effective_input(st, input, env)
+    local now = frame.x.s:now()
+    local delay
+    if seconds ~= nil then
+      delay = seconds
+    elseif timestamp then
+      delay = timestamp - now
+    elseif seconds_path then
+      local v = seconds_path(eff, env)
+      local n = integer_value(v)
+      if not n then
+        runtime(fmt("The SecondsPath parameter cannot be parsed as a long value: %s == %s",
+          def.SecondsPath, show(v)))
+      end
+      if n < 0 then
+        runtime(fmt("The SecondsPath parameter references a negative value: %s == %s", def.SecondsPath,
+          show(v)))
+      end
+      delay = n
+    else
+      local v = ts_path(eff, env)
+      local t = context.parse_timestamp(v)
+      if not t then
+        runtime(fmt("The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
+          .. "date-time format string: %s == %s", def.TimestampPath, show(v)))
+      end
+      delay = t - now
+    end
+    if delay > MAX_WAIT then runtime("Wait state delay is too long.") end
+    if delay > 0 then scheduler.sleep(delay) end
+    local out = apply_output_path(st, eff, env)
+    local assigned
+    if st.assign then
+      env.input = eff
+      assigned = st.assign(env)
+    end
+    apply_assign(frame, assigned)
+    exit_state(frame, st, out, assigned)
+    return st.next, out
+  end
+end
+
+
+
+return M
