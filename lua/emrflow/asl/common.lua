@@ -145,6 +145,36 @@ M.mentions_key = mentions_key
 M.mentions_context = mentions_context
 M.integer_value = integer_value
 
+---------------------------------------------------------------------------
+-- Load-time checks (shared by validate.lua and the state modules' checks)
+---------------------------------------------------------------------------
+
+-- A JSON pointer step: path .. "/" .. key, escaped as RFC 6901 says.
+local function join(path, key)
+  local k = tostring(key)
+  if k:find("[~/]") then k = k:gsub("~", "~0"):gsub("/", "~1") end
+  return path .. "/" .. k
+end
+
+local function is_int(v)
+  return math.type(v) == "integer"
+    or (math.type(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53)
+end
+
+-- A JSONata expression field: a string "{% ... %}".
+local function is_jsonata_expr(v)
+  return type(v) == "string" and v:match("^%s*{%%.*%%}%s*$") ~= nil
+end
+
+M.join, M.is_int, M.is_jsonata_expr = join, is_int, is_jsonata_expr
+
+--- "a b c" --> { "a", "b", "c" } (field lists).
+function M.words(text)
+  local out = {}
+  for w in text:gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
 M.PAYLOAD_LIMIT = PAYLOAD_LIMIT
 
 return M

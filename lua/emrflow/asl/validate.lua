@@ -10,6 +10,9 @@
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
+local engine = require "emrflow.asl.engine"
+
+local STATES = engine.STATES
 
 local M = {}
 
@@ -62,40 +65,9 @@ local function set(list)
 end
 
 local COMMON = { "Type", "Comment", "QueryLanguage" }
-local FIELDS_JSONPATH = {
-  Pass = { "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath", "Result", "Assign" },
-  Task = { "Next", "End", "Resource", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath",
-    "Retry", "Catch", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath",
-    "Credentials", "Assign" },
-  Choice = { "Choices", "Default", "InputPath", "OutputPath", "Assign" },
-  Wait = { "Next", "End", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "InputPath", "OutputPath",
-    "Assign" },
-  Succeed = { "InputPath", "OutputPath" },
-  Fail = { "Error", "ErrorPath", "Cause", "CausePath" },
-  Parallel = { "Next", "End", "Branches", "InputPath", "OutputPath", "Parameters", "ResultSelector",
-    "ResultPath", "Retry", "Catch", "Assign" },
-  Map = { "Next", "End", "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters",
-    "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailureCount", "ToleratedFailureCountPath",
-    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ItemReader", "ItemBatcher",
-    "ResultWriter", "Label", "InputPath", "OutputPath", "ResultSelector", "ResultPath", "Retry", "Catch",
-    "Assign" },
-}
-local FIELDS_JSONATA = {
-  Pass = { "Next", "End", "Output", "Assign" },
-  Task = { "Next", "End", "Resource", "Arguments", "Output", "Retry", "Catch", "TimeoutSeconds",
-    "HeartbeatSeconds", "Credentials", "Assign" },
-  Choice = { "Choices", "Default", "Output", "Assign" },
-  Wait = { "Next", "End", "Seconds", "Timestamp", "Output", "Assign" },
-  Succeed = { "Output" },
-  Fail = { "Error", "Cause" },
-  Parallel = { "Next", "End", "Branches", "Arguments", "Output", "Retry", "Catch", "Assign" },
-  Map = { "Next", "End", "ItemProcessor", "Iterator", "Items", "ItemSelector", "MaxConcurrency",
-    "ToleratedFailureCount", "ToleratedFailurePercentage", "ItemReader", "ItemBatcher", "ResultWriter",
-    "Label", "Output", "Retry", "Catch", "Assign", "Arguments" },
-}
 local ALLOWED = { JSONPath = {}, JSONata = {} }
-for lang, tbl in pairs { JSONPath = FIELDS_JSONPATH, JSONata = FIELDS_JSONATA } do
-  for t, list in pairs(tbl) do
+for t, st in pairs(STATES) do
+  for lang, list in pairs(st.fields) do
     local s = set(list)
     for _, c in ipairs(COMMON) do s[c] = true end
     ALLOWED[lang][t] = s
@@ -132,6 +104,8 @@ local VAR_NAME = "^[%a_][%w_]*$"
 
 local Checker = {}
 Checker.__index = Checker
+Checker.BRANCH_FIELDS = BRANCH_FIELDS
+Checker.PROCESSOR_FIELDS = PROCESSOR_FIELDS
 
 function Checker:add(path, message)
   self.problems[#self.problems + 1] = { path = path, message = message }
@@ -534,157 +508,8 @@ function Checker:state(name, def, path, scope, lang)
   if def.Retry ~= nil then self:retriers(def.Retry, join(path, "Retry"), slang) end
   if def.Catch ~= nil then self:catchers(def.Catch, join(path, "Catch"), slang, scope) end
 
-  local check = self["state_" .. t]
+  local check = STATES[t].check
   if check then check(self, def, path, scope, slang) end
-end
-
-function Checker:state_Task(def, path, _, lang)
-  local r = def.Resource
-  if r == nil then
-    self:add(join(path, "Resource"), "is required")
-  elseif type(r) ~= "string" and type(r) ~= "function" then
-    self:add(join(path, "Resource"), "must be a resource ARN (or, in a Lua-defined machine, a function)")
-  else
-    local impl = self.resolve and self.resolve(r)
-    if not impl then
-      self:add(join(path, "Resource"), fmt("unknown resource %q (no integration is registered for it)",
-        tostring(r)))
-    elseif type(impl) == "table" and impl.validate then
-      local ok, err = pcall(impl.validate, def, path, self.problems)
-      if not ok then self:add(join(path, "Resource"), "integration check failed: " .. tostring(err)) end
-    end
-  end
-  self:exclusive(def, path, "TimeoutSeconds", "TimeoutSecondsPath")
-  self:exclusive(def, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
-  local jsonata = lang == "JSONata"
-  if def.TimeoutSeconds ~= nil and not (jsonata and is_jsonata_expr(def.TimeoutSeconds)) then
-    self:positive_int(def.TimeoutSeconds, join(path, "TimeoutSeconds"))
-  end
-  if def.HeartbeatSeconds ~= nil and not (jsonata and is_jsonata_expr(def.HeartbeatSeconds)) then
-    if self:positive_int(def.HeartbeatSeconds, join(path, "HeartbeatSeconds"))
-        and is_int(def.TimeoutSeconds) and def.HeartbeatSeconds >= def.TimeoutSeconds then
-      self:add(join(path, "HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds")
-    end
-  end
-  if def.TimeoutSecondsPath ~= nil then
-    self:path(def.TimeoutSecondsPath, join(path, "TimeoutSecondsPath"))
-  end
-  if def.HeartbeatSecondsPath ~= nil then
-    self:path(def.HeartbeatSecondsPath, join(path, "HeartbeatSecondsPath"))
-  end
-end
-
-function Checker:state_Choice(def, path, scope, lang)
-  local choices = def.Choices
-  if not is_array(choices) or #choices == 0 then
-    self:add(join(path, "Choices"), "Choices must be a non-empty array of rules")
-  else
-    for i, r in ipairs(choices) do
-      local p = join(join(path, "Choices"), i - 1)
-      self:choice_rule(r, p, true, lang)
-      if is_object(r) then
-        self:target(r.Next, join(p, "Next"), scope, true)
-        if r.Assign ~= nil then self:assign(r.Assign, join(p, "Assign"), lang) end
-      end
-    end
-  end
-  if def.Default ~= nil then self:target(def.Default, join(path, "Default"), scope) end
-end
-
-function Checker:state_Wait(def, path, _, lang)
-  local n = 0
-  for _, f in ipairs { "Seconds", "Timestamp", "SecondsPath", "TimestampPath" } do
-    if def[f] ~= nil then n = n + 1 end
-  end
-  if n ~= 1 then
-    self:add(path, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath or TimestampPath")
-  end
-  local jsonata = lang == "JSONata"
-  if def.Seconds ~= nil and not (jsonata and is_jsonata_expr(def.Seconds)) then
-    self:positive_int(def.Seconds, join(path, "Seconds"), true)
-  end
-  if def.Timestamp ~= nil and not (jsonata and is_jsonata_expr(def.Timestamp)) then
-    local context = require "emrflow.asl.context"
-    if not context.parse_timestamp(def.Timestamp) then
-      self:add(join(path, "Timestamp"),
-        "must be an ISO-8601 extended offset date-time (2016-03-14T01:59:00Z)")
-    end
-  end
-  if def.SecondsPath ~= nil then self:path(def.SecondsPath, join(path, "SecondsPath")) end
-  if def.TimestampPath ~= nil then self:path(def.TimestampPath, join(path, "TimestampPath")) end
-end
-
-function Checker:state_Fail(def, path)
-  self:exclusive(def, path, "Error", "ErrorPath")
-  self:exclusive(def, path, "Cause", "CausePath")
-  for _, f in ipairs { "Error", "Cause" } do
-    if def[f] ~= nil and type(def[f]) ~= "string" then self:add(join(path, f), "must be a string") end
-    if def[f .. "Path"] ~= nil then
-      self:path(def[f .. "Path"], join(path, f .. "Path"), { intrinsic = true })
-    end
-  end
-end
-
-function Checker:state_Parallel(def, path, _, lang)
-  local branches = def.Branches
-  if not is_array(branches) or #branches == 0 then
-    self:add(join(path, "Branches"), "Branches must be a non-empty array")
-    return
-  end
-  for i, br in ipairs(branches) do
-    self:nested(function() self:machine(br, join(join(path, "Branches"), i - 1), BRANCH_FIELDS, lang) end)
-  end
-end
-
-function Checker:state_Map(def, path, _, lang)
-  local proc_field = def.ItemProcessor ~= nil and "ItemProcessor" or "Iterator"
-  self:exclusive(def, path, "ItemProcessor", "Iterator")
-  self:exclusive(def, path, "ItemSelector", "Parameters")
-  self:exclusive(def, path, "MaxConcurrency", "MaxConcurrencyPath")
-  self:exclusive(def, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
-  self:exclusive(def, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
-  local proc = def[proc_field]
-  if proc == nil then
-    self:add(join(path, "ItemProcessor"), "is required")
-  else
-    local pp = join(path, proc_field)
-    local cfg = is_object(proc) and proc.ProcessorConfig
-    -- a distributed Map's child executions do not see the parent's variables
-    local isolated = is_object(cfg) and cfg.Mode == "DISTRIBUTED"
-    self:nested(function() self:machine(proc, pp, PROCESSOR_FIELDS, lang) end, isolated)
-    if cfg ~= nil and cfg ~= false then
-      if not is_object(cfg) then
-        self:add(join(pp, "ProcessorConfig"), "must be an object")
-      else
-        if cfg.Mode ~= nil and cfg.Mode ~= "INLINE" and cfg.Mode ~= "DISTRIBUTED" then
-          self:add(join(join(pp, "ProcessorConfig"), "Mode"), "Mode must be \"INLINE\" or \"DISTRIBUTED\"")
-        end
-        local et = cfg.ExecutionType
-        if et ~= nil and et ~= "STANDARD" and et ~= "EXPRESS" then
-          self:add(join(join(pp, "ProcessorConfig"), "ExecutionType"),
-            "ExecutionType must be \"STANDARD\" or \"EXPRESS\"")
-        end
-      end
-    end
-  end
-  local jsonata = lang == "JSONata"
-  if def.ItemsPath ~= nil then self:path(def.ItemsPath, join(path, "ItemsPath")) end
-  if def.MaxConcurrency ~= nil and not (jsonata and is_jsonata_expr(def.MaxConcurrency)) then
-    self:positive_int(def.MaxConcurrency, join(path, "MaxConcurrency"), true)
-  end
-  if def.ToleratedFailureCount ~= nil and not (jsonata and is_jsonata_expr(def.ToleratedFailureCount)) then
-    self:positive_int(def.ToleratedFailureCount, join(path, "ToleratedFailureCount"), true)
-  end
-  local pct = def.ToleratedFailurePercentage
-  if pct ~= nil and not (jsonata and is_jsonata_expr(pct)) then
-    if type(pct) ~= "number" or pct < 0 or pct > 100 then
-      self:add(join(path, "ToleratedFailurePercentage"), "must be a number between 0 and 100")
-    end
-  end
-  local path_fields = { "MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath" }
-  for _, f in ipairs(path_fields) do
-    if def[f] ~= nil then self:path(def[f], join(path, f)) end
-  end
 end
 
 -- A machine, branch or item processor: { StartAt, States }.

@@ -14,6 +14,12 @@ local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
 local apply_assign = pipeline.apply_assign
 
+local is_array = common.is_array
+local is_object = common.is_object
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 function M.compile(st, def, b)
@@ -70,5 +76,30 @@ function M.compile(st, def, b)
 end
 
 
+
+
+-- The fields of a Choice state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[Choices Default InputPath OutputPath Assign]],
+  JSONata = words [[Choices Default Output Assign]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, scope, lang)
+  local choices = def.Choices
+  if not is_array(choices) or #choices == 0 then
+    c:add(join(path, "Choices"), "Choices must be a non-empty array of rules")
+  else
+    for i, r in ipairs(choices) do
+      local p = join(join(path, "Choices"), i - 1)
+      c:choice_rule(r, p, true, lang)
+      if is_object(r) then
+        c:target(r.Next, join(p, "Next"), scope, true)
+        if r.Assign ~= nil then c:assign(r.Assign, join(p, "Assign"), lang) end
+      end
+    end
+  end
+  if def.Default ~= nil then c:target(def.Default, join(path, "Default"), scope) end
+end
 
 return M

@@ -10,6 +10,10 @@ local field_missing = paths.field_missing
 local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
 
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 local function string_or_path(def, field, path_field)
@@ -41,5 +45,24 @@ end
 
 
 M.string_or_path = string_or_path
+
+
+-- The fields of a Fail state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[Error ErrorPath Cause CausePath]],
+  JSONata = words [[Error Cause]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path)
+  c:exclusive(def, path, "Error", "ErrorPath")
+  c:exclusive(def, path, "Cause", "CausePath")
+  for _, f in ipairs { "Error", "Cause" } do
+    if def[f] ~= nil and type(def[f]) ~= "string" then c:add(join(path, f), "must be a string") end
+    if def[f .. "Path"] ~= nil then
+      c:path(def[f .. "Path"], join(path, f .. "Path"), { intrinsic = true })
+    end
+  end
+end
 
 return M

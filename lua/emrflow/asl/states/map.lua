@@ -31,6 +31,12 @@ local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
 
+local is_jsonata_expr = common.is_jsonata_expr
+local is_object = common.is_object
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 -- Map --------------------------------------------------------------------
@@ -222,5 +228,71 @@ end
 
 
 M.path_integer = path_integer
+
+
+-- The fields of a Map state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[
+    Next End ItemProcessor Iterator ItemsPath ItemSelector Parameters MaxConcurrency
+    MaxConcurrencyPath ToleratedFailureCount ToleratedFailureCountPath
+    ToleratedFailurePercentage ToleratedFailurePercentagePath ItemReader ItemBatcher
+    ResultWriter Label InputPath OutputPath ResultSelector ResultPath Retry Catch Assign]],
+  JSONata = words [[
+    Next End ItemProcessor Iterator Items ItemSelector MaxConcurrency ToleratedFailureCount
+    ToleratedFailurePercentage ItemReader ItemBatcher ResultWriter Label Output Retry Catch
+    Assign Arguments]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, _, lang)
+  local proc_field = def.ItemProcessor ~= nil and "ItemProcessor" or "Iterator"
+  c:exclusive(def, path, "ItemProcessor", "Iterator")
+  c:exclusive(def, path, "ItemSelector", "Parameters")
+  c:exclusive(def, path, "MaxConcurrency", "MaxConcurrencyPath")
+  c:exclusive(def, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
+  c:exclusive(def, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
+  local proc = def[proc_field]
+  if proc == nil then
+    c:add(join(path, "ItemProcessor"), "is required")
+  else
+    local pp = join(path, proc_field)
+    local cfg = is_object(proc) and proc.ProcessorConfig
+    -- a distributed Map's child executions do not see the parent's variables
+    local isolated = is_object(cfg) and cfg.Mode == "DISTRIBUTED"
+    c:nested(function() c:machine(proc, pp, c.PROCESSOR_FIELDS, lang) end, isolated)
+    if cfg ~= nil and cfg ~= false then
+      if not is_object(cfg) then
+        c:add(join(pp, "ProcessorConfig"), "must be an object")
+      else
+        if cfg.Mode ~= nil and cfg.Mode ~= "INLINE" and cfg.Mode ~= "DISTRIBUTED" then
+          c:add(join(join(pp, "ProcessorConfig"), "Mode"), "Mode must be \"INLINE\" or \"DISTRIBUTED\"")
+        end
+        local et = cfg.ExecutionType
+        if et ~= nil and et ~= "STANDARD" and et ~= "EXPRESS" then
+          c:add(join(join(pp, "ProcessorConfig"), "ExecutionType"),
+            "ExecutionType must be \"STANDARD\" or \"EXPRESS\"")
+        end
+      end
+    end
+  end
+  local jsonata = lang == "JSONata"
+  if def.ItemsPath ~= nil then c:path(def.ItemsPath, join(path, "ItemsPath")) end
+  if def.MaxConcurrency ~= nil and not (jsonata and is_jsonata_expr(def.MaxConcurrency)) then
+    c:positive_int(def.MaxConcurrency, join(path, "MaxConcurrency"), true)
+  end
+  if def.ToleratedFailureCount ~= nil and not (jsonata and is_jsonata_expr(def.ToleratedFailureCount)) then
+    c:positive_int(def.ToleratedFailureCount, join(path, "ToleratedFailureCount"), true)
+  end
+  local pct = def.ToleratedFailurePercentage
+  if pct ~= nil and not (jsonata and is_jsonata_expr(pct)) then
+    if type(pct) ~= "number" or pct < 0 or pct > 100 then
+      c:add(join(path, "ToleratedFailurePercentage"), "must be a number between 0 and 100")
+    end
+  end
+  local path_fields = { "MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath" }
+  for _, f in ipairs(path_fields) do
+    if def[f] ~= nil then c:path(def[f], join(path, f)) end
+  end
+end
 
 return M

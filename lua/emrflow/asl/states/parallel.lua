@@ -15,6 +15,12 @@ local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
 
+local common = require "emrflow.asl.common"
+local is_array = common.is_array
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 -- Parallel ---------------------------------------------------------------
@@ -60,5 +66,26 @@ function M.compile(st, def, b)
 end
 
 
+
+
+-- The fields of a Parallel state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[
+    Next End Branches InputPath OutputPath Parameters ResultSelector ResultPath Retry Catch
+    Assign]],
+  JSONata = words [[Next End Branches Arguments Output Retry Catch Assign]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, _, lang)
+  local branches = def.Branches
+  if not is_array(branches) or #branches == 0 then
+    c:add(join(path, "Branches"), "Branches must be a non-empty array")
+    return
+  end
+  for i, br in ipairs(branches) do
+    c:nested(function() c:machine(br, join(join(path, "Branches"), i - 1), c.BRANCH_FIELDS, lang) end)
+  end
+end
 
 return M

@@ -18,6 +18,8 @@ local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
 
+local words = common.words
+
 local M = {}
 
 local add_event = history.Recorder.add_event
@@ -155,5 +157,12 @@ end
 M.add_event = add_event
 M.fast_pass_exec = fast_pass_exec
 M.fast_pass = fast_pass
+
+
+-- The fields of a Pass state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[Next End InputPath OutputPath Parameters ResultPath Result Assign]],
+  JSONata = words [[Next End Output Assign]],
+}
 
 return M

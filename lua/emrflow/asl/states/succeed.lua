@@ -8,6 +8,9 @@ local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
 
+local common = require "emrflow.asl.common"
+local words = common.words
+
 local M = {}
 
 function M.compile(st, def)
@@ -21,5 +24,12 @@ function M.compile(st, def)
 end
 
 
+
+
+-- The fields of a Succeed state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[InputPath OutputPath]],
+  JSONata = words [[Output]],
+}
 
 return M

@@ -26,6 +26,12 @@ local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
 
+local is_int = common.is_int
+local is_jsonata_expr = common.is_jsonata_expr
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 -- Task -------------------------------------------------------------------
@@ -166,5 +172,53 @@ end
 M.resource_parts = resource_parts
 M.task_timeout = task_timeout
 M.invoke = invoke
+
+
+-- The fields of a Task state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[
+    Next End Resource InputPath OutputPath Parameters ResultSelector ResultPath Retry Catch
+    TimeoutSeconds TimeoutSecondsPath HeartbeatSeconds HeartbeatSecondsPath Credentials Assign]],
+  JSONata = words [[
+    Next End Resource Arguments Output Retry Catch TimeoutSeconds HeartbeatSeconds Credentials
+    Assign]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, _, lang)
+  local r = def.Resource
+  if r == nil then
+    c:add(join(path, "Resource"), "is required")
+  elseif type(r) ~= "string" and type(r) ~= "function" then
+    c:add(join(path, "Resource"), "must be a resource ARN (or, in a Lua-defined machine, a function)")
+  else
+    local impl = c.resolve and c.resolve(r)
+    if not impl then
+      c:add(join(path, "Resource"), fmt("unknown resource %q (no integration is registered for it)",
+        tostring(r)))
+    elseif type(impl) == "table" and impl.validate then
+      local ok, err = pcall(impl.validate, def, path, c.problems)
+      if not ok then c:add(join(path, "Resource"), "integration check failed: " .. tostring(err)) end
+    end
+  end
+  c:exclusive(def, path, "TimeoutSeconds", "TimeoutSecondsPath")
+  c:exclusive(def, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
+  local jsonata = lang == "JSONata"
+  if def.TimeoutSeconds ~= nil and not (jsonata and is_jsonata_expr(def.TimeoutSeconds)) then
+    c:positive_int(def.TimeoutSeconds, join(path, "TimeoutSeconds"))
+  end
+  if def.HeartbeatSeconds ~= nil and not (jsonata and is_jsonata_expr(def.HeartbeatSeconds)) then
+    if c:positive_int(def.HeartbeatSeconds, join(path, "HeartbeatSeconds"))
+        and is_int(def.TimeoutSeconds) and def.HeartbeatSeconds >= def.TimeoutSeconds then
+      c:add(join(path, "HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds")
+    end
+  end
+  if def.TimeoutSecondsPath ~= nil then
+    c:path(def.TimeoutSecondsPath, join(path, "TimeoutSecondsPath"))
+  end
+  if def.HeartbeatSecondsPath ~= nil then
+    c:path(def.HeartbeatSecondsPath, join(path, "HeartbeatSecondsPath"))
+  end
+end
 
 return M

@@ -20,6 +20,11 @@ local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
 local apply_assign = pipeline.apply_assign
 
+local is_jsonata_expr = common.is_jsonata_expr
+local join = common.join
+
+local words = common.words
+
 local M = {}
 
 
@@ -74,5 +79,35 @@ function M.compile(st, def)
 end
 
 
+
+
+-- The fields of a Wait state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[Next End Seconds Timestamp SecondsPath TimestampPath InputPath OutputPath Assign]],
+  JSONata = words [[Next End Seconds Timestamp Output Assign]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, _, lang)
+  local n = 0
+  for _, f in ipairs { "Seconds", "Timestamp", "SecondsPath", "TimestampPath" } do
+    if def[f] ~= nil then n = n + 1 end
+  end
+  if n ~= 1 then
+    c:add(path, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath or TimestampPath")
+  end
+  local jsonata = lang == "JSONata"
+  if def.Seconds ~= nil and not (jsonata and is_jsonata_expr(def.Seconds)) then
+    c:positive_int(def.Seconds, join(path, "Seconds"), true)
+  end
+  if def.Timestamp ~= nil and not (jsonata and is_jsonata_expr(def.Timestamp)) then
+    if not context.parse_timestamp(def.Timestamp) then
+      c:add(join(path, "Timestamp"),
+        "must be an ISO-8601 extended offset date-time (2016-03-14T01:59:00Z)")
+    end
+  end
+  if def.SecondsPath ~= nil then c:path(def.SecondsPath, join(path, "SecondsPath")) end
+  if def.TimestampPath ~= nil then c:path(def.TimestampPath, join(path, "TimestampPath")) end
+end
 
 return M
