@@ -50,6 +50,7 @@ build = {
     ["emrflow.asl.paths"] = "lua/emrflow/asl/paths.lua",
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
     ["emrflow.asl.pipeline"] = "lua/emrflow/asl/pipeline.lua",
+    ["emrflow.asl.query.jsonpath"] = "lua/emrflow/asl/query/jsonpath.lua",
     ["emrflow.asl.runtime"] = "lua/emrflow/asl/runtime.lua",
     ["emrflow.asl.states.choice"] = "lua/emrflow/asl/states/choice.lua",
     ["emrflow.asl.states.fail"] = "lua/emrflow/asl/states/fail.lua",

@@ -38,6 +38,7 @@
 -- reference, eval = function(value, env) --> value | nil, err }.
 local json = require "emrflow.json"
 local errors = require "emrflow.asl.errors"
+local paths = require "emrflow.asl.paths"
 
 local M = {}
 
@@ -904,12 +905,8 @@ local function copy_object(o)
   return c
 end
 
-local function copy_array(a)
-  local c = json.array({})
-  for i = 1, #a do c[i] = a[i] end
-  return c
-end
-
+-- ResultPath writing: the one path writer is emrflow.asl.paths; this keeps the
+-- (value | nil, err) form for callers that want it.
 function M.set(p, target, v)
   local c, err = compiled(p)
   if not c then return nil, err end
@@ -917,38 +914,14 @@ function M.set(p, target, v)
     return nil, { Error = errors.RUNTIME,
       Cause = sformat("The ResultPath '%s' is not a valid reference path", c.text) }
   end
-  local segs = c.segs
-  local function fail()
-    return nil, { Error = errors.RESULT_PATH_MATCH_FAILURE,
-      Cause = sformat("Unable to apply ReferencePath %s to input %s", c.text, encode(target)) }
-  end
-  local function put(node, idx)
-    if idx > #segs then return v end
-    local seg = segs[idx]
-    if seg.k == "name" then
-      local nk = kind(node)
-      local copy
-      if nk == "object" then copy = copy_object(node)
-      elseif nk == nil then copy = json.object({})
-      else return nil end
-      local child = put(copy[seg.name], idx + 1)
-      if child == nil then return nil end
-      json.set(copy, seg.name, child)
-      return copy
+  local ok, out = pcall(paths.set, c.text, target, v)
+  if not ok then
+    if type(out) == "table" and out.Error == errors.RESULT_PATH_MATCH_FAILURE then
+      out = { Error = out.Error, Cause = sformat("Unable to apply ReferencePath %s to input %s", c.text,
+        encode(target)) }
     end
-    if kind(node) ~= "array" then return nil end
-    local i = seg.i
-    if i < 0 then i = #node + i end
-    if i < 0 or i >= #node then return nil end
-    local copy = copy_array(node)
-    local child = put(copy[i + 1], idx + 1)
-    if child == nil then return nil end
-    copy[i + 1] = child
-    return copy
+    return nil, out
   end
-  if #segs == 0 then return v end
-  local out = put(target, 1)
-  if out == nil then return fail() end
   return out
 end
 

@@ -6,24 +6,17 @@
 -- the path, so everything off the path is shared.
 
 local json = require "emrflow.json"
-local jsonpath = require "emrflow.asl.jsonpath"
-local NULL = json.null
 local is_object_marked = json.is_object
 local copy_shallow = json.copy_shallow
 local new_object = json.object
 local fmt = string.format
 local common = require "emrflow.asl.common"
 local raise = common.raise
-local runtime = common.runtime
 local is_array = common.is_array
 local is_object = common.is_object
 local show = common.show
 
 local M = {}
-
----------------------------------------------------------------------------
--- Paths
----------------------------------------------------------------------------
 
 -- Parses a reference path ("$.a['b'][0]") into segments: strings (keys) and integers
 -- (0-based indexes). Returns nil for anything with wildcards, filters, slices or unions.
@@ -38,7 +31,7 @@ local function parse_ref(text)
       segs[#segs + 1] = name
       i = i + 1 + #name
     elseif c == "[" then
-      local num = text:match("^%[(%d+)%]", i)
+      local num = text:match("^%[(%-?%d+)%]", i)
       if num then
         segs[#segs + 1] = math.tointeger(tonumber(num))
         i = i + #num + 2
@@ -69,8 +62,6 @@ local function parse_ref(text)
   end
   return segs
 end
-M.parse_ref = parse_ref
-
 local function ref_get(segs, v)
   for i = 1, #segs do
     if type(v) ~= "table" then return nil end
@@ -112,47 +103,6 @@ local function root_value(kind, name, input, env)
   return vars and vars[name]
 end
 
--- Compiles a Path field (InputPath, OutputPath, ItemsPath, SecondsPath, ...) into
--- get(input, env) --> value; a definite path that matches nothing raises States.Runtime
--- through on_missing(text, segs, input).
-local function compile_path(text, on_missing)
-  if text == "$" then return function(input) return input end end
-  local kind, name, rest = split_root(text)
-  local segs = parse_ref(rest)
-  if segs then
-    return function(input, env)
-      local root = root_value(kind, name, input, env)
-      local v = root
-      if #segs > 0 then v = ref_get(segs, root) end
-      if v == nil then return on_missing(text, segs, input, env) end
-      return v
-    end
-  end
-  local compiled, msg = jsonpath.compile(text)
-  if not compiled then error(fmt("invalid JSONPath %q: %s", text, tostring(msg)), 0) end
-  return function(input, env)
-    local v, err = jsonpath.get(compiled, input, env)
-    if v == nil then return on_missing(text, nil, input, env, err) end
-    return v
-  end
-end
-M.compile_path = compile_path
-
-local function missing_io_path(text, segs, _, _, err)
-  if type(err) == "table" then error(err, 0) end
-  if segs then
-    runtime(fmt("Invalid path '%s' : No results for path: %s", text, normalized(segs)))
-  end
-  runtime(type(err) == "string" and err or fmt("Invalid path '%s' : No results for path", text))
-end
-
-local function field_missing(field)
-  return function(text, _, input, _, err)
-    if type(err) == "table" and err.Error ~= "States.Runtime" then error(err, 0) end
-    runtime(fmt("The JSONPath '%s' specified for the field '%s' could not be found in the input '%s'",
-      text, field, show(input)))
-  end
-end
 
 -- Copies an object shallowly, keeping its key order (json.copy_shallow, in C). Unmarked
 -- tables (Lua values that never went through emrflow.json) get their keys recorded in
@@ -179,12 +129,14 @@ local function ref_put(segs, i, node, value, target, text)
   local s = segs[i]
   local last = i == #segs
   if type(s) == "number" then
-    if not is_array(node) or node[s + 1] == nil then result_path_failure(text, target) end
+    if not is_array(node) then result_path_failure(text, target) end
+    if s < 0 then s = #node + s end -- [-1]: the last element
+    if s < 0 or node[s + 1] == nil then result_path_failure(text, target) end
     local c = copy_shallow(node)
     c[s + 1] = last and value or ref_put(segs, i + 1, node[s + 1], value, target, text)
     return c
   end
-  if node == nil or node == NULL then node = new_object {} end
+  if node == nil then node = new_object {} end
   if not is_object(node) then result_path_failure(text, target) end
   local v = last and value or ref_put(segs, i + 1, node[s], value, target, text)
   if is_object_marked(node) then return copy_shallow(node, s, v) end
@@ -204,12 +156,21 @@ M.ref_get = ref_get
 M.normalized = normalized
 M.split_root = split_root
 M.root_value = root_value
-M.compile_path = compile_path
-M.missing_io_path = missing_io_path
-M.field_missing = field_missing
 M.copy_object = copy_object
 M.result_path_failure = result_path_failure
 M.ref_put = ref_put
 M.ref_set = ref_set
+
+--- Writes `value` at the reference path `text` ("$.a.b[0]") into a copy of `target`; raises
+-- States.ResultPathMatchFailure when the path cannot be applied, States.Runtime when the text
+-- is not a reference path on "$".
+function M.set(text, target, value)
+  local kind, _, rest = split_root(text)
+  local segs = kind == "input" and parse_ref(rest) or nil
+  if not segs then
+    raise("States.Runtime", fmt("The ResultPath '%s' is not a valid reference path", tostring(text)))
+  end
+  return ref_set(segs, target, value, text)
+end
 
 return M

@@ -4,9 +4,9 @@ local intrinsics = require "emrflow.asl.intrinsics"
 local fmt = string.format
 local common = require "emrflow.asl.common"
 local show = common.show
-local paths = require "emrflow.asl.paths"
-local compile_path = paths.compile_path
-local field_missing = paths.field_missing
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local compile_path = qjsonpath.compile_path
+local field_missing = qjsonpath.field_missing
 local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
 
