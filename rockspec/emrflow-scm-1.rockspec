@@ -51,6 +51,7 @@ build = {
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
     ["emrflow.asl.pipeline"] = "lua/emrflow/asl/pipeline.lua",
     ["emrflow.asl.query.jsonpath"] = "lua/emrflow/asl/query/jsonpath.lua",
+    ["emrflow.asl.resolve"] = "lua/emrflow/asl/resolve.lua",
     ["emrflow.asl.runtime"] = "lua/emrflow/asl/runtime.lua",
     ["emrflow.asl.states.choice"] = "lua/emrflow/asl/states/choice.lua",
     ["emrflow.asl.states.fail"] = "lua/emrflow/asl/states/fail.lua",

@@ -203,8 +203,8 @@ describe("acceptance: emrflow.asl", function()
         "/States/A/Assign/states" },
       -- Task (ref §2)
       { "Task without Resource", M { A = { Type = "Task", End = true } }, "/States/A/Resource" },
-      { "unknown resource ARN fails at load time (issue)",
-        M { A = { Type = "Task", Resource = "arn:aws:states:::nosuch:service", End = true } },
+      { "a resource that is not an ARN fails at load time",
+        M { A = { Type = "Task", Resource = "nosuch-service", End = true } },
           "/States/A/Resource" },
       { "TimeoutSeconds 0", M { A = task(ok_fn, { TimeoutSeconds = 0 }) }, "/States/A/TimeoutSeconds" },
       { "TimeoutSeconds and TimeoutSecondsPath together",
@@ -381,7 +381,7 @@ describe("acceptance: emrflow.asl", function()
         A = { Type = "Pass", Next = "Nope" },
         B = { Type = "Bogus" },
         C = { Type = "Wait", End = true },
-        D = { Type = "Task", Resource = "arn:aws:states:::nosuch:thing", End = true },
+        D = { Type = "Task", Resource = "nosuch:thing", End = true },
         E = { Type = "Pass", InputPath = "$.[", End = true },
       } }
       local problems = asl.validate(def)
@@ -598,7 +598,12 @@ describe("acceptance: emrflow.asl", function()
       asl.unregister_resource(entry)
       assert(ok, err)
       local def = one { Type = "Task", Resource = "arn:aws:states:::acceptance:echo", End = true }
-      assert.is_true(has_problem(asl.validate(def), "/States/A/Resource"))
+      -- valid ASL without an implementation: it loads, then fails at run time naming both remedies
+      assert.are.same({}, asl.validate(def))
+      local st, err = run(def, { v = 2 })
+      assert.are.equal("FAILED", st)
+      assert.are.equal("States.Runtime", err.Error)
+      assert.truthy(err.Cause:find("handlers", 1, true) and err.Cause:find("--mock-config", 1, true), err.Cause)
       local status, out = run(def, { v = 2 },
         { load = { resources = { ["arn:aws:states:::acceptance:echo"] = function(i) return i.v + 1 end } } })
       assert.are.equal("SUCCEEDED", status)

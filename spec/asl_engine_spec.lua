@@ -502,11 +502,22 @@ describe("emrflow.asl engine", function()
         true))
     end)
 
-    it("an unknown resource fails at load time", function()
+    it("a resource that is not an ARN fails at load time", function()
       local ok, err = pcall(asl.load, { StartAt = "T", States = { T = { Type = "Task",
-        Resource = "arn:aws:states:::nope:thing", End = true } } })
+        Resource = "nope:thing", End = true } } })
       assert.is_false(ok)
-      assert.truthy(tostring(err):find("/States/T/Resource: unknown resource", 1, true))
+      assert.truthy(tostring(err):find("/States/T/Resource: \"nope:thing\" is not a resource ARN", 1, true),
+        tostring(err))
+    end)
+
+    it("a resource of any service loads; with no implementation the Task fails with States.Runtime", function()
+      local m = asl.load({ StartAt = "T", States = { T = { Type = "Task",
+        Resource = "arn:aws:states:::sns:publish", End = true } } })
+      local status, err = m:run({}, { clock = "virtual" })
+      assert.are.equal("FAILED", status)
+      assert.are.equal("States.Runtime", err.Error)
+      assert.truthy(err.Cause:find("arn:aws:states:::sns:publish", 1, true), err.Cause)
+      assert.truthy(err.Cause:find("state 'T'", 1, true), err.Cause)
     end)
 
     it("JSONata machines load but fail with a clear not-supported error", function()

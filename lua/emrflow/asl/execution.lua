@@ -12,6 +12,7 @@ local history = require "emrflow.asl.history"
 local context = require "emrflow.asl.context"
 local common = require "emrflow.asl.common"
 local rt = require "emrflow.asl.runtime"
+local resolve = require "emrflow.asl.resolve"
 
 local M = {}
 
@@ -28,6 +29,27 @@ local emit, new_frame, run_program = rt.emit, rt.new_frame, rt.run_program
 local Execution = {}
 Execution.__index = Execution
 M.Execution = Execution
+
+-- A UUID-like unique id (version 4 layout) from the system's random source, else math.random.
+local function new_id()
+  local bytes
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    bytes = f:read(16)
+    f:close()
+  end
+  if not bytes or #bytes ~= 16 then
+    local t = {}
+    for i = 1, 16 do t[i] = string.char(math.random(0, 255)) end
+    bytes = table.concat(t)
+  end
+  local b = { bytes:byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  local hex = string.format(string.rep("%02x", 16), table.unpack(b))
+  return fmt("%s-%s-%s-%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16), hex:sub(17, 20), hex:sub(21))
+end
+M.new_id = new_id
 
 local counter = 0
 local function new_name()
@@ -141,11 +163,19 @@ function M.start(machine, input, opts)
     error("emrflow.asl: execution name must be a string of 1 to 80 characters", 3)
   end
   if input == nil then input = json.object {} end
+  local id = opts.execution_id
+  if id ~= nil and (type(id) ~= "string" or id == "") then
+    error("emrflow.asl: execution_id must be a non-empty string", 3)
+  end
   local x = setmetatable({
     machine = machine, s = s, name = name, status = "RUNNING",
     options = opts, region = machine.region, entries = 0,
     role_arn = opts.role_arn or machine.role_arn,
+    id = id or new_id(),
+    invocations = {},
   }, Execution)
+  x.handlers = resolve.handlers(opts.handlers)
+  x.mocks = resolve.mocks(opts.mocks, machine.name)
   if machine.express then
     x.arn = machine.arn:gsub(":stateMachine:", ":express:") .. ":" .. name .. ":"
       .. fmt("%08x-%04x-4%03x-a%03x-%012x",

@@ -15,6 +15,7 @@ local json = require "emrflow.json"
 local engine = require "emrflow.asl.engine"
 local execution = require "emrflow.asl.execution"
 local validate = require "emrflow.asl.validate"
+local resolve = require "emrflow.asl.resolve"
 
 local M = {}
 
@@ -64,22 +65,8 @@ end
 local function lua_impl(fn)
   return { lua = true, run = function(input, ctx) return fn(input, ctx) end }
 end
-
--- The built-in integrations register themselves when first required; they require this
--- module, so they are loaded on the first load/validate rather than at require time.
-M.builtin_integrations = { "emrflow.emr.tasks" }
-local builtins_loaded = false
-
-local function load_builtins()
-  if builtins_loaded then return end
-  builtins_loaded = true
-  for _, name in ipairs(M.builtin_integrations) do
-    if package.searchpath(name, package.path) then require(name) end
-  end
-end
-
+-- fn(resource) --> the registered integration (or the machine's own, load option `resources`).
 local function resolver(opts)
-  load_builtins()
   local own = opts and opts.resources
   return function(resource)
     if type(resource) == "function" then return lua_impl(resource) end
@@ -202,7 +189,8 @@ function M.load(def, opts)
     type = opts.type or "STANDARD",
     express = opts.type == "EXPRESS",
   }, Machine)
-  local cok, program = pcall(engine.compile, d, { resolve = resolver(opts) })
+  m.resolve = resolver(opts)
+  local cok, program = pcall(engine.compile, d, { resolve = m.resolve })
   if not cok then error("emrflow.asl: cannot compile the definition: " .. tostring(program), 2) end
   m.program = program
   return m
@@ -213,6 +201,40 @@ end
 -- on_event(event); anything else (emr, poll, ...) reaches Task integrations as ctx.options.
 function Machine:start(input, opts)
   return execution.start(self, input, opts)
+end
+
+-- Calls fn(state_def, pointer) for every state of a definition, nested ones included.
+local function each_state(def, path, fn)
+  if type(def) ~= "table" or type(def.States) ~= "table" then return end
+  for _, name in ipairs(json.keys(def.States)) do
+    local st = def.States[name]
+    local p = path .. "/States/" .. name
+    if type(st) == "table" then
+      fn(name, st, p)
+      if type(st.Branches) == "table" then
+        for i, br in ipairs(st.Branches) do each_state(br, p .. "/Branches/" .. (i - 1), fn) end
+      end
+      local proc = st.ItemProcessor and "ItemProcessor" or st.Iterator and "Iterator"
+      if proc then each_state(st[proc], p .. "/" .. proc, fn) end
+    end
+  end
+end
+
+--- The Task states nothing resolves with these start options (handlers, mocks, registered
+-- integrations): a list of { state = <JSON pointer>, resource = <ARN> }, sorted by pointer.
+function Machine:unresolved(opts)
+  opts = opts or {}
+  local handlers = resolve.handlers(opts.handlers)
+  local mocks = resolve.mocks(opts.mocks, self.name)
+  local lookup = self.resolve
+  local out = {}
+  each_state(self.definition, "", function(name, st, p)
+    if st.Type == "Task" and not resolve.resolvable(handlers, mocks, name, st.Resource, lookup) then
+      out[#out + 1] = { state = p, resource = st.Resource }
+    end
+  end)
+  table.sort(out, function(a, b) return a.state < b.state end)
+  return out
 end
 
 --- Convenience: start, then wait. Returns status, output | {Error=, Cause=}, execution.

@@ -26,20 +26,23 @@ end
 -- time it would, for every Map iteration): state_name / entered_id (the state running, for
 -- error causes), started (a Map or Parallel has started), so / sn and ro / rn (the sizes the
 -- fast Pass remembers).
-local function new_frame(x, vars, prev, quiet)
+-- key: where this thread of control is ("" for the execution, "/b1" for a Parallel's second
+-- branch, "/i7" for a Map's eighth iteration, nested ones appended): idempotency tokens use it.
+local function new_frame(x, vars, prev, quiet, key)
   return { x = x, vars = vars, prev = prev, quiet = quiet or false, env = { input = false, vars = vars },
-    state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0 }
+    state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0,
+    key = key or "" }
 end
 
 -- A child thread of control. Its variables: a scope of their own reading through to the
 -- parent's (vars_mt = { __index = parent vars }, shared by siblings), or, when the child's
 -- program never assigns any (vars_mt == nil), the parent's table itself.
-local function child_frame(frame, quiet, vars_mt)
+local function child_frame(frame, quiet, vars_mt, key)
   local vars = frame.vars
   if vars_mt ~= false then
     vars = setmetatable({}, vars_mt or { __index = frame.vars })
   end
-  return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet)
+  return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet, key and frame.key .. key)
 end
 
 -- Every so many state entries an execution lets the scheduler run, so a loop of

@@ -39,6 +39,7 @@ local scheduler = require "emrflow.scheduler"
 local model = require "emrflow.emr.model"
 local validate = require "emrflow.emr.validate"
 local sync = require "emrflow.emr.sync"
+local client = require "emrflow.emr.client"
 
 local M = {}
 
@@ -224,8 +225,7 @@ function M.backend(ctx)
   end
   local c = clients[o]
   if not c then
-    local emr = require "emrflow.emr"
-    c = emr.client{ region = o.region, endpoint_url = o.endpoint_url, profile = o.profile }
+    c = client.new{ region = o.region, endpoint_url = o.endpoint_url, profile = o.profile }
     clients[o] = c
   end
   return c
@@ -299,7 +299,10 @@ function M.client_token(ctx)
   local n = (per[key] or 0) + 1
   per[key] = n
   local name = x.name or (type(c) == "table" and c.Execution and c.Execution.Name) or ""
-  local seed = table.concat({ tostring(x.arn or name), key, tostring(ctx.attempt or 0), tostring(n) }, "\n")
+  -- the execution's unique id + state path (+ branch / iteration) + attempt (DESIGN "ClientToken
+  -- (revised)"), and how many times this state ran (a loop visits a state again)
+  local seed = table.concat({ ctx.client_token_seed or tostring(x.id or x.arn or name), key,
+    tostring(ctx.attempt or 0), tostring(n) }, "\n")
   return "emrflow-" .. sigv4.payload_hash(seed):sub(1, 56)
 end
 
@@ -550,7 +553,6 @@ local registered = setmetatable({}, { __mode = "k" })
 
 --- Registers the integration with an emrflow.asl module (idempotent). Returns the entries.
 function M.register(asl)
-  asl = asl or require "emrflow.asl"
   if registered[asl] then return registered[asl] end
   local entries = {}
   for _, pr in ipairs(M.resources()) do
@@ -562,7 +564,6 @@ end
 
 --- Undoes register (for specs).
 function M.unregister(asl)
-  asl = asl or require "emrflow.asl"
   local entries = registered[asl]
   if not entries then return false end
   for _, e in ipairs(entries) do asl.unregister_resource(e) end

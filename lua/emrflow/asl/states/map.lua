@@ -155,7 +155,7 @@ function M.compile(st, def, b)
     local vars_mt = proc.assigns and { __index = frame.vars } or false
     local rec = x.rec
     local function iteration(i)
-      local f = child_frame(frame, distributed, vars_mt)
+      local f = child_frame(frame, distributed, vars_mt, "/i" .. (i - 1))
       if not f.quiet then
         f.prev = add_event(rec, iter_started, f.prev, i - 1)
       end

@@ -21,6 +21,7 @@ local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
+local resolve = require "emrflow.asl.resolve"
 local handlers = require "emrflow.asl.handlers"
 local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
@@ -103,8 +104,8 @@ function M.compile(st, def, b)
   st.catch = compile_catchers(def.Catch)
   st.needs_context = true
   local resource = def.Resource
-  local impl = b.resolve(resource)
-  if not impl then error("no implementation for resource " .. tostring(resource), 0) end
+  local lookup = b.resolve
+  local registered = type(resource) == "string" and lookup and lookup(resource) or nil
   local rtype, rname = resource_parts(resource)
   local timeout_path = def.TimeoutSecondsPath and compile_path(def.TimeoutSecondsPath, missing_io_path)
   local hb_path = def.HeartbeatSecondsPath and compile_path(def.HeartbeatSecondsPath, missing_io_path)
@@ -114,6 +115,8 @@ function M.compile(st, def, b)
   local function work(frame, env, attempt)
     local x = frame.x
     local input = env.raw
+    local impl, why = resolve.task(x, st.name, resource, registered, lookup)
+    if not impl then runtime(why) end
     local eff = effective_input(st, input, env)
     env.input = eff
     local params = eff
@@ -130,6 +133,7 @@ function M.compile(st, def, b)
       x.keep and { resourceType = rtype, resource = rname } or nil)
     local ctx = {
       execution = x.handle, state_name = st.name, state_path = state_path, attempt = attempt,
+      client_token_seed = x.id .. "\n" .. state_path .. frame.key .. "\n" .. attempt,
       context = env.context, scheduler = x.s, options = x.options, timeout_s = timeout,
       heartbeat_s = heartbeat, region = x.region,
       credentials = credentials and credentials(env) or nil,
@@ -156,7 +160,7 @@ function M.compile(st, def, b)
       end
       error(e, 0)
     end
-    if impl.lua then result = to_data(result, "the result of Task state '" .. st.name .. "'") end
+    if impl.lua or impl.mock then result = to_data(result, "the result of Task state '" .. st.name .. "'") end
     if result == nil then result = NULL end
     -- the 256 KiB quota holds for the task's result itself, before ResultSelector shrinks it
     size_check(st.name, result)
@@ -184,6 +188,18 @@ M.fields = {
     Assign]],
 }
 
+-- The ARN grammar of every resource Step Functions accepts (emrflow.asl.resources), or,
+-- until that module is there, a permissive check of the ARN's form.
+local function resource_problem(arn)
+  local ok, resources = pcall(require, "emrflow.asl.resources")
+  if ok and type(resources) == "table" and resources.check then return resources.check(arn) end
+  if not arn:match("^arn:[%w%-]+:[%w%-]+:") then
+    return fmt("%q is not a resource ARN (arn:<partition>:states:::<service>:<action>, a Lambda "
+      .. "function or an activity ARN)", arn)
+  end
+  return nil
+end
+
 -- Load-time checks of the fields (validate.lua calls it with its checker `c`).
 function M.check(c, def, path, _, lang)
   local r = def.Resource
@@ -193,9 +209,9 @@ function M.check(c, def, path, _, lang)
     c:add(join(path, "Resource"), "must be a resource ARN (or, in a Lua-defined machine, a function)")
   else
     local impl = c.resolve and c.resolve(r)
-    if not impl then
-      c:add(join(path, "Resource"), fmt("unknown resource %q (no integration is registered for it)",
-        tostring(r)))
+    local problem = not impl and type(r) == "string" and resource_problem(r)
+    if problem then
+      c:add(join(path, "Resource"), problem)
     elseif type(impl) == "table" and impl.validate then
       local ok, err = pcall(impl.validate, def, path, c.problems)
       if not ok then c:add(join(path, "Resource"), "integration check failed: " .. tostring(err)) end
