@@ -600,10 +600,11 @@ describe("acceptance: emrflow.asl", function()
       local def = one { Type = "Task", Resource = "arn:aws:states:::acceptance:echo", End = true }
       -- valid ASL without an implementation: it loads, then fails at run time naming both remedies
       assert.are.same({}, asl.validate(def))
-      local st, err = run(def, { v = 2 })
+      local st, failure = run(def, { v = 2 })
       assert.are.equal("FAILED", st)
-      assert.are.equal("States.Runtime", err.Error)
-      assert.truthy(err.Cause:find("handlers", 1, true) and err.Cause:find("--mock-config", 1, true), err.Cause)
+      assert.are.equal("States.Runtime", failure.Error)
+      assert.truthy(failure.Cause:find("handlers", 1, true), failure.Cause)
+      assert.truthy(failure.Cause:find("--mock-config", 1, true), failure.Cause)
       local status, out = run(def, { v = 2 },
         { load = { resources = { ["arn:aws:states:::acceptance:echo"] = function(i) return i.v + 1 end } } })
       assert.are.equal("SUCCEEDED", status)

@@ -510,7 +510,7 @@ describe("emrflow.asl engine", function()
         tostring(err))
     end)
 
-    it("a resource of any service loads; with no implementation the Task fails with States.Runtime", function()
+    it("a resource of any service loads; with no implementation its Task fails (States.Runtime)", function()
       local m = asl.load({ StartAt = "T", States = { T = { Type = "Task",
         Resource = "arn:aws:states:::sns:publish", End = true } } })
       local status, err = m:run({}, { clock = "virtual" })
