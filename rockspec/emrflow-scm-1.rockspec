@@ -40,6 +40,7 @@ build = {
     ["emrflow.asl.choice"] = "lua/emrflow/asl/choice.lua",
     ["emrflow.asl.common"] = "lua/emrflow/asl/common.lua",
     ["emrflow.asl.context"] = "lua/emrflow/asl/context.lua",
+    ["emrflow.asl.definition"] = "lua/emrflow/asl/definition.lua",
     ["emrflow.asl.engine"] = "lua/emrflow/asl/engine.lua",
     ["emrflow.asl.errors"] = "lua/emrflow/asl/errors.lua",
     ["emrflow.asl.execution"] = "lua/emrflow/asl/execution.lua",

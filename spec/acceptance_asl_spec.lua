@@ -1010,16 +1010,32 @@ describe("acceptance: emrflow.asl", function()
       assert.are.equal("caught", out)
     end)
 
-    -- DESIGN.md decided "catchable by States.ALL (as recorded on AWS)"; ref §8 says the
-    -- opposite from the docs. DESIGN is the fixed contract, so it is asserted here.
-    it("is catchable by States.ALL (DESIGN decided behaviour)", function()
-      local status, out = run({ StartAt = "A", States = {
-        A = task(sized(300000), { Next = "Ok",
-          Catch = { { ErrorEquals = { "States.ALL" }, Next = "Caught" } } }),
-        Ok = { Type = "Succeed" }, Caught = pass { ResultPath = "$.e" } } })
-      assert.are.equal("SUCCEEDED", status)
-      assert.are.equal("States.DataLimitExceeded", out.e.Error)
-    end)
+    -- DESIGN (payload quota, corrected): a terminal error; States.ALL catches neither it nor
+    -- States.Runtime (AWS Developer Guide, "Handling errors"), a rule naming it does.
+    local function catch_all(state)
+      state.Next = "Ok"
+      state.End = nil
+      state.Catch = { { ErrorEquals = { "States.ALL" }, Next = "Caught" } }
+      return { StartAt = "A", States = { A = state, Ok = { Type = "Succeed" },
+        Caught = pass { ResultPath = "$.e" } } }
+    end
+    local big_cases = {
+      { "a Task result", task(sized(300000)) },
+      { "a Parallel branch's output", { Type = "Parallel", End = true, Branches = {
+        { StartAt = "B", States = { B = task(sized(300000)) } } } } },
+      { "a Parallel's own Parameters", { Type = "Parallel", End = true,
+        Parameters = { ["a.$"] = "$.s", ["b.$"] = "$.s" },
+        Branches = { { StartAt = "B", States = { B = pass() } } } }, { s = string.rep("x", 140000) } },
+      { "a Map iteration's output", { Type = "Map", End = true, ItemProcessor = { StartAt = "I",
+        States = { I = task(sized(300000)) } } }, { 1 } },
+    }
+    for _, c in ipairs(big_cases) do
+      it(c[1] .. " over the quota is not caught by States.ALL", function()
+        local status, err = run(catch_all(c[2]), c[3])
+        assert.are.equal("FAILED", status)
+        assert.are.equal("States.DataLimitExceeded", err.Error)
+      end)
+    end
   end)
 
   -------------------------------------------------------------------------

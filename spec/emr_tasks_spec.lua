@@ -605,7 +605,7 @@ describe("emr-containers Task states on the emulator", function()
       return input
     end
 
-    it("a JobRun over 262,144 bytes fails with States.DataLimitExceeded, caught by States.ALL", function()
+    it("a JobRun over 262,144 bytes fails with States.DataLimitExceeded, caught only by name", function()
       local emu = emulator.new()
       local input = big_input(new_cluster(emu))
       local params = job_params{ ["ConfigurationOverrides.$"] = "$.overrides" }
@@ -613,13 +613,16 @@ describe("emr-containers Task states on the emulator", function()
       assert.are.equal("FAILED", status)
       assert.are.equal("States.DataLimitExceeded", res.Error)
       assert.matches("'emr%-containers' returned a result with a size exceeding", res.Cause)
-      local caught = machine({
-        T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null,
-              Catch = { { ErrorEquals = { "States.ALL" }, ResultPath = "$.err", Next = "Done" } },
-              End = true },
-        Done = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true },
-      }, "T")
-      local st2, out2 = run(caught, input, { emu = emu })
+      local function caught(names)
+        return machine({
+          T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null,
+                Catch = { { ErrorEquals = names, ResultPath = "$.err", Next = "Done" } },
+                End = true },
+          Done = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true },
+        }, "T")
+      end
+      assert.are.equal("FAILED", (run(caught { "States.ALL" }, input, { emu = emu })))
+      local st2, out2 = run(caught { "States.DataLimitExceeded" }, input, { emu = emu })
       assert.are.equal("SUCCEEDED", st2)
       assert.are.equal("States.DataLimitExceeded", out2.e)
     end)

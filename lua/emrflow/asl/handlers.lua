@@ -61,12 +61,15 @@ local function compile_catchers(list)
   return out
 end
 
--- Does a retrier/catcher match this error? States.ALL never matches States.Runtime
--- (AWS fails the execution); States.TaskFailed matches Task errors except States.Timeout.
+-- Does a retrier/catcher match this error? States.ALL never matches the terminal errors
+-- States.Runtime and States.DataLimitExceeded (AWS Developer Guide, "Handling errors"); a rule
+-- naming one explicitly does. States.TaskFailed matches Task errors except States.Timeout.
+local TERMINAL = { ["States.Runtime"] = true, ["States.DataLimitExceeded"] = true }
+
 local function matches(rule, err)
   local name = err.Error
   if name ~= nil and rule.names[name] then return true end
-  if name == "States.Runtime" then return false end
+  if TERMINAL[name] then return false end
   if rule.all then return true end
   if rule.task_failed and err.from_task and name ~= "States.Timeout" then return true end
   return false

@@ -16,6 +16,7 @@ local engine = require "emrflow.asl.engine"
 local execution = require "emrflow.asl.execution"
 local validate = require "emrflow.asl.validate"
 local resolve = require "emrflow.asl.resolve"
+local definition = require "emrflow.asl.definition"
 
 local M = {}
 
@@ -87,48 +88,20 @@ end
 -- Definitions
 ---------------------------------------------------------------------------
 
--- Copies a Lua definition into JSON data shapes (marked arrays and objects, json.null kept),
--- leaving functions (Lua Task resources) in place.
-local function normalize(v, seen)
-  if type(v) ~= "table" then return v end
-  if seen[v] then error("emrflow.asl: the definition contains a cycle", 0) end
-  seen[v] = true
-  local out
-  local n = #v
-  local arrayish = json.is_array(v) or (not json.is_object(v) and n > 0)
-  if arrayish then
-    for k in pairs(v) do
-      if math.type(k) ~= "integer" or k < 1 or k > n then arrayish = false break end
-    end
-  end
-  if arrayish then
-    out = json.array {}
-    for i = 1, n do out[i] = normalize(v[i], seen) end
-  else
-    out = json.object {}
-    local keys = json.keys(v)
-    for _, k in ipairs(keys) do json.set(out, k, normalize(v[k], seen)) end
-    -- non-string keys are not JSON; keep them so the validator can report them
-    for k, x in pairs(v) do
-      if type(k) ~= "string" then out[k] = normalize(x, seen) end
-    end
-  end
-  seen[v] = nil
-  return out
-end
+local decode_definition = definition.decode
 
-local function decode_definition(def)
+-- Every problem of a decoded definition `d` (from `def`); never raises.
+local function problems_of(def, d, opts)
+  local ok, problems = pcall(validate.check, d, { resolve = resolver(opts) })
+  if not ok then
+    -- a checker bug must still be a located problem, not a Lua traceback
+    problems = { { path = "", message = "cannot validate the definition: "
+      .. tostring(type(problems) == "table" and problems.Cause or problems):gsub("^[^:]*%.lua:%d+: ", "") } }
+  end
   if type(def) == "string" then
-    local ok, v = pcall(json.decode, def)
-    if not ok then
-      error("emrflow.asl: the definition is not valid JSON: " .. tostring(v), 0)
-    end
-    return v, true
+    for _, p in ipairs(definition.duplicate_keys(def)) do problems[#problems + 1] = p end
   end
-  if type(def) ~= "table" then
-    error("emrflow.asl: a definition is a table or ASL JSON text, got " .. type(def), 0)
-  end
-  return normalize(def, {}), false
+  return problems
 end
 
 local function format_problems(problems)
@@ -144,8 +117,8 @@ M.format_problems = format_problems
 --- Validates a definition; returns the list of problems ({} when valid).
 function M.validate(def, opts)
   local ok, d = pcall(decode_definition, def)
-  if not ok then return { { path = "", message = tostring(d) } } end
-  return validate.check(d, { resolve = resolver(opts) })
+  if not ok then return { type(d) == "table" and d or { path = "", message = tostring(d) } } end
+  return problems_of(def, d, opts)
 end
 
 ---------------------------------------------------------------------------
@@ -166,8 +139,8 @@ end
 function M.load(def, opts)
   opts = opts or {}
   local ok, d = pcall(decode_definition, def)
-  if not ok then error(d, 2) end
-  local problems = validate.check(d, { resolve = resolver(opts) })
+  if not ok then error(type(d) == "table" and format_problems({ d }) or d, 2) end
+  local problems = problems_of(def, d, opts)
   if #problems > 0 then error(format_problems(problems), 2) end
   if opts.type ~= nil and opts.type ~= "STANDARD" and opts.type ~= "EXPRESS" then
     error("emrflow.asl: type must be \"STANDARD\" or \"EXPRESS\"", 2)

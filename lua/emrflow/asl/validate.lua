@@ -231,6 +231,7 @@ function Checker:retriers(list, path, lang)
       for _, k in ipairs(sorted_keys(r)) do
         if not RETRY_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a retrier", k)) end
       end
+      self:comment(r, p)
       local has_all = self:error_equals(r.ErrorEquals, join(p, "ErrorEquals"), true)
       if has_all and i < #list then
         self:add(join(p, "ErrorEquals"), "a retrier with States.ALL must be the last one")
@@ -262,6 +263,7 @@ function Checker:catchers(list, path, lang, scope)
       for _, k in ipairs(sorted_keys(c)) do
         if not CATCH_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a catcher", k)) end
       end
+      self:comment(c, p)
       local has_all = self:error_equals(c.ErrorEquals, join(p, "ErrorEquals"))
       if has_all and i < #list then
         self:add(join(p, "ErrorEquals"), "a catcher with States.ALL must be the last one")
@@ -370,6 +372,7 @@ function Checker:choice_rule(r, path, top, lang)
     self:add(path, "a choice rule must be an object")
     return
   end
+  self:comment(r, path)
   if lang == "JSONata" then
     if r.Condition == nil then self:add(join(path, "Condition"), "is required in a JSONata choice rule")
     elseif type(r.Condition) ~= "boolean" and not is_jsonata_expr(r.Condition) then
@@ -430,6 +433,13 @@ function Checker:choice_rule(r, path, top, lang)
   end
 end
 
+-- Comment, wherever it may appear, is a string.
+function Checker:comment(def, path)
+  if def.Comment ~= nil and type(def.Comment) ~= "string" then
+    self:add(join(path, "Comment"), "Comment must be a string")
+  end
+end
+
 function Checker:exclusive(def, path, a, b)
   if def[a] ~= nil and def[b] ~= nil then
     self:add(join(path, b), fmt("%s and %s cannot both be set", a, b))
@@ -441,12 +451,15 @@ function Checker:state(name, def, path, scope, lang)
     self:add(path, "a state must be an object")
     return
   end
+  self:comment(def, path)
   local t = def.Type
   if t == nil then
     self:add(join(path, "Type"), "is required")
+    scope.bad_type = true
     return
   end
   if type(t) ~= "string" or not ALLOWED.JSONPath[t] then
+    scope.bad_type = true
     self:add(join(path, "Type"), fmt("unknown state type %q (expected Pass, Task, Choice, Wait, Succeed, "
       .. "Fail, Parallel or Map)", tostring(t)))
     return
@@ -551,7 +564,8 @@ function Checker:machine(def, path, fields, lang)
   elseif states[def.StartAt] == nil then
     self:add(join(path, "StartAt"), fmt("no state named %q in States", def.StartAt))
   end
-  local scope = { states = states, edges = {} }
+  self:comment(def, path)
+  local scope = { states = states, edges = {}, bad_type = false, terminal = false }
   local graph = {}
   local spath = join(path, "States")
   for _, name in ipairs(sorted_keys(states)) do
@@ -568,10 +582,21 @@ function Checker:machine(def, path, fields, lang)
       scope.edges = {}
       self:state(name, states[name], p, scope, mlang)
       graph[name] = scope.edges
+      local sd = states[name]
+      if is_object(sd) and (sd.End == true or sd.Type == "Succeed" or sd.Type == "Fail") then
+        scope.terminal = true
+      end
     end
   end
-  -- reachability from StartAt
-  if type(def.StartAt) == "string" and states[def.StartAt] ~= nil then
+  -- AWS: MISSING_END_STATE (a scope needs a state that ends it: End, Succeed or Fail); not
+  -- reported when a state's Type is wrong (its fields cannot be known)
+  if not scope.terminal and not scope.bad_type then
+    self:add(spath, "no terminal state: one state needs \"End\": true, or be a Succeed or Fail state "
+      .. "(MISSING_END_STATE)")
+  end
+  -- reachability from StartAt; a state with an unknown Type hides its transitions, so what only it
+  -- could reach is not reported (no cascade after one mistyped Type)
+  if type(def.StartAt) == "string" and states[def.StartAt] ~= nil and not scope.bad_type then
     local seen, stack = { [def.StartAt] = true }, { def.StartAt }
     while #stack > 0 do
       local n = table.remove(stack)
