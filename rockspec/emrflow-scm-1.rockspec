@@ -44,6 +44,7 @@ build = {
     ["emrflow.asl.engine"] = "lua/emrflow/asl/engine.lua",
     ["emrflow.asl.errors"] = "lua/emrflow/asl/errors.lua",
     ["emrflow.asl.execution"] = "lua/emrflow/asl/execution.lua",
+    ["emrflow.asl.export"] = "lua/emrflow/asl/export.lua",
     ["emrflow.asl.handlers"] = "lua/emrflow/asl/handlers.lua",
     ["emrflow.asl.history"] = "lua/emrflow/asl/history.lua",
     ["emrflow.asl.intrinsics"] = "lua/emrflow/asl/intrinsics.lua",

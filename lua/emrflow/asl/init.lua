@@ -17,10 +17,16 @@ local execution = require "emrflow.asl.execution"
 local validate = require "emrflow.asl.validate"
 local resolve = require "emrflow.asl.resolve"
 local definition = require "emrflow.asl.definition"
+local export = require "emrflow.asl.export"
 
 local M = {}
 
 M.PAYLOAD_LIMIT = 262144
+
+--- JSON shapes for Lua-written definitions and inputs (re-exports of emrflow.json's).
+M.null = json.null
+M.array = json.array
+M.object = json.object
 
 ---------------------------------------------------------------------------
 -- Task resource registry
@@ -217,66 +223,13 @@ function Machine:run(input, opts)
   return status, res, x
 end
 
--- Pretty JSON with two-space indentation, keeping the definition's key order.
-local function pretty(v, indent, out)
-  if type(v) ~= "table" then
-    out[#out + 1] = json.encode(v)
-    return
-  end
-  local pad = string.rep("  ", indent + 1)
-  if json.is_array(v) then
-    if #v == 0 then out[#out + 1] = "[]" return end
-    out[#out + 1] = "[\n"
-    for i = 1, #v do
-      out[#out + 1] = pad
-      pretty(v[i], indent + 1, out)
-      out[#out + 1] = i < #v and ",\n" or "\n"
-    end
-    out[#out + 1] = string.rep("  ", indent) .. "]"
-    return
-  end
-  local keys = json.keys(v)
-  if #keys == 0 then out[#out + 1] = "{}" return end
-  out[#out + 1] = "{\n"
-  for i, k in ipairs(keys) do
-    out[#out + 1] = pad .. json.encode(k) .. ": "
-    pretty(v[k], indent + 1, out)
-    out[#out + 1] = i < #keys and ",\n" or "\n"
-  end
-  out[#out + 1] = string.rep("  ", indent) .. "}"
-end
-
-local function exportable(v, path, opts)
-  if type(v) == "function" then
-    if opts.placeholder_arns then
-      return "arn:aws:states:::emrflow:lua-function"
-    end
-    error("emrflow.asl: " .. path .. " is a Lua function; it has no ASL form (pass "
-      .. "{ placeholder_arns = true } to emit a placeholder ARN)", 0)
-  end
-  if type(v) ~= "table" then return v end
-  if json.is_array(v) then
-    local out = json.array {}
-    for i = 1, #v do out[i] = exportable(v[i], path .. "/" .. (i - 1), opts) end
-    return out
-  end
-  local out = json.object {}
-  for _, k in ipairs(json.keys(v)) do
-    json.set(out, k, exportable(v[k], path .. "/" .. k, opts))
-  end
-  return out
-end
-
 --- The machine as ASL JSON text (pretty unless { compact = true }). A Lua function Resource
 -- raises unless { placeholder_arns = true }.
 function Machine:to_json(opts)
   opts = opts or {}
-  local ok, v = pcall(exportable, self.definition, "", opts)
-  if not ok then error(v, 2) end
-  if opts.compact then return json.encode(v) end
-  local out = {}
-  pretty(v, 0, out)
-  return table.concat(out)
+  local ok, text = pcall(export.to_json, self.definition, opts)
+  if not ok then error(text, 2) end
+  return text
 end
 
 --- Starts (and, by default, waits for) an execution of a definition in one call.
