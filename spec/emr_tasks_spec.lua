@@ -180,6 +180,31 @@ describe("emr-containers resources at load time", function()
     assert.are.equal(5, #p)
   end)
 
+  it("value constraints are warnings at load time, EmrContainers.ValidationException at run time", function()
+    -- the page's own "Namespace": "Namespace": valid ASL, rejected by EMR (upper case)
+    local def = one_task("arn:aws:states:::emr-containers:createVirtualCluster", {
+      Name = "vc", ContainerProvider = { Id = "eks", Type = "EKS",
+        Info = { EksInfo = { Namespace = "Namespace" } } } })
+    local p = asl.validate(def)
+    assert.are.equal(1, #p)
+    assert.are.equal("/States/T/Parameters/ContainerProvider/Info/EksInfo/Namespace", p[1].path)
+    assert.are.equal("warning", p[1].severity)
+    def.States.T.Catch = { { ErrorEquals = { "EmrContainers.ValidationException" }, Next = "Caught" } }
+    def.States.Caught = { Type = "Pass", End = true }
+    local status, out = run(def, {}, { emu = emulator.new() })
+    assert.are.equal("SUCCEEDED", status)
+    assert.are.equal("EmrContainers.ValidationException", out.Error)
+    assert.matches("Namespace", out.Cause)
+  end)
+
+  it("structure problems (unknown member, wrong type, missing required) stay errors", function()
+    local p = problems(SYNC, job_params{ Bogus = 1, JobDriver = { SparkSubmitJobDriver = {
+      EntryPointArguments = "60" } } })
+    assert.is_true(#p >= 3)
+    for _, pr in ipairs(p) do assert.is_nil(pr.severity, pr.path .. ": " .. pr.message) end
+    assert.has_error(function() asl.load(one_task(SYNC, job_params{ Bogus = 1 })) end)
+  end)
+
   it("leaves dynamic members to run time, and fills ClientToken itself", function()
     assert.are.same({}, problems(SYNC, job_params({ ["JobDriver.$"] = "$.driver" }, { "JobDriver" })))
     assert.are.same({}, problems("arn:aws:states:::emr-containers:deleteVirtualCluster.sync",

@@ -114,13 +114,16 @@ local function format_problems(problems)
   local lines = { "emrflow.asl: invalid state machine definition (" .. #problems .. " problem"
     .. (#problems == 1 and "" or "s") .. "):" }
   for _, p in ipairs(problems) do
-    lines[#lines + 1] = "  " .. (p.path == "" and "/" or p.path) .. ": " .. p.message
+    lines[#lines + 1] = "  " .. (p.path == "" and "/" or p.path) .. ": "
+      .. (p.severity == "warning" and "(warning) " or "") .. p.message
   end
   return table.concat(lines, "\n")
 end
 M.format_problems = format_problems
 
---- Validates a definition; returns the list of problems ({} when valid).
+--- Validates a definition; returns the list of problems ({} when valid). A problem with
+-- severity = "warning" (a value an integration's API rejects at run time, e.g. a pattern) does
+-- not stop asl.load; `emrflow validate` reports it and fails only with --strict.
 function M.validate(def, opts)
   local ok, d = pcall(decode_definition, def)
   if not ok then return { type(d) == "table" and d or { path = "", message = tostring(d) } } end
@@ -146,7 +149,11 @@ function M.load(def, opts)
   opts = opts or {}
   local ok, d = pcall(decode_definition, def)
   if not ok then error(type(d) == "table" and format_problems({ d }) or d, 2) end
-  local problems = problems_of(def, d, opts)
+  -- warnings (value constraints an integration checks again at run time) do not stop a load
+  local problems = {}
+  for _, p in ipairs(problems_of(def, d, opts)) do
+    if p.severity ~= "warning" then problems[#problems + 1] = p end
+  end
   if #problems > 0 then error(format_problems(problems), 2) end
   if opts.type ~= nil and opts.type ~= "STANDARD" and opts.type ~= "EXPRESS" then
     error("emrflow.asl: type must be \"STANDARD\" or \"EXPRESS\"", 2)

@@ -146,10 +146,27 @@ local function pointer(dotted, dyn_key)
   return s
 end
 
+-- The model's problem messages that break a value constraint (pattern, length, range, enum),
+-- as opposed to structure (unknown member, wrong JSON type, missing required member).
+local VALUE_CONSTRAINT = { "does not match the pattern", "is not one of", "must be at least",
+  "must be at most", "not valid UTF%-8" }
+
+--- Is a model problem message a value constraint (a run-time matter) rather than structure?
+function M.is_value_constraint(message)
+  for _, pat in ipairs(VALUE_CONSTRAINT) do
+    if message:find(pat) then return true end
+  end
+  return false
+end
+
 --- Load-time check of a Task state using one of these resources (impl.validate).
 function M.validate_state(state, path, problems)
   local r = M.parse_resource(state.Resource)
-  local function add(p, msg) problems[#problems + 1] = { path = p, message = msg } end
+  local function add(p, msg, value_constraint)
+    -- value constraints are the service's business (DESIGN "API model checks"): warnings
+    -- here, EmrContainers.ValidationException at run time
+    problems[#problems + 1] = { path = p, message = msg, severity = value_constraint and "warning" or nil }
+  end
   local rpath = path .. "/Resource"
   if r.kind == "optimized" then
     if not r.info then
@@ -197,11 +214,11 @@ function M.validate_state(state, path, problems)
   local ok, err = validate.check(r.op, p)
   if ok then return end
   for _, pr in ipairs(err.problems or { { path = "", message = err.message } }) do
-    local is_unknown = pr.message == "unknown parameter"
+    local is_unknown = pr.message:find("^unknown parameter") ~= nil
     if is_unknown or not under_dynamic(pr.path, dyn) then
       local dkey = is_unknown and dyn[pr.path]
       add(path .. "/" .. field .. pointer(pr.path, dkey),
-        fmt("%s: %s", r.op, pr.message))
+        fmt("%s: %s", r.op, pr.message), M.is_value_constraint(pr.message))
     end
   end
 end
