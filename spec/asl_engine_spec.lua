@@ -108,7 +108,7 @@ describe("emrflow.asl engine", function()
       assert.truthy(x.arn:find(":execution:my%-machine:my%-exec$"))
     end)
 
-    it("States.DataLimitExceeded for outputs over 262,144 bytes: terminal for States.ALL, caught by name", function()
+    it("States.DataLimitExceeded over 262,144 bytes: terminal for States.ALL, caught by name", function()
       local big = string.rep("a", 262144)
       local status, err = run({ StartAt = "A", States = { A = { Type = "Pass", Result = big, End = true } } })
       assert.are.equal("FAILED", status)
