@@ -52,6 +52,7 @@ build = {
     ["emrflow.asl.paths"] = "lua/emrflow/asl/paths.lua",
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
     ["emrflow.asl.pipeline"] = "lua/emrflow/asl/pipeline.lua",
+    ["emrflow.asl.query"] = "lua/emrflow/asl/query/init.lua",
     ["emrflow.asl.query.jsonpath"] = "lua/emrflow/asl/query/jsonpath.lua",
     ["emrflow.asl.resolve"] = "lua/emrflow/asl/resolve.lua",
     ["emrflow.asl.runtime"] = "lua/emrflow/asl/runtime.lua",

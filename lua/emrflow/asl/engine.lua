@@ -14,6 +14,7 @@
 local history = require "emrflow.asl.history"
 local common = require "emrflow.asl.common"
 local paths = require "emrflow.asl.paths"
+local query = require "emrflow.asl.query"
 
 local M = {}
 
@@ -40,8 +41,9 @@ Builder.__index = Builder
 
 -- Compiles { StartAt, States } into { start = <compiled state>, states = { name -> st } }.
 function Builder:program(def, prefix)
-  local saved = self.prefix
+  local saved, saved_lang = self.prefix, self.lang
   self.prefix = prefix or ""
+  local lang = def.QueryLanguage or self.lang or "JSONPath"
   local states = {}
   local links = {}
   local saved_links = self.links
@@ -59,6 +61,14 @@ function Builder:program(def, prefix)
       next_name = sdef.Next,
       needs_context = mentions_context(sdef),
     }
+    -- the state's query language (ARCHITECTURE.md): its own QueryLanguage, else its scope's
+    local slang = sdef.QueryLanguage or lang
+    if slang == "JSONata" then
+      st.jsonata = true
+      st.q = query.get(slang) or false -- false: not available; running such a state fails
+      st.needs_context = true           -- $states.context
+    end
+    self.lang = slang
     local ok, err = pcall(M.STATES[sdef.Type].compile, st, sdef, self)
     if not ok then
       error(fmt("%s/States/%s: %s", self.prefix, name, tostring(err)), 0)
@@ -74,7 +84,7 @@ function Builder:program(def, prefix)
   end
   for _, link in ipairs(links) do link(states) end
   self.links = saved_links
-  self.prefix = saved
+  self.prefix, self.lang = saved, saved_lang
   return { start = states[def.StartAt], states = states, assigns = mentions_key(def.States, "Assign") }
 end
 

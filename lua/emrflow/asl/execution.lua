@@ -13,6 +13,7 @@ local context = require "emrflow.asl.context"
 local common = require "emrflow.asl.common"
 local rt = require "emrflow.asl.runtime"
 local resolve = require "emrflow.asl.resolve"
+local query = require "emrflow.asl.query"
 
 local M = {}
 
@@ -116,7 +117,7 @@ local function run_execution(x)
     end)
   end
   local ok, res = pcall(function()
-    if x.machine.jsonata then
+    if x.machine.jsonata and not query.get("JSONata") then
       raise("States.Runtime", "JSONata is not supported yet (" .. x.machine.jsonata
         .. " uses QueryLanguage JSONata)")
     end

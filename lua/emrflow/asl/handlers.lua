@@ -44,18 +44,26 @@ local function compile_retriers(list)
   return out
 end
 
-local function compile_catchers(list)
+-- Catchers of state st. JSONPath: ResultPath and Assign (on the error output); JSONata: Output
+-- (the error output by default) and Assign, with $states.errorOutput.
+local function compile_catchers(list, st)
   if list == nil then return nil end
   local out = {}
   for i, c in ipairs(list) do
     local rule = compile_retriers({ { ErrorEquals = c.ErrorEquals } })[1]
     rule.next_name = c.Next
     local pseudo = {}
-    if c.ResultPath ~= nil then
-      io_fields(pseudo, { ResultPath = c.ResultPath })
+    if st and st.jsonata then
+      rule.jsonata = true
+      rule.output = pipeline.field(st, c, "Output")
+      if c.Assign ~= nil then rule.assign = pipeline.assign_field(st, c.Assign) end
+    else
+      if c.ResultPath ~= nil then
+        io_fields(pseudo, { ResultPath = c.ResultPath })
+      end
+      if c.Assign ~= nil then rule.assign = compile_template(c.Assign, "Assign") end
     end
     rule.io = pseudo
-    if c.Assign ~= nil then rule.assign = compile_template(c.Assign, "Assign") end
     out[i] = rule
   end
   return out
@@ -125,11 +133,18 @@ local function with_handlers(frame, st, input, env, work)
             local eo = json.object {}
             if err.Error ~= nil then json.set(eo, "Error", err.Error) end
             if err.Cause ~= nil then json.set(eo, "Cause", err.Cause) end
-            local assigned
-            if c.assign then
-              assigned = c.assign({ input = eo, context = env.context, vars = frame.vars })
+            local assigned, output
+            if c.jsonata then
+              local cenv = { input = input, errorOutput = eo, context = env.context, vars = frame.vars }
+              if c.assign then assigned = c.assign(cenv) end
+              output = eo
+              if c.output then output = c.output(cenv) end
+            else
+              if c.assign then
+                assigned = c.assign({ input = eo, context = env.context, vars = frame.vars })
+              end
+              output = apply_result_path(c.io, input, eo)
             end
-            local output = apply_result_path(c.io, input, eo)
             apply_assign(frame, assigned)
             exit_state(frame, st, output, assigned)
             return c.next, output

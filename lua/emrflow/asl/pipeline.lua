@@ -33,8 +33,60 @@ local function compile_template(tpl, where)
   return fn
 end
 
+---------------------------------------------------------------------------
+-- JSONata states: Arguments -> (work) -> Assign and Output, both seeing $states.input,
+-- $states.result (or $states.errorOutput in a Catch) and the variables as they were
+---------------------------------------------------------------------------
+
+-- A JSONata field as fn(env) --> value: an expression or a JSON value holding expressions,
+-- compiled by the state's query language; a plain value stays itself. `where` names the field.
+local function jsonata_field(st, value, where)
+  local q = st.q
+  if not q then
+    return function()
+      raise("States.Runtime", "JSONata is not supported yet (state '" .. st.name .. "' uses QueryLanguage "
+        .. "JSONata and emrflow.asl.query.jsonata is not available)")
+    end
+  end
+  local compiled, msg = q.compile_template(value, { field = where, state = st.name })
+  if compiled == nil then error(fmt("invalid %s: %s", where, tostring(msg)), 0) end
+  local evaluate = q.evaluate_template
+  return function(env) return evaluate(compiled, env) end
+end
+
+--- fn(env) --> value for field `name` of a state's definition, in the state's language, or nil
+-- when the field is absent. JSONPath: a literal value.
+function M.field(st, def, name)
+  local v = def[name]
+  if v == nil then return nil end
+  if st.jsonata then return jsonata_field(st, v, name) end
+  return function() return v end
+end
+
+-- Assign as fn(env) --> { name -> value }.
+local function assign_field(st, value)
+  if st.jsonata then return jsonata_field(st, value, "Assign") end
+  return compile_template(value, "Assign")
+end
+M.assign_field = assign_field
+
+-- The I/O fields of a JSONata state.
+local function jsonata_io(st, def)
+  if def.Arguments ~= nil then st.parameters = jsonata_field(st, def.Arguments, "Arguments") end
+  if def.Output ~= nil then st.output_t = jsonata_field(st, def.Output, "Output") end
+  if def.Assign ~= nil then st.assign = jsonata_field(st, def.Assign, "Assign") end
+end
+
+--- A JSONata state's output: Output evaluated, else `default` (the result, or the input for
+-- states without one). env.input is the state input, env.result the result if any.
+function M.output(st, env, default)
+  if st.output_t then return st.output_t(env) end
+  return default
+end
+
 -- IO fields common to most states.
 local function io_fields(st, def)
+  if st.jsonata then return jsonata_io(st, def) end
   if def.InputPath == NULL then
     st.input_null = true
   elseif def.InputPath ~= nil and def.InputPath ~= "$" then
@@ -79,6 +131,7 @@ local function apply_result_path(st, raw, result)
 end
 
 local function apply_output_path(st, out, env)
+  if st.output_t then return st.output_t(env) end
   if st.output_null then return new_object {} end
   if st.output_path then return st.output_path(out, env) end
   return out
@@ -104,6 +157,17 @@ end
 -- Result processing shared by Pass, Task, Parallel and Map:
 -- ResultSelector -> Assign -> ResultPath -> OutputPath, size check, Assign applied, Exited.
 local function finish(frame, st, raw, env, result)
+  if st.jsonata then
+    env.input, env.result = raw, result
+    local assigned = st.assign and st.assign(env) or nil
+    local out = result
+    if st.output_t then out = st.output_t(env) end
+    env.result = nil
+    size_check(st.name, out)
+    apply_assign(frame, assigned)
+    exit_state(frame, st, out, assigned)
+    return out
+  end
   if st.result_selector then
     env.input = result
     result = st.result_selector(env)

@@ -11,6 +11,7 @@ local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
 local engine = require "emrflow.asl.engine"
+local query = require "emrflow.asl.query"
 
 local STATES = engine.STATES
 
@@ -433,6 +434,35 @@ function Checker:choice_rule(r, path, top, lang)
   end
 end
 
+-- The fields of a JSONata state that may hold expressions, compiled by the query language at
+-- load time so that a syntax error is a located problem (nothing to do while the language
+-- module is not installed: running such a state fails with a clear error).
+local EXPRESSION_FIELDS = { "Arguments", "Output", "Assign", "Items", "ItemSelector", "Seconds", "Timestamp",
+  "Error", "Cause", "MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage", "TimeoutSeconds",
+  "HeartbeatSeconds", "Credentials" }
+
+function Checker:expressions(def, path)
+  local q = query.get("JSONata")
+  if not q then return end
+  local function check(v, p, field)
+    if v == nil then return end
+    local ok, compiled, msg = pcall(q.compile_template, v, { path = p, field = field })
+    if not ok then compiled, msg = nil, compiled end
+    if compiled == nil then self:add(p, "invalid JSONata: " .. tostring(msg)) end
+  end
+  for _, f in ipairs(EXPRESSION_FIELDS) do check(def[f], join(path, f), f) end
+  for _, list in ipairs { "Choices", "Catch" } do
+    if is_array(def[list]) then
+      for i, r in ipairs(def[list]) do
+        if is_object(r) then
+          local rp = join(join(path, list), i - 1)
+          for _, f in ipairs { "Condition", "Output", "Assign" } do check(r[f], join(rp, f), f) end
+        end
+      end
+    end
+  end
+end
+
 -- Comment, wherever it may appear, is a string.
 function Checker:comment(def, path)
   if def.Comment ~= nil and type(def.Comment) ~= "string" then
@@ -518,6 +548,7 @@ function Checker:state(name, def, path, scope, lang)
     end
   end
   if def.Assign ~= nil then self:assign(def.Assign, join(path, "Assign"), slang) end
+  if slang == "JSONata" then self:expressions(def, path) end
   if def.Retry ~= nil then self:retriers(def.Retry, join(path, "Retry"), slang) end
   if def.Catch ~= nil then self:catchers(def.Catch, join(path, "Catch"), slang, scope) end
 

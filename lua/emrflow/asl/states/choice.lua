@@ -8,7 +8,6 @@ local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
 local exit_state = rt.exit_state
 local pipeline = require "emrflow.asl.pipeline"
-local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
@@ -20,16 +19,33 @@ local join = common.join
 
 local words = common.words
 
+
+
 local M = {}
+
+-- A JSONata rule's Condition as test(env) --> boolean (a boolean literal or an expression that
+-- must give a boolean).
+local function jsonata_condition(st, r)
+  local cond = pipeline.field(st, r, "Condition")
+  return function(env)
+    local v = cond(env)
+    if type(v) ~= "boolean" then
+      raise("States.QueryEvaluationError", fmt("The Condition field of a choice rule of state '%s' "
+        .. "must evaluate to a boolean", st.name))
+    end
+    return v
+  end
+end
 
 function M.compile(st, def, b)
   io_fields(st, def)
   local rules = {}
   for i, r in ipairs(def.Choices) do
     rules[i] = {
-      test = choice.compile(r),
+      test = st.jsonata and jsonata_condition(st, r) or choice.compile(r),
       next_name = r.Next,
-      assign = r.Assign ~= nil and compile_template(r.Assign, "Assign") or nil,
+      assign = r.Assign ~= nil and pipeline.assign_field(st, r.Assign) or nil,
+      output = st.jsonata and pipeline.field(st, r, "Output") or nil,
     }
   end
   st.rules = rules
@@ -68,7 +84,8 @@ function M.compile(st, def, b)
         end
       end
     end
-    local out = apply_output_path(st, eff, env)
+    local out
+    if rule and rule.output then out = rule.output(env) else out = apply_output_path(st, eff, env) end
     apply_assign(frame, assigned)
     exit_state(frame, st, out, assigned)
     return target, out

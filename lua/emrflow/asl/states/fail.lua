@@ -14,6 +14,9 @@ local join = common.join
 
 local words = common.words
 
+local pipeline = require "emrflow.asl.pipeline"
+local is_jsonata_expr = common.is_jsonata_expr
+
 local M = {}
 
 local function string_or_path(def, field, path_field)
@@ -32,6 +35,10 @@ end
 function M.compile(st, def)
   local error_fn, error_lit = string_or_path(def, "Error", "ErrorPath")
   local cause_fn, cause_lit = string_or_path(def, "Cause", "CausePath")
+  if st.jsonata then -- Error and Cause may be expressions
+    if is_jsonata_expr(error_lit) then error_fn, error_lit = pipeline.field(st, def, "Error"), nil end
+    if is_jsonata_expr(cause_lit) then cause_fn, cause_lit = pipeline.field(st, def, "Cause"), nil end
+  end
   st.exec = function(frame, input)
     local env = enter(frame, st, input)
     local e, c = error_lit, cause_lit

@@ -61,7 +61,7 @@ end
 function M.compile(st, def, b)
   io_fields(st, def)
   st.retry = compile_retriers(def.Retry)
-  st.catch = compile_catchers(def.Catch)
+  st.catch = compile_catchers(def.Catch, st)
   st.failed_event = "MapStateFailed"
   for _, f in ipairs { "ItemReader", "ResultWriter", "ItemBatcher" } do
     if def[f] ~= nil then st.unsupported = f end
@@ -81,7 +81,28 @@ function M.compile(st, def, b)
     and compile_path(def.ToleratedFailureCountPath, missing_io_path)
   local tfp_path = def.ToleratedFailurePercentagePath
     and compile_path(def.ToleratedFailurePercentagePath, missing_io_path)
-  local has_tolerance = def.ToleratedFailureCount ~= nil or def.ToleratedFailurePercentage ~= nil
+  local mc_static, tfc_static, tfp_static = def.MaxConcurrency, def.ToleratedFailureCount,
+    def.ToleratedFailurePercentage
+  if st.jsonata then
+    -- JSONata: Items (the input by default) and ItemSelector in the state's language; the
+    -- numbers may be expressions, evaluated like the JSONPath *Path fields
+    if def.Items ~= nil then
+      local items_fn = pipeline.field(st, def, "Items")
+      items_path = function(_, env) return items_fn(env) end
+    end
+    selector = pipeline.field(st, def, "ItemSelector")
+    local function expression(name)
+      if not is_jsonata_expr(def[name]) then return nil end
+      local fn = pipeline.field(st, def, name)
+      return function(_, env) return fn(env) end
+    end
+    mc_path, tfc_path, tfp_path = expression("MaxConcurrency"), expression("ToleratedFailureCount"),
+      expression("ToleratedFailurePercentage")
+    if mc_path then mc_static = nil end
+    if tfc_path then tfc_static = nil end
+    if tfp_path then tfp_static = nil end
+  end
+  local has_tolerance = tfc_static ~= nil or tfp_static ~= nil
     or tfc_path ~= nil or tfp_path ~= nil
   local label = def.Label or st.name
   local iter_started = history.descriptor("MapIterationStarted", "mapIterationStartedEventDetails", st.name)
@@ -102,7 +123,7 @@ function M.compile(st, def, b)
     if not is_array(items) and (type(items) ~= "table" or is_object_marked(items) or next(items) ~= nil) then
       runtime(fmt("Map state input must be an array but was: %s", show(items)))
     end
-    local max_conc = def.MaxConcurrency or 0
+    local max_conc = mc_static or 0
     if mc_path then
       max_conc = path_integer("MaxConcurrencyPath", def.MaxConcurrencyPath, mc_path(eff, env))
       if max_conc < 0 then
@@ -127,12 +148,12 @@ function M.compile(st, def, b)
 
     emit(frame, "MapStateStarted", "mapStateStartedEventDetails", x.keep and { length = n } or nil)
     -- AWS checks the tolerated failure settings once the Map has started
-    local tol_count = def.ToleratedFailureCount
+    local tol_count = tfc_static
     if tfc_path then
       tol_count = path_integer("ToleratedFailureCountPath", def.ToleratedFailureCountPath, tfc_path(eff, env))
     end
     if tol_count and tol_count < 0 then runtime("ToleratedFailureCount cannot be negative.") end
-    local tol_pct = def.ToleratedFailurePercentage
+    local tol_pct = tfp_static
     if tfp_path then
       tol_pct = path_integer("ToleratedFailurePercentagePath", def.ToleratedFailurePercentagePath,
         tfp_path(eff, env), "float")

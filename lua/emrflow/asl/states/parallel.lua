@@ -28,7 +28,7 @@ local M = {}
 function M.compile(st, def, b)
   io_fields(st, def)
   st.retry = compile_retriers(def.Retry)
-  st.catch = compile_catchers(def.Catch)
+  st.catch = compile_catchers(def.Catch, st)
   st.failed_event = "ParallelStateFailed"
   local branches = {}
   for i, br in ipairs(def.Branches) do

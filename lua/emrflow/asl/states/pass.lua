@@ -108,7 +108,7 @@ local function fast_pass(st, def)
     and st.result_segs[1] or nil
   local mode = key and MODE_KEY or st.result_discard and MODE_DISCARD
     or (st.result_segs == nil and MODE_WHOLE) or nil
-  if def.Result ~= nil or st.input_null or st.input_path or st.output_null or st.output_path
+  if st.jsonata or def.Result ~= nil or st.input_null or st.input_path or st.output_null or st.output_path
       or st.assign or st.result_selector or st.needs_context or not mode then
     return nil
   end

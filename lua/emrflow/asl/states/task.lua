@@ -50,7 +50,7 @@ local function task_timeout(st, eff, env, fixed, path, field)
     local n = integer_value(v)
     if not n or n < 1 then
       runtime(fmt("The %s field refers to value \"%s\" which is not a valid integer: %s", field, show(v),
-        st.def[field]))
+        tostring(st.def[field])))
     end
     return n
   end
@@ -101,7 +101,7 @@ end
 function M.compile(st, def, b)
   io_fields(st, def)
   st.retry = compile_retriers(def.Retry)
-  st.catch = compile_catchers(def.Catch)
+  st.catch = compile_catchers(def.Catch, st)
   st.needs_context = true
   local resource = def.Resource
   local lookup = b.resolve
@@ -109,7 +109,22 @@ function M.compile(st, def, b)
   local rtype, rname = resource_parts(resource)
   local timeout_path = def.TimeoutSecondsPath and compile_path(def.TimeoutSecondsPath, missing_io_path)
   local hb_path = def.HeartbeatSecondsPath and compile_path(def.HeartbeatSecondsPath, missing_io_path)
-  local credentials = def.Credentials ~= nil and compile_template(def.Credentials, "Credentials") or nil
+  local timeout_static, hb_static = def.TimeoutSeconds, def.HeartbeatSeconds
+  local credentials
+  if st.jsonata then
+    -- JSONata: TimeoutSeconds and HeartbeatSeconds may be expressions, Credentials holds them
+    credentials = pipeline.field(st, def, "Credentials")
+    if is_jsonata_expr(timeout_static) then
+      local fn = pipeline.field(st, def, "TimeoutSeconds")
+      timeout_path, timeout_static = function(_, env) return fn(env) end, nil
+    end
+    if is_jsonata_expr(hb_static) then
+      local fn = pipeline.field(st, def, "HeartbeatSeconds")
+      hb_path, hb_static = function(_, env) return fn(env) end, nil
+    end
+  else
+    credentials = def.Credentials ~= nil and compile_template(def.Credentials, "Credentials") or nil
+  end
   local state_path = b.prefix .. "/States/" .. st.name
 
   local function work(frame, env, attempt)
@@ -121,12 +136,12 @@ function M.compile(st, def, b)
     env.input = eff
     local params = eff
     if st.parameters then params = st.parameters(env) end
-    local timeout = task_timeout(st, eff, env, def.TimeoutSeconds or DEFAULT_TASK_TIMEOUT, timeout_path,
+    local timeout = task_timeout(st, eff, env, timeout_static or DEFAULT_TASK_TIMEOUT, timeout_path,
       "TimeoutSecondsPath")
-    local heartbeat = task_timeout(st, eff, env, def.HeartbeatSeconds, hb_path, "HeartbeatSecondsPath")
+    local heartbeat = task_timeout(st, eff, env, hb_static, hb_path, "HeartbeatSecondsPath")
     emit(frame, "TaskScheduled", "taskScheduledEventDetails", x.keep and {
       resourceType = rtype, resource = rname, region = x.region, parameters = params,
-      timeoutInSeconds = def.TimeoutSeconds or def.TimeoutSecondsPath and timeout or nil,
+      timeoutInSeconds = timeout_static or timeout_path and timeout or nil,
       heartbeatInSeconds = heartbeat,
     } or nil)
     emit(frame, "TaskStarted", "taskStartedEventDetails",

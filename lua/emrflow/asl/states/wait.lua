@@ -25,6 +25,8 @@ local join = common.join
 
 local words = common.words
 
+local raise = common.raise
+
 local M = {}
 
 
@@ -32,6 +34,10 @@ function M.compile(st, def)
   io_fields(st, def)
   local seconds = def.Seconds
   local timestamp = def.Timestamp ~= nil and context.parse_timestamp(def.Timestamp) or nil
+  -- JSONata: Seconds and Timestamp may be expressions
+  local seconds_fn = st.jsonata and is_jsonata_expr(seconds) and pipeline.field(st, def, "Seconds")
+  local ts_fn = st.jsonata and is_jsonata_expr(def.Timestamp) and pipeline.field(st, def, "Timestamp")
+  if seconds_fn then seconds = nil end
   local seconds_path = def.SecondsPath and compile_path(def.SecondsPath, missing_io_path)
   local ts_path = def.TimestampPath and compile_path(def.TimestampPath, missing_io_path)
   st.exec = function(frame, input)
@@ -39,7 +45,23 @@ function M.compile(st, def)
     local eff = effective_input(st, input, env)
     local now = frame.x.s:now()
     local delay
-    if seconds ~= nil then
+    if seconds_fn then
+      local v = seconds_fn(env)
+      local n = integer_value(v)
+      if not n or n < 0 then
+        raise("States.QueryEvaluationError", fmt("The Seconds field of state '%s' must evaluate to a "
+          .. "non-negative integer, got %s", st.name, show(v)))
+      end
+      delay = n
+    elseif ts_fn then
+      local v = ts_fn(env)
+      local t = context.parse_timestamp(v)
+      if not t then
+        raise("States.QueryEvaluationError", fmt("The Timestamp field of state '%s' must evaluate to an "
+          .. "ISO-8601 date-time string, got %s", st.name, show(v)))
+      end
+      delay = t - now
+    elseif seconds ~= nil then
       delay = seconds
     elseif timestamp then
       delay = timestamp - now
