@@ -67,13 +67,42 @@ local function normalize(v, seen, stack)
   return out
 end
 
+-- Keys in the decoded data (objects' members, at any depth).
+local function count_keys(v)
+  if type(v) ~= "table" then return 0 end
+  local n = 0
+  if json.is_array(v) then
+    for i = 1, #v do n = n + count_keys(v[i]) end
+    return n
+  end
+  for _, x in pairs(v) do n = n + 1 + count_keys(x) end
+  return n
+end
+
+-- Upper bound of the keys in JSON text: every '"' followed by ':' (a key ends so; a string
+-- value holding '":' only adds to the count).
+local function count_key_ends(text)
+  local n, i, find = 0, 1, string.find
+  while true do
+    local _, e = find(text, '"%s*:', i)
+    if not e then return n end
+    n = n + 1
+    i = e + 1
+  end
+end
+
+--- True when `text` may hold duplicate keys given its decoded `data` (cheap: no garbage).
+function M.may_have_duplicates(text, data)
+  return count_key_ends(text) ~= count_keys(data)
+end
+
 --- Duplicate object keys in JSON text (which the decoder reduces to the last one), each
 -- located by the JSON pointer of the object and named. The text is known to be valid JSON.
 function M.duplicate_keys(text)
   local problems = {}
   local frames = {} -- per open container: { kind = "{" | "[", keys = {}, index = n, key = pending }
   local stack = {}  -- the pointer's steps to the value being read
-  local i, n = 1, #text
+  local i = 1
   local function value_begins()
     local top = frames[#frames]
     if not top then return end
@@ -84,21 +113,30 @@ function M.duplicate_keys(text)
       stack[#frames] = top.key
     end
   end
-  while i <= n do
-    local c = text:sub(i, i)
-    if c == '"' then
+  local find, byte, sub = string.find, string.byte, string.sub
+  local QUOTE, BACKSLASH, LBRACE, LBRACKET = 34, 92, 123, 91
+  while true do
+    -- jump to the next quote or bracket: nothing else matters here
+    i = find(text, '[{}%[%]"]', i)
+    if not i then break end
+    local c = byte(text, i)
+    if c == QUOTE then
       local j = i + 1
       while true do
-        local q = text:find('["\\]', j)
+        local q = find(text, '["\\]', j)
         if not q then return problems end
-        if text:sub(q, q) == "\\" then j = q + 2 else j = q break end
+        if byte(text, q) == BACKSLASH then j = q + 2 else j = q break end
       end
-      local raw = text:sub(i, j)
       local top = frames[#frames]
-      local after = text:match("^%s*:", j + 1)
-      if top and top.kind == "{" and after then
-        local ok, key = pcall(json.decode, raw)
-        key = ok and key or raw
+      if top and top.kind == "{" and find(text, "^%s*:", j + 1) then
+        local raw = sub(text, i, j)
+        local key = raw
+        if find(raw, "\\", 1, true) then
+          local ok, k = pcall(json.decode, raw)
+          if ok then key = k end
+        else
+          key = sub(raw, 2, -2)
+        end
         if top.keys[key] then
           local at = pointer_of(stack, #frames - 1) .. "/" .. (tostring(key):gsub("~", "~0"):gsub("/", "~1"))
           problems[#problems + 1] = { path = at, message = fmt("duplicate key %q in an object (JSON keeps "
@@ -110,14 +148,12 @@ function M.duplicate_keys(text)
         value_begins()
       end
       i = j + 1
-    elseif c == "{" or c == "[" then
+    elseif c == LBRACE or c == LBRACKET then
       value_begins()
-      frames[#frames + 1] = { kind = c, keys = {}, index = 0 }
-      i = i + 1
-    elseif c == "}" or c == "]" then
-      frames[#frames] = nil
+      frames[#frames + 1] = { kind = c == LBRACE and "{" or "[", keys = {}, index = 0 }
       i = i + 1
     else
+      frames[#frames] = nil
       i = i + 1
     end
   end

@@ -104,7 +104,7 @@ local function problems_of(def, d, opts)
     problems = { { path = "", message = "cannot validate the definition: "
       .. tostring(type(problems) == "table" and problems.Cause or problems):gsub("^[^:]*%.lua:%d+: ", "") } }
   end
-  if type(def) == "string" then
+  if type(def) == "string" and definition.may_have_duplicates(def, d) then
     for _, p in ipairs(definition.duplicate_keys(def)) do problems[#problems + 1] = p end
   end
   return problems
