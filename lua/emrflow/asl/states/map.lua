@@ -19,6 +19,7 @@ local missing_io_path = qjsonpath.missing_io_path
 local rt = require "emrflow.asl.runtime"
 local emit = rt.emit
 local child_frame = rt.child_frame
+local new_frame = rt.new_frame
 local run_program = rt.run_program
 local run_children = rt.run_children
 local pipeline = require "emrflow.asl.pipeline"
@@ -56,6 +57,61 @@ local function path_integer(field, text, v, kind)
       kind or "integer", text))
   end
   return n
+end
+
+-- A Distributed Map iteration runs as a child execution of its own, as on AWS: its own id,
+-- ARN, context object and history (ExecutionStarted ... ExecutionSucceeded | Failed), its own
+-- variables (none of the parent's), so the parent's history gets only the Map Run events and
+-- a 10,000-item Map stays far from the parent's 25,000-event quota. Once it ends only a summary
+-- stays in x.map_runs[arn]; machine:start option on_child_execution(child) sees it whole first.
+local function child_execution(x, run_arn, index, input)
+  local c = setmetatable({}, { __index = x })
+  c.parent, c.entries, c.input = x, 0, input
+  c.id = x.id .. "/" .. run_arn:match("[^/]*$") .. "/" .. index
+  c.name = fmt("%s-%d", x.name, index):sub(-80)
+  c.arn = run_arn:gsub(":mapRun:", ":execution:") .. ":" .. index
+  c.start_time = x.s:now()
+  c.status = "RUNNING"
+  c.rec = history.new { enabled = x.keep, now = function() return x.s:now() end, limit = x.rec.limit }
+  c.handle = c
+  c.ctx_execution, c.ctx_machine = context.execution(c)
+  return c
+end
+
+local function child_iteration(frame, proc, run_arn, i, input)
+  local x = frame.x
+  local c = child_execution(x, run_arn, i - 1, input)
+  local f = new_frame(c, {}, 0, false, frame.key .. "/i" .. (i - 1))
+  emit(f, "ExecutionStarted", "executionStartedEventDetails", c.keep and { input = input } or nil)
+  local ok, out = pcall(run_program, f, proc, input)
+  if ok then
+    c.status, c.output = "SUCCEEDED", out
+    emit(f, "ExecutionSucceeded", "executionSucceededEventDetails", c.keep and { output = out } or nil)
+  elseif type(out) == "table" and (out.aborted or out.timed_out) then
+    c.status = "ABORTED"
+    emit(f, "ExecutionAborted", "executionAbortedEventDetails")
+  else
+    local err = normalize(out, f)
+    c.status, c.error, c.cause = "FAILED", err.Error, err.Cause
+    emit(f, "ExecutionFailed", "executionFailedEventDetails", c.keep and { error = err.Error,
+      cause = err.Cause } or nil)
+  end
+  c.stop_time = x.s:now()
+  local on_child = x.options.on_child_execution
+  if on_child then on_child(c) end
+  local runs = x.map_runs
+  if not runs then
+    runs = {}
+    rawset(x, "map_runs", runs)
+  end
+  local list = runs[run_arn]
+  if not list then
+    list = {}
+    runs[run_arn] = list
+  end
+  list[i] = { name = c.name, arn = c.arn, status = c.status, events = c.rec.n }
+  -- the parent's frame is quiet about iterations: a stand-in that the caller's bookkeeping reads
+  return { quiet = true, prev = 0 }, ok, out
 end
 
 function M.compile(st, def, b)
@@ -165,7 +221,7 @@ function M.compile(st, def, b)
     frame.started = true
     if distributed then
       emit(frame, "MapRunStarted", "mapRunStartedEventDetails",
-        x.keep and { mapRunArn = x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label } or nil)
+        x.keep and { mapRunArn = (x.machine.arn:gsub(":stateMachine:", ":mapRun:")) .. "/" .. label } or nil)
     end
 
     local results = json.array {}
@@ -175,12 +231,17 @@ function M.compile(st, def, b)
     local last_prev = frame.prev
     local vars_mt = proc.assigns and { __index = frame.vars } or false
     local rec = x.rec
+    local run_arn = distributed and x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label
     local function iteration(i)
-      local f = child_frame(frame, distributed, vars_mt, "/i" .. (i - 1))
+      if distributed then return child_iteration(frame, proc, run_arn, i, inputs[i]) end
+      local f = child_frame(frame, false, vars_mt, "/i" .. (i - 1))
       if not f.quiet then
         f.prev = add_event(rec, iter_started, f.prev, i - 1)
       end
       local ok, out = pcall(run_program, f, proc, inputs[i])
+      return f, ok, out
+    end
+    local function settle(i, f, ok, out)
       if ok then
         results[i] = out
         if not f.quiet then
@@ -220,7 +281,7 @@ function M.compile(st, def, b)
         next_i = next_i + 1
         local i = next_i
         if i > n then return end
-        iteration(i)
+        settle(i, iteration(i))
       end
     end
     local pool = (max_conc > 0 and max_conc < INLINE_MAP_LIMIT) and max_conc or INLINE_MAP_LIMIT
