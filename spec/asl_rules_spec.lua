@@ -88,3 +88,14 @@ describe("emrflow.asl definition rules", function()
     assert.is_nil(tostring(err):find("%.lua:%d+"), tostring(err):sub(1, 200))
   end)
 end)
+
+describe("emrflow.asl errors users see", function()
+  it("a Lua handler raising a string fails the Task without the Lua file and line", function()
+    local m = asl.load { StartAt = "T", States = { T = { Type = "Task", End = true,
+      Resource = function() error("disk full") end } } }
+    local status, err = m:run({}, { clock = "virtual" })
+    assert.are.equal("FAILED", status)
+    assert.are.equal("States.TaskFailed", err.Error)
+    assert.are.equal("disk full", err.Cause)
+  end)
+end)

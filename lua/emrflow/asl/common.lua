@@ -12,6 +12,13 @@ local fmt = string.format
 
 local M = {}
 
+--- A raised Lua value as a message for users: its text without the "file.lua:N: " location
+-- Lua adds (users see ASL errors, never the interpreter's source positions).
+function M.plain_message(e)
+  local text = tostring(e)
+  return (text:gsub("^[^\n]-%.lua:%d+: ", ""))
+end
+
 ---------------------------------------------------------------------------
 -- Small helpers
 ---------------------------------------------------------------------------
@@ -57,7 +64,7 @@ local PREFIXED = {
 -- Turns whatever was raised into an ASL error, adding the state prefix where AWS does.
 local function normalize(err, frame)
   if type(err) ~= "table" then
-    err = { Error = "States.Runtime", Cause = tostring(err) }
+    err = { Error = "States.Runtime", Cause = M.plain_message(err) }
   elseif err.aborted or err.timed_out then
     return err
   elseif err.Error ~= nil and type(err.Error) ~= "string" then

@@ -162,7 +162,7 @@ function M.compile(st, def, b)
     if not ok then
       local err = result
       if type(err) ~= "table" or (err.Error == nil and not err.aborted) then
-        err = { Error = "States.TaskFailed", Cause = tostring(err) }
+        err = { Error = "States.TaskFailed", Cause = common.plain_message(err) }
       end
       if err.aborted or err.timed_out then error(err, 0) end
       local e = { Error = err.Error, Cause = err.Cause, from_task = true }
