@@ -26,23 +26,31 @@ end
 -- time it would, for every Map iteration): state_name / entered_id (the state running, for
 -- error causes), started (a Map or Parallel has started), so / sn and ro / rn (the sizes the
 -- fast Pass remembers).
--- key: where this thread of control is ("" for the execution, "/b1" for a Parallel's second
--- branch, "/i7" for a Map's eighth iteration, nested ones appended): idempotency tokens use it.
-local function new_frame(x, vars, prev, quiet, key)
+-- up, kind, index: where this thread of control is (a Parallel's branch "b" or a Map's
+-- iteration "i" of its parent frame `up`); frame_key gives it as text ("/b1/i7"), built only
+-- when asked (idempotency tokens), not for every iteration.
+local function new_frame(x, vars, prev, quiet, up, kind, index)
   return { x = x, vars = vars, prev = prev, quiet = quiet or false, env = { input = false, vars = vars },
     state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0,
-    key = key or "" }
+    up = up or false, kind = kind or false, index = index or 0 }
+end
+
+--- "" for the execution's frame, "/b1" for a Parallel's second branch, "/b1/i7" for the eighth
+-- iteration of a Map inside it.
+local function frame_key(frame)
+  if not frame.kind then return "" end
+  return frame_key(frame.up) .. "/" .. frame.kind .. frame.index
 end
 
 -- A child thread of control. Its variables: a scope of their own reading through to the
 -- parent's (vars_mt = { __index = parent vars }, shared by siblings), or, when the child's
 -- program never assigns any (vars_mt == nil), the parent's table itself.
-local function child_frame(frame, quiet, vars_mt, key)
+local function child_frame(frame, quiet, vars_mt, kind, index)
   local vars = frame.vars
   if vars_mt ~= false then
     vars = setmetatable({}, vars_mt or { __index = frame.vars })
   end
-  return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet, key and frame.key .. key)
+  return new_frame(frame.x, vars, frame.prev, quiet or frame.quiet, kind and frame, kind, index)
 end
 
 -- Every so many state entries an execution lets the scheduler run, so a loop of
@@ -144,5 +152,7 @@ M.exit_state = exit_state
 M.run_states = run_states
 M.run_program = run_program
 M.run_children = run_children
+
+M.frame_key = frame_key
 
 return M

@@ -81,7 +81,7 @@ end
 local function child_iteration(frame, proc, run_arn, i, input)
   local x = frame.x
   local c = child_execution(x, run_arn, i - 1, input)
-  local f = new_frame(c, {}, 0, false, frame.key .. "/i" .. (i - 1))
+  local f = new_frame(c, {}, 0, false, frame, "i", i - 1)
   emit(f, "ExecutionStarted", "executionStartedEventDetails", c.keep and { input = input } or nil)
   local ok, out = pcall(run_program, f, proc, input)
   if ok then
@@ -234,7 +234,7 @@ function M.compile(st, def, b)
     local run_arn = distributed and x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label
     local function iteration(i)
       if distributed then return child_iteration(frame, proc, run_arn, i, inputs[i]) end
-      local f = child_frame(frame, false, vars_mt, "/i" .. (i - 1))
+      local f = child_frame(frame, false, vars_mt, "i", i - 1)
       if not f.quiet then
         f.prev = add_event(rec, iter_started, f.prev, i - 1)
       end

@@ -46,7 +46,7 @@ function M.compile(st, def, b)
     local fns = {}
     local frames = {}
     for i, prog in ipairs(branches) do
-      local f = child_frame(frame, nil, not prog.assigns and false or nil, "/b" .. (i - 1))
+      local f = child_frame(frame, nil, not prog.assigns and false or nil, "b", i - 1)
       frames[i] = f
       fns[i] = function() return run_program(f, prog, params) end
     end

@@ -148,7 +148,7 @@ function M.compile(st, def, b)
       x.keep and { resourceType = rtype, resource = rname } or nil)
     local ctx = {
       execution = x.handle, state_name = st.name, state_path = state_path, attempt = attempt,
-      client_token_seed = x.id .. "\n" .. state_path .. frame.key .. "\n" .. attempt,
+      client_token_seed = x.id .. "\n" .. state_path .. rt.frame_key(frame) .. "\n" .. attempt,
       context = env.context, scheduler = x.s, options = x.options, timeout_s = timeout,
       heartbeat_s = heartbeat, region = x.region,
       credentials = credentials and credentials(env) or nil,
