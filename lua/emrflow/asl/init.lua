@@ -18,6 +18,7 @@ local validate = require "emrflow.asl.validate"
 local resolve = require "emrflow.asl.resolve"
 local definition = require "emrflow.asl.definition"
 local export = require "emrflow.asl.export"
+local common = require "emrflow.asl.common"
 
 local M = {}
 
@@ -177,7 +178,9 @@ function M.load(def, opts)
   }, Machine)
   m.resolve = resolver(opts)
   local cok, program = pcall(engine.compile, d, { resolve = m.resolve })
-  if not cok then error("emrflow.asl: cannot compile the definition: " .. tostring(program), 2) end
+  if not cok then
+    error("emrflow.asl: cannot compile the definition: " .. common.plain_message(program), 2)
+  end
   m.program = program
   return m
 end
