@@ -3,6 +3,7 @@
 
 local json = require "emrflow.json"
 local errors = require "emrflow.asl.errors"
+
 local PAYLOAD_LIMIT = 262144
 local encode = json.encode
 local is_array_marked = json.is_array

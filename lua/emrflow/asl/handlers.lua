@@ -8,12 +8,13 @@ local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
 local context = require "emrflow.asl.context"
 local common = require "emrflow.asl.common"
-local normalize = common.normalize
 local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
+local normalize = common.normalize
 local emit = rt.emit
 local enter = rt.enter
 local exit_state = rt.exit_state
-local pipeline = require "emrflow.asl.pipeline"
 local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
 local apply_result_path = pipeline.apply_result_path

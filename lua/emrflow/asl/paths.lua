@@ -6,11 +6,12 @@
 -- the path, so everything off the path is shared.
 
 local json = require "emrflow.json"
+local common = require "emrflow.asl.common"
+
 local is_object_marked = json.is_object
 local copy_shallow = json.copy_shallow
 local new_object = json.object
 local fmt = string.format
-local common = require "emrflow.asl.common"
 local raise = common.raise
 local is_array = common.is_array
 local is_object = common.is_object

@@ -7,22 +7,23 @@
 
 local json = require "emrflow.json"
 local payload = require "emrflow.asl.payload"
+local common = require "emrflow.asl.common"
+local paths = require "emrflow.asl.paths"
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+
 local NULL = json.null
-local PAYLOAD_LIMIT = 262144
+local PAYLOAD_LIMIT = common.PAYLOAD_LIMIT
 local json_size = json.size
 local new_object = json.object
 local fmt = string.format
-local common = require "emrflow.asl.common"
 local raise = common.raise
 local size_check = common.size_check
-local paths = require "emrflow.asl.paths"
-local qjsonpath = require "emrflow.asl.query.jsonpath"
 local parse_ref = paths.parse_ref
 local split_root = paths.split_root
 local compile_path = qjsonpath.compile_path
 local missing_io_path = qjsonpath.missing_io_path
 local ref_set = paths.ref_set
-local rt = require "emrflow.asl.runtime"
 local exit_state = rt.exit_state
 
 local M = {}

@@ -4,6 +4,7 @@
 local scheduler = require "emrflow.scheduler"
 local context = require "emrflow.asl.context"
 local common = require "emrflow.asl.common"
+
 local normalize = common.normalize
 
 local M = {}

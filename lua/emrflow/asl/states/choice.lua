@@ -1,25 +1,22 @@
 -- emrflow.asl.states.choice: the Choice state: its fields, its checks and its execution.
 
 local choice = require "emrflow.asl.choice"
-local fmt = string.format
 local common = require "emrflow.asl.common"
-local raise = common.raise
 local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
+local fmt = string.format
+local raise = common.raise
 local enter = rt.enter
 local exit_state = rt.exit_state
-local pipeline = require "emrflow.asl.pipeline"
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
 local apply_assign = pipeline.apply_assign
-
 local is_array = common.is_array
 local is_object = common.is_object
 local join = common.join
-
 local words = common.words
-
-
 
 local M = {}
 

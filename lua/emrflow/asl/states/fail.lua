@@ -1,20 +1,18 @@
 -- emrflow.asl.states.fail: the Fail state: its fields, its checks and its execution.
 
 local intrinsics = require "emrflow.asl.intrinsics"
-local fmt = string.format
 local common = require "emrflow.asl.common"
-local show = common.show
 local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
+local fmt = string.format
+local show = common.show
 local compile_path = qjsonpath.compile_path
 local field_missing = qjsonpath.field_missing
-local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
-
 local join = common.join
-
 local words = common.words
-
-local pipeline = require "emrflow.asl.pipeline"
 local is_jsonata_expr = common.is_jsonata_expr
 
 local M = {}

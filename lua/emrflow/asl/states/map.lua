@@ -2,45 +2,43 @@
 
 local json = require "emrflow.json"
 local history = require "emrflow.asl.history"
-local add_event = history.Recorder.add_event
 local context = require "emrflow.asl.context"
+local common = require "emrflow.asl.common"
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+local handlers = require "emrflow.asl.handlers"
+
+local add_event = history.Recorder.add_event
 local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at once
 local is_object_marked = json.is_object
 local fmt = string.format
-local common = require "emrflow.asl.common"
 local runtime = common.runtime
 local is_array = common.is_array
 local show = common.show
 local normalize = common.normalize
 local integer_value = common.integer_value
-local qjsonpath = require "emrflow.asl.query.jsonpath"
 local compile_path = qjsonpath.compile_path
 local missing_io_path = qjsonpath.missing_io_path
-local rt = require "emrflow.asl.runtime"
 local emit = rt.emit
 local child_frame = rt.child_frame
 local new_frame = rt.new_frame
 local run_program = rt.run_program
 local run_children = rt.run_children
-local pipeline = require "emrflow.asl.pipeline"
 local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
-local handlers = require "emrflow.asl.handlers"
 local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
-
 local is_jsonata_expr = common.is_jsonata_expr
 local is_object = common.is_object
 local join = common.join
-
 local words = common.words
 
 local M = {}
 
--- Map --------------------------------------------------------------------
 
 local function path_integer(field, text, v, kind)
   local n = integer_value(v)

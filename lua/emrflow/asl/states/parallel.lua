@@ -2,28 +2,26 @@
 
 local json = require "emrflow.json"
 local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+local handlers = require "emrflow.asl.handlers"
+local common = require "emrflow.asl.common"
+
 local emit = rt.emit
 local child_frame = rt.child_frame
 local run_program = rt.run_program
 local run_children = rt.run_children
-local pipeline = require "emrflow.asl.pipeline"
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
-local handlers = require "emrflow.asl.handlers"
 local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
-
-local common = require "emrflow.asl.common"
 local is_array = common.is_array
 local join = common.join
-
 local words = common.words
 
 local M = {}
 
--- Parallel ---------------------------------------------------------------
 
 function M.compile(st, def, b)
   io_fields(st, def)

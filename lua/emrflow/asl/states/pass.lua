@@ -3,21 +3,21 @@
 local json = require "emrflow.json"
 local payload = require "emrflow.asl.payload"
 local history = require "emrflow.asl.history"
-local PAYLOAD_LIMIT = 262144
+local common = require "emrflow.asl.common"
+local paths = require "emrflow.asl.paths"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
+local PAYLOAD_LIMIT = common.PAYLOAD_LIMIT
 local is_object_marked = json.is_object
 local copy_shallow = json.copy_shallow
 local json_size = json.size
-local common = require "emrflow.asl.common"
 local size_check = common.size_check
-local paths = require "emrflow.asl.paths"
 local ref_set = paths.ref_set
-local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
-local pipeline = require "emrflow.asl.pipeline"
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
-
 local words = common.words
 
 local M = {}

@@ -1,14 +1,14 @@
 -- emrflow.asl.states.succeed: the Succeed state: its fields, its checks and its execution.
 
 local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+local common = require "emrflow.asl.common"
+
 local enter = rt.enter
 local exit_state = rt.exit_state
-local pipeline = require "emrflow.asl.pipeline"
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
-
-local common = require "emrflow.asl.common"
 local words = common.words
 
 local M = {}

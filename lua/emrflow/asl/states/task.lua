@@ -2,40 +2,38 @@
 
 local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
+local common = require "emrflow.asl.common"
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+local resolve = require "emrflow.asl.resolve"
+local handlers = require "emrflow.asl.handlers"
+
 local NULL = json.null
 local DEFAULT_TASK_TIMEOUT = 99999999
 local fmt = string.format
-local common = require "emrflow.asl.common"
 local runtime = common.runtime
 local show = common.show
 local size_check = common.size_check
 local to_data = common.to_data
 local integer_value = common.integer_value
-local qjsonpath = require "emrflow.asl.query.jsonpath"
 local compile_path = qjsonpath.compile_path
 local missing_io_path = qjsonpath.missing_io_path
-local rt = require "emrflow.asl.runtime"
 local emit = rt.emit
-local pipeline = require "emrflow.asl.pipeline"
 local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
-local resolve = require "emrflow.asl.resolve"
-local handlers = require "emrflow.asl.handlers"
 local compile_retriers = handlers.compile_retriers
 local compile_catchers = handlers.compile_catchers
 local handled = handlers.handled
-
 local is_int = common.is_int
 local is_jsonata_expr = common.is_jsonata_expr
 local join = common.join
-
 local words = common.words
 
 local M = {}
 
--- Task -------------------------------------------------------------------
 
 local function resource_parts(resource)
   if type(resource) == "function" then return "lua", "function" end

@@ -2,29 +2,27 @@
 
 local scheduler = require "emrflow.scheduler"
 local context = require "emrflow.asl.context"
+local common = require "emrflow.asl.common"
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
 local MAX_WAIT = 2147483647        -- about 24855 days: AWS's longest Wait
 local fmt = string.format
-local common = require "emrflow.asl.common"
 local runtime = common.runtime
 local show = common.show
 local integer_value = common.integer_value
-local qjsonpath = require "emrflow.asl.query.jsonpath"
 local compile_path = qjsonpath.compile_path
 local missing_io_path = qjsonpath.missing_io_path
-local rt = require "emrflow.asl.runtime"
 local enter = rt.enter
 local exit_state = rt.exit_state
-local pipeline = require "emrflow.asl.pipeline"
 local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local apply_output_path = pipeline.apply_output_path
 local apply_assign = pipeline.apply_assign
-
 local is_jsonata_expr = common.is_jsonata_expr
 local join = common.join
-
 local words = common.words
-
 local raise = common.raise
 
 local M = {}
