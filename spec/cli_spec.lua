@@ -52,6 +52,21 @@ describe("emrflow CLI", function()
     f:close()
   end)
 
+  it("run refuses to start when a Task's resource resolves to nothing, naming each and both remedies", function()
+    local def = file([[{"StartAt":"Notify","States":{
+      "Notify":{"Type":"Task","Resource":"arn:aws:states:::sns:publish","Parameters":{"Message":"hi"},"Next":"Fn"},
+      "Fn":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f:live","End":true}}}]],
+      ".json")
+    local code, out, err = emrflow("run " .. def)
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.matches("Notify: arn:aws:states:::sns:publish", err, 1, true)
+    assert.matches("Fn: arn:aws:lambda:us-east-1:123456789012:function:f:live", err, 1, true)
+    assert.matches("handler", err, 1, true)
+    assert.matches("--mock-config", err, 1, true)
+    assert.is_nil(err:find("started", 1, true))
+  end)
+
   it("a failed execution exits 2 and the result file carries error and cause", function()
     local def = file(fail_json, ".json")
     local res = os.tmpname()
@@ -375,7 +390,8 @@ describe("emrflow.cli extensions", function()
     assert.are.equal("stdin: valid\n", out)
     assert.are.equal("stdin: warning: /States/J/Parameters/Name: fails the pattern\n", err)
     assert.are.equal(1, code2)
-    assert.matches("/States/J/Parameters/Name: fails the pattern", err2, 1, true)
+    assert.matches("/States/J/Parameters/Name: ", err2, 1, true)
+    assert.matches("fails the pattern", err2, 1, true)
   end)
 
   it("validate --remote calls the remote extension's validate_remote, or says it is not available", function()

@@ -205,7 +205,11 @@ describe("examples/emr-eks-pipeline", function()
       assert.are.equal("COMPLETED", out.JobRun.State)
       assert.are.equal("TERMINATED", out.VirtualCluster.State)
     end
-    assert.are.equal(outputs[1], outputs[2])
+    -- each execution has its own unique id, so its own ClientToken; everything else is equal
+    local a, b = json.decode(outputs[1]), json.decode(outputs[2])
+    assert.are_not.equal(a.JobRun.ClientToken, b.JobRun.ClientToken)
+    a.JobRun.ClientToken, b.JobRun.ClientToken = nil, nil
+    assert.are.same(plain(a), plain(b))
   end)
 
   it("emrflow run --local gives the same stdout for both, exit 0, and a result file", function()
@@ -218,6 +222,7 @@ describe("examples/emr-eks-pipeline", function()
     local a, b = json.decode(o1), json.decode(o2)
     a.JobRun.CreatedAt, a.JobRun.FinishedAt, a.VirtualCluster.CreatedAt = nil, nil, nil
     b.JobRun.CreatedAt, b.JobRun.FinishedAt, b.VirtualCluster.CreatedAt = nil, nil, nil
+    a.JobRun.ClientToken, b.JobRun.ClientToken = nil, nil  -- unique per execution
     assert.are.same(plain(a), plain(b))
     local result = json.decode(read(rf))
     os.remove(rf)

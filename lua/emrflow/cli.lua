@@ -649,6 +649,17 @@ end
 -- credentials. Fails (exit 1) with a clear message otherwise: such a problem must never
 -- become a Task error that a Catch could swallow. Returns the Task states that call AWS.
 function M.preflight(machine, start)
+  local missing = type(machine.unresolved) == "function" and machine:unresolved(start) or {}
+  if #missing > 0 then
+    local lines = {}
+    for _, u in ipairs(missing) do
+      lines[#lines + 1] = string.format("  %s: %s", u.state, tostring(u.resource))
+    end
+    fail("nothing runs these Task states' resources:\n" .. table.concat(lines, "\n")
+      .. "\nprovide each one either as a Lua handler (machine:start option handlers = "
+      .. "{ [resource] = function(input, context) ... end }) or as a mock "
+      .. "(--mock-config FILE --test-case NAME)")
+  end
   local tasks = aws_tasks(machine, start)
   if #tasks == 0 then return tasks end
   local what = "the EMR on EKS calls of " .. names_of(tasks)
