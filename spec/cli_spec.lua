@@ -52,7 +52,7 @@ describe("emrflow CLI", function()
     f:close()
   end)
 
-  it("run refuses to start when a Task resource resolves to nothing, naming each and both remedies", function()
+  it("run refuses to start when a Task resource resolves to nothing, naming each and the remedies", function()
     local def = file([[{"StartAt":"Notify","States":{
       "Notify":{"Type":"Task","Resource":"arn:aws:states:::sns:publish",
                 "Parameters":{"Message":"hi"},"Next":"Fn"},
