@@ -204,7 +204,9 @@ function M.start(machine, input, opts)
   if limit ~= false and (math.type(limit) ~= "integer" or limit < 1) then
     error("emrflow.asl: history_limit must be a positive integer or false", 3)
   end
-  x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event,
+  -- a virtual clock is read directly (one call less per event)
+  local now = s.virtual and function() return s.vnow end or function() return s:now() end
+  x.rec = history.new { enabled = keep, now = now, on_event = opts.on_event,
     limit = limit or nil }
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)

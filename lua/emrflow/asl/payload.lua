@@ -15,10 +15,12 @@
 --       raises States.Runtime "The JSONPath '<path>' specified for the field '<key>.$' could not
 --       be found in the input '<compact json of $>'"; intrinsics raise their own ASL errors.
 --   payload.is_template(v) --> true when v holds a ".$" key anywhere (false: a plain literal)
---   payload.compile_shape(template [, where]) --> fn, shape, R | nil, message
+--   payload.compile_shape(template [, where]) --> fn, shape, R, sizes | nil, message
 --       for the engine's hot path: with P[payload.SHAPE_BASE + k] = R[k] for every k,
 --       shape(env, P) evaluates as fn(env) does (shape and R are nil when the template is
---       not an object template evaluated that way)
+--       not an object template evaluated that way); payload.size(result, sizes) is then
+--       json.size(result) computed from the sizes of its evaluated members only (sizes nil:
+--       not known)
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
@@ -28,6 +30,7 @@ local M = {}
 
 local kind = jsonpath.kind
 local copy = json.copy
+local json_size = json.size
 local ssub, sformat = string.sub, string.format
 
 local SUFFIX = ".$"
@@ -72,7 +75,7 @@ end
 local MAX_GENERATED = 60
 -- shape(env, P) reads the template's values at P[SHAPE_BASE + 1 ...] (the engine keeps them in
 -- the array part of its compiled state, after its own fields).
-local SHAPE_BASE = 11
+local SHAPE_BASE = 12
 M.SHAPE_BASE = SHAPE_BASE
 -- Member kinds -> generated code: templates of one shape share one prototype and one set of
 -- library upvalues; each template's own values sit in one array R (R[1] its keyset), so an
@@ -82,8 +85,15 @@ local makers = {}
 -- Keysets are interned by their key lists (they never change), so that templates with the
 -- same keys, and the objects they make, share one.
 local keysets, keysets_size = {}, 0
+-- An id of the strings list[i..j] (each with its length: keys may hold any character).
+local function list_id(list, i, j)
+  local parts = {}
+  for k = i, j do parts[#parts + 1] = #list[k] .. ":" .. list[k] end
+  return table.concat(parts, ",")
+end
+
 local function keyset_of(okeys, n)
-  local id = table.concat(okeys, "\0", 1, n)
+  local id = list_id(okeys, 1, n)
   local ks = keysets[id]
   if not ks then
     ks = json.keyset(table.unpack(okeys, 1, n))
@@ -133,12 +143,76 @@ local function generate(sig)
   return assert(load(src, "=payload template", "t", {}))(json.object_from, copy, type)
 end
 
-local function object_builder(parts)
+local object_builder
+
+-- A constant object member is made anew at each evaluation (outputs may be changed by their
+-- receivers): by one json.object_from with its interned keyset, which is cheaper than a deep
+-- json.copy and makes the same object. Nested constant objects are made the same way. Makers
+-- are interned by the constant's JSON text (which tells integers from floats and keeps the
+-- key order), so that states with the same constant share one (a long chain of states does
+-- not stay in the CPU caches; one shared maker does).
+local const_makers, const_makers_size = {}, 0
+local function const_maker(part)
+  local cparts = part.parts
+  if not cparts or #cparts == 0 or #cparts > MAX_GENERATED then return nil end
+  local ok, text = pcall(json.encode, part.const)
+  if not ok then return nil end
+  local maker = const_makers[text]
+  if not maker then
+    maker = object_builder(cparts)
+    if const_makers_size >= 4096 then const_makers, const_makers_size = {}, 0 end
+    const_makers[text] = maker
+    const_makers_size = const_makers_size + 1
+  end
+  return maker
+end
+
+-- Size data are interned too (templates of one form share theirs, see const_maker).
+local sizes_seen, sizes_seen_n = {}, 0
+local function interned_sizes(sd)
+  local id = sd[1] .. list_id(sd, 2, sd.n)
+  local seen = sizes_seen[id]
+  if seen then return seen end
+  if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
+  sizes_seen[id] = sd
+  sizes_seen_n = sizes_seen_n + 1
+  return sd
+end
+
+-- The size data of an object template's results: { static, key1, ..., n = } where static is
+-- the encoded size of everything but the evaluated members' values, and key1... the keys of
+-- those members; nil when a member could be left out or not be sized.
+local function size_data(okeys, evaluated, consts)
+  local sd, static = { n = 1 }, 2 * #okeys + 1 -- braces, colons and commas
+  for idx = 1, #okeys do
+    static = static + json_size(okeys[idx])
+    if evaluated[idx] then
+      sd.n = sd.n + 1
+      sd[sd.n] = okeys[idx]
+    else
+      local k = consts[idx] ~= nil and json_size(consts[idx])
+      if not k then return nil end
+      static = static + k
+    end
+  end
+  sd[1] = static
+  return interned_sizes(sd)
+end
+
+object_builder = function(parts)
   local n = #parts
   local okeys, fns, consts, inline = {}, {}, {}, {}
+  local evaluated, statics = {}, {}
   for idx, p in ipairs(parts) do
     okeys[idx] = p.key
-    if p.part.fn then fns[idx] = p.part.fn else consts[idx] = p.part.const end
+    if p.part.fn then
+      fns[idx] = p.part.fn
+      evaluated[idx] = true
+    else
+      fns[idx] = const_maker(p.part)
+      if not fns[idx] then consts[idx] = p.part.const end
+      statics[idx] = p.part.const
+    end
     inline[idx] = p.part.inline
   end
   if n <= MAX_GENERATED then
@@ -167,7 +241,7 @@ local function object_builder(parts)
       gen = generate(sig)
       makers[sig] = gen
     end
-    return gen.maker(R), gen.shape, R
+    return gen.maker(R), gen.shape, R, size_data(okeys, evaluated, statics)
   end
   local set, object = json.set, json.object
   return function(env)
@@ -215,9 +289,9 @@ local function compile_node(v, where)
       seen[out_key] = key
       parts[idx] = { key = out_key, part = part }
     end
-    if not dynamic then return { const = v } end
-    local fn, shape, R = object_builder(parts)
-    return { fn = fn, shape = shape, R = R }
+    if not dynamic then return { const = v, parts = parts } end
+    local fn, shape, R, sd = object_builder(parts)
+    return { fn = fn, shape = shape, R = R, sd = sd }
   elseif k == "array" then
     local parts, dynamic = {}, false
     for idx = 1, #v do
@@ -258,7 +332,7 @@ compile = function(template, where)
   where = where or "Parameters"
   local node, msg = compile_node(template, where)
   if not node then return nil, msg end
-  if node.fn then return node.fn, node.shape, node.R end
+  if node.fn then return node.fn, node.shape, node.R, node.sd end
   local const = node.const
   if type(const) == "table" then
     return function() return copy(const) end
@@ -270,6 +344,20 @@ end
 function M.compile(template, where)
   local fn, msg = compile(template, where)
   return fn, msg
+end
+
+--- json.size(result) of a template's result, from the size data compile_shape gave (nil when
+-- a member is missing or cannot be sized: then ask json.size). limit as json.size's.
+function M.size(result, sd, limit)
+  local n = sd[1]
+  for i = 2, sd.n do
+    local v = result[sd[i]]
+    if v == nil then return nil end
+    local k = json_size(v, limit)
+    if not k then return nil end
+    n = n + k
+  end
+  return n
 end
 
 function M.is_template(v)

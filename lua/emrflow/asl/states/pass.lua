@@ -1,6 +1,7 @@
 -- emrflow.asl.states.pass: the Pass state: its fields, its checks and its execution.
 
 local json = require "emrflow.json"
+local scheduler = require "emrflow.scheduler"
 local payload = require "emrflow.asl.payload"
 local history = require "emrflow.asl.history"
 local common = require "emrflow.asl.common"
@@ -12,6 +13,7 @@ local PAYLOAD_LIMIT = common.PAYLOAD_LIMIT
 local is_object_marked = json.is_object
 local copy_shallow = json.copy_shallow
 local json_size = json.size
+local template_size = payload.size
 local size_check = common.size_check
 local ref_set = paths.ref_set
 local enter = rt.enter
@@ -19,25 +21,31 @@ local io_fields = pipeline.io_fields
 local effective_input = pipeline.effective_input
 local finish = pipeline.finish
 local words = common.words
+local yield = scheduler.yield
+local YIELD_EVERY = rt.YIELD_EVERY
 
 local M = {}
 
 local add_event = history.Recorder.add_event
 
--- The common Pass: Parameters (or the input itself), then ResultPath "$", null or "$.name";
--- no InputPath, OutputPath, Result or Assign. The same steps as the general exec below
+-- The common Pass: Result, Parameters or the input itself, then ResultPath "$", null or
+-- "$.name"; no InputPath, OutputPath or Assign. The same steps as the general exec below
 -- (enter, Parameters, ResultPath, size check, exit) with no call that has nothing to do.
 -- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
 -- since a long chain of states does not stay in the CPU caches.
 local P_NAME, P_ENTERED, P_EXITED, P_SHAPE, P_R = 1, 2, 3, 4, 5
-local P_KEY, P_MODE, P_SEGS, P_TEXT, P_NEXT, P_KEYLEN = 6, 7, 8, 9, 10, 11
-assert(P_KEYLEN <= payload.SHAPE_BASE)
+local P_KEY, P_MODE, P_SEGS, P_TEXT, P_NEXT, P_KEYLEN, P_SIZES = 6, 7, 8, 9, 10, 11, 12
+assert(P_SIZES <= payload.SHAPE_BASE)
 local MODE_KEY, MODE_DISCARD, MODE_WHOLE = 1, 2, 3
 
 -- exec of the common Pass; P is the state (its array part, set by fast_pass).
 local function fast_pass_exec(frame, input, P)
   local quiet = frame.quiet
   local x = frame.x
+  -- the host runs every YIELD_EVERY states, as after runtime.enter
+  local entries = x.entries + 1
+  x.entries = entries
+  if entries % YIELD_EVERY == 0 then yield() end
   local id, t = 0, nil
   if not quiet then
     -- a Pass does not wait: its two events share one instant
@@ -50,11 +58,13 @@ local function fast_pass_exec(frame, input, P)
   frame.entered_id = id
   local r = input
   local shape = P[P_SHAPE]
+  local sizes = false -- the size data of r (payload.size), when r is made here
   if shape then
     local env = frame.env
     env.input = input
     env.context = nil
     r = shape(env, P)
+    sizes = P[P_SIZES]
   end
   -- The output's encoded size (the 256 KiB check). The frame remembers the size of the last
   -- output it made (so) and of the last Parameters result it put at the key (ro); values are
@@ -68,7 +78,7 @@ local function fast_pass_exec(frame, input, P)
       local key = P[P_KEY]
       out = copy_shallow(input, key, r)
       if input == frame.so then
-        local rn = json_size(r, PAYLOAD_LIMIT)
+        local rn = sizes and template_size(r, sizes, PAYLOAD_LIMIT) or json_size(r, PAYLOAD_LIMIT)
         if rn then
           local old = input[key]
           if old == nil then
@@ -90,6 +100,7 @@ local function fast_pass_exec(frame, input, P)
     if input == frame.so then size = frame.sn end
   else
     out = r
+    if sizes then size = template_size(r, sizes, PAYLOAD_LIMIT) end
   end
   if size == nil then size = json_size(out, PAYLOAD_LIMIT) end
   if size and size > PAYLOAD_LIMIT then size_check(name, out) end
@@ -102,19 +113,28 @@ end
 
 local function link_next(st) st[P_NEXT] = st.next or false end
 
+-- A Pass with Result: the Result itself (shared, as the general exec does), Parameters unused.
+local function result_shape(_, P) return P[P_R] end
+
 -- Sets st up for fast_pass_exec and returns it, or nil when st is not the common Pass.
 local function fast_pass(st, def)
   local key = st.result_segs and #st.result_segs == 1 and type(st.result_segs[1]) == "string"
     and st.result_segs[1] or nil
   local mode = key and MODE_KEY or st.result_discard and MODE_DISCARD
     or (st.result_segs == nil and MODE_WHOLE) or nil
-  if st.jsonata or def.Result ~= nil or st.input_null or st.input_path or st.output_null or st.output_path
+  if st.jsonata or st.input_null or st.input_path or st.output_null or st.output_path
       or st.assign or st.result_selector or st.needs_context or not mode then
     return nil
   end
   -- the template's values go after the fields, where its shape function reads them
-  local shape, R = false, false
-  if st.parameters then
+  local shape, R, sizes = false, false, false
+  if def.Result ~= nil then
+    shape, R = result_shape, def.Result
+    local n = json_size(R)
+    sizes = n and { n, n = 1 } or false
+    st.parameters_R = nil
+  elseif st.parameters then
+    sizes = st.parameters_sizes or false
     if st.parameters_shape then
       shape, R = st.parameters_shape, st.parameters_R
       for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
@@ -127,6 +147,7 @@ local function fast_pass(st, def)
   st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
   st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
   st[P_KEYLEN] = key and json_size(key) or 0
+  st[P_SIZES] = sizes
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
   return fast_pass_exec
 end
