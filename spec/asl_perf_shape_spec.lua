@@ -129,4 +129,29 @@ describe("ASL fast paths", function()
     assert.are.equal('{"a\\u0000b":1,"c":2}', json.encode(a({ input = { v = 2 } })))
     assert.are.equal('{"a":1,"b\\u0000c":2}', json.encode(b({ input = { v = 2 } })))
   end)
+
+  it("an ItemSelector reading $$.Map.Item gives each item's index and value, with or without "
+    .. "the rest of the context object", function()
+    local function run(selector)
+      local m = asl.load({ StartAt = "M", States = { M = { Type = "Map", ItemsPath = "$.items",
+        ItemSelector = selector,
+        ItemProcessor = { StartAt = "P", States = { P = { Type = "Pass", End = true } } },
+        End = true } } })
+      local status, out = m:start({ items = json.array { "a", json.null, 7 }, l = "L" }, { clock = "virtual",
+        name = "run1" }):wait()
+      assert.are.equal("SUCCEEDED", status)
+      return json.encode(out)
+    end
+    assert.is_true(payload.reads_only_map_item({ ["v.$"] = "$$.Map.Item.Value",
+      ["i.$"] = "$$.Map.Item.Index" }))
+    assert.are.equal('[{"v":"a","i":0,"l":"L"},{"v":null,"i":1,"l":"L"},{"v":7,"i":2,"l":"L"}]',
+      run(json.decode('{"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "l.$": "$.l"}')))
+    -- other reads of the context object: the whole context object is made
+    local other = json.decode('{"v.$": "$$.Map.Item.Value", "n.$": "$$.Execution.Name"}')
+    assert.is_false(payload.reads_only_map_item(other))
+    assert.are.equal('[{"v":"a","n":"run1"},{"v":null,"n":"run1"},{"v":7,"n":"run1"}]', run(other))
+    local nested = json.decode('{"a": [{"i.$": "States.Format(\'{}\', $$.Map.Item.Index)"}]}')
+    assert.is_false(payload.reads_only_map_item(nested))
+    assert.are.equal('[{"a":[{"i":"0"}]},{"a":[{"i":"1"}]},{"a":[{"i":"2"}]}]', run(nested))
+  end)
 end)

@@ -54,9 +54,13 @@ end
 
 -- The context object of an ItemSelector for item `index` (0-based) holding `value`:
 -- `base` (from M.object) with Map.Item = { Index, Value }. Shares base's parts.
+-- (made once per item of a Map: three object_from calls on shared keysets)
+local object_from = json.object_from
+local ROOT_KEYS = json.keyset("Execution", "StateMachine", "State", "Map")
+local MAP_KEYS, ITEM_KEYS = json.keyset("Item"), json.keyset("Index", "Value")
 function M.with_map_item(base, index, value)
-  return object_of("Execution", base.Execution, "StateMachine", base.StateMachine, "State", base.State,
-    "Map", object_of("Item", object_of("Index", index, "Value", value)))
+  return object_from(ROOT_KEYS, base.Execution, base.StateMachine, base.State,
+    object_from(MAP_KEYS, object_from(ITEM_KEYS, index, value)))
 end
 
 return M

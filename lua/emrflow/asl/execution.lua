@@ -123,7 +123,9 @@ local function run_execution(x)
     end
     if x.input_error then error(x.input_error, 0) end
     local out = run_program(frame, x.machine.program, x.input)
-    if type(out) == "table" or type(out) == "string" then
+    -- json.size first: it makes no text, and stops counting past the quota
+    local n = (type(out) == "table" or type(out) == "string") and json.size(out, PAYLOAD_LIMIT)
+    if n and n > PAYLOAD_LIMIT then
       local eok, text = pcall(encode, out)
       if eok and #text > PAYLOAD_LIMIT then
         raise("States.DataLimitExceeded",
@@ -189,8 +191,7 @@ function M.start(machine, input, opts)
   local ok, data = pcall(to_data, input, "the execution input")
   if ok then
     x.input = data
-    local text = encode(data)
-    if #text > PAYLOAD_LIMIT then
+    if (json.size(data, PAYLOAD_LIMIT) or #encode(data)) > PAYLOAD_LIMIT then
       x.input_error = { Error = "States.DataLimitExceeded",
         Cause = "The execution input exceeds the maximum number of bytes service limit." }
     end

@@ -39,6 +39,9 @@ local function is_dynamic_key(k)
   return type(k) == "string" and #k > 2 and ssub(k, -2) == SUFFIX
 end
 
+-- Paths a Map's ItemSelector may read without a context object (see reads_only_map_item).
+local MAP_ITEM_PATHS = { ["$$.Map.Item.Value"] = "map_value", ["$$.Map.Item.Index"] = "map_index" }
+
 -- Compiles the value of a ".$" key.
 local function compile_expression(text, field, where)
   if type(text) ~= "string" then
@@ -59,13 +62,37 @@ local function compile_expression(text, field, where)
   local eval = p.eval
   -- "$.name": object templates read it inline (see object_builder)
   local inline = p.root == "$" and #p.segs == 1 and p.segs[1].k == "name" and p.segs[1].name or nil
-  return function(env)
+  local function path_value(env)
     local v = eval(env.input, env)
     if v == nil then
       errors.runtime(jsonpath.not_found_cause(text, field, env.input))
     end
     return v
-  end, inline
+  end
+  local item_field = MAP_ITEM_PATHS[text]
+  if item_field then
+    return function(env)
+      if env.map_index ~= nil then return env[item_field] end
+      return path_value(env)
+    end
+  end
+  return path_value, inline
+end
+
+--- Does a Map's ItemSelector read the context object only as "$$.Map.Item.Value" or
+-- "$$.Map.Item.Index" (whole ".$" values)? Then the Map may give each item's index and
+-- value as env.map_index and env.map_value instead of making a context object per item.
+function M.reads_only_map_item(template)
+  local k = kind(template)
+  if k ~= "object" and k ~= "array" then return true end
+  for key, v in pairs(template) do
+    if is_dynamic_key(key) and type(v) == "string" then
+      if v:find("$$", 1, true) and not MAP_ITEM_PATHS[v] then return false end
+    elseif not M.reads_only_map_item(v) then
+      return false
+    end
+  end
+  return true
 end
 
 -- The evaluator of an object template whose members are parts[i] = { key =, part = { fn = }
@@ -181,7 +208,8 @@ end
 
 -- The size data of an object template's results: { static, key1, ..., n = } where static is
 -- the encoded size of everything but the evaluated members' values, and key1... the keys of
--- those members; nil when a member could be left out or not be sized.
+-- those members; nil when a member could be left out or not be sized, or when most members
+-- are evaluated.
 local function size_data(okeys, evaluated, consts)
   local sd, static = { n = 1 }, 2 * #okeys + 1 -- braces, colons and commas
   for idx = 1, #okeys do
@@ -195,6 +223,8 @@ local function size_data(okeys, evaluated, consts)
       static = static + k
     end
   end
+  -- one json.size call per evaluated member: worth it only when they are the lesser part
+  if (sd.n - 1) * 2 > #okeys then return nil end
   sd[1] = static
   return interned_sizes(sd)
 end

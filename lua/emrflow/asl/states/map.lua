@@ -7,6 +7,7 @@ local common = require "emrflow.asl.common"
 local qjsonpath = require "emrflow.asl.query.jsonpath"
 local rt = require "emrflow.asl.runtime"
 local pipeline = require "emrflow.asl.pipeline"
+local payload = require "emrflow.asl.payload"
 local handlers = require "emrflow.asl.handlers"
 
 local add_event = history.Recorder.add_event
@@ -24,6 +25,7 @@ local emit = rt.emit
 local child_frame = rt.child_frame
 local new_frame = rt.new_frame
 local run_program = rt.run_program
+local run_states = rt.run_states
 local run_children = rt.run_children
 local compile_template = pipeline.compile_template
 local io_fields = pipeline.io_fields
@@ -159,6 +161,7 @@ function M.compile(st, def, b)
   local has_tolerance = tfc_static ~= nil or tfp_static ~= nil
     or tfc_path ~= nil or tfp_path ~= nil
   local label = def.Label or st.name
+  local item_only = not st.jsonata and selector_tpl ~= nil and payload.reads_only_map_item(selector_tpl)
   local iter_started = history.descriptor("MapIterationStarted", "mapIterationStartedEventDetails", st.name)
   local iter_succeeded = history.descriptor("MapIterationSucceeded", "mapIterationSucceededEventDetails",
     st.name)
@@ -188,7 +191,14 @@ function M.compile(st, def, b)
     local n = #items
     -- Iteration inputs: the item, or the ItemSelector evaluated with $$.Map.Item.
     local inputs = {}
-    if selector then
+    if selector and item_only then
+      -- no context object per item: the selector reads these two (payload.reads_only_map_item)
+      local senv = { input = eff, vars = frame.vars, map_index = 0, map_value = false }
+      for i = 1, n do
+        senv.map_index, senv.map_value = i - 1, items[i]
+        inputs[i] = selector(senv)
+      end
+    elseif selector then
       local senv = { input = eff, vars = frame.vars }
       local base = context.object(x, st.name, x.s:now(), nil, nil)
       local with_map_item = context.with_map_item
@@ -236,7 +246,8 @@ function M.compile(st, def, b)
       if not f.quiet then
         f.prev = add_event(rec, iter_started, f.prev, i - 1)
       end
-      local ok, out = pcall(run_program, f, proc, inputs[i])
+      -- run_states under one pcall: settle normalizes the error as run_program would
+      local ok, out = pcall(run_states, f, proc.start, inputs[i])
       return f, ok, out
     end
     local function settle(i, f, ok, out)
