@@ -48,9 +48,10 @@ local function fast_pass_exec(frame, input, P)
   if entries % YIELD_EVERY == 0 then yield() end
   local id, t = 0, nil
   if not quiet then
-    -- a Pass does not wait: its two events share one instant
-    t = x.s:now()
-    id = add_event(x.rec, P[P_ENTERED], frame.prev, input, nil, t)
+    -- a Pass does not wait: its two events share one instant (the recorder's clock)
+    local rec = x.rec
+    t = rec.now()
+    id = add_event(rec, P[P_ENTERED], frame.prev, input, nil, t)
     frame.prev = id
   end
   local name = P[P_NAME]
