@@ -54,7 +54,7 @@ describe("ASL fast paths", function()
     assert.are.equal(h[3].stateExitedEventDetails.output, h[4].stateEnteredEventDetails.input)
   end)
 
-  it("constant objects inside Parameters are new objects each time, in template order", function()
+  it("constant objects inside Parameters are made for each execution, in template order", function()
     local def = json.decode([[{"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters":
       {"flags": {"z": true, "a": {"y": null, "b": [1, {"q": 2}]}}, "v.$": "$.v"}, "End": true}}}]])
     local m = asl.load(def)

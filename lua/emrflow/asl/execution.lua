@@ -176,6 +176,7 @@ function M.start(machine, input, opts)
     role_arn = opts.role_arn or machine.role_arn,
     id = id or new_id(),
     invocations = {},
+    consts = {}, -- constant objects of its templates, made once per execution (payload.lua)
   }, Execution)
   x.handlers = resolve.handlers(opts.handlers)
   x.mocks = resolve.mocks(opts.mocks, machine.name)

@@ -9,11 +9,13 @@
 --       the template's order.  `where` (for example "/States/A/Parameters") prefixes compile
 --       error messages.
 --   fn(env) --> value
---       env = { input = <$>, context = <$$>, vars = { name = value } }.  Literal parts are
---       copied on every call; values selected by paths are the input's own nodes (shared, not
---       copied), so treat inputs and results as immutable, as jsonpath.set does.  A path that matches nothing
---       raises States.Runtime "The JSONPath '<path>' specified for the field '<key>.$' could not
---       be found in the input '<compact json of $>'"; intrinsics raise their own ASL errors.
+--       env = { input = <$>, context = <$$>, vars = { name = value }, consts = <cache> }.
+--       Literal parts are copied on every call (constant objects: made once per env.consts,
+--       the execution's cache, when given); values selected by paths are the input's own
+--       nodes (shared, not copied), so treat inputs and results as immutable, as jsonpath.set
+--       does.  A path that matches nothing raises States.Runtime "The JSONPath '<path>'
+--       specified for the field '<key>.$' could not be found in the input '<compact json of
+--       $>'"; intrinsics raise their own ASL errors.
 --   payload.is_template(v) --> true when v holds a ".$" key anywhere (false: a plain literal)
 --   payload.compile_shape(template [, where]) --> fn, shape, R, sizes | nil, message
 --       for the engine's hot path: with P[payload.SHAPE_BASE + k] = R[k] for every k,
@@ -178,6 +180,23 @@ local object_builder
 -- are interned by the constant's JSON text (which tells integers from floats and keeps the
 -- key order), so that states with the same constant share one (a long chain of states does
 -- not stay in the CPU caches; one shared maker does).
+-- Within one execution the object is made once (env.consts, the execution's cache) and then
+-- shared by the results of its states, as values selected by paths are: nothing changes a
+-- value once made. Each execution gets its own, so an output changed by a caller does not
+-- change the next execution's.
+local function once_per_execution(make)
+  return function(env)
+    local cache = env.consts
+    if not cache then return make(env) end
+    local v = cache[make]
+    if v == nil then
+      v = make(env)
+      cache[make] = v
+    end
+    return v
+  end
+end
+
 local const_makers, const_makers_size = {}, 0
 local function const_maker(part)
   local cparts = part.parts
@@ -186,7 +205,7 @@ local function const_maker(part)
   if not ok then return nil end
   local maker = const_makers[text]
   if not maker then
-    maker = object_builder(cparts)
+    maker = once_per_execution(object_builder(cparts))
     if const_makers_size >= 4096 then const_makers, const_makers_size = {}, 0 end
     const_makers[text] = maker
     const_makers_size = const_makers_size + 1

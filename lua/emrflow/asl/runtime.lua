@@ -21,7 +21,8 @@ local function emit(frame, etype, key, details)
 end
 
 -- A frame: { x = execution, vars = variables in scope, prev = last event id, quiet = no
--- events, env = the environment its states evaluate in }. One frame runs one state at a
+-- events, env = the environment its states evaluate in (env.consts: the execution's constant
+-- template objects, see payload.lua) }. One frame runs one state at a
 -- time, so its env table is reused from state to state (enter resets it).
 -- Every field a frame gets is in its constructor, so that it never grows (a rehash each
 -- time it would, for every Map iteration): state_name / entered_id (the state running, for
@@ -31,7 +32,8 @@ end
 -- iteration "i" of its parent frame `up`); frame_key gives it as text ("/b1/i7"), built only
 -- when asked (idempotency tokens), not for every iteration.
 local function new_frame(x, vars, prev, quiet, up, kind, index)
-  return { x = x, vars = vars, prev = prev, quiet = quiet or false, env = { input = false, vars = vars },
+  return { x = x, vars = vars, prev = prev, quiet = quiet or false,
+    env = { input = false, vars = vars, consts = x.consts or false },
     state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0,
     up = up or false, kind = kind or false, index = index or 0 }
 end
