@@ -10,11 +10,13 @@
 -- small Python launcher: ThreadedMotoServer on port 0 (the port it got is printed), with
 -- moto's stepfunctions `execute_state_machine` setting on when `execute` is true (moto then
 -- runs JSONPath machines). Lifetime as spec/support/fake.lua: the launcher's stdin is a FIFO
--- whose only writer is this Lua process; it exits at EOF, so it never outlives the specs.
+-- whose only writer is this Lua process; it exits at EOF, so it never outlives the specs, and
+-- it closes the descriptors it inherits, so it never keeps another server alive.
 local M = {}
 
 local LAUNCHER = [[
 import sys, os
+os.closerange(3, 65536)   # never hold another server's FIFO open (it would outlive its stop)
 from moto.core.config import default_user_config
 default_user_config["stepfunctions"] = {"execute_state_machine": sys.argv[1] == "1"}
 from moto.server import ThreadedMotoServer
