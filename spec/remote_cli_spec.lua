@@ -330,6 +330,59 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     assert.equal("States.Aborted", r2.error)
   end)
 
+  it("SIGTERM during start --wait stops the remote execution: ABORTED, exit 2", function()
+    if skip() then return pending(why) end
+    assert(client:create_state_machine{ name = "to-stop", definition = PASS, roleArn = ROLE })
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 700 " .. dir))
+    local inner = CLEAN_ENV .. "AWS_ENDPOINT_URL_SFN=" .. q(srv.url) .. " lua5.4 bin/emrflow start to-stop "
+      .. "--remote --wait --name sigterm --result-file " .. dir .. "/result >" .. dir .. "/out 2>" .. dir
+      .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >" .. dir .. "/code"
+    os.execute("sh -c " .. q(inner) .. " >/dev/null 2>&1 &")
+    local function wait_for(test)
+      for _ = 1, 300 do
+        if test() then return true end
+        os.execute("sleep 0.05")
+      end
+      return false
+    end
+    assert.is_true(wait_for(function() return (read(dir .. "/err") or ""):find("started", 1, true) end))
+    local pid = assert(read(dir .. "/pid")):match("%d+")
+    os.execute("kill -TERM " .. pid)
+    local ended = wait_for(function() return (read(dir .. "/code") or "") ~= "" end)
+    if not ended then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end   -- never leave it polling
+    assert.is_true(ended)
+    assert.equal("2", read(dir .. "/code"):match("%d+"))
+    local result = json.decode(read(dir .. "/result"))
+    assert.equal("ABORTED", result.status)
+    local d = assert(client:describe_execution{
+      executionArn = "arn:aws:states:us-east-1:123456789012:execution:to-stop:sigterm" })
+    assert.equal("ABORTED", d.status)
+    assert.matches("SIGTERM", d.cause)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("reports what AWS rejects, and missing credentials, with exit 1 and no secret", function()
+    if skip() then return pending(why) end
+    local bad = tmpfile('{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"}}}', ".json")
+    local code, out, err = emrflow(srv.url, "deploy " .. bad .. " --name invalid --role-arn " .. ROLE)
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("CreateStateMachine: InvalidDefinition %(HTTP 400%): Invalid State Machine", err)
+    assert.matches("%[request %x+%]", err)
+
+    local _, _, no_creds = os.execute(CLEAN_ENV .. "AWS_ENDPOINT_URL_SFN=" .. q(srv.url)
+      .. " sh -c 'unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; lua5.4 bin/emrflow deploy " .. bad
+      .. " --name x --role-arn " .. ROLE .. " 2>" .. bad .. ".err'")
+    assert.equal(1, no_creds)
+    local msg = read(bad .. ".err")
+    assert.matches("ListStateMachines: no AWS credentials found", msg)
+    assert.not_matches("traceback", msg)
+    os.remove(bad .. ".err")
+    os.remove(bad)
+  end)
+
   it("policy prints the document for the definition's integrations", function()
     if skip() then return pending(why) end
     local code, out, err = emrflow(srv.url,

@@ -35,8 +35,12 @@ local function with_client_options(list)
   return list
 end
 
--- "emrflow: X (HTTP 400): message [request id]" without the leading "emrflow: " (cli.fail adds it).
+-- "X (HTTP 400): message [request id]" (cli.fail adds "emrflow: "); configuration and
+-- credential problems as their message alone, in the command line's words.
 local function describe(err)
+  if type(err) == "table" and (err.code == "config" or err.code == "credentials") and err.message then
+    return (err.message:gsub("pass region=", "pass --region"))
+  end
   return (tostring(err):gsub("^emrflow: ", ""))
 end
 
@@ -94,28 +98,18 @@ local function refuse_lua_functions(def, cli, what)
     what, table.concat(found, "; ")))
 end
 
--- The ASL JSON text to send: a JSON file's own text; a Lua definition exported.
+-- The ASL JSON text to send: a JSON file's own text (Step Functions validates it; `emrflow
+-- validate` is the local check); a Lua definition exported.
 local function definition_text(path, cli, io_)
-  local def, name, text = cli.read_definition(path, io_)
-  local where = path == "-" and "the definition" or path
+  local def, _, text = cli.read_definition(path, io_)
+  if type(def) ~= "table" then return text end
+  refuse_lua_functions(def, cli, path == "-" and "the definition" or path)
   local asl = require "emrflow.asl"
-  if type(def) == "table" then
-    refuse_lua_functions(def, cli, where)
-    local ok, machine = pcall(asl.load, def)
-    if not ok then cli.fail(machine) end
-    local eok, exported = pcall(machine.to_json, machine)
-    if not eok then cli.fail(exported) end
-    return exported, name, def
-  end
-  local problems = asl.validate(def)
-  local errors = {}
-  for _, p in ipairs(problems) do
-    if p.severity ~= "warning" and p.level ~= "warning" and p.warning ~= true then errors[#errors + 1] = p end
-  end
-  if #errors > 0 then
-    cli.fail((asl.format_problems(errors):gsub("^emrflow%.asl: ", where .. ": ")))
-  end
-  return text, name, json.decode(text)
+  local ok, machine = pcall(asl.load, def)
+  if not ok then cli.fail(machine) end
+  local eok, exported = pcall(machine.to_json, machine)
+  if not eok then cli.fail(exported) end
+  return exported
 end
 
 ------------------------------------------------------------------------------
