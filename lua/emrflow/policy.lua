@@ -41,9 +41,9 @@ local function upper_first(s)
   return (s:gsub("^%l", string.upper))
 end
 
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 -- Collecting statements
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 
 -- A builder keeps one statement per (actions, condition); resources are merged into it.
 local function new_builder()
@@ -100,9 +100,9 @@ local function document(b)
   return doc
 end
 
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 -- Parameters: static or dynamic
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 
 -- The static string value of member `name` of a Task's Parameters / Arguments, or nil
 -- (absent, a path "name.$", a JSONata expression, not a string).
@@ -125,9 +125,9 @@ local function condition_equals(key, values)
   return c
 end
 
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 -- Integrations
-------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------
 
 local function emr_containers(b, ctx, api, suffix, task, where)
   local p, r, a = ctx.partition, ctx.region, ctx.account
@@ -284,7 +284,7 @@ local function task_permissions(b, ctx, task, where)
   note(b, where .. ": resource " .. resource .. " is not one emrflow knows")
 end
 
--- Every state, nested ones included: calls fn(state, where) with a readable location.
+--- Every state, nested ones included: calls fn(state, where) with a readable location.
 local function walk(def, prefix, fn)
   if type(def) ~= "table" or type(def.States) ~= "table" then return end
   local names = {}
@@ -309,7 +309,7 @@ local function walk(def, prefix, fn)
 end
 M.walk = walk
 
---- The Lua-function resources of a definition: list of { state =, where = }.
+--- The states whose Resource is a Lua function: list of locations ("state A", "state P, branch 1: state B").
 function M.lua_functions(def)
   local out = {}
   walk(def, "", function(st, where)
