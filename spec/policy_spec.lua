@@ -197,3 +197,33 @@ describe("emrflow.policy: other integrations", function()
     assert.has_error(function() policy.for_definition("{bad", {}) end)
   end)
 end)
+
+describe("emrflow.policy: Distributed Map and cross-account tasks", function()
+  it("a Distributed Map starts child executions and reads and writes S3 as its fields say", function()
+    local sts, notes = statements(machine{
+      M = { Type = "Map", End = true,
+            ItemReader = { Resource = "arn:aws:states:::s3:getObject",
+                           Parameters = { Bucket = "in-bucket", Key = "items.json" } },
+            ResultWriter = { Resource = "arn:aws:states:::s3:putObject",
+                             Parameters = { Bucket = "out-bucket", Prefix = "results" } },
+            ItemProcessor = { ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" },
+                              StartAt = "P", States = { P = { Type = "Pass", End = true } } } } })
+    assert.equal("arn:aws:states:us-east-1:123456789012:stateMachine:*",
+      find(sts, "states:StartExecution").Resource)
+    assert.truthy(find(sts, "states:StopExecution"))
+    assert.equal("arn:aws:s3:::in-bucket/items.json", find(sts, "s3:GetObject").Resource)
+    assert.equal("arn:aws:s3:::out-bucket/results/*", find(sts, "s3:PutObject").Resource)
+    assert.matches("Distributed Map runs child executions", table.concat(notes, "\n"))
+    local inline = statements(machine{ M = { Type = "Map", End = true, ItemProcessor = machine{
+      P = { Type = "Pass", End = true } } } })
+    assert.same({}, inline)
+  end)
+
+  it("a Task with Credentials needs sts:AssumeRole on that role", function()
+    local target = "arn:aws:iam::210987654321:role/cross-account"
+    local sts = statements(machine{ T = task("arn:aws:states:::sns:publish",
+      { TopicArn = "arn:aws:sns:us-east-1:210987654321:t" }, { Credentials = { RoleArn = target } }) })
+    assert.equal(target, find(sts, "sts:AssumeRole").Resource)
+    assert.equal("arn:aws:sns:us-east-1:210987654321:t", find(sts, "sns:Publish").Resource)
+  end)
+end)

@@ -282,6 +282,22 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     assert.matches("is STANDARD: the type of a state machine cannot change", err)
   end)
 
+  it("refuses names Step Functions would refuse before calling it", function()
+    if skip() then return pending(why) end
+    local before = #srv:requests()
+    local code, _, err = emrflow(srv.url, "deploy " .. def_file .. " --name 'two words' --role-arn " .. ROLE)
+    assert.equal(1, code)
+    assert.matches("%-%-name must be 1 to 80 characters without blanks", err)
+    code, _, err = emrflow(srv.url, "deploy " .. def_file .. " --name ok.name --role-arn " .. ROLE
+      .. " --alias 2024")
+    assert.equal(1, code)
+    assert.matches("%-%-alias must be", err)
+    code, _, err = emrflow(srv.url, "start some-machine --remote --name 'a/b'")
+    assert.equal(1, code)
+    assert.matches("%-%-name must be", err)
+    assert.equal(before, #srv:requests())
+  end)
+
   it("validate --remote prints AWS's diagnostics; exit 0 when OK, 1 otherwise", function()
     if skip() then return pending(why) end
     local code, out, err = emrflow(srv.url, "validate " .. def_file .. " --remote")

@@ -19,8 +19,9 @@
 -- role's real name; the page spells it "AnAWSServiceRoleFor...").
 -- Also: Lambda (lambda:invoke and function ARNs), SNS publish, SQS sendMessage, DynamoDB item
 -- calls, Step Functions startExecution[.sync[:2]], HTTPS endpoints (http:invoke), aws-sdk:*
--- (the service's action on "*"); any other optimized integration gets the action its ARN
--- names, with a note. Map and Parallel states are walked.
+-- (the service's action on "*"), a Task's Credentials (sts:AssumeRole), Distributed Map child
+-- executions and its S3 ItemReader / ResultWriter; any other optimized integration gets the
+-- action its ARN names, with a note. Map and Parallel states are walked.
 local json = require "emrflow.json"
 
 local M = {}
@@ -251,8 +252,22 @@ local function optimized(b, ctx, service, api, suffix, task, where)
       or ""))
 end
 
+-- A Task's Credentials (cross-account): the role it assumes.
+local function credentials_permissions(b, task, where)
+  local c = task.Credentials
+  if type(c) ~= "table" then return end
+  local role = c.RoleArn
+  if type(role) == "string" and not role:match("^%s*{%%") then
+    allow(b, "sts:AssumeRole", role)
+  else
+    note(b, where .. ": Credentials.RoleArn is dynamic: sts:AssumeRole allowed on every role")
+    allow(b, "sts:AssumeRole", "*")
+  end
+end
+
 -- One Task state's permissions.
 local function task_permissions(b, ctx, task, where)
+  credentials_permissions(b, task, where)
   local resource = task.Resource
   if type(resource) == "function" then
     note(b, where .. ": a Lua function resource: it runs only in emrflow and cannot be deployed")
@@ -284,6 +299,43 @@ local function task_permissions(b, ctx, task, where)
   note(b, where .. ": resource " .. resource .. " is not one emrflow knows")
 end
 
+-- A Map state's own permissions: a Distributed Map starts child executions; ItemReader and
+-- ResultWriter read from and write to Amazon S3.
+local function map_permissions(b, ctx, map, where)
+  local reader = type(map.ItemReader) == "table" and map.ItemReader or nil
+  local writer = type(map.ResultWriter) == "table" and map.ResultWriter or nil
+  local function partition_of(r)
+    local resource = type(r) == "table" and r.Resource
+    return type(resource) == "string" and resource:match("^arn:([%w%-]+):") or "aws"
+  end
+  local processor = type(map.ItemProcessor) == "table" and map.ItemProcessor.ProcessorConfig
+  if type(processor) == "table" and processor.Mode == "DISTRIBUTED" then
+    local p = partition_of(reader or writer)
+    allow(b, "states:StartExecution", fmt("arn:%s:states:%s:%s:stateMachine:*", p, ctx.region, ctx.account))
+    allow(b, { "states:DescribeExecution", "states:StopExecution" },
+      fmt("arn:%s:states:%s:%s:execution:*", p, ctx.region, ctx.account))
+    note(b, where .. ": a Distributed Map runs child executions of its own state machine: "
+      .. "stateMachine:* can be narrowed to the state machine's ARN once it is deployed")
+  end
+  if reader and type(reader.Resource) == "string" then
+    local p, api = partition_of(reader), reader.Resource:match(":s3:(%w+)$")
+    local bucket, key = static(reader, "Bucket"), static(reader, "Key")
+    if api == "getObject" then
+      allow(b, "s3:GetObject", fmt("arn:%s:s3:::%s/%s", p, bucket or "*", bucket and key or "*"))
+    elseif api == "listObjectsV2" then
+      allow(b, "s3:ListBucket", fmt("arn:%s:s3:::%s", p, bucket or "*"))
+    else
+      task_permissions(b, ctx, reader, where .. " ItemReader")
+    end
+    if not bucket then note(b, where .. ": the ItemReader bucket is dynamic: allowed on every bucket") end
+  end
+  if writer and type(writer.Resource) == "string" then
+    local p, bucket, prefix = partition_of(writer), static(writer, "Bucket"), static(writer, "Prefix")
+    allow(b, { "s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload" },
+      fmt("arn:%s:s3:::%s/%s*", p, bucket or "*", bucket and prefix and (prefix:gsub("/*$", "/")) or ""))
+  end
+end
+
 --- Every state, nested ones included: calls fn(state, where) with a readable location.
 local function walk(def, prefix, fn)
   if type(def) ~= "table" or type(def.States) ~= "table" then return end
@@ -299,10 +351,6 @@ local function walk(def, prefix, fn)
         for i, branch in ipairs(st.Branches) do walk(branch, fmt("%s, branch %d: ", where, i), fn) end
       elseif st.Type == "Map" then
         walk(st.ItemProcessor or st.Iterator, where .. ", iteration: ", fn)
-        if st.ItemReader or st.ResultWriter then
-          fn({ Type = "Task", Resource = st.ItemReader and st.ItemReader.Resource,
-               Parameters = st.ItemReader and st.ItemReader.Parameters }, where .. " ItemReader")
-        end
       end
     end
   end
@@ -333,6 +381,7 @@ function M.for_definition(definition, opts)
   local b = new_builder()
   walk(definition, "", function(st, where)
     if st.Type == "Task" then task_permissions(b, ctx, st, where) end
+    if st.Type == "Map" then map_permissions(b, ctx, st, where) end
   end)
   if #b.order == 0 then
     note(b, "no state calls an AWS service: the role needs no permission for integrations")

@@ -62,6 +62,16 @@ local function must(cli, client, operation, params, context)
   return out
 end
 
+-- Step Functions names (state machines, executions): 1 to 80 characters, none of them blank,
+-- a bracket, a wildcard, one of " # % \ ^ | ~ ` $ & , ; : / or a control character.
+local function check_name(cli, option, name)
+  local n = utf8.len(name)
+  if not n or n < 1 or n > 80 or name:find("[%s<>{}%[%]%?%*\"#%%\\%^|~`%$&,;:/%c]") then
+    cli.fail(fmt("%s must be 1 to 80 characters without blanks, brackets, wildcards, control characters "
+      .. "or any of \" # %% \\ ^ | ~ ` $ & , ; : /, got '%s'", option, name))
+  end
+end
+
 local function uuid4()
   local f = assert(io.open("/dev/urandom", "rb"))
   local b = { f:read(16):byte(1, 16) }
@@ -235,9 +245,7 @@ end
 local function check_deploy_options(opts, pos, cli)
   if #pos ~= 1 then cli.fail("deploy takes one DEFINITION (see emrflow deploy --help)") end
   if not opts.name then cli.fail("deploy needs --name NAME (the state machine's name)") end
-  if not opts.name:match("^[%w%-_]+$") or #opts.name > 80 then
-    cli.fail("--name must be 1 to 80 letters, digits, '-' or '_'")
-  end
+  check_name(cli, "--name", opts.name)
   if not opts["role-arn"] then
     cli.fail("deploy needs --role-arn ARN (the IAM role the state machine runs as)")
   end
@@ -248,8 +256,10 @@ local function check_deploy_options(opts, pos, cli)
   if opts.type and opts.type:upper() ~= "STANDARD" and opts.type:upper() ~= "EXPRESS" then
     cli.fail("--type must be STANDARD or EXPRESS")
   end
-  if opts.alias and not opts.alias:match("^[%w%-_]+$") then
-    cli.fail("--alias must be letters, digits, '-' or '_'")
+  -- alias names: letters, digits, '-', '_' and '.', not only digits (AWS's pattern), up to 80
+  if opts.alias and (not opts.alias:match("^[%w%-_%.]+$") or not opts.alias:match("[%a%-_%.]")
+                     or #opts.alias > 80) then
+    cli.fail("--alias must be up to 80 letters, digits, '-', '_' or '.', not only digits")
   end
 end
 
@@ -470,9 +480,7 @@ end
 local function cmd_start(opts, pos, cli, io_)
   need_remote(opts, cli, "start")
   if #pos ~= 1 then cli.fail("start takes one STATE_MACHINE (a name or an ARN)") end
-  if opts.name and (not opts.name:match("^[%w%-_]+$") or #opts.name > 80) then
-    cli.fail("--name must be 1 to 80 letters, digits, '-' or '_'")
-  end
+  if opts.name then check_name(cli, "--name", opts.name) end
   if opts.wait and cli.check_result_file then cli.check_result_file(opts) end
   if opts["result-file"] and not opts.wait then cli.fail("--result-file needs --wait") end
   local input = cli.read_input(opts, io_)
