@@ -2,11 +2,11 @@
 --
 --   emrflow deploy DEFINITION --name NAME --role-arn ARN [--type STANDARD|EXPRESS] [--publish]
 --                  [--alias NAME] [--tag KEY=VALUE ...] [--logging-level L --log-group-arn ARN]
---                  [--tracing | --no-tracing]
---   emrflow policy DEFINITION [--region R] [--account ID]
+--                  [--tracing]
+--   emrflow policy DEFINITION [--region R] [--role-arn ARN]
 --   emrflow validate DEFINITION --remote        (emrflow.cli calls M.validate_remote)
 --   emrflow start STATE_MACHINE --remote [--input JSON | --input-file FILE] [--name NAME] [--wait]
---   emrflow stop EXECUTION_ARN --remote [--error E] [--cause C]
+--   emrflow stop EXECUTION_ARN --remote
 --
 -- Every command takes --region, --endpoint-url and --profile for the Step Functions client
 -- (emrflow.sfn). `deploy` prints one JSON object {"stateMachineArn", "stateMachineVersionArn",
@@ -144,16 +144,17 @@ local function tags_of(opts, cli)
   return tags
 end
 
+-- deploy is declarative: the machine gets the logging and tracing its command line says
+-- (no --logging-level: OFF; no --tracing: off), whatever it had.
 local function logging_of(opts, cli)
   local level, group = opts["logging-level"], opts["log-group-arn"]
-  if not level and not group and not opts["include-execution-data"] then return nil end
-  level = level and level:upper() or "ALL"
+  level = level and level:upper() or (group and "ALL" or "OFF")
   if not LOG_LEVELS[level] then cli.fail("--logging-level must be ALL, ERROR, FATAL or OFF") end
   if level ~= "OFF" and not group then
     cli.fail("--logging-level " .. level
       .. " needs --log-group-arn (a CloudWatch Logs log group ARN ending in :*)")
   end
-  local cfg = json.object_of("level", level, "includeExecutionData", opts["include-execution-data"] == true)
+  local cfg = json.object_of("level", level, "includeExecutionData", false)
   if group then
     json.set(cfg, "destinations", json.array {
       json.object_of("cloudWatchLogsLogGroup", json.object_of("logGroupArn", group)) })
@@ -161,11 +162,8 @@ local function logging_of(opts, cli)
   return cfg
 end
 
-local function tracing_of(opts, cli)
-  if opts.tracing and opts["no-tracing"] then cli.fail("give --tracing or --no-tracing, not both") end
-  if opts.tracing then return json.object_of("enabled", true) end
-  if opts["no-tracing"] then return json.object_of("enabled", false) end
-  return nil
+local function tracing_of(opts)
+  return json.object_of("enabled", opts.tracing == true)
 end
 
 local function log_group_of(cfg)
@@ -267,7 +265,7 @@ local function cmd_deploy(opts, pos, cli, io_)
   check_deploy_options(opts, pos, cli)
   local text = definition_text(pos[1], cli, io_)
   local want = { definition = text, roleArn = opts["role-arn"],
-                 loggingConfiguration = logging_of(opts, cli), tracingConfiguration = tracing_of(opts, cli) }
+                 loggingConfiguration = logging_of(opts, cli), tracingConfiguration = tracing_of(opts) }
   local tags = tags_of(opts, cli)
   local publish = opts.publish == true or opts.alias ~= nil
   local client = client_for(opts, cli)
@@ -319,12 +317,18 @@ end
 
 local function cmd_policy(opts, pos, cli, io_)
   if #pos ~= 1 then cli.fail("policy takes one DEFINITION (see emrflow policy --help)") end
-  if opts.account and not opts.account:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then
-    cli.fail("--account must be a 12-digit AWS account id")
+  -- the account of the role the policy is for fills the ARNs' account
+  local account
+  if opts["role-arn"] then
+    account = opts["role-arn"]:match("^arn:[%w%-]+:iam::(%d%d%d%d%d%d%d%d%d%d%d%d):role/")
+    if not account then
+      cli.fail("--role-arn must be an IAM role ARN (arn:aws:iam::123456789012:role/NAME), got '"
+        .. opts["role-arn"] .. "'")
+    end
   end
   local def = cli.read_definition(pos[1], io_)
   if type(def) == "string" then def = json.decode(def) end
-  local doc, notes = policy.for_definition(def, { region = opts.region, account = opts.account })
+  local doc, notes = policy.for_definition(def, { region = opts.region, account = account })
   for _, n in ipairs(notes) do io_.stderr:write("emrflow: note: ", n, "\n") end
   local pretty = not opts.compact and json.pretty
   io_.stdout:write(pretty and json.pretty(doc) or json.encode(doc), "\n")
@@ -505,7 +509,7 @@ local function cmd_stop(opts, pos, cli, io_)
   end
   local client = client_for(opts, cli)
   local out = must(cli, client, "StopExecution",
-    { executionArn = pos[1], error = opts.error, cause = opts.cause })
+    { executionArn = pos[1] })
   io_.stdout:write(json.encode(json.object_of("executionArn", pos[1], "stopDate", out.stopDate)), "\n")
   return 0
 end
@@ -533,18 +537,17 @@ M.commands = {
       { name = "tag", arg = "KEY=VALUE", repeated = true, help = "tag the state machine (repeat for more)" },
       { name = "logging-level", arg = "LEVEL", help = "ALL, ERROR, FATAL or OFF (CloudWatch Logs)" },
       { name = "log-group-arn", arg = "ARN", help = "the CloudWatch Logs log group ARN (ending in :*)" },
-      { name = "include-execution-data", help = "log execution input and output too" },
       { name = "tracing", help = "turn AWS X-Ray tracing on" },
-      { name = "no-tracing", help = "turn AWS X-Ray tracing off" },
     },
     run = cmd_deploy,
   },
   policy = {
     summary = "print the IAM policy the state machine's role needs for the integrations used",
-    usage = "emrflow policy DEFINITION [--region R] [--account ID] [--compact]",
+    usage = "emrflow policy DEFINITION [--region R] [--role-arn ARN] [--compact]",
     options = {
       { name = "region", arg = "R", help = "the region in resource ARNs (default *)" },
-      { name = "account", arg = "ID", help = "the account id in resource ARNs (default *)" },
+      { name = "role-arn", arg = "ARN",
+        help = "the role the policy is for: its account fills the resource ARNs (default *)" },
       { name = "compact", help = "print the policy on one line" },
     },
     run = cmd_policy,
@@ -570,11 +573,9 @@ M.commands = {
   },
   stop = {
     summary = "stop an execution on AWS Step Functions",
-    usage = "emrflow stop EXECUTION_ARN --remote [--error CODE] [--cause TEXT]",
+    usage = "emrflow stop EXECUTION_ARN --remote",
     options = with_client_options {
       { name = "remote", help = "the execution runs on AWS Step Functions (required)" },
-      { name = "error", arg = "CODE", help = "the error code recorded with the stop" },
-      { name = "cause", arg = "TEXT", help = "the cause recorded with the stop" },
     },
     run = cmd_stop,
   },
