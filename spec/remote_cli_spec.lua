@@ -406,6 +406,29 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     os.remove(bad)
   end)
 
+  it("a remote execution rides out failed polls, and stops on a permanent error", function()
+    if skip() then return pending(why) end
+    local remote = require "emrflow.cli.remote"
+    local cli = { fail = function(m) error(m, 0) end }
+    local once = sfn.client{ region = "us-east-1", endpoint_url = srv.url, credentials = moto.credentials,
+                             max_attempts = 1, env = { AWS_CONFIG_FILE = "/nonexistent/config" } }
+    local sm = assert(client:create_state_machine{ name = "flaky", definition = PASS, roleArn = ROLE })
+    local x = assert(client:start_execution{ stateMachineArn = sm.stateMachineArn, name = "f1" })
+    srv:control("POST", "finish", { executionArn = x.executionArn, status = "SUCCEEDED", output = "{}" })
+    srv:faults{ { kind = "status", status = 503, count = 3, body = { message = "busy" },
+                  match = { header = { ["X-Amz-Target"] = "AWSStepFunctions.DescribeExecution" } } } }
+    local r = remote.new_remote(once, x.executionArn, nil, cli)
+    assert.equal("SUCCEEDED", r:wait())
+    assert.equal(0, #srv:control("GET", "faults").faults)      -- all three were met
+
+    local gone = remote.new_remote(once, x.executionArn:gsub("f1$", "never-started"), nil, cli)
+    local ok, msg = pcall(gone.wait, gone)
+    assert.is_false(ok)
+    assert.matches("DescribeExecution: ExecutionDoesNotExist", msg)
+    assert.matches("goes on in AWS Step Functions", msg)
+    once:close()
+  end)
+
   it("policy prints the document for the definition's integrations", function()
     if skip() then return pending(why) end
     local code, out, err = emrflow(srv.url,

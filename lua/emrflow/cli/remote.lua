@@ -402,26 +402,47 @@ function Remote:_fail(operation, err)
 end
 
 -- Delivers the history events not seen yet (pages resume from the last incomplete one).
+-- Delivers the history events not seen yet (pages resume from the last incomplete one; an
+-- expired page token starts over, skipping what was delivered). Returns true, or nil, err
+-- with the operation's name.
 function Remote:_history()
   while true do
     local page, err = self.client:call("GetExecutionHistory",
       { executionArn = self.arn, nextToken = self.page_token })
-    if not page then self:_fail("GetExecutionHistory", err) end
+    if not page and self.page_token and err.code == "InvalidToken" then
+      self.page_token = nil
+      page, err = self.client:call("GetExecutionHistory", { executionArn = self.arn })
+    end
+    if not page then return nil, err end
     for _, ev in ipairs(type(page.events) == "table" and page.events or {}) do
       if type(ev.id) == "number" and ev.id > self.last_id then
         self.last_id = ev.id
         if self.on_event then self.on_event(ev) end
       end
     end
-    if type(page.nextToken) ~= "string" or page.nextToken == "" then return end
+    if type(page.nextToken) ~= "string" or page.nextToken == "" then return true end
     self.page_token = page.nextToken
   end
 end
 
+-- Polls that may fail in a row (throttling, network: each already retried) before giving up.
+local MAX_FAILED_POLLS = 10
+
+-- One poll: true while the execution runs. A retryable failure waits for the next poll.
 function Remote:_poll()
   local d, err = self.client:call("DescribeExecution", { executionArn = self.arn })
-  if not d then self:_fail("DescribeExecution", err) end
-  self:_history()
+  local operation = "DescribeExecution"
+  if d then
+    local ok
+    ok, err = self:_history()
+    if not ok then d, operation = nil, "GetExecutionHistory" end
+  end
+  if not d then
+    self.failed_polls = (self.failed_polls or 0) + 1
+    if not err.retryable or self.failed_polls >= MAX_FAILED_POLLS then self:_fail(operation, err) end
+    return true
+  end
+  self.failed_polls = 0
   if d.status == "RUNNING" or d.status == "PENDING_REDRIVE" then return true end
   self.status = d.status
   if d.status == "SUCCEEDED" then
