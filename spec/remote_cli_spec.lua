@@ -290,6 +290,15 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     assert.matches("is STANDARD: the type of a state machine cannot change", err)
   end)
 
+  it("start --wait says it cannot follow an EXPRESS execution", function()
+    if skip() then return pending(why) end
+    assert(client:create_state_machine{ name = "fast", definition = PASS, roleArn = ROLE, type = "EXPRESS" })
+    local code, _, err = emrflow(srv.url, "start fast --remote --wait --name e1")
+    assert.equal(1, code)
+    assert.matches("started arn:aws:states:us%-east%-1:123456789012:express:fast:e1", err)
+    assert.matches("cannot follow an EXPRESS execution", err)
+  end)
+
   it("refuses names Step Functions would refuse before calling it", function()
     if skip() then return pending(why) end
     local before = #srv:requests()

@@ -276,7 +276,8 @@ class FakeSfn(fakehttp.FakeServer):
     def op_StartExecution(self, b):
         sm = self.target_machine(b["stateMachineArn"])
         name = b.get("name") or uuid.uuid4().hex
-        arn = "arn:aws:states:%s:%s:execution:%s:%s" % (self.region, ACCOUNT, sm["name"], name)
+        kind = "express" if sm["type"] == "EXPRESS" else "execution"   # as AWS names them
+        arn = "arn:aws:states:%s:%s:%s:%s:%s" % (self.region, ACCOUNT, kind, sm["name"], name)
         if arn in self.executions:
             raise ApiError("ExecutionAlreadyExists", "Execution Already Exists: '%s'" % arn)
         x = {"arn": arn, "machine": sm["arn"], "name": name, "status": "RUNNING",

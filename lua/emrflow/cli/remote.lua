@@ -519,6 +519,10 @@ local function cmd_start(opts, pos, cli, io_)
     return 0
   end
   io_.stderr:write(fmt("emrflow: started %s\n", out.executionArn))
+  if out.executionArn:match("^arn:[%w%-]+:states:[^:]*:[^:]*:express:") then
+    cli.fail("--wait cannot follow an EXPRESS execution: Step Functions keeps no history for them "
+      .. "(it goes to the state machine's CloudWatch Logs); the execution runs on")
+  end
   local x = new_remote(client, out.executionArn, event_sink(opts, io_), cli)
   return cli.finish(x, opts, io_)
 end
