@@ -54,11 +54,9 @@ local function client_for(opts, cli)
 end
 
 -- Calls an operation; a failure ends the command (exit 1) naming the operation.
-local function must(cli, client, operation, params, context)
+local function must(cli, client, operation, params)
   local out, err = client:call(operation, params)
-  if not out then
-    cli.fail(fmt("%s%s: %s", context and (context .. ": ") or "", operation, describe(err)))
-  end
+  if not out then cli.fail(operation .. ": " .. describe(err)) end
   return out
 end
 
@@ -339,7 +337,7 @@ end
 -- validate --remote
 -- ----------------------------------------------------------------------------
 
---- ValidateStateMachineDefinition's diagnostics for definition_text; exit 0 when AWS says
+--- ValidateStateMachineDefinition's diagnostics for the ASL JSON text; exit 0 when AWS says
 -- OK (warnings are printed; --strict makes them fail), 1 otherwise.
 function M.validate_remote(text, opts, cli, io_)
   local client = client_for(opts, cli)
@@ -401,10 +399,8 @@ function Remote:_fail(operation, err)
     operation, describe(err)))
 end
 
--- Delivers the history events not seen yet (pages resume from the last incomplete one).
 -- Delivers the history events not seen yet (pages resume from the last incomplete one; an
--- expired page token starts over, skipping what was delivered). Returns true, or nil, err
--- with the operation's name.
+-- expired page token starts over, skipping what was delivered). Returns true, or nil, err.
 function Remote:_history()
   while true do
     local page, err = self.client:call("GetExecutionHistory",
