@@ -167,6 +167,35 @@ describe("emrflow.sfn on the wire (fake_sfn)", function()
     assert.equal(2, history_calls)          -- 4 events, 2 a page
   end)
 
+  it("runs inside scheduler tasks: calls yield, several at once, back-off on the task's clock", function()
+    local scheduler = require "emrflow.scheduler"
+    local s = scheduler.new{ clock = "virtual" }
+    local c = sfn.client{ region = "us-east-1", endpoint_url = srv.url, credentials = CREDS, env = env(),
+                          random = function() return 0.99 end }
+    srv:faults{ { kind = "status", status = 503, count = 1, body = { message = "busy" },
+                  match = { body_contains = '"name":"t1"' } },
+                { kind = "slow", seconds = 1.5, match = { body_contains = '"name":"t1"' } } }
+    local tasks, finished = {}, {}
+    for i = 1, 3 do
+      tasks[i] = s:spawn(function()
+        local out = assert(c:create_state_machine{ name = "t" .. i, definition = DEF, roleArn = ROLE })
+        finished[#finished + 1] = i
+        return out
+      end)
+    end
+    for i = 1, 3 do
+      s:run_until(tasks[i])
+      local ok, out = tasks[i]:result()
+      assert.is_true(ok, tostring(out))
+      assert.equal("arn:aws:states:us-east-1:123456789012:stateMachine:t" .. i, out.stateMachineArn)
+    end
+    assert.equal(1, c.stats.retries)
+    assert.same({ 2, 3, 1 }, finished)     -- t1's slow retry did not hold the others up
+    assert.equal(3, #assert(c:list_all("ListStateMachines")))
+    c:close()
+    s:close()
+  end)
+
   it("reports transport failures as retryable errors", function()
     local c = sfn.client{ region = "us-east-1", endpoint_url = "http://127.0.0.1:1", credentials = CREDS,
                           env = env(), max_attempts = 1, connect_timeout_ms = 2000 }
