@@ -168,7 +168,8 @@ static void s_set_sqlite(struct ef_store_error *err, sqlite3 *db, int code)
               "and is writable", msg);
         break;
     case EF_STORE_EREADONLY:
-        s_set(err, kind, code, "is read-only (%s)", msg);
+        s_set(err, kind, code, "is read-only (%s): emrflow writes to the file and to "
+              "its directory (the -wal and -shm files)", msg);
         break;
     case EF_STORE_ENOTDB:
         s_set(err, kind, code, "is not an SQLite database (%s)", msg);

@@ -1,0 +1,81 @@
+-- kill -9 of a process writing to the store, at random moments: the database passes
+-- PRAGMA integrity_check and holds every event whose append had returned.
+local store = require "emrflow.store"
+local su = require "support.store_util"
+
+local ROUNDS = 10
+
+-- Starts the writer in the background; returns its pid and its output file.
+local function start_writer(path, seed)
+  local out = os.tmpname()
+  local cmd = string.format("%s EMRFLOW_STORE=/dev/null/no-store lua5.4 spec/support/store_writer.lua "
+    .. "%s %d > %s 2>&1 & echo $!", su.lua_env(), su.quote(path), seed, su.quote(out))
+  local p = io.popen(cmd)
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid, out
+end
+
+-- Waits until pid has died (gone, or a zombie its adoptive parent has yet to reap).
+local function wait_dead(pid)
+  for _ = 1, 1000 do
+    local stat = su.read("/proc/" .. pid .. "/stat")
+    if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
+    su.sleep(0.02)
+  end
+  error("process " .. pid .. " survived kill -9")
+end
+
+local function last_number(text, word)
+  local n
+  for v in text:gmatch(word .. " (%d+)") do n = tonumber(v) end
+  return n
+end
+
+describe("the store under kill -9", function()
+  after_each(su.cleanup)
+
+  it("keeps every acknowledged event and stays consistent, over " .. ROUNDS .. " kills", function()
+    local path = su.tmpdir() .. "/kill.db"
+    local total_acked, kills, checked = 0, 0, 0
+    for round = 1, ROUNDS do
+      local seed = 1000 + round
+      math.randomseed(seed)
+      local pid, out = start_writer(path, seed)
+      -- let it start, then kill it at a random moment of its writing
+      local t0 = os.time()
+      repeat su.sleep(0.05) until (su.read(out) or ""):find("start") or os.time() - t0 > 20
+      su.sleep(0.05 + math.random() * 0.4)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      wait_dead(pid)
+      kills = kills + 1
+      local text = su.read(out) or ""
+      os.remove(out)
+      assert.matches("^start %d+", text)
+      local acked = last_number(text, "ack") or tonumber(text:match("^start (%d+)"))
+      local effect = last_number(text, "effect")
+
+      local s = assert(store.open(path))
+      assert.is_true(s:integrity_check())
+      local last = assert(s:last_event_id("victim"))
+      assert.is_true(last >= acked, "round " .. round .. ": acknowledged event " .. acked
+        .. " lost (the store holds up to " .. last .. ")")
+      -- the events form one unbroken chain: no gap, no half-written group (the events
+      -- before `checked` were checked in the earlier rounds)
+      local h = assert(s:history("victim", { after = checked }))
+      assert.equal(last - checked, #h)
+      for i, e in ipairs(h) do
+        local want = checked + i
+        if e.id ~= want or e.previousEventId ~= want - 1 then
+          error("round " .. round .. ": event " .. want .. " is " .. tostring(e.id))
+        end
+      end
+      checked = last
+      if effect then assert.truthy(s:effect("victim", "effect-" .. effect)) end
+      s:close()
+      total_acked = acked
+    end
+    assert.equal(ROUNDS, kills)
+    assert.is_true(total_acked > 0, "the writer acknowledged events before being killed")
+  end)
+end)
