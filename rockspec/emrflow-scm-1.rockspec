@@ -49,6 +49,7 @@ build = {
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
     ["emrflow.asl.validate"] = "lua/emrflow/asl/validate.lua",
     ["emrflow.cli"] = "lua/emrflow/cli.lua",
+    ["emrflow.cli.store"] = "lua/emrflow/cli/store.lua",
     ["emrflow.config"] = "lua/emrflow/config.lua",
     ["emrflow.credentials"] = "lua/emrflow/credentials.lua",
     ["emrflow.credentials.common"] = "lua/emrflow/credentials/common.lua",
