@@ -69,6 +69,8 @@ build = {
     ["emrflow.scheduler"] = "lua/emrflow/scheduler.lua",
     ["emrflow.sigv4"] = "lua/emrflow/sigv4.lua",
     ["emrflow.store"] = "lua/emrflow/store.lua",
+    ["emrflow.store.events"] = "lua/emrflow/store/events.lua",
+    ["emrflow.store.recorder"] = "lua/emrflow/store/recorder.lua",
   },
   install = { bin = { emrflow = "bin/emrflow" } },
 }

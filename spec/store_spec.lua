@@ -189,11 +189,18 @@ describe("emrflow.store", function()
       local s = open_new()
       local x = assert(s:create_execution(su.sample_execution(1)))
       assert(s:append_events(x, { event(1, "ExecutionStarted"), event(2, "PassStateEntered") }))
-      -- event 2 again in the middle of a group: none of the group is kept
-      local ok, err = s:append_events(x, { event(3, "PassStateExited"), event(2, "X"),
-        event(4, "ExecutionSucceeded") })
+      -- a group starting with event 2 again: none of it is kept
+      local ok, err = s:append_events(x, { event(2, "X"), event(3, "PassStateExited") })
       assert.is_nil(ok)
       assert.equal("duplicate_event", err.code)
+      assert.equal(2, s:last_event_id(x))
+      -- a group that would leave a gap
+      ok, err = s:append_events(x, { event(4, "PassStateExited") })
+      assert.is_nil(ok)
+      assert.equal("event_gap", err.code)
+      assert.matches("events 1 to 2", err.message)
+      -- ids that are not consecutive are a caller's mistake
+      assert.has_error(function() s:append_events(x, { event(3, "A"), event(5, "B") }) end)
       assert.equal(2, s:last_event_id(x))
       assert.is_false(s.db:in_transaction())
     end)
@@ -386,5 +393,118 @@ describe("emrflow.store", function()
         assert.equal(before, su.read(path))
       end)
     end)
+  end)
+end)
+
+describe("recording executions (store:start)", function()
+  local asl = require "emrflow.asl"
+  after_each(su.cleanup)
+
+  local function chain(n)
+    local states = {}
+    for i = 1, n do
+      states["P" .. i] = { Type = "Pass", Result = i, ResultPath = "$.last",
+        Next = i < n and ("P" .. (i + 1)) or nil, End = i == n or nil }
+    end
+    return { StartAt = "P1", States = states }
+  end
+
+  -- The history the engine kept, as the store gives it back (compared as JSON values).
+  local function same_history(x, stored)
+    local kept = x:history()
+    assert.equal(#kept, #stored)
+    for i, e in ipairs(kept) do
+      local s = stored[i]
+      assert.equal(e.id, s.id)
+      assert.equal(e.type, s.type)
+      assert.equal(e.previousEventId, s.previousEventId)
+    end
+  end
+
+  it("records the execution, every event and the output", function()
+    local s = open_new()
+    local machine = asl.load(chain(5), { name = "chain" })
+    local x = s:start(machine, { a = 1 }, { name = "first", clock = "virtual" })
+    assert.equal("SUCCEEDED", (x:wait()))
+    local d = assert(s:describe("first"))
+    assert.equal("SUCCEEDED", d.status)
+    assert.equal(x.arn, d.executionArn)
+    assert.same(json.decode(json.encode(x.output)), json.decode(d.output))
+    assert.is_number(d.stopDate)
+    local h = assert(s:history("first"))
+    same_history(x, h)
+    assert.equal("ExecutionSucceeded", h[#h].type)
+    assert.equal("P3", h[6].stateEnteredEventDetails.name)
+  end)
+
+  it("a second execution with the same name: ExecutionAlreadyExists, nothing runs", function()
+    local s = open_new()
+    local machine = asl.load(chain(1), { name = "chain" })
+    assert.equal("SUCCEEDED", (s:start(machine, {}, { name = "daily" }):wait()))
+    local ran = false
+    local ok, err = pcall(s.start, s, machine, {}, { name = "daily", on_event = function() ran = true end })
+    assert.is_false(ok)
+    assert.equal("ExecutionAlreadyExists", err.code)
+    assert.is_false(ran)
+    assert.equal(1, #s:executions())
+    -- another state machine may use the name
+    local other = asl.load(chain(1), { name = "other" })
+    assert.equal("SUCCEEDED", (s:start(other, {}, { name = "daily" }):wait()))
+  end)
+
+  it("an execution without a name gets its unique id as name", function()
+    local s = open_new()
+    local x = s:start(asl.load(chain(1), { name = "chain" }), {})
+    x:wait()
+    local row = assert(s:find(x.arn))
+    assert.equal(row.uid, x.name)
+  end)
+
+  it("commits the events before a Task's request, with the request as an effect", function()
+    local s, path = open_new()
+    local seen
+    local def = { StartAt = "Prep", States = {
+      Prep = { Type = "Pass", Next = "Work" },
+      Work = { Type = "Task", End = true, Parameters = { ["n.$"] = "$.n" },
+        Resource = function(input)
+          -- another connection sees what was committed before this request was made
+          local other = assert(store.open(path))
+          seen = { history = assert(other:history("job")), effects = select(2, other:effects("job")) }
+          other:close()
+          return { doubled = input.n * 2 }
+        end },
+    } }
+    local x = s:start(asl.load(def, { name = "tasks" }), { n = 21 }, { name = "job" })
+    assert.equal("SUCCEEDED", (x:wait()))
+    local types = {}
+    for i, e in ipairs(seen.history) do types[i] = e.type end
+    assert.same({ "ExecutionStarted", "PassStateEntered", "PassStateExited", "TaskStateEntered",
+      "TaskScheduled", "TaskStarted" }, types)
+    assert.equal(1, #seen.effects)
+    assert.equal("task", seen.effects[1].kind)
+    assert.same({ n = 21 }, seen.effects[1].data.parameters)
+    assert.equal('{"doubled":42}', s:describe("job").output)
+  end)
+
+  it("records a failure: FAILED with error and cause, redrivable", function()
+    local s = open_new()
+    local def = { StartAt = "F", States = { F = { Type = "Fail", Error = "Oops", Cause = "bad input" } } }
+    local x = s:start(asl.load(def, { name = "failing" }), {}, { name = "f1" })
+    assert.equal("FAILED", (x:wait()))
+    local d = s:describe("f1")
+    assert.equal("FAILED", d.status)
+    assert.equal("Oops", d.error)
+    assert.equal("bad input", d.cause)
+    assert.equal("REDRIVABLE", d.redriveStatus)
+    assert.equal("ExecutionFailed", s:history("f1")[3].type)
+  end)
+
+  it("writes a long chain in groups, each one transaction", function()
+    local s = open_new()
+    local x = s:start(asl.load(chain(1500), { name = "long" }), {}, { name = "long", clock = "virtual" })
+    assert.equal("SUCCEEDED", (x:wait()))
+    local h = assert(s:history("long"))
+    assert.equal(#x:history(), #h)
+    for i, e in ipairs(h) do assert.equal(i, e.id) end
   end)
 end)

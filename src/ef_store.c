@@ -9,9 +9,12 @@
 #include <sys/stat.h>
 #include <sqlite3.h>
 
-/* The schema of version 1. executions.seq orders listings (newest first);
- * events and effects are keyed by (execution seq, id | key) so that a
- * resumed execution finds its own. Dates are epoch seconds (REAL). */
+/* The schema of version 1. executions.seq orders listings (newest first).
+ * events holds the history in groups: one row per group of consecutive
+ * events written in one transaction (first_id..last_id, data in the form
+ * lua/emrflow/store/events.lua defines), so that a long run of states costs
+ * a few rows. Events and effects are keyed by (execution seq, first id | key) so
+ * that a resumed execution finds its own. Dates are epoch seconds (REAL). */
 static const char s_schema_v1[] =
     "CREATE TABLE executions ("
     " seq INTEGER PRIMARY KEY,"
@@ -35,13 +38,10 @@ static const char s_schema_v1[] =
     "CREATE INDEX executions_name ON executions(name);"
     "CREATE TABLE events ("
     " execution INTEGER NOT NULL,"
-    " id INTEGER NOT NULL,"
-    " previous_id INTEGER NOT NULL,"
-    " timestamp REAL NOT NULL,"
-    " type TEXT NOT NULL,"
-    " details_key TEXT,"
-    " details TEXT,"
-    " PRIMARY KEY (execution, id)) WITHOUT ROWID;"
+    " first_id INTEGER NOT NULL,"
+    " last_id INTEGER NOT NULL,"
+    " data BLOB NOT NULL,"
+    " PRIMARY KEY (execution, first_id)) WITHOUT ROWID;"
     "CREATE TABLE effects ("
     " execution INTEGER NOT NULL,"
     " key TEXT NOT NULL,"
@@ -89,13 +89,13 @@ static const struct stmt_def s_stmts[] = {
       " error = NULL, cause = NULL, redrive_count = redrive_count + 1,"
       " redrive_date = ?2 WHERE seq = ?1" },
     { "set_options", "UPDATE executions SET options = ?2 WHERE seq = ?1" },
-    { "insert_event",
-      "INSERT INTO events (execution, id, previous_id, timestamp, type, details_key, details)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
+    { "insert_events",
+      "INSERT INTO events (execution, first_id, last_id, data)"
+      " VALUES (?1, ?2, ?3, CAST(?4 AS BLOB))" },
     { "events",
-      "SELECT id, previous_id, timestamp, type, details_key, details FROM events"
-      " WHERE execution = ?1 AND id > ?2 ORDER BY id LIMIT coalesce(?3, -1)" },
-    { "last_event", "SELECT max(id) AS id FROM events WHERE execution = ?1" },
+      "SELECT first_id, last_id, data FROM events"
+      " WHERE execution = ?1 AND last_id > ?2 ORDER BY first_id" },
+    { "last_event", "SELECT max(last_id) AS id FROM events WHERE execution = ?1" },
     { "put_effect",
       "INSERT INTO effects (execution, key, kind, data, created) VALUES (?1, ?2, ?3, ?4, ?5)"
       " ON CONFLICT (execution, key) DO UPDATE SET kind = excluded.kind,"

@@ -21,6 +21,7 @@
 local core = require "emrflow.core"
 local json = require "emrflow.json"
 local errors = require "emrflow.errors"
+local events = require "emrflow.store.events"
 
 local M = {}
 
@@ -191,58 +192,42 @@ function Store:create_execution(r)
   return self:find(r.arn)
 end
 
--- Members of *EventDetails whose values GetExecutionHistory gives as JSON text.
-local JSON_MEMBERS = { input = "inputDetails", output = "outputDetails", parameters = false }
-
--- The details table of an event as GetExecutionHistory shows it: payloads as JSON text.
-local function details_text(d)
-  local out = json.object {}
-  for _, k in ipairs(json.keys(d)) do
-    local v = d[k]
-    local flag = JSON_MEMBERS[k]
-    if flag ~= nil and type(v) ~= "string" then
-      json.set(out, k, json.encode(v))
-      if flag and d[flag] == nil then json.set(out, flag, json.object_of("truncated", false)) end
-    elseif k == "assignedVariables" and type(v) == "table" then
-      local vars = json.object {}
-      for _, name in ipairs(json.keys(v)) do json.set(vars, name, json.encode(v[name])) end
-      json.set(out, k, vars)
-      if d.assignedVariablesDetails == nil then
-        json.set(out, "assignedVariablesDetails", json.object_of("truncated", false))
+-- Inserts events (a list, or an emrflow.store.events group) as one group row; the caller
+-- holds the transaction. True or nil, err. The group must continue the recorded history:
+-- its first id follows the last recorded one (its ids are consecutive), so no event is ever
+-- recorded twice or skipped.
+local function insert_events(self, seq, list)
+  local group = list
+  if getmetatable(list) ~= events.Group then
+    if #list == 0 then return true end
+    group = events.group()
+    for i = 1, #list do
+      if math.type(list[i].id) ~= "integer" then
+        error("emrflow.store: append_events takes events with integer ids", 4)
       end
-    else
-      json.set(out, k, v)
+      group:add(list[i])
     end
   end
-  return json.encode(out)
-end
-
-local function details_of(ev)
-  for k, v in pairs(ev) do
-    if type(k) == "string" and k:sub(-12) == "EventDetails" then return k, v end
+  if group.n == 0 then return true end
+  local rows, err = query(self, "last_event", seq)
+  if not rows then return nil, err end
+  local last = rows[1].id or 0
+  local first = group.first
+  if first ~= last + 1 then
+    return nil, errors.new { code = first <= last and "duplicate_event" or "event_gap",
+      message = "execution store " .. self.path .. ": event " .. first
+        .. (first <= last and " is already recorded" or " does not follow the last recorded event")
+        .. " (the history holds events 1 to " .. last .. ")" }
   end
-  return nil
-end
-
--- Inserts events (the caller holds the transaction); true or nil, err.
-local function insert_events(self, seq, events)
-  local db = self.db
-  for _, ev in ipairs(events) do
-    local key, d = details_of(ev)
-    local rows, err = db:query("insert_event", seq, ev.id, ev.previousEventId or (ev.id - 1),
-      ev.timestamp and ms(ev.timestamp) or now(), ev.type, key, d ~= nil and details_text(d) or nil)
-    if not rows then
-      if err.code == "constraint" then
-        return nil, errors.new { code = "duplicate_event", message = "execution store "
-          .. self.path .. ": event " .. tostring(ev.id) .. " is already recorded" }
-      end
-      return nil, store_error(self, err)
-    end
+  local ok, bytes = pcall(group.bytes, group)
+  if not ok then
+    return nil, errors.new { code = "validation",
+      message = "execution store: an event cannot be recorded: " .. tostring(bytes) }
   end
-  return true
+  return query(self, "insert_events", seq, first, group.last, bytes)
 end
 
---- Runs fn() inside one transaction (or inside the caller's, when one is open): committed
+--- Runs fn(...) inside one transaction (or inside the caller's, when one is open): committed
 -- when fn returns a true value, rolled back when it returns nil, err or raises.
 function Store:transaction(fn, ...)
   if self.db:in_transaction() then return fn(...) end
@@ -262,14 +247,34 @@ function Store:transaction(fn, ...)
   return nil, ferr
 end
 
+-- The writes of one append_events call, in its transaction.
+local function write_group(self, seq, list, with)
+  local ok, err = insert_events(self, seq, list)
+  if not ok then return nil, err end
+  local effect = with and with.effect
+  if effect then
+    ok, err = query(self, "put_effect", seq, effect.key, effect.kind, encode_value(effect.data), now())
+    if not ok then return nil, err end
+  end
+  local st = with and with.status
+  if st then
+    ok, err = query(self, "set_status", seq, st.status, st.stop_date or now(), encode_value(st.output),
+      st.error, st.cause)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 --- Appends history events (as the engine's history gives them: id, previousEventId,
--- timestamp, type, <type>EventDetails with Lua values or JSON text) in one transaction.
--- Returns true once they are committed, or nil, err (and none of them is recorded).
-function Store:append_events(x, events)
+-- timestamp, type, <type>EventDetails with Lua values or JSON text; a list, or a group
+-- made with emrflow.store.events.group()) in one transaction.
+-- with (optional) adds writes to the same transaction: with.effect = { key, kind, data }
+-- (record_effect's), with.status = { status, stop_date, output, error, cause } (the end of
+-- the execution). Returns true once all is committed, or nil, err (and nothing is recorded).
+function Store:append_events(x, list, with)
   local seq, err = seq_of(self, x)
   if not seq then return nil, err end
-  if #events == 0 then return true end
-  return self:transaction(insert_events, self, seq, events)
+  return self:transaction(write_group, self, seq, list, with)
 end
 
 --- The id of the last recorded event of x (0 when none).
@@ -441,19 +446,32 @@ function Store:history(x, opts)
   opts = opts or {}
   local seq, err = seq_of(self, x)
   if not seq then return nil, err end
-  local rows, qerr = query(self, "events", seq, opts.after or 0, opts.limit)
+  local after = opts.after or 0
+  local rows, qerr = query(self, "events", seq, after)
   if not rows then return nil, qerr end
   local list = json.array {}
-  for i, r in ipairs(rows) do
-    list[i] = json.object_of(
-      "timestamp", r.timestamp,
-      "type", r.type,
-      "id", r.id,
-      "previousEventId", r.previous_id,
-      r.details_key or "details", r.details_key and decode_text(r.details) or nil)
+  for _, r in ipairs(rows) do
+    local ok, derr = pcall(events.decode, r.data, after, list)
+    if not ok then
+      return nil, errors.new { code = "corrupt", message = "execution store " .. self.path
+        .. ": events " .. r.first_id .. " to " .. r.last_id .. " cannot be read: " .. tostring(derr) }
+    end
+    if opts.limit and #list >= opts.limit then break end
+  end
+  if opts.limit then
+    for i = #list, opts.limit + 1, -1 do list[i] = nil end
   end
   return list
 end
+
+--- Starts an execution of machine recorded in this store: machine:start(input, opts)'s
+-- execution, its events, effects and end written here as it runs (emrflow.store.recorder).
+-- Raises ExecutionAlreadyExists when opts.name is taken for this state machine.
+function Store:start(machine, input, opts)
+  return require("emrflow.store.recorder").start(self, machine, input, opts)
+end
+
+Store.new_uid = new_uid
 
 --- PRAGMA integrity_check: true, or nil, err naming the first problem.
 function Store:integrity_check()

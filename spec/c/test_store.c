@@ -120,7 +120,7 @@ static void test_transactions(void)
     if (!s)
         return;
     EF_CHECK(s_insert_execution(s, "arn:t", "ut", "t", &err) == EF_STORE_DONE);
-    int begin = ef_store_stmt_find("begin"), insert = ef_store_stmt_find("insert_event");
+    int begin = ef_store_stmt_find("begin"), insert = ef_store_stmt_find("insert_events");
     for (int round = 0; round < 2; round++) {
         EF_CHECK(ef_store_step(ef_store_stmt(s, begin), &err) == EF_STORE_DONE);
         EF_CHECK(ef_store_in_transaction(s));
@@ -128,9 +128,8 @@ static void test_transactions(void)
             struct ef_store_stmt *st = ef_store_stmt(s, insert);
             ef_store_bind_int(st, 1, 1);
             ef_store_bind_int(st, 2, id + round * 10);
-            ef_store_bind_int(st, 3, id - 1);
-            ef_store_bind_double(st, 4, 1.0);
-            ef_store_bind_text(st, 5, "PassStateEntered", 16);
+            ef_store_bind_int(st, 3, id + round * 10);
+            ef_store_bind_text(st, 4, "[]", 2);
             EF_CHECK(ef_store_step(st, &err) == EF_STORE_DONE);
         }
         /* round 0 is rolled back, round 1 committed */
