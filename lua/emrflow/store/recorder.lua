@@ -138,7 +138,7 @@ function M.start(s, machine, input, opts)
   end
   -- AWS names an execution without a name by a UUID; the unique id serves
   start_opts.name = opts.name or uid
-  start_opts.execution_uid = uid
+  start_opts.execution_id = uid     -- the seed of the Tasks' ClientTokens
   local recorder
   local user_on_event = opts.on_event
   start_opts.on_event = function(ev)
