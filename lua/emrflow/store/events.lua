@@ -69,8 +69,10 @@ function M.group()
   local strings, string_id = interner()
   local values, value_id = interner()
   return setmetatable({ strings = strings, string_id = string_id, values = values,
-    value_id = value_id, records = {}, n = 0, first = nil, last = nil }, Group)
+    value_id = value_id, fields = {}, n = 0, first = nil, last = nil }, Group)
 end
+
+local FIELDS = 9     -- the values of one record, kept flat in group.fields until bytes()
 
 --- Adds one event (as the engine's history gives it); ids must be consecutive.
 function Group:add(ev)
@@ -89,21 +91,38 @@ function Group:add(ev)
     end
   end
   local id = ev.id
-  if self.last and id ~= self.last + 1 then
+  local last = self.last
+  if last and id ~= last + 1 then
     error("emrflow.store: events must come with consecutive ids (" .. tostring(id) .. " after "
-      .. self.last .. ")", 2)
+      .. last .. ")", 2)
   end
-  local n = self.n + 1
-  self.n = n
-  self.records[n] = pack(RECORD, id, ev.previousEventId or id - 1, ev.timestamp or now(),
-    string_id(ev.type), string_id(key), name, kind, v, assigned)
-  if n == 1 then self.first = id end
+  local n = self.n
+  local f, at = self.fields, n * FIELDS
+  f[at + 1], f[at + 2], f[at + 3] = id, ev.previousEventId or id - 1, ev.timestamp or now()
+  f[at + 4], f[at + 5], f[at + 6] = string_id(ev.type), string_id(key), name
+  f[at + 7], f[at + 8], f[at + 9] = kind, v, assigned
+  self.n = n + 1
+  if n == 0 then self.first = id end
   self.last = id
 end
 
+-- Formats packing k records at once (string.pack takes them from the stack).
+local BATCH = 64
+local formats = setmetatable({}, { __index = function(t, k)
+  local f = "<" .. RECORD:sub(2):rep(k)
+  t[k] = f
+  return f
+end })
+
 --- The group's bytes (raises when a value cannot be held in JSON).
 function Group:bytes()
-  return pack(HEADER, encode(self.strings), encode(self.values)) .. table.concat(self.records)
+  local parts = { pack(HEADER, encode(self.strings), encode(self.values)) }
+  local f, n = self.fields, self.n
+  for first = 0, n - 1, BATCH do
+    local k = math.min(BATCH, n - first)
+    parts[#parts + 1] = pack(formats[k], table.unpack(f, first * FIELDS + 1, (first + k) * FIELDS))
+  end
+  return table.concat(parts)
 end
 
 --- Encodes a list of consecutive events: bytes, first id, last id.
