@@ -508,3 +508,42 @@ describe("recording executions (store:start)", function()
     for i, e in ipairs(h) do assert.equal(i, e.id) end
   end)
 end)
+
+describe("when the store cannot record", function()
+  local asl = require "emrflow.asl"
+  after_each(su.cleanup)
+
+  -- The store, its append_events failing from the n-th call on (as a locked or full disk would).
+  local function failing_after(s, n)
+    local calls = 0
+    local real = s.append_events
+    s.append_events = function(self, ...)
+      calls = calls + 1
+      if calls >= n then
+        return nil, require("emrflow.errors").new { code = "locked",
+          message = "execution store " .. self.path .. " is locked by another process" }
+      end
+      return real(self, ...)
+    end
+  end
+
+  it("no Task request is sent: the Task fails with States.Runtime naming the store", function()
+    local s = open_new()
+    local called = false
+    local def = { StartAt = "Work", States = {
+      Work = { Type = "Task", End = true, Resource = function() called = true return {} end,
+        Catch = { { ErrorEquals = { "States.ALL" }, Next = "Caught" } } },
+      Caught = { Type = "Succeed" },
+    } }
+    failing_after(s, 1)
+    local x = s:start(asl.load(def, { name = "locked" }), {}, { name = "l1" })
+    local status, res = x:wait()
+    assert.is_false(called, "the handler never ran")
+    assert.equal("FAILED", status)
+    assert.equal("States.Runtime", res.Error)
+    assert.matches("cannot record the execution: execution store .* is locked", res.Cause)
+    assert.equal("locked", x.store_recorder.error.code)
+    -- what was written before stays, marked RUNNING: resume is possible later
+    assert.equal("RUNNING", s:describe("l1").status)
+  end)
+end)

@@ -88,9 +88,10 @@ function Recorder:add(ev)
   end
   local final = FINAL[etype]
   if final then
+    -- the execution has ended: a failure to record it is kept (self.error), not raised
     local d = details_of(ev) or {}
-    self:write { status = { status = final, stop_date = ev.timestamp, output = d.output,
-      error = d.error, cause = d.cause } }
+    pcall(self.write, self, { status = { status = final, stop_date = ev.timestamp,
+      output = d.output, error = d.error, cause = d.cause } })
     self.enabled = false
     return
   end
