@@ -79,3 +79,54 @@ describe("the store under kill -9", function()
     assert.is_true(total_acked > 0, "the writer acknowledged events before being killed")
   end)
 end)
+
+describe("a recorded execution killed while its EMR job runs (fake emr-containers, HTTP)", function()
+  local have_fake, fake = pcall(require, "support.fake")
+  local srv
+  after_each(function()
+    if srv then srv:stop() end
+    srv = nil
+    su.cleanup()
+  end)
+
+  it("had recorded the job's request before the service saw it, and stays consistent", function()
+    if not have_fake then pending("needs spec/support/fake.lua") return end
+    srv = fake.start("fake_emr", { job_seconds = 5 })
+    local path = su.tmpdir() .. "/emr.db"
+    local child = su.spawn(su.read("spec/support/store_emr_run.lua"), { path, srv.url, "night-1" })
+    local pid = tonumber(child:wait_line("^pid (%d+)$"))
+    -- the moment the service has the job, its request must already be in the store
+    local deadline = os.time() + 30
+    repeat su.sleep(0.05) until srv:stats().job_runs >= 1 or os.time() > deadline
+    assert.equal(1, srv:stats().job_runs)
+    local s = assert(store.open(path))
+    local _, effects = assert(s:effects("night-1"))
+    assert.equal(1, #effects)
+    assert.equal("task", effects[1].kind)
+    os.execute("kill -9 " .. pid)
+    wait_dead(pid)
+    local lines = child:finish()
+    for _, l in ipairs(lines) do assert.not_matches("^status", l) end
+
+    assert.is_true(s:integrity_check())
+    local row = assert(s:find("night-1"))
+    assert.equal("RUNNING", row.status)
+    local request = srv:requests { method = "POST", path_prefix = "/virtualclusters/" }
+    local starts = {}
+    for _, r in ipairs(request) do
+      if r.path:find("/jobruns$") then starts[#starts + 1] = r end
+    end
+    assert.equal(1, #starts, "one StartJobRun for the one Task attempt")
+    local effect = effects[1].data
+    assert.equal("job-night-1", effect.parameters.Name)
+    assert.equal(row.uid, effect.executionUid)
+    assert.equal("arn:aws:states:::emr-containers:startJobRun.sync",
+      "arn:aws:states:::" .. effect.resourceType .. ":" .. effect.resource)
+    -- the history holds everything up to the Task's start, in order
+    local types = {}
+    for i, e in ipairs(assert(s:history("night-1"))) do types[i] = e.type end
+    assert.same({ "ExecutionStarted", "PassStateEntered", "PassStateExited", "TaskStateEntered",
+      "TaskScheduled", "TaskStarted" }, { table.unpack(types, 1, 6) })
+    s:close()
+  end)
+end)
