@@ -14,7 +14,8 @@ print("pid " .. pid)
 io.stdout:flush()
 
 local client = emr.client { region = "us-east-1", endpoint_url = url,
-  credentials = { access_key_id = "AKIDEXAMPLE", secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
+  credentials = { access_key_id = "AKIDEXAMPLE",
+    secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
   env = { HOME = "/nonexistent", AWS_CONFIG_FILE = "/nonexistent/config",
     AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/credentials", AWS_EC2_METADATA_DISABLED = "true" } }
 local vc = assert(client:create_virtual_cluster { Name = "vc-" .. name,
