@@ -163,6 +163,13 @@ describe("run's store options (start_hook)", function()
     _, err = hook { store = path }
     assert.matches("is not an SQLite database", err.message)
     assert.equal("text", su.read(path))
+    -- the default store, where it cannot be: the message says how to run without it
+    local real = store.default_path
+    store.default_path = function() return "/dev/null/emrflow/executions.db" end
+    _, err = hook {}
+    store.default_path = real
+    assert.matches("cannot create the directory /dev/null/emrflow", err.message, 1, true)
+    assert.matches("%-%-no%-store", err.message)
   end)
 end)
 

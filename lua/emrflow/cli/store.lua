@@ -139,7 +139,10 @@ function M.start_hook(opts, start, cli, io_)
   end
   if opts["local"] and not opts.store then return end
   local s, err = store.open(opts.store)
-  if not s then cli.fail(err.message) end
+  if not s then
+    cli.fail(err.message .. (opts.store and "" or "; give --store PATH, or --no-store to run "
+      .. "without recording"))
+  end
   start.store = s
   start.store_notice = io_ and io_.stderr
   -- what resume and redrive take from the record when their command line omits it
