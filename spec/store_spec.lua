@@ -167,7 +167,7 @@ describe("emrflow.store", function()
             "assignedVariables", json.object_of("v", "x"))),
       }))
       assert(s:append_events(x.arn, {
-        event(4, "ExecutionSucceeded", "executionSucceededEventDetails", { output = "[1,2]" }),
+        event(4, "ExecutionSucceeded", "executionSucceededEventDetails", { output = json.array { 1, 2 } }),
       }))
       local h = assert(s:history("run-1"))
       assert.equal(4, #h)
@@ -545,5 +545,21 @@ describe("when the store cannot record", function()
     assert.equal("locked", x.store_recorder.error.code)
     -- what was written before stays, marked RUNNING: resume is possible later
     assert.equal("RUNNING", s:describe("l1").status)
+  end)
+end)
+
+describe("JSON values of every kind", function()
+  local asl = require "emrflow.asl"
+  after_each(su.cleanup)
+
+  it("a string input and a string output stay JSON strings", function()
+    local s = open_new()
+    local def = { StartAt = "P", States = { P = { Type = "Pass", Result = "done", End = true } } }
+    local x = s:start(asl.load(def, { name = "strings" }), "hello", { name = "s1" })
+    assert.equal("SUCCEEDED", (x:wait()))
+    local d = s:describe("s1")
+    assert.equal('"hello"', d.input)
+    assert.equal('"done"', d.output)
+    assert.equal('"hello"', s:history("s1")[1].executionStartedEventDetails.input)
   end)
 end)

@@ -86,10 +86,16 @@ local function query(self, name, ...)
   return rows, changes
 end
 
+-- A JSON value as the JSON text stored for it (a Lua string is a JSON string).
 local function encode_value(v)
   if v == nil then return nil end
-  if type(v) == "string" then return v end
   return json.encode(v)
+end
+
+-- The definition: ASL JSON text as it is, or a table encoded.
+local function definition_text(d)
+  if type(d) == "string" then return d end
+  return json.encode(d)
 end
 
 local function decode_text(text)
@@ -164,7 +170,7 @@ local function seq_of(self, x)
 end
 
 --- Records a new execution. Fields: arn, name, machine_name, machine_arn, definition (text
--- or table), input (value or JSON text) required; uid (default: a new one), source_path,
+-- or table), input (a JSON value) required; uid (default: a new one), source_path,
 -- start_date (default now), endpoint, region, options (table), status (default RUNNING).
 -- Returns the stored record, or nil, err (code ExecutionAlreadyExists for a name already
 -- used by this state machine).
@@ -178,7 +184,7 @@ function Store:create_execution(r)
     error("emrflow.store: create_execution needs definition and input", 2)
   end
   local rows, err = self.db:query("insert_execution", r.arn, r.uid or new_uid(), r.name,
-    r.machine_name, r.machine_arn, encode_value(r.definition), r.source_path,
+    r.machine_name, r.machine_arn, definition_text(r.definition), r.source_path,
     encode_value(r.input), r.status or "RUNNING", r.start_date or now(), r.endpoint, r.region,
     encode_value(r.options))
   if not rows then
@@ -266,7 +272,7 @@ local function write_group(self, seq, list, with)
 end
 
 --- Appends history events (as the engine's history gives them: id, previousEventId,
--- timestamp, type, <type>EventDetails with Lua values or JSON text; a list, or a group
+-- timestamp, type, <type>EventDetails with JSON values; a list, or a group
 -- made with emrflow.store.events.group()) in one transaction.
 -- with (optional) adds writes to the same transaction: with.effect = { key, kind, data }
 -- (record_effect's), with.status = { status, stop_date, output, error, cause } (the end of
@@ -288,7 +294,7 @@ end
 
 --- Records an external effect before it happens: key identifies it within the execution
 -- (a Task attempt's path, a timer), kind says what it is ("task", "timer", ...), data is a
--- table (a request with its ClientToken, a deadline) or JSON text. Recording the same key
+-- JSON value (a request with its ClientToken, a deadline). Recording the same key
 -- again replaces it.
 function Store:record_effect(x, key, kind, data)
   local seq, err = seq_of(self, x)
@@ -364,7 +370,7 @@ function Store:mark_redriven(x, date)
   return true
 end
 
---- Replaces the options recorded with x (a table or JSON text).
+--- Replaces the options recorded with x (a JSON value).
 function Store:set_options(x, options)
   local seq, err = seq_of(self, x)
   if not seq then return nil, err end

@@ -136,11 +136,6 @@ end
 local JSON_MEMBERS = { input = "inputDetails", output = "outputDetails", parameters = false }
 local NOT_TRUNCATED = object_of("truncated", false)
 
-local function text_of(v)
-  if type(v) == "string" then return v end
-  return encode(v)
-end
-
 local function assigned_text(vars)
   local out = json.object {}
   for _, name in ipairs(json.keys(vars)) do set(out, name, encode(vars[name])) end
@@ -154,7 +149,7 @@ local function details_text(d)
     local v = d[k]
     local flag = JSON_MEMBERS[k]
     if flag ~= nil then
-      set(out, k, text_of(v))
+      set(out, k, encode(v))
       if flag and d[flag] == nil then set(out, flag, NOT_TRUNCATED) end
     elseif k == "assignedVariables" and type(v) == "table" then
       set(out, k, assigned_text(v))
