@@ -563,3 +563,20 @@ describe("JSON values of every kind", function()
     assert.equal('"hello"', s:history("s1")[1].executionStartedEventDetails.input)
   end)
 end)
+
+describe("effects order", function()
+  after_each(su.cleanup)
+  it("lists effects in the order they were recorded", function()
+    local s = open_new()
+    local x = assert(s:create_execution(su.sample_execution(1)))
+    for _, key in ipairs { "task:7", "task:14", "timer:3", "task:21" } do
+      assert(s:record_effect(x, key, "task", {}))
+    end
+    assert(s:record_effect(x, "task:7", "task", { again = true }))
+    local _, list = s:effects(x)
+    local keys = {}
+    for i, e in ipairs(list) do keys[i] = e.key end
+    assert.same({ "task:7", "task:14", "timer:3", "task:21" }, keys)
+    assert.is_true(list[1].data.again)
+  end)
+end)

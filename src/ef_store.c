@@ -49,7 +49,7 @@ static const char s_schema_v1[] =
     " data TEXT NOT NULL,"
     " result TEXT,"
     " created REAL NOT NULL,"
-    " PRIMARY KEY (execution, key)) WITHOUT ROWID;"
+    " UNIQUE (execution, key));"
     "PRAGMA user_version = 1;";
 
 #define EXECUTION_COLUMNS                                                     \
@@ -103,7 +103,7 @@ static const struct stmt_def s_stmts[] = {
     { "complete_effect", "UPDATE effects SET result = ?3 WHERE execution = ?1 AND key = ?2" },
     { "effects",
       "SELECT key, kind, data, result, created FROM effects WHERE execution = ?1"
-      " ORDER BY created, key" },
+      " ORDER BY rowid" },
     { "effect",
       "SELECT key, kind, data, result, created FROM effects WHERE execution = ?1 AND key = ?2" },
 };
