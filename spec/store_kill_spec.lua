@@ -6,10 +6,11 @@ local su = require "support.store_util"
 local ROUNDS = 10
 
 -- Starts the writer in the background; returns its pid and its output file.
-local function start_writer(path, seed)
+local function start_writer(path, seed, max_events, name)
   local out = os.tmpname()
   local cmd = string.format("%s EMRFLOW_STORE=/dev/null/no-store lua5.4 spec/support/store_writer.lua "
-    .. "%s %d > %s 2>&1 & echo $!", su.lua_env(), su.quote(path), seed, su.quote(out))
+    .. "%s %d %d %s > %s 2>&1 & echo $!", su.lua_env(), su.quote(path), seed, max_events or 200000,
+    su.quote(name or "victim"), su.quote(out))
   local p = io.popen(cmd)
   local pid = tonumber(p:read("l"))
   p:close()
@@ -17,8 +18,8 @@ local function start_writer(path, seed)
 end
 
 -- Waits until pid has died (gone, or a zombie its adoptive parent has yet to reap).
-local function wait_dead(pid)
-  for _ = 1, 1000 do
+local function wait_dead(pid, seconds)
+  for _ = 1, (seconds or 20) * 50 do
     local stat = su.read("/proc/" .. pid .. "/stat")
     if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
     su.sleep(0.02)
@@ -77,6 +78,30 @@ describe("the store under kill -9", function()
     end
     assert.equal(ROUNDS, kills)
     assert.is_true(total_acked > 0, "the writer acknowledged events before being killed")
+  end)
+end)
+
+describe("two processes writing to one store at once", function()
+  after_each(su.cleanup)
+
+  it("both finish: the busy timeout serialises their transactions, nothing is lost", function()
+    local path = su.tmpdir() .. "/shared.db"
+    assert(store.open(path)):close()
+    local a_pid, a_out = start_writer(path, 7, 4000, "alpha")
+    local b_pid, b_out = start_writer(path, 8, 4000, "beta")
+    for _, pid in ipairs { a_pid, b_pid } do wait_dead(pid, 60) end
+    local s = assert(store.open(path))
+    assert.is_true(s:integrity_check())
+    for _, w in ipairs { { "alpha", a_out }, { "beta", b_out } } do
+      local text = su.read(w[2]) or ""
+      os.remove(w[2])
+      assert.matches("\ndone\n$", text)
+      local last = assert(s:last_event_id(w[1]))
+      assert.is_true(last >= 4000)
+      assert.equal(last, last_number(text, "ack"))
+      assert.equal(last, #assert(s:history(w[1])))
+    end
+    s:close()
   end)
 end)
 

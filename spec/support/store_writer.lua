@@ -2,18 +2,19 @@
 -- groups of random size until it is killed, printing "ack <id>" once each group's append
 -- has returned. Continues after the last recorded event, as a resumed execution would.
 --
---   lua5.4 spec/support/store_writer.lua STORE SEED [MAX_EVENTS]
+--   lua5.4 spec/support/store_writer.lua STORE SEED [MAX_EVENTS [NAME]]
 local store = require "emrflow.store"
 local json = require "emrflow.json"
 
 local path, seed, max_events = arg[1], tonumber(arg[2]), tonumber(arg[3] or "200000")
+local name = arg[4] or "victim"
 math.randomseed(seed)
 
 local s = assert(store.open(path))
-local x = s:find("victim")
+local x = s:find(name)
 if not x then
   x = assert(s:create_execution {
-    arn = "arn:aws:states:us-east-1:123456789012:execution:kill:victim", name = "victim",
+    arn = "arn:aws:states:us-east-1:123456789012:execution:kill:" .. name, name = name,
     machine_name = "kill", machine_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:kill",
     definition = "{}", input = json.object {},
   })
