@@ -191,7 +191,7 @@ describe("emrflow executions through bin/emrflow", function()
     local bad = su.tmpdir() .. "/bad.db"
     su.write(bad, "x")
     local code_ok, msg = su.sh("lua5.4 bin/emrflow history run-3 --store " .. su.quote(bad)
-      .. "; echo exit=$?")
+      .. " 2>&1; echo exit=$?")
     assert.is_truthy(code_ok)
     assert.matches("exit=1", msg)
     assert.matches("emrflow: execution store .* is not an SQLite database", msg)
