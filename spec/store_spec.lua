@@ -580,3 +580,24 @@ describe("effects order", function()
     assert.is_true(list[1].data.again)
   end)
 end)
+
+describe("definitions", function()
+  local asl = require "emrflow.asl"
+  after_each(su.cleanup)
+
+  it("are kept once however many executions run them, and read back with each", function()
+    local s, path = open_new()
+    local def = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
+    local machine = asl.load(def, { name = "same" })
+    for i = 1, 3 do assert.equal("SUCCEEDED", (s:start(machine, {}, { name = "r" .. i }):wait())) end
+    local other = asl.load('{"StartAt":"Q","States":{"Q":{"Type":"Succeed"}}}', { name = "same" })
+    assert.equal("SUCCEEDED", (s:start(other, {}, { name = "r4" }):wait()))
+    assert.same(json.decode(def), json.decode(assert(s:find("r2")).definition))
+    assert.equal("Q", json.decode(assert(s:find("r4")).definition).StartAt)
+    s:close()
+    local ok, out = su.sh("python3 -c " .. su.quote("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+      .. "print(c.execute('select count(*) from definitions').fetchone()[0])") .. " " .. su.quote(path))
+    assert.is_truthy(ok)
+    assert.equal("2", out:match("%d+"))
+  end)
+end)

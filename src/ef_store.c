@@ -10,6 +10,8 @@
 #include <sqlite3.h>
 
 /* The schema of version 1. executions.seq orders listings (newest first).
+ * definitions holds each distinct definition text once (keyed by its
+ * SHA-256), however many executions run it.
  * events holds the history in groups: one row per group of consecutive
  * events written in one transaction (first_id..last_id, data in the form
  * lua/emrflow/store/events.lua defines), so that a long run of states costs
@@ -23,7 +25,7 @@ static const char s_schema_v1[] =
     " name TEXT NOT NULL,"
     " machine_name TEXT NOT NULL,"
     " machine_arn TEXT NOT NULL,"
-    " definition TEXT NOT NULL,"
+    " definition INTEGER NOT NULL,"
     " source_path TEXT,"
     " input TEXT NOT NULL,"
     " status TEXT NOT NULL,"
@@ -36,6 +38,10 @@ static const char s_schema_v1[] =
     " options TEXT,"
     " UNIQUE (machine_arn, name));"
     "CREATE INDEX executions_name ON executions(name);"
+    "CREATE TABLE definitions ("
+    " id INTEGER PRIMARY KEY,"
+    " digest TEXT NOT NULL UNIQUE,"
+    " text TEXT NOT NULL);"
     "CREATE TABLE events ("
     " execution INTEGER NOT NULL,"
     " first_id INTEGER NOT NULL,"
@@ -53,9 +59,10 @@ static const char s_schema_v1[] =
     "PRAGMA user_version = 1;";
 
 #define EXECUTION_COLUMNS                                                     \
-    "seq, arn, uid, name, machine_name, machine_arn, definition, source_path, " \
-    "input, status, start_date, stop_date, output, error, cause, "           \
+    "seq, arn, uid, name, machine_name, machine_arn, d.text AS definition, "   \
+    "source_path, input, status, start_date, stop_date, output, error, cause, " \
     "redrive_count, redrive_date, endpoint, region, options"
+#define EXECUTION_FROM " FROM executions JOIN definitions d ON d.id = definition"
 
 struct stmt_def {
     const char *name;
@@ -67,15 +74,17 @@ static const struct stmt_def s_stmts[] = {
     { "begin", "BEGIN IMMEDIATE" },
     { "commit", "COMMIT" },
     { "rollback", "ROLLBACK" },
+    { "definition_by_digest", "SELECT id FROM definitions WHERE digest = ?1" },
+    { "insert_definition", "INSERT INTO definitions (digest, text) VALUES (?1, ?2)" },
     { "insert_execution",
       "INSERT INTO executions (arn, uid, name, machine_name, machine_arn, definition,"
       " source_path, input, status, start_date, endpoint, region, options)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)" },
-    { "execution_by_seq", "SELECT " EXECUTION_COLUMNS " FROM executions WHERE seq = ?1" },
-    { "execution_by_arn", "SELECT " EXECUTION_COLUMNS " FROM executions WHERE arn = ?1" },
-    { "execution_by_uid", "SELECT " EXECUTION_COLUMNS " FROM executions WHERE uid = ?1" },
+    { "execution_by_seq", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE seq = ?1" },
+    { "execution_by_arn", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE arn = ?1" },
+    { "execution_by_uid", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE uid = ?1" },
     { "executions_by_name",
-      "SELECT " EXECUTION_COLUMNS " FROM executions WHERE name = ?1 ORDER BY seq DESC" },
+      "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE name = ?1 ORDER BY seq DESC" },
     { "list_executions",
       "SELECT seq, arn, machine_arn, machine_name, name, status, start_date, stop_date,"
       " redrive_count, redrive_date FROM executions"

@@ -22,6 +22,7 @@ local core = require "emrflow.core"
 local json = require "emrflow.json"
 local errors = require "emrflow.errors"
 local events = require "emrflow.store.events"
+local digest_hex = require("emrflow.digest").hex
 
 local M = {}
 
@@ -174,6 +175,37 @@ end
 -- start_date (default now), endpoint, region, options (table), status (default RUNNING).
 -- Returns the stored record, or nil, err (code ExecutionAlreadyExists for a name already
 -- used by this state machine).
+-- The id of a definition text in the definitions table, adding it when it is new (in the
+-- caller's transaction).
+local function definition_id(self, text)
+  local digest = digest_hex("SHA-256", text)
+  local rows, err = query(self, "definition_by_digest", digest)
+  if not rows then return nil, err end
+  if rows[1] then return rows[1].id end
+  local inserted, ierr = query(self, "insert_definition", digest, text)
+  if not inserted then return nil, ierr end
+  rows, err = query(self, "definition_by_digest", digest)
+  if not rows then return nil, err end
+  return rows[1].id
+end
+
+-- The writes of create_execution, in its transaction.
+local function insert_execution(self, r)
+  local def_id, derr = definition_id(self, definition_text(r.definition))
+  if not def_id then return nil, derr end
+  local rows, err = self.db:query("insert_execution", r.arn, r.uid or new_uid(), r.name,
+    r.machine_name, r.machine_arn, def_id, r.source_path,
+    encode_value(r.input), r.status or "RUNNING", r.start_date or now(), r.endpoint, r.region,
+    encode_value(r.options))
+  if rows then return true end
+  if err.code == "constraint" then
+    return nil, errors.new { code = "ExecutionAlreadyExists", aws_code = "ExecutionAlreadyExists",
+      message = "Execution Already Exists: '" .. r.arn .. "' (names are unique per state machine "
+        .. "in the execution store " .. self.path .. ")" }
+  end
+  return nil, store_error(self, err)
+end
+
 function Store:create_execution(r)
   for _, k in ipairs { "arn", "name", "machine_name", "machine_arn" } do
     if type(r[k]) ~= "string" or r[k] == "" then
@@ -183,18 +215,8 @@ function Store:create_execution(r)
   if r.definition == nil or r.input == nil then
     error("emrflow.store: create_execution needs definition and input", 2)
   end
-  local rows, err = self.db:query("insert_execution", r.arn, r.uid or new_uid(), r.name,
-    r.machine_name, r.machine_arn, definition_text(r.definition), r.source_path,
-    encode_value(r.input), r.status or "RUNNING", r.start_date or now(), r.endpoint, r.region,
-    encode_value(r.options))
-  if not rows then
-    if err.code == "constraint" then
-      return nil, errors.new { code = "ExecutionAlreadyExists", aws_code = "ExecutionAlreadyExists",
-        message = "Execution Already Exists: '" .. r.arn .. "' (names are unique per state machine "
-          .. "in the execution store " .. self.path .. ")" }
-    end
-    return nil, store_error(self, err)
-  end
+  local ok, err = self:transaction(insert_execution, self, r)
+  if not ok then return nil, err end
   return self:find(r.arn)
 end
 

@@ -41,16 +41,32 @@ static void s_write(const char *path, const void *p, size_t n)
     }
 }
 
+/* The id of the one definition the tests' executions run (added on first use). */
+static int64_t s_definition(struct ef_store *s, struct ef_store_error *err)
+{
+    struct ef_store_stmt *st = ef_store_stmt(s, ef_store_stmt_find("definition_by_digest"));
+    ef_store_bind_text(st, 1, "d1", 2);
+    if (ef_store_step(st, err) == EF_STORE_ROW)
+        return ef_store_column_int(st, 0);
+    st = ef_store_stmt(s, ef_store_stmt_find("insert_definition"));
+    ef_store_bind_text(st, 1, "d1", 2);
+    ef_store_bind_text(st, 2, "{}", 2);
+    if (ef_store_step(st, err) != EF_STORE_DONE)
+        return -1;
+    return ef_store_last_rowid(s);
+}
+
 static int s_insert_execution(struct ef_store *s, const char *arn, const char *uid,
                               const char *name, struct ef_store_error *err)
 {
+    int64_t def = s_definition(s, err);
     struct ef_store_stmt *st = ef_store_stmt(s, ef_store_stmt_find("insert_execution"));
     ef_store_bind_text(st, 1, arn, strlen(arn));
     ef_store_bind_text(st, 2, uid, strlen(uid));
     ef_store_bind_text(st, 3, name, strlen(name));
     ef_store_bind_text(st, 4, "m", 1);
     ef_store_bind_text(st, 5, "arn:m", 5);
-    ef_store_bind_text(st, 6, "{}", 2);
+    ef_store_bind_int(st, 6, def);
     ef_store_bind_text(st, 8, "{}", 2);
     ef_store_bind_text(st, 9, "RUNNING", 7);
     ef_store_bind_double(st, 10, 1700000000.5);

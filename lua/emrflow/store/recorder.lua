@@ -116,12 +116,22 @@ end
 
 -- The definition as ASL JSON text: encoded directly (fast, even for ten thousand states),
 -- or, when it holds Lua-function resources, exported with placeholders for them (the
--- functions are loaded again from the definition's file on resume).
+-- functions are loaded again from the definition's file on resume). Kept per machine: a
+-- machine's definition never changes once loaded.
+local definition_texts = setmetatable({}, { __mode = "k" })
+
 local function definition_text(machine)
-  local ok, text = pcall(json.encode, machine.definition)
-  if ok then return text end
-  local eok, etext = pcall(machine.to_json, machine, { compact = true, placeholder_arns = true })
-  return eok and etext or "{}"
+  local text = definition_texts[machine]
+  if text then return text end
+  local ok, encoded = pcall(json.encode, machine.definition)
+  if ok then
+    text = encoded
+  else
+    local eok, exported = pcall(machine.to_json, machine, { compact = true, placeholder_arns = true })
+    text = eok and exported or "{}"
+  end
+  definition_texts[machine] = text
+  return text
 end
 
 local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true }
