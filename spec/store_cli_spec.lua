@@ -197,3 +197,58 @@ describe("emrflow executions through bin/emrflow", function()
     assert.matches("emrflow: execution store .* is not an SQLite database", msg)
   end)
 end)
+
+describe("emrflow run records in the store", function()
+  local asl = require "emrflow.asl"
+  after_each(su.cleanup)
+
+  -- machine:start hands an execution to the store when given { store = s } (the one-line
+  -- dispatch in emrflow.asl's Machine:start); until then these specs wait.
+  local function run_records()
+    local s = assert(store.open(su.tmpdir() .. "/probe.db"))
+    local m = asl.load('{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}', { name = "probe" })
+    local ok = pcall(function() m:start({}, { store = s, name = "probe" }):wait() end)
+    local recorded = ok and s:find("probe") ~= nil
+    s:close()
+    return recorded
+  end
+
+  local function emrflow(args)
+    return su.sh("lua5.4 bin/emrflow " .. args .. " 2>&1; echo exit=$?")
+  end
+
+  local DEF = "examples/emr-eks-pipeline.json"
+
+  it("records a run; the same --name again is ExecutionAlreadyExists, exit 1", function()
+    if not extensions_loaded or not run_records() then
+      pending("machine:start does not hand { store = s } to the store yet")
+      return
+    end
+    local path = su.tmpdir() .. "/executions.db"
+    local _, out = emrflow("run " .. DEF .. " --local --compact --name nightly --store " .. su.quote(path))
+    assert.matches("exit=0", out)
+    local s = assert(store.open(path))
+    local d = assert(s:describe("nightly"))
+    assert.equal("SUCCEEDED", d.status)
+    assert.equal("ExecutionSucceeded", s:history("nightly")[#s:history("nightly")].type)
+    s:close()
+    _, out = emrflow("run " .. DEF .. " --local --name nightly --store " .. su.quote(path))
+    assert.matches("ExecutionAlreadyExists", out)
+    assert.matches("exit=1", out)
+  end)
+
+  it("--local runs are not recorded without --store; --no-store runs never are", function()
+    if not extensions_loaded or not run_records() then
+      pending("machine:start does not hand { store = s } to the store yet")
+      return
+    end
+    local dir = su.tmpdir()
+    local env = "EMRFLOW_STORE=" .. su.quote(dir .. "/default.db") .. " "
+    local _, out = su.sh(env .. "lua5.4 bin/emrflow run " .. DEF .. " --local --name a 2>&1; echo exit=$?")
+    assert.matches("exit=0", out)
+    assert.is_nil(su.read(dir .. "/default.db"))
+    _, out = emrflow("run " .. DEF .. " --local --no-store --store " .. su.quote(dir .. "/x.db"))
+    assert.matches("not both", out)
+    assert.matches("exit=1", out)
+  end)
+end)
