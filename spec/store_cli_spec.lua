@@ -163,13 +163,31 @@ describe("run's store options (start_hook)", function()
     _, err = hook { store = path }
     assert.matches("is not an SQLite database", err.message)
     assert.equal("text", su.read(path))
-    -- the default store, where it cannot be: the message says how to run without it
+  end)
+
+  it("no default store and none can be made: a warning, and the run goes on unrecorded", function()
     local real = store.default_path
     store.default_path = function() return "/dev/null/emrflow/executions.db" end
-    _, err = hook {}
+    local start, stderr = {}, sink()
+    local ok, err = pcall(ext.start_hook, {}, start, cli, { stderr = stderr })
     store.default_path = real
-    assert.matches("cannot create the directory /dev/null/emrflow", err.message, 1, true)
+    assert.is_true(ok, err and err.message)
+    assert.is_nil(start.store)
+    assert.matches("warning: this run is not recorded: execution store /dev/null/emrflow", stderr:text(),
+      1, false)
+    assert.matches("%-%-no%-store", stderr:text())
+  end)
+
+  it("an existing default store that is bad stops the run, unchanged", function()
+    local path = su.tmpdir() .. "/executions.db"
+    su.write(path, "not a database")
+    local real = store.default_path
+    store.default_path = function() return path end
+    local _, err = hook {}
+    store.default_path = real
+    assert.matches("is not an SQLite database", err.message)
     assert.matches("%-%-no%-store", err.message)
+    assert.equal("not a database", su.read(path))
   end)
 end)
 

@@ -307,7 +307,19 @@ fail:
     return -1;
 }
 
-/* Checks the schema version, creating the schema in a new file. Nothing is
+/* WAL: readers never block the writer, and a commit is one append.
+ * NORMAL: a commit is in the OS's hands when it returns, so it survives the
+ * process being killed (syncs happen at checkpoints). */
+static int s_set_journal(struct ef_store *s, struct ef_store_error *err)
+{
+    if (s_exec(s, "PRAGMA journal_mode = WAL", err) != 0 ||
+        s_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Checks the schema version, creating the schema in a new file (an existing
+ * one is switched to WAL by the caller, once its tables proved usable). Nothing is
  * written to a file that is not an emrflow store of a known version. */
 static int s_check_schema(struct ef_store *s, struct ef_store_error *err)
 {
@@ -334,14 +346,8 @@ static int s_check_schema(struct ef_store *s, struct ef_store_error *err)
               "write to the file and its directory");
         return -1;
     }
-    /* WAL: readers never block the writer, and a commit is one append.
-     * NORMAL: a commit is in the OS's hands when it returns, so it survives
-     * the process being killed (syncs happen at checkpoints). */
-    if (s_exec(s, "PRAGMA journal_mode = WAL", err) != 0 ||
-        s_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
-        return -1;
     if (version == 0)
-        return s_create_schema(s, err);
+        return s_set_journal(s, err) != 0 ? -1 : s_create_schema(s, err);
     s->schema = version;
     return 0;
 }
@@ -352,7 +358,12 @@ static int s_prepare_all(struct ef_store *s, struct ef_store_error *err)
         int rc = sqlite3_prepare_v3(s->db, s_stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
                                     &s->stmts[i].st, NULL);
         if (rc != SQLITE_OK) {
-            s_set_sqlite(err, s->db, rc);
+            /* a plain SQL error here means the tables are not those of its version */
+            if ((rc & 0xff) == SQLITE_ERROR)
+                s_set(err, EF_STORE_EFOREIGN, rc, "is not a usable emrflow store (schema "
+                      "version %d, but %s); nothing was changed", s->schema, sqlite3_errmsg(s->db));
+            else
+                s_set_sqlite(err, s->db, rc);
             return -1;
         }
         s->stmts[i].owner = s;
@@ -384,7 +395,8 @@ int ef_store_open(struct ef_store **out, const char *path, int busy_ms,
         return -1;
     }
     sqlite3_busy_timeout(s->db, busy_ms);
-    if (s_check_schema(s, err) != 0 || s_prepare_all(s, err) != 0) {
+    if (s_check_schema(s, err) != 0 || s_prepare_all(s, err) != 0 ||
+        s_set_journal(s, err) != 0) {
         ef_store_close(s);
         return -1;
     }

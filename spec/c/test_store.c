@@ -249,6 +249,9 @@ static void test_foreign_and_newer(void)
                        EF_STORE_EFOREIGN);
     s_check_refused_db("newer.db", "CREATE TABLE executions (x); PRAGMA user_version = 99;",
                        EF_STORE_ENEWER);
+    /* the version of this build, but not its tables */
+    s_check_refused_db("odd.db", "CREATE TABLE executions (x); PRAGMA user_version = 1;",
+                       EF_STORE_EFOREIGN);
 }
 
 static void test_cannot_open(void)

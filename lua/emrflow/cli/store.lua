@@ -9,7 +9,9 @@
 --
 -- EXECUTION is an execution ARN, its name (unique within the store) or its unique id. The
 -- store is --store PATH, else the default (see emrflow.store.default_path). `run` records
--- in it unless --no-store; a --local run only when --store is given. Failures (no such
+-- in it unless --no-store; a --local run only when --store is given. When there is no
+-- default store yet and none can be created (a read-only HOME), `run` warns and runs
+-- without recording. Failures (no such
 -- store or execution, a locked, damaged or newer store) end with exit 1.
 
 local json = require "emrflow.json"
@@ -130,6 +132,22 @@ M.commands = {
   },
 }
 
+-- True when err says the default store could not be created: it does not exist yet and its
+-- directory cannot be made or written, and EMRFLOW_STORE did not ask for it by name. A store
+-- that exists but is bad (damaged, locked, newer) stops the run: nothing is overwritten.
+local function cannot_make_default(err)
+  local explicit = os.getenv("EMRFLOW_STORE")
+  if explicit and explicit ~= "" then return false end
+  if err.code ~= "cannot_open" and err.code ~= "read_only" then return false end
+  local path = store.default_path()
+  local f = path and io.open(path, "rb")
+  if f then
+    f:close()
+    return false
+  end
+  return true
+end
+
 --- Before `run` starts an execution: opens the store it records in (start.store), per
 -- DESIGN's rules: --no-store never, --store PATH always, the default store unless --local.
 function M.start_hook(opts, start, cli, io_)
@@ -140,6 +158,13 @@ function M.start_hook(opts, start, cli, io_)
   if opts["local"] and not opts.store then return end
   local s, err = store.open(opts.store)
   if not s then
+    if not opts.store and cannot_make_default(err) then
+      -- no store yet, and none can be made where the default lives (a read-only HOME in a
+      -- CI job, say): run, but say that this run will not survive its process
+      io_.stderr:write("emrflow: warning: this run is not recorded: ", err.message,
+        "; give --store PATH to record it, or --no-store to silence this warning\n")
+      return
+    end
     cli.fail(err.message .. (opts.store and "" or "; give --store PATH, or --no-store to run "
       .. "without recording"))
   end
