@@ -1970,17 +1970,15 @@ int ef_regex_groups(const struct ef_regex *re)
 
 enum mode { M_SEARCH, M_FULL, M_LOOK };
 
-struct thread {
-    uint32_t pc;
-    ptrdiff_t *caps;
-};
-
+/* A list of threads in priority order: thread i is at pc[i], its captures at
+ * capbuf + i * ncap (grown on demand: few threads are alive at a time). */
 struct tlist {
-    struct thread *t;
+    uint32_t *pc;
     uint32_t n;
     uint32_t *mark;  /* mark[pc] == gen: pc already in the list */
     uint32_t gen;
     ptrdiff_t *capbuf;
+    size_t capthreads;
 };
 
 struct frame {
@@ -1993,7 +1991,7 @@ struct ctx {
     const struct ef_regex *re;
     const unsigned char *s;
     size_t n;
-    uint8_t **memo;  /* per lookahead, per position: 0 unknown, 1 true, 2 false */
+    uint8_t **memo;  /* per lookahead: 2 bits per position (see s_look) */
 };
 
 struct run {
@@ -2051,21 +2049,24 @@ static int s_assert(const struct ctx *cx, enum op op, size_t pos)
  * is positive and has groups, caps (if not NULL) receives their captures. */
 static int s_look(struct ctx *cx, const struct inst *in, size_t pos, ptrdiff_t *caps)
 {
+    /* memo: 2 bits per position (0 unknown, 1 holds, 2 does not); without
+     * memory for it, lookaheads are simply evaluated again */
     uint8_t **slot = &cx->memo[in->c];
-    if (!*slot) {
-        *slot = calloc(cx->n + 1, 1);
-        if (!*slot)
-            return -1;
-    }
+    if (!*slot)
+        *slot = calloc(cx->n / 4 + 1, 1);
+    uint8_t *memo = *slot;
+    unsigned known = memo ? (memo[pos / 4] >> (2 * (pos % 4))) & 3u : 0;
     const struct look *lk = &cx->re->looks[in->c];
-    int want_caps = caps && !in->neg && lk->g1 > lk->g0 && (*slot)[pos] != 2;
-    if (!(*slot)[pos] || want_caps) {
+    int want_caps = caps && !in->neg && lk->g1 > lk->g0 && known != 2;
+    if (!known || want_caps) {
         int r = s_run(cx, in->x, pos, M_LOOK, want_caps ? caps : NULL);
         if (r < 0)
             return -1;
-        (*slot)[pos] = r ? 1 : 2;
+        known = r ? 1u : 2u;
+        if (memo)
+            memo[pos / 4] = (uint8_t)(memo[pos / 4] | (known << (2 * (pos % 4))));
     }
-    return ((*slot)[pos] == 1) != in->neg;
+    return (known == 1) != in->neg;
 }
 
 static void s_clear(struct tlist *l, uint32_t len)
@@ -2142,15 +2143,20 @@ static int s_add(struct run *r, struct tlist *l, uint32_t pc0, size_t pos, const
             st[top++] = (struct frame){ in->y, -1, 0 };
             break;
         }
-        default: {
-            struct thread *t = &l->t[l->n];
-            t->pc = pc;
-            t->caps = l->capbuf + (size_t)l->n * (size_t)r->ncap;
+        default:
+            if (r->ncap && l->n == l->capthreads) {
+                size_t more = l->capthreads ? 2 * l->capthreads : 16;
+                ptrdiff_t *q = realloc(l->capbuf, more * (size_t)r->ncap * sizeof *q);
+                if (!q)
+                    return -1;
+                l->capbuf = q;
+                l->capthreads = more;
+            }
+            l->pc[l->n] = pc;
             if (r->ncap)
-                memcpy(t->caps, cur, (size_t)r->ncap * sizeof *cur);
+                memcpy(l->capbuf + (size_t)l->n * (size_t)r->ncap, cur, (size_t)r->ncap * sizeof *cur);
             l->n++;
             break;
-        }
         }
     }
     return 0;
@@ -2160,39 +2166,40 @@ static int s_run_init(struct run *r, struct ctx *cx, int ncap)
 {
     const struct ef_regex *re = cx->re;
     size_t len = re->len;
-    size_t per_list = len * sizeof(struct thread) + len * sizeof(uint32_t) +
-                      len * (size_t)ncap * sizeof(ptrdiff_t);
-    size_t total = 2 * per_list + re->stack_cap * sizeof(struct frame) +
-                   (size_t)(2 * ncap + 1) * sizeof(ptrdiff_t);
+    size_t total = re->stack_cap * sizeof(struct frame) + (size_t)(2 * ncap + 1) * sizeof(ptrdiff_t) +
+                   4 * len * sizeof(uint32_t);
     char *mem = malloc(total);
     if (!mem)
         return -1;
     r->mem = mem;
     r->cx = cx;
     r->ncap = ncap;
-    /* 8-byte-aligned parts first, the uint32_t marks last */
+    /* 8-byte-aligned parts first, the uint32_t arrays last */
     r->stack = (struct frame *)(void *)mem;
     mem += re->stack_cap * sizeof(struct frame);
-    for (int k = 0; k < 2; k++) {
-        r->l[k].t = (struct thread *)(void *)mem;
-        mem += len * sizeof(struct thread);
-    }
-    for (int k = 0; k < 2; k++) {
-        r->l[k].capbuf = (ptrdiff_t *)(void *)mem;
-        mem += len * (size_t)ncap * sizeof(ptrdiff_t);
-    }
     r->cur = (ptrdiff_t *)(void *)mem;
     mem += (size_t)(2 * ncap + 1) * sizeof(ptrdiff_t);
+    r->lookcaps = r->cur + ncap;
     for (int k = 0; k < 2; k++) {
         struct tlist *l = &r->l[k];
+        l->pc = (uint32_t *)(void *)mem;
+        mem += len * sizeof(uint32_t);
         l->mark = (uint32_t *)(void *)mem;
         mem += len * sizeof(uint32_t);
         memset(l->mark, 0, len * sizeof(uint32_t));
         l->gen = 0;
         l->n = 0;
+        l->capbuf = NULL;
+        l->capthreads = 0;
     }
-    r->lookcaps = r->cur + ncap;
     return 0;
+}
+
+static void s_run_free(struct run *r)
+{
+    free(r->l[0].capbuf);
+    free(r->l[1].capbuf);
+    free(r->mem);
 }
 
 static int s_step_ok(const struct ef_regex *re, const struct inst *in, int have, uint32_t c)
@@ -2253,19 +2260,19 @@ static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptr
         uint32_t c = have ? s_decode(cx->s, cx->n, pos, &clen) : 0;
         s_clear(nl, re->len);
         for (uint32_t i = 0; i < cl->n; i++) {
-            const struct thread *t = &cl->t[i];
-            const struct inst *in = &re->prog[t->pc];
+            const struct inst *in = &re->prog[cl->pc[i]];
+            const ptrdiff_t *tcaps = cl->capbuf + (size_t)i * (size_t)ncap;
             if (in->op == OP_MATCH) {
                 if (mode == M_FULL && pos != cx->n)
                     continue;
                 result = 1;
                 if (!caps)
                     goto done;
-                memcpy(caps, t->caps, (size_t)ncap * sizeof *caps);
+                memcpy(caps, tcaps, (size_t)ncap * sizeof *caps);
                 matched = 1;
                 break; /* lower-priority threads lose */
             }
-            if (s_step_ok(re, in, have, c) && s_add(&r, nl, in->y, pos + clen, t->caps) < 0)
+            if (s_step_ok(re, in, have, c) && s_add(&r, nl, in->y, pos + clen, tcaps) < 0)
                 goto oom;
         }
         struct tlist *tmp = cl;
@@ -2276,10 +2283,10 @@ static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptr
         pos += clen;
     }
 done:
-    free(r.mem);
+    s_run_free(&r);
     return result;
 oom:
-    free(r.mem);
+    s_run_free(&r);
     return -1;
 }
 
