@@ -573,7 +573,8 @@ local function format_decimal(value, fmt)
 end
 
 -- _formatInteger
-local function format_with(value, fmt)
+local function format_with(value, fmt, component)
+  if fmt == nil then raise("D3133", component) end -- a name presentation on a numeric component
   local negative = value < 0
   value = abs(value)
   local out
@@ -1183,7 +1184,7 @@ local function format_component(d, part, offset_h, offset_m)
     end
     return format_with(value + 0.0, part.int)
   elseif c == "f" then
-    return format_with(value + 0.0, part.int)
+    return format_with(value + 0.0, part.int, c)
   elseif c == "Z" or c == "z" then
     local offset = offset_h * 100 + offset_m
     local out
