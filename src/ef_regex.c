@@ -1067,6 +1067,8 @@ static const struct re_range s_space[] = {
     { 0x09, 0x0D }, { 0x20, 0x20 }, { 0xA0, 0xA0 }, { 0x1680, 0x1680 }, { 0x2000, 0x200A },
     { 0x2028, 0x2029 }, { 0x202F, 0x202F }, { 0x205F, 0x205F }, { 0x3000, 0x3000 }, { 0xFEFF, 0xFEFF },
 };
+static const struct re_range s_java_breaks[] = { { '\n', '\n' }, { '\r', '\r' }, { 0x85, 0x85 },
+                                                 { 0x2028, 0x2029 } };
 /* Java's POSIX classes (US-ASCII only, as java.util.regex defines them). */
 static const struct re_range s_p_lower[] = { { 'a', 'z' } };
 static const struct re_range s_p_upper[] = { { 'A', 'Z' } };
@@ -1133,6 +1135,8 @@ static int s_class_escape(struct parser *ps, uint32_t e, size_t at)
     case 'w': case 'W':
         return s_tmp_add_set(ps, s_word, 4, e == 'W') ? -1 : 1;
     case 's': case 'S':
+        if (ps->flags & EF_REGEX_JAVA)
+            return s_tmp_add_set(ps, s_p_space, 2, e == 'S') ? -1 : 1;
         return s_tmp_add_set(ps, s_space, sizeof s_space / sizeof s_space[0], e == 'S') ? -1 : 1;
     case 'p': case 'P':
         if (s_more(ps) && ps->p[ps->i] == '{')
@@ -1435,6 +1439,13 @@ static int s_atom(struct parser *ps)
     case '$':
         return s_assert_node(ps, OP_EOL, at);
     case '.':
+        if ((ps->flags & EF_REGEX_JAVA) && !(ps->flags & EF_REGEX_DOTALL)) {
+            /* Java's line terminators also include U+0085 */
+            ps->ntmp = 0;
+            if (s_tmp_add_set(ps, s_java_breaks, 4, 1))
+                return -1;
+            return s_class_node(ps, s_tmp_finish(ps, 0), at);
+        }
         return s_node(ps, N_ANY, at);
     case '(':
         return s_group(ps, at);
@@ -2004,7 +2015,7 @@ struct run {
     void *mem;
 };
 
-static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptrdiff_t *caps);
+static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptrdiff_t *caps, int ncap);
 
 static int s_class_match(const struct ef_regex *re, uint32_t idx, uint32_t c)
 {
@@ -2059,7 +2070,8 @@ static int s_look(struct ctx *cx, const struct inst *in, size_t pos, ptrdiff_t *
     const struct look *lk = &cx->re->looks[in->c];
     int want_caps = caps && !in->neg && lk->g1 > lk->g0 && known != 2;
     if (!known || want_caps) {
-        int r = s_run(cx, in->x, pos, M_LOOK, want_caps ? caps : NULL);
+        int r = s_run(cx, in->x, pos, M_LOOK, want_caps ? caps : NULL,
+                      want_caps ? 2 * (cx->re->groups + 1) : 0);
         if (r < 0)
             return -1;
         known = r ? 1u : 2u;
@@ -2130,7 +2142,7 @@ static int s_add(struct run *r, struct tlist *l, uint32_t pc0, size_t pos, const
             break;
         case OP_LOOK: {
             const struct look *lk = &re->looks[in->c];
-            int with_caps = r->ncap && !in->neg && lk->g1 > lk->g0;
+            int with_caps = r->ncap == 2 * (re->groups + 1) && !in->neg && lk->g1 > lk->g0;
             int ok = s_look(r->cx, in, pos, with_caps ? r->lookcaps : NULL);
             if (ok < 0)
                 return -1;
@@ -2221,10 +2233,13 @@ static int s_step_ok(const struct ef_regex *re, const struct inst *in, int have,
 }
 
 /* The VM. caps == NULL: only whether there is a match. */
-static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptrdiff_t *caps)
+/* The VM from pc0 at byte `start`. caps == NULL: only whether there is a match;
+ * else ncap capture slots (2: the match only; 2 * (groups + 1): every group). */
+static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptrdiff_t *caps, int ncap)
 {
     const struct ef_regex *re = cx->re;
-    int ncap = caps ? 2 * (re->groups + 1) : 0;
+    if (!caps)
+        ncap = 0;
     struct run r;
     if (s_run_init(&r, cx, ncap) < 0)
         return -1;
@@ -2305,7 +2320,23 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
         if (!cx.memo)
             return -1;
     }
-    int r = s_run(&cx, re->start, start, full ? M_FULL : M_SEARCH, caps);
+    int r;
+    int ncap = 2 * (re->groups + 1);
+    if (caps && ncap > 2 && !full) {
+        /* Copying every group along every thread of a search costs
+         * threads * groups per character. Find the match's extent with the
+         * whole-match slots only, then take the groups from one anchored run
+         * at its start: the same priorities give the same match. */
+        ptrdiff_t span[2];
+        r = s_run(&cx, re->start, start, M_SEARCH, span, 2);
+        if (r == 1) {
+            r = s_run(&cx, re->start, (size_t)span[0], M_LOOK, caps, ncap);
+            if (r == 0) /* cannot happen: the anchored run finds the same match */
+                r = -1;
+        }
+    } else {
+        r = s_run(&cx, re->start, start, full ? M_FULL : M_SEARCH, caps, ncap);
+    }
     if (cx.memo) {
         for (int k = 0; k < re->nlooks; k++)
             free(cx.memo[k]);

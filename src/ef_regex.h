@@ -26,6 +26,8 @@
 #define EF_REGEX_ICASE     1u /* "i": case-insensitive (ASCII, Latin-1, Latin Ext-A, Greek, Cyrillic) */
 #define EF_REGEX_MULTILINE 2u /* "m": ^ and $ also match at line breaks */
 #define EF_REGEX_DOTALL    4u /* "s": . also matches line breaks */
+#define EF_REGEX_JAVA      8u /* "j": java.util.regex's meaning where it differs from ECMAScript:
+                               * \s and \S are ASCII ([ \t\n\x0B\f\r]), . also stops at U+0085 */
 
 /* Programs larger than this many instructions are refused (counted repetition). */
 #define EF_REGEX_MAX_PROGRAM 10000
