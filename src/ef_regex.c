@@ -844,6 +844,7 @@ struct cls {
 
 struct look {
     uint32_t g0, g1;       /* capture groups [g0, g1) inside a lookahead */
+    uint32_t rev;          /* the body compiled backwards (see s_look_table) */
 };
 
 struct ef_regex {
@@ -1572,6 +1573,7 @@ struct comp {
     size_t where;         /* position blamed when the program grows too large */
     struct look *looks;
     size_t last_outer;    /* the last outermost repetition compiled */
+    int reverse;          /* compiling a lookahead body backwards: no captures */
     int too_large, oom;
 };
 
@@ -1605,7 +1607,7 @@ static int s_compile(struct comp *c, int id);
 /* One iteration of a repeated atom: a fresh start for its groups, then the atom. */
 static int s_iteration(struct comp *c, const struct node *nd)
 {
-    if (nd->g1 > nd->g0) {
+    if (nd->g1 > nd->g0 && !c->reverse) {
         if (s_emit(c, OP_RESET, (uint32_t)(2 * nd->g0), (uint32_t)(2 * nd->g1)) < 0)
             return -1;
         c->stack_extra += (size_t)(2 * (nd->g1 - nd->g0));
@@ -1645,7 +1647,8 @@ static int s_nullable(const struct parser *ps, int id)
  * The progress is in the program counter, so the VM's merging stays exact. */
 static int s_optional_iteration(struct comp *c, const struct node *nd)
 {
-    if (!s_nullable(c->ps, nd->a))
+    /* (backwards only whether a match exists counts, which the rule does not change) */
+    if (c->reverse || !s_nullable(c->ps, nd->a))
         return s_iteration(c, nd);
     uint32_t a0 = c->len;
     if (s_iteration(c, nd) < 0)
@@ -1756,6 +1759,27 @@ static int s_alternatives(struct comp *c, const struct node *nd)
     return 0;
 }
 
+/* A concatenation's items last to first (compiling a lookahead backwards). */
+static int s_compile_reversed_list(struct comp *c, int first)
+{
+    int count = 0;
+    for (int k = first; k >= 0; k = c->ps->nodes[k].next)
+        count++;
+    int *items = malloc((size_t)(count ? count : 1) * sizeof *items);
+    if (!items) {
+        c->oom = 1;
+        return -1;
+    }
+    int i = 0;
+    for (int k = first; k >= 0; k = c->ps->nodes[k].next)
+        items[i++] = k;
+    int r = 0;
+    while (r == 0 && i > 0)
+        r = s_compile(c, items[--i]);
+    free(items);
+    return r;
+}
+
 static int s_compile(struct comp *c, int id)
 {
     const struct node *nd = &c->ps->nodes[id];
@@ -1775,6 +1799,8 @@ static int s_compile(struct comp *c, int id)
     case N_ASSERT:
         return s_emit(c, (enum op)nd->flag, 0, 0) < 0 ? -1 : 0;
     case N_CAT:
+        if (c->reverse)
+            return s_compile_reversed_list(c, nd->a);
         for (int k = nd->a; k >= 0; k = c->ps->nodes[k].next)
             if (s_compile(c, k) < 0)
                 return -1;
@@ -1782,6 +1808,8 @@ static int s_compile(struct comp *c, int id)
     case N_ALT:
         return s_alternatives(c, nd);
     case N_GROUP:
+        if (c->reverse)
+            return s_compile(c, nd->a);
         if (s_emit(c, OP_SAVE, 2 * nd->v, 0) < 0 || s_compile(c, nd->a) < 0 ||
             s_emit(c, OP_SAVE, 2 * nd->v + 1, 0) < 0)
             return -1;
@@ -1794,6 +1822,10 @@ static int s_compile(struct comp *c, int id)
             return -1;
         c->prog[at].neg = nd->flag;
         c->prog[at].c = nd->v;
+        if (c->reverse) { /* a test of the position: its table answers it */
+            c->prog[at].y = (uint32_t)at + 1;
+            return 0;
+        }
         c->prog[at].x = (uint32_t)at + 1;
         if (s_compile(c, nd->a) < 0 || s_emit(c, OP_MATCH, 0, 0) < 0)
             return -1;
@@ -1807,6 +1839,23 @@ static int s_compile(struct comp *c, int id)
 }
 
 static void s_analyse_start(struct ef_regex *re);
+
+/* Every lookahead's body again, backwards, after the main program. */
+static int s_compile_lookbacks(struct comp *c)
+{
+    c->reverse = 1;
+    for (int id = 0; id < c->ps->nnodes; id++) {
+        const struct node *nd = &c->ps->nodes[id];
+        if (nd->kind != N_LOOK || c->looks[nd->v].rev)
+            continue;
+        uint32_t at = c->len;
+        if (s_compile(c, nd->a) < 0 || s_emit(c, OP_MATCH, 0, 0) < 0)
+            return -1;
+        c->looks[nd->v].rev = at;
+    }
+    c->reverse = 0;
+    return 0;
+}
 
 static void s_parser_free(struct parser *ps)
 {
@@ -1854,7 +1903,7 @@ struct ef_regex *ef_regex_compile(const char *pattern, size_t len, unsigned flag
     if (!c.looks)
         c.oom = 1;
     if (s_emit(&c, OP_SAVE, 0, 0) < 0 || s_compile(&c, root) < 0 || s_emit(&c, OP_SAVE, 1, 0) < 0 ||
-        s_emit(&c, OP_MATCH, 0, 0) < 0) {
+        s_emit(&c, OP_MATCH, 0, 0) < 0 || s_compile_lookbacks(&c)) {
         if (c.oom) {
             snprintf(err->message, sizeof err->message, "out of memory");
         } else {
@@ -2002,8 +2051,13 @@ struct ctx {
     const struct ef_regex *re;
     const unsigned char *s;
     size_t n;
-    uint8_t **memo;  /* per lookahead: 2 bits per position (see s_look) */
+    size_t start;     /* where the run began: characters are counted from here */
+    uint8_t *bounds;  /* bit p: a character starts at p (from start; lazily built) */
+    uint8_t **table;  /* per lookahead, bit p: it holds at p (lazily built) */
 };
+
+#define BIT(map, i) (((map)[(i) >> 3] >> ((i) & 7)) & 1u)
+#define SETBIT(map, i) ((map)[(i) >> 3] = (uint8_t)((map)[(i) >> 3] | (1u << ((i) & 7))))
 
 struct run {
     struct ctx *cx;
@@ -2016,6 +2070,7 @@ struct run {
 };
 
 static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptrdiff_t *caps, int ncap);
+static int s_step_ok(const struct ef_regex *re, const struct inst *in, int have, uint32_t c);
 
 static int s_class_match(const struct ef_regex *re, uint32_t idx, uint32_t c)
 {
@@ -2056,29 +2111,154 @@ static int s_assert(const struct ctx *cx, enum op op, size_t pos)
     }
 }
 
+static int s_look_table(struct ctx *cx, uint32_t idx);
+
 /* Does lookahead `in` hold at pos? 1, 0, or -1 (no memory). When it holds,
  * is positive and has groups, caps (if not NULL) receives their captures. */
 static int s_look(struct ctx *cx, const struct inst *in, size_t pos, ptrdiff_t *caps)
 {
-    /* memo: 2 bits per position (0 unknown, 1 holds, 2 does not); without
-     * memory for it, lookaheads are simply evaluated again */
-    uint8_t **slot = &cx->memo[in->c];
-    if (!*slot)
-        *slot = calloc(cx->n / 4 + 1, 1);
-    uint8_t *memo = *slot;
-    unsigned known = memo ? (memo[pos / 4] >> (2 * (pos % 4))) & 3u : 0;
+    if (!cx->table[in->c] && s_look_table(cx, in->c) < 0)
+        return -1;
+    int holds = (int)BIT(cx->table[in->c], pos);
     const struct look *lk = &cx->re->looks[in->c];
-    int want_caps = caps && !in->neg && lk->g1 > lk->g0 && known != 2;
-    if (!known || want_caps) {
-        int r = s_run(cx, in->x, pos, M_LOOK, want_caps ? caps : NULL,
-                      want_caps ? 2 * (cx->re->groups + 1) : 0);
-        if (r < 0)
+    if (holds && caps && !in->neg && lk->g1 > lk->g0) {
+        /* the groups need a forward run from here */
+        int r = s_run(cx, in->x, pos, M_LOOK, caps, 2 * (cx->re->groups + 1));
+        if (r <= 0)
             return -1;
-        known = r ? 1u : 2u;
-        if (memo)
-            memo[pos / 4] = (uint8_t)(memo[pos / 4] | (known << (2 * (pos % 4))));
     }
-    return (known == 1) != in->neg;
+    return holds != in->neg;
+}
+
+/* A set of program counters for the backward pass. */
+struct pcset {
+    uint32_t *pc;
+    uint32_t n;
+    uint32_t *mark;
+    uint32_t gen;
+};
+
+/* Adds pc and its closure at pos to set; 1 when the closure reaches MATCH,
+ * 0 when not, -1 when memory ran out (a nested lookahead's table). */
+static int s_back_add(struct ctx *cx, struct pcset *set, uint32_t *stack, uint32_t pc0, size_t pos)
+{
+    const struct ef_regex *re = cx->re;
+    size_t top = 0;
+    int hit = 0;
+    stack[top++] = pc0;
+    while (top) {
+        uint32_t pc = stack[--top];
+        if (set->mark[pc] == set->gen)
+            continue;
+        set->mark[pc] = set->gen;
+        const struct inst *in = &re->prog[pc];
+        switch ((enum op)in->op) {
+        case OP_JMP: stack[top++] = in->x; break;
+        case OP_SPLIT: stack[top++] = in->y; stack[top++] = in->x; break;
+        case OP_SAVE: case OP_RESET: stack[top++] = pc + 1; break;
+        case OP_BOL: case OP_EOL: case OP_WORDB: case OP_NWORDB:
+            if (s_assert(cx, (enum op)in->op, pos))
+                stack[top++] = pc + 1;
+            break;
+        case OP_LOOK: {
+            int ok = s_look(cx, in, pos, NULL);
+            if (ok < 0)
+                return -1;
+            if (ok)
+                stack[top++] = in->y;
+            break;
+        }
+        case OP_FAIL: break;
+        case OP_MATCH: hit = 1; break;
+        default: set->pc[set->n++] = pc; break;
+        }
+    }
+    return hit;
+}
+
+static int s_bounds(struct ctx *cx)
+{
+    if (cx->bounds)
+        return 0;
+    cx->bounds = calloc(cx->n / 8 + 1, 1);
+    if (!cx->bounds)
+        return -1;
+    size_t p = cx->start, len;
+    SETBIT(cx->bounds, p);
+    while (p < cx->n) {
+        s_decode(cx->s, cx->n, p, &len);
+        p += len;
+        SETBIT(cx->bounds, p);
+    }
+    return 0;
+}
+
+/* Where lookahead idx holds, for every position from cx->start: one pass over
+ * the subject from its end, running the body compiled backwards and starting
+ * a thread at every position (a lookahead's match may end anywhere). Linear:
+ * O(body * subject), however many positions ask. */
+static int s_look_table(struct ctx *cx, uint32_t idx)
+{
+    const struct ef_regex *re = cx->re;
+    size_t len = re->len;
+    if (s_bounds(cx) < 0)
+        return -1;
+    uint8_t *table = calloc(cx->n / 8 + 1, 1);
+    uint32_t *mem = malloc((4 * len + 2 * len + 8) * sizeof *mem);
+    if (!table || !mem) {
+        free(table);
+        free(mem);
+        return -1;
+    }
+    struct pcset a = { mem, 0, mem + len, 0 }, b = { mem + 2 * len, 0, mem + 3 * len, 0 };
+    memset(a.mark, 0, len * sizeof *mem);
+    memset(b.mark, 0, len * sizeof *mem);
+    uint32_t *stack = mem + 4 * len;
+    struct pcset *cur = &a, *next = &b;
+    uint32_t start_pc = re->looks[idx].rev;
+    size_t p = cx->n;
+    int failed = 0, hit = 0;
+    cur->gen = 1;
+    for (;;) {
+        int r = s_back_add(cx, cur, stack, start_pc, p);
+        if (r < 0) { failed = 1; break; }
+        if (r || hit)
+            SETBIT(table, p);
+        if (p <= cx->start)
+            break;
+        size_t q = p - 1, clen;
+        while (q > cx->start && !BIT(cx->bounds, q))
+            q--;
+        uint32_t c = s_decode(cx->s, cx->n, q, &clen);
+        next->n = 0;
+        if (++next->gen == 0) {
+            memset(next->mark, 0, len * sizeof *mem);
+            next->gen = 1;
+        }
+        hit = 0;
+        for (uint32_t i = 0; i < cur->n && !failed; i++) {
+            const struct inst *in = &re->prog[cur->pc[i]];
+            if (s_step_ok(re, in, 1, c)) {
+                r = s_back_add(cx, next, stack, in->y, q);
+                if (r < 0)
+                    failed = 1;
+                hit |= r > 0;
+            }
+        }
+        if (failed)
+            break;
+        struct pcset *t = cur;
+        cur = next;
+        next = t;
+        p = q;
+    }
+    free(mem);
+    if (failed) {
+        free(table);
+        return -1;
+    }
+    cx->table[idx] = table;
+    return 0;
 }
 
 static void s_clear(struct tlist *l, uint32_t len)
@@ -2314,10 +2494,12 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
     cx.re = re;
     cx.s = (const unsigned char *)s;
     cx.n = n;
-    cx.memo = NULL;
+    cx.start = start;
+    cx.bounds = NULL;
+    cx.table = NULL;
     if (re->nlooks) {
-        cx.memo = calloc((size_t)re->nlooks, sizeof *cx.memo);
-        if (!cx.memo)
+        cx.table = calloc((size_t)re->nlooks, sizeof *cx.table);
+        if (!cx.table)
             return -1;
     }
     int r;
@@ -2337,10 +2519,11 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
     } else {
         r = s_run(&cx, re->start, start, full ? M_FULL : M_SEARCH, caps, ncap);
     }
-    if (cx.memo) {
+    if (cx.table) {
         for (int k = 0; k < re->nlooks; k++)
-            free(cx.memo[k]);
-        free(cx.memo);
+            free(cx.table[k]);
+        free(cx.table);
     }
+    free(cx.bounds);
     return r;
 }

@@ -6,10 +6,13 @@
  * \p{Lu}, \p{Ll}, \p{M}, \p{N}, \p{Nd}, \p{P}, \p{S}, \p{Z}, \p{Zs} (and \P{..}).
  *
  * Matching: a Pike VM over Unicode code points, leftmost-first (ECMAScript
- * priorities), O(program * subject). Lookahead (?= ) (?! ) is supported: each
- * one is evaluated at most once per subject position (memoised), so the cost
- * stays polynomial, never exponential. Subjects are UTF-8; a byte that does not
- * start a valid UTF-8 sequence counts as one character, its Latin-1 code point.
+ * priorities), O(program * subject). Lookahead (?= ) (?! ) is supported and
+ * stays linear: where a lookahead holds is worked out for every position at
+ * once, by one backward pass over the subject with its body compiled
+ * backwards. (Only a positive lookahead with capture groups re-runs forward, at
+ * the positions where it holds and a match needs its groups.) Subjects are
+ * UTF-8; a byte that does not start a valid UTF-8 sequence counts as one
+ * character, its Latin-1 code point.
  *
  *   struct ef_regex_err err;
  *   struct ef_regex *re = ef_regex_compile(pat, len, EF_REGEX_ICASE, &err);
