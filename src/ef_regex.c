@@ -2054,6 +2054,8 @@ struct ctx {
     size_t start;     /* where the run began: characters are counted from here */
     uint8_t *bounds;  /* bit p: a character starts at p (from start; lazily built) */
     uint8_t **table;  /* per lookahead, bit p: it holds at p (lazily built) */
+    size_t spent;     /* characters stepped by forward lookahead runs */
+    size_t budget;    /* ... before the tables take over */
 };
 
 #define BIT(map, i) (((map)[(i) >> 3] >> ((i) & 7)) & 1u)
@@ -2117,9 +2119,18 @@ static int s_look_table(struct ctx *cx, uint32_t idx);
  * is positive and has groups, caps (if not NULL) receives their captures. */
 static int s_look(struct ctx *cx, const struct inst *in, size_t pos, ptrdiff_t *caps)
 {
-    if (!cx->table[in->c] && s_look_table(cx, in->c) < 0)
-        return -1;
-    int holds = (int)BIT(cx->table[in->c], pos);
+    int holds;
+    if (!cx->table[in->c] && cx->spent < cx->budget) {
+        /* a few forward runs are cheaper than a pass over the whole subject
+         * (a search stepping through a long text asks at a handful of places) */
+        holds = s_run(cx, in->x, pos, M_LOOK, NULL, 0);
+        if (holds < 0)
+            return -1;
+    } else {
+        if (!cx->table[in->c] && s_look_table(cx, in->c) < 0)
+            return -1;
+        holds = (int)BIT(cx->table[in->c], pos);
+    }
     const struct look *lk = &cx->re->looks[in->c];
     if (holds && caps && !in->neg && lk->g1 > lk->g0) {
         /* the groups need a forward run from here */
@@ -2453,6 +2464,8 @@ static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptr
         size_t clen = 0;
         int have = pos < cx->n;
         uint32_t c = have ? s_decode(cx->s, cx->n, pos, &clen) : 0;
+        if (mode == M_LOOK)
+            cx->spent++;
         s_clear(nl, re->len);
         for (uint32_t i = 0; i < cl->n; i++) {
             const struct inst *in = &re->prog[cl->pc[i]];
@@ -2497,6 +2510,8 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
     cx.start = start;
     cx.bounds = NULL;
     cx.table = NULL;
+    cx.spent = 0;
+    cx.budget = 2 * (n - start) + 256;
     if (re->nlooks) {
         cx.table = calloc((size_t)re->nlooks, sizeof *cx.table);
         if (!cx.table)

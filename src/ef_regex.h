@@ -7,10 +7,10 @@
  *
  * Matching: a Pike VM over Unicode code points, leftmost-first (ECMAScript
  * priorities), O(program * subject). Lookahead (?= ) (?! ) is supported and
- * stays linear: where a lookahead holds is worked out for every position at
- * once, by one backward pass over the subject with its body compiled
- * backwards. (Only a positive lookahead with capture groups re-runs forward, at
- * the positions where it holds and a match needs its groups.) Subjects are
+ * stays linear: a few forward runs answer it first; past a budget of about
+ * twice the subject's length, where it holds is worked out for every position
+ * at once, by one backward pass with its body compiled backwards. (A positive
+ * lookahead with capture groups also runs forward where a match needs them.) Subjects are
  * UTF-8; a byte that does not start a valid UTF-8 sequence counts as one
  * character, its Latin-1 code point.
  *
