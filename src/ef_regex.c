@@ -2511,7 +2511,7 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
     cx.bounds = NULL;
     cx.table = NULL;
     cx.spent = 0;
-    cx.budget = 2 * (n - start) + 256;
+    cx.budget = (re->flags & EF_REGEX_LOOK_TABLES) ? 0 : 2 * (n - start) + 256;
     if (re->nlooks) {
         cx.table = calloc((size_t)re->nlooks, sizeof *cx.table);
         if (!cx.table)

@@ -32,6 +32,9 @@
 #define EF_REGEX_JAVA      8u /* "j": java.util.regex's meaning where it differs from ECMAScript:
                                * \s and \S are ASCII ([ \t\n\x0B\f\r]), . also stops at U+0085 */
 
+/* For tests: lookaheads always use the backward tables (no forward runs first). */
+#define EF_REGEX_LOOK_TABLES 0x100u
+
 /* Programs larger than this many instructions are refused (counted repetition). */
 #define EF_REGEX_MAX_PROGRAM 10000
 
