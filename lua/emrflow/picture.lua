@@ -131,10 +131,21 @@ local function js_tostring(x)
   if x == 0 then return "0" end
   local sign = x < 0 and "-" or ""
   x = abs(x)
+  -- For normal numbers 15 significant digits round-trip whenever fewer do
+  -- (DBL_DIG), and then equal the shortest form once trailing zeros go;
+  -- subnormals have fewer digits of precision: search from one digit up.
   local text
-  for p = 0, 16 do
-    text = sformat("%." .. p .. "e", x)
-    if tonumber(text) == x then break end
+  if x >= 2.2250738585072014e-308 then
+    text = sformat("%.14e", x)
+    if tonumber(text) ~= x then
+      text = sformat("%.15e", x)
+      if tonumber(text) ~= x then text = sformat("%.16e", x) end
+    end
+  else
+    for p = 0, 16 do
+      text = sformat("%." .. p .. "e", x)
+      if tonumber(text) == x then break end
+    end
   end
   local m, e = text:match("^(%d[%.%d]*)e([-+]%d+)$")
   local digits = m:gsub("%.", "")
@@ -822,11 +833,21 @@ local function rep(ch, n)
   return out
 end
 
---- $formatNumber(number, picture [, options])
-function M.format_number(value, picture, options)
-  value = check_number(value, "the number")
-  check_string(picture, "the picture")
-  local props = format_properties(options)
+-- Analysed pictures, by picture and options; emptied when it grows large.
+local number_cache, number_cached = {}, 0
+local CACHE_MAX = 256
+
+local function option_key(props)
+  local keys = {}
+  for k in pairs(DEFAULT_FORMAT) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = props[k] end
+  return concat(parts, "\0")
+end
+
+-- F&O 4.7.3-4.7.4: the picture's sub-pictures validated and analysed.
+local function analyse_number_picture(picture, props)
   local P = {}
   P.zero_cp = codepoint(chars(props["zero-digit"])[1] or "0")
   P.family = {}
@@ -841,6 +862,7 @@ function M.format_number(value, picture, options)
   P.decimal_chars, P.grouping_chars = chars(P.decimal), chars(P.grouping)
   P.exponent_chars, P.digit_chars = chars(P.exponent), chars(P.digit)
   P.percent_chars, P.permille_chars = chars(props.percent), chars(props["per-mille"])
+  P.minus_chars = chars(props["minus-sign"])
   P.is_digit = function(ch) return family_set[ch] == true end
   local active_set = {}
   for k in pairs(family_set) do active_set[k] = true end
@@ -862,18 +884,40 @@ function M.format_number(value, picture, options)
   for _, p in ipairs(parts) do validate_parts(p, P) end
   local vars = {}
   for i, p in ipairs(parts) do vars[i] = analyse_parts(p, P) end
-  local minus, zero = props["minus-sign"], P.family[1]
   if #vars == 1 then
     local copy = {}
     for k, v in pairs(vars[1]) do copy[k] = v end
-    copy.prefix = append(chars(minus), vars[1].prefix)
+    copy.prefix = append(P.minus_chars, vars[1].prefix)
     vars[2] = copy
   end
+  for _, v in ipairs(vars) do
+    v.percent = index_of(v.picture, P.percent_chars) ~= -1
+    v.permille = index_of(v.picture, P.permille_chars) ~= -1
+    v.has_decimal = index_of(v.picture, P.decimal_chars) ~= -1
+  end
+  return { P = P, vars = vars }
+end
+
+--- $formatNumber(number, picture [, options])
+function M.format_number(value, picture, options)
+  value = check_number(value, "the number")
+  check_string(picture, "the picture")
+  local props = format_properties(options)
+  local key = picture .. "\1" .. option_key(props)
+  local analysis = number_cache[key]
+  if not analysis then
+    analysis = analyse_number_picture(picture, props)
+    if number_cached >= CACHE_MAX then number_cache, number_cached = {}, 0 end
+    number_cache[key] = analysis
+    number_cached = number_cached + 1
+  end
+  local P, vars = analysis.P, analysis.vars
+  local minus, zero = props["minus-sign"], P.family[1]
   local pic = value >= 0 and vars[1] or vars[2]
   local adjusted = value
-  if index_of(pic.picture, P.percent_chars) ~= -1 then
+  if pic.percent then
     adjusted = value * 100
-  elseif index_of(pic.picture, P.permille_chars) ~= -1 then
+  elseif pic.permille then
     adjusted = value * 1000
   end
   local mantissa, exponent = adjusted, nil
@@ -920,7 +964,7 @@ function M.format_number(value, picture, options)
     s = append(append(slice(s, 0, at), P.grouping_chars), slice(s, at))
   end
   dpos = index_of(s, P.decimal_chars)
-  if index_of(pic.picture, P.decimal_chars) == -1 or dpos == #s - 1 then remove(s) end
+  if not pic.has_decimal or dpos == #s - 1 then remove(s) end
   if exponent ~= nil then
     local e = make_string(exponent, 0, P)
     local pad = pic.min_exp - #e
