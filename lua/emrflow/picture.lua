@@ -124,6 +124,8 @@ end
 
 -- Number.prototype.toString(): the shortest round-trip digits, JavaScript's layout.
 local function js_tostring(x)
+  local int = math.tointeger(x)
+  if int and int > -2 ^ 53 and int < 2 ^ 53 then return sformat("%d", int) end
   x = x + 0.0
   if x ~= x then return "NaN" end
   if x == math.huge then return "Infinity" end
@@ -550,6 +552,11 @@ local function append(a, b)
 end
 
 local function format_decimal(value, fmt)
+  if fmt.zero == 0x30 and not fmt.ordinal and not fmt.regular and #fmt.separators == 0 then
+    local text = js_tostring(value) -- the common case: ASCII digits, padding only
+    local pad = fmt.mandatory - #text
+    return pad > 0 and ("0"):rep(pad) .. text or text
+  end
   local s = chars(js_tostring(value))
   local pad = fmt.mandatory - #s
   if pad > 0 then
@@ -1133,6 +1140,20 @@ end
 
 local ISO_PICTURE = "[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01].[f001][Z01:01t]"
 
+-- Analysed date/time pictures (and their parsers), by picture.
+local spec_cache, spec_cached = {}, 0
+
+local function cached_spec(picture)
+  local entry = spec_cache[picture]
+  if not entry then
+    entry = { spec = analyse_datetime(picture) }
+    if spec_cached >= CACHE_MAX then spec_cache, spec_cached = {}, 0 end
+    spec_cache[picture] = entry
+    spec_cached = spec_cached + 1
+  end
+  return entry.spec, entry
+end
+
 local function start_of_first_week(year, month0)
   local first = js_date_utc(year, month0)
   local dow = date_fields(first).day
@@ -1276,7 +1297,7 @@ function M.format_datetime(ms, picture, timezone)
     iso_spec = iso_spec or analyse_datetime(ISO_PICTURE)
     spec = iso_spec
   else
-    spec = analyse_datetime(check_string(picture, "the picture"))
+    spec = cached_spec(check_string(picture, "the picture"))
   end
   local t = ms + (60 * offset_h + offset_m) * 60000
   t = t < 0 and -floor(-t) or floor(t)
@@ -1361,14 +1382,18 @@ end
 --- $toMillis(text, picture [, now_ms]) --> ms | nil (the text does not fit the picture) | NaN
 function M.parse_datetime(text, picture, now_ms)
   check_string(text, "the timestamp")
-  local spec = analyse_datetime(check_string(picture, "the picture"))
-  local parts, patterns = {}, {}
-  for i, part in ipairs(spec) do
-    parts[i] = part_matcher(part)
-    patterns[i] = "(" .. parts[i].pattern .. ")"
+  local spec, entry = cached_spec(check_string(picture, "the picture"))
+  if not entry.re then
+    local parts, patterns = {}, {}
+    for i, part in ipairs(spec) do
+      parts[i] = part_matcher(part)
+      patterns[i] = "(" .. parts[i].pattern .. ")"
+    end
+    entry.re = regex.compile("^" .. concat(patterns) .. "$", "i")
+    entry.parts = parts
   end
-  local re = regex.compile("^" .. concat(patterns) .. "$", "i")
-  local start, _, caps = re:exec(text)
+  local parts = entry.parts
+  local start, _, caps = entry.re:exec(text)
   if not start then return nil end
   local components, any = {}, false
   for i, m in ipairs(parts) do
