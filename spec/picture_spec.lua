@@ -1771,6 +1771,16 @@ describe("emrflow.picture", function()
       assert.are.equal("D3133", err.code)
     end)
 
+    it("refuse infinite and NaN integers instead of looping", function()
+      for _, pic in ipairs { "w", "a", "I", "0" } do
+        local ok, err = pcall(picture.format_integer, math.huge, pic)
+        assert.is_false(ok)
+        assert.are.equal("D1001", err.code)
+        ok = pcall(picture.format_integer, 0 / 0, pic)
+        assert.is_false(ok)
+      end
+    end)
+
     it("stop on infinite numbers with an exponent picture (jsonata-js would loop)", function()
       assert.is_string(picture.format_number(math.huge, "0.0e0"))
     end)

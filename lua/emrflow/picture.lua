@@ -634,6 +634,9 @@ end
 function M.format_integer(number, picture)
   number = check_number(number, "the number")
   check_string(picture, "the picture")
+  if number ~= number or abs(number) == math.huge then
+    raise("D1001", nil, "Number out of range: " .. js_tostring(number))
+  end
   return format_with(floor(number) + 0.0, analyse_integer(picture))
 end
 
