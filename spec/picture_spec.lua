@@ -1731,8 +1731,11 @@ describe("emrflow.picture", function()
 
   describe("errors", function()
     it("carry JSONata's codes and messages", function()
-      local ok, err = pcall(picture.format_number, 1, "#;#;#")
-      local _
+      local _, err = pcall(picture.format_integer, 1, ("#"):rep(1000))
+      local ok
+      assert.are.equal("D3130", err.code)
+      assert.is_true(#err.message < 200, "long values are shortened in messages")
+      ok, err = pcall(picture.format_number, 1, "#;#;#")
       assert.is_false(ok)
       assert.are.same({ "D3080", "The picture string must only contain a maximum of two sub-pictures" },
         { err.code, err.message })
@@ -1769,6 +1772,16 @@ describe("emrflow.picture", function()
       local ok, err = pcall(picture.format_datetime, 0, "[fNn]")
       assert.is_false(ok)
       assert.are.equal("D3133", err.code)
+    end)
+
+    it("take time in proportion to the picture's length", function()
+      -- (not timed: 100,000-character pictures simply finish)
+      local long = "#" .. (",###"):rep(25000)
+      assert.are.equal("123,456,789", picture.format_number(123456789, long))
+      assert.are.equal("123,456,789", picture.format_integer(123456789, long .. ",##0"))
+      assert.are.equal("1,2,3", picture.format_integer(123, ("#,"):rep(50000) .. "0"))
+      assert.are.equal(100000, #picture.format_integer(5, ("0"):rep(100000)))
+      assert.are.equal(("1970"):rep(20000), picture.format_datetime(0, ("[Y]"):rep(20000)))
     end)
 
     it("refuse infinite and NaN integers instead of looping", function()

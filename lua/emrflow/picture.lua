@@ -67,7 +67,11 @@ local error_mt = { __tostring = function(e) return e.code .. ": " .. e.message e
 
 local function raise(code, value, message)
   local text = message or MESSAGES[code]
-  if value ~= nil then text = sformat(text, tostring(value)) end
+  if value ~= nil then
+    local shown = tostring(value)
+    if #shown > 60 then shown = shown:sub(1, 57) .. "..." end
+    text = sformat(text, shown)
+  end
   error(setmetatable({ code = code, message = text, value = value }, error_mt), 0)
 end
 
@@ -113,8 +117,13 @@ local function index_of(hay, needle, from) -- 0-based, -1 when absent (String.pr
 end
 
 local function last_index_of(hay, needle)
-  for i = #hay - #needle, 0, -1 do
-    if index_of(hay, needle, i) == i then return i end
+  local nl = #needle
+  for i = #hay - nl, 0, -1 do
+    local hit = true
+    for k = 1, nl do
+      if hay[i + k] ~= needle[k] then hit = false; break end
+    end
+    if hit then return i end
   end
   return -1
 end
@@ -446,13 +455,11 @@ local function regular_interval(positions, characters)
     end
   end
   local factor = positions[1]
+  local present = {}
   for i = 2, #positions do factor = gcd(factor, positions[i]) end
+  for _, p in ipairs(positions) do present[p] = true end
   for index = 1, #positions do
-    local found = false
-    for _, p in ipairs(positions) do
-      if p == index * factor then found = true; break end
-    end
-    if not found then return 0 end
+    if not present[index * factor] then return 0 end
   end
   return factor
 end
@@ -523,6 +530,21 @@ local function analyse_integer(picture)
   return fmt
 end
 
+-- A copy of arr with sep (an array) before each index upto - g * step, g = 1, 2, ...
+-- while that index is at least 1: regular grouping in one pass.
+local function group_regular(arr, upto, step, sep)
+  local out = {}
+  local first = upto - ((upto - 1) // step) * step -- the leftmost index that gets one
+  for i = 1, #arr do
+    local at = i - 1
+    if at >= first and at < upto and (upto - at) % step == 0 and at >= 1 then
+      for _, ch in ipairs(sep) do out[#out + 1] = ch end
+    end
+    out[#out + 1] = arr[i]
+  end
+  return out
+end
+
 -- String.prototype.substr(start[, length]) on a code point array, 0-based.
 local function substr(arr, start, length)
   local n = #arr
@@ -568,12 +590,7 @@ local function format_decimal(value, fmt)
     for i, ch in ipairs(s) do s[i] = utf8.char(codepoint(ch) + fmt.zero - 0x30) end
   end
   if fmt.regular then
-    local step = fmt.separators.position
-    local groups = (#s - 1) // step
-    for g = groups, 1, -1 do
-      local pos = #s - g * step
-      s = append(append(substr(s, 0, pos), { fmt.separators.character }), substr(s, pos))
-    end
+    s = group_regular(s, #s, fmt.separators.position, { fmt.separators.character })
   else
     for i = #fmt.separators, 1, -1 do
       local sep = fmt.separators[i]
@@ -797,11 +814,15 @@ end
 local function analyse_parts(parts, P)
   local function is_digitish(ch) return P.is_digit(ch) or ch == P.digit end
   local function grouping_positions(part, to_left)
+    -- before[i]: digit characters in part[0, i) (counts in one pass, not per separator)
+    local before = { [0] = 0 }
+    for i, ch in ipairs(part) do before[i] = before[i - 1] + (is_digitish(ch) and 1 or 0) end
     local positions = {}
     local gp = index_of(part, P.grouping_chars)
     while gp ~= -1 do
-      local side = to_left and sub(part, 0, gp) or sub(part, gp, #part)
-      positions[#positions + 1] = count(side, is_digitish)
+      local at = math.min(gp, #part)
+      positions[#positions + 1] = to_left and before[at] or before[#part] - before[at]
+      -- (jsonata-js looks for the next one in the integer part, whichever part this is)
       gp = index_of(parts.integer, P.grouping_chars, gp + 1)
     end
     return positions
@@ -957,11 +978,7 @@ function M.format_number(value, picture, options)
   if pad_right > 0 then s = append(s, rep(zero, pad_right)) end
   dpos = index_of(s, P.decimal_chars)
   if pic.regular > 0 then
-    local groups = (dpos - 1) // pic.regular
-    for g = 1, groups do
-      local at = dpos - g * pic.regular
-      s = append(append(slice(s, 0, at), P.grouping_chars), slice(s, at))
-    end
+    s = group_regular(s, dpos, pic.regular, P.grouping_chars)
   else
     for _, pos in ipairs(pic.int_positions) do
       s = append(append(slice(s, 0, dpos - pos), P.grouping_chars), slice(s, dpos - pos))
