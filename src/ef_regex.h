@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 
-#define EF_REGEX_ICASE     1u /* "i": case-insensitive (ASCII, Latin-1, Latin Ext-A, Greek, Cyrillic) */
+#define EF_REGEX_ICASE     1u /* "i": case-insensitive as ECMAScript's /i (simple upper case, BMP) */
 #define EF_REGEX_MULTILINE 2u /* "m": ^ and $ also match at line breaks */
 #define EF_REGEX_DOTALL    4u /* "s": . also matches line breaks */
 #define EF_REGEX_JAVA      8u /* "j": java.util.regex's meaning where it differs from ECMAScript:
