@@ -13,12 +13,16 @@
 --                         valid time; parts left out before the first one given come from now_ms)
 --   picture.format_base(number [, radix])                -- $formatBase
 --
--- Errors raise { code = "D3080", message = ... } with jsonata-js's codes (D3080-D3093,
--- D3100, D3130-D3136). Where jsonata-js has quirks (Date.UTC reading years 0-99 as 19xx,
--- "-0530" read as -6 hours and -30 minutes, unknown components printed as "undefined"),
+-- Errors raise { code = "D3080", message = ..., value = ... } with jsonata-js's codes
+-- (D3080-D3093, D3100, D3130-D3136). Where jsonata-js would crash or loop, a clear error
+-- instead: D1001 for an infinite integer, D3137 for a timezone that is not +hhmm or a
+-- time outside JavaScript's dates; T0410 for an argument of the wrong type.
+-- Where jsonata-js has quirks (Date.UTC reading years 0-99 as 19xx, "-0530" read as
+-- -6 hours and -30 minutes, unknown components printed as "undefined"),
 -- this module follows it: the point is to give the same answers.
 -- Strings are handled as sequences of code points (jsonata-js uses UTF-16 units: the two
--- differ only for characters beyond U+FFFF in pictures).
+-- differ only for characters beyond U+FFFF in pictures). Analysed pictures are cached.
+-- Every function takes time in proportion to the picture's and the text's length.
 local regex = require "emrflow.regex"
 local time = require "emrflow.time"
 

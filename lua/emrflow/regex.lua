@@ -13,11 +13,14 @@
 --   regex.full_match(pattern, subject [, flags]) --> boolean (compiled patterns cached)
 --
 -- Syntax: ECMAScript (with its Annex B leniencies: a lone "{" or "]" is a
--- literal, unknown escapes stand for the character), lookahead (?= ) (?! ),
+-- literal, unknown escapes stand for the character; \u{...} is read without
+-- the u flag too), lookahead (?= ) (?! ) (also linear: see src/ef_regex.h),
 -- named groups (?<name> ), and Java's \p{Alnum}-style POSIX classes plus
 -- Unicode categories \p{L} \p{Lu} \p{Ll} \p{M} \p{N} \p{Nd} \p{P} \p{S} \p{Z} \p{Zs}.
 -- Backreferences and lookbehind are refused. "." and classes match whole code
 -- points; a subject byte that is not valid UTF-8 counts as one Latin-1 character.
+-- "i" follows ECMAScript's /i (upper-case mapping of the BMP). Patterns whose
+-- program would pass 10,000 instructions (counted repetition) are refused.
 -- A bad pattern raises { code = "regex", message =, position = } (1-based byte
 -- offset in the pattern), printed as "regex: message at position N".
 local core = require "emrflow.core"
