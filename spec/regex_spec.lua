@@ -1065,6 +1065,32 @@ describe("emrflow.regex", function()
     end)
   end)
 
+  it("compiles or refuses cleanly any jumble of pattern pieces (seeded)", function()
+    local pieces = { "(", ")", "[", "]", "{", "}", "*", "+", "?", "|", "^", "$", ".", "\\", "-", ",", "0", "1",
+      "a", "(?", "(?:", "(?=", "(?!", "(?<", ">", "\\p{", "\\u", "\\x", "\\c", "\\k<", "\\1", "\\b", "\\d",
+      "\\S", "{2,3}", "{,}", "\255", "\195\169", "\0", "\\u{", "L}" }
+    local seed = 12345
+    local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+    local compiled = 0
+    for _ = 1, 3000 do
+      local t = {}
+      for j = 1, rnd(10) do t[j] = pieces[rnd(#pieces)] end
+      local ok, re = pcall(regex.compile, table.concat(t), ({ "", "i", "m", "s", "j" })[rnd(5)])
+      if ok then
+        compiled = compiled + 1
+        local subject = ("ab\0\195\169 1\n\255-"):rep(rnd(4))
+        assert.is_boolean(re:test(subject))
+        assert.is_boolean(re:full_match(subject))
+        re:exec(subject, rnd(#subject + 1))
+      else
+        assert.are.equal("regex", re.code)
+        assert.is_string(re.message)
+        assert.is_nil(tostring(re):find("%.lua:%d"))
+      end
+    end
+    assert.is_true(compiled > 100)
+  end)
+
   describe("never blows up", function()
     local long = ("a"):rep(50000)
     it("(a|aa)*b on 50,000 a's finishes", function()
