@@ -2795,11 +2795,12 @@ int ef_regex_exec(const struct ef_regex *re, const char *s, size_t n, size_t sta
     }
     int r;
     int ncap = 2 * (re->groups + 1);
-    if (caps && ncap > 2 && !full) {
+    if (caps && ncap > 16 && !full) {
         /* Copying every group along every thread of a search costs
-         * threads * groups per character. Find the match's extent with the
-         * whole-match slots only, then take the groups from one anchored run
-         * at its start: the same priorities give the same match. */
+         * threads * groups per character. With more than a few groups, find
+         * the match's extent with the whole-match slots only, then take the
+         * groups from one anchored run at its start: the same priorities give
+         * the same match. */
         ptrdiff_t span[2];
         r = s_run(&cx, re->start, start, M_SEARCH, span, 2);
         if (r == 1) {
