@@ -38,7 +38,8 @@ describe("emrflow.asl.resources", function()
     it("parses service and action, with or without .waitForTaskToken", function()
       assert.same({ kind = "aws-sdk", partition = "aws", service = "s3", api = "getObject", suffix = "",
         region = "", account = "" }, resources.parse("arn:aws:states:::aws-sdk:s3:getObject"))
-      local info = assert(resources.parse("arn:aws-cn:states:::aws-sdk:emrcontainers:listJobRuns.waitForTaskToken"))
+      local info = assert(resources.parse(
+        "arn:aws-cn:states:::aws-sdk:emrcontainers:listJobRuns.waitForTaskToken"))
       assert.equal("emrcontainers", info.service)
       assert.equal("listJobRuns", info.api)
       assert.equal(".waitForTaskToken", info.suffix)
@@ -84,8 +85,10 @@ describe("emrflow.asl.resources", function()
       assert.equal("us-east-1", info.region)
       assert.equal("123456789012", info.account)
       assert.equal("7", resources.parse("arn:aws:lambda:eu-west-3:123456789012:function:f:7").qualifier)
-      assert.equal("prod", resources.parse("arn:aws:lambda:us-gov-west-1:123456789012:function:f:prod").qualifier)
-      assert.equal("$LATEST", resources.parse("arn:aws:lambda:cn-north-1:123456789012:function:f:$LATEST").qualifier)
+      local prod = resources.parse("arn:aws:lambda:us-gov-west-1:123456789012:function:f:prod")
+      assert.equal("prod", prod.qualifier)
+      local latest = resources.parse("arn:aws:lambda:cn-north-1:123456789012:function:f:$LATEST")
+      assert.equal("$LATEST", latest.qualifier)
     end)
 
     it("refuses a malformed Lambda ARN", function()
@@ -115,9 +118,11 @@ describe("emrflow.asl.resources", function()
         resources.check("arn:aws:states:us-east-1:123456789012:activity:a b"))
       assert.matches("not an activity name",
         resources.check("arn:aws:states:us-east-1:123456789012:activity:" .. string.rep("x", 81)))
-      assert.matches("not an activity name", resources.check("arn:aws:states:us-east-1:123456789012:activity:"))
+      assert.matches("not an activity name",
+        resources.check("arn:aws:states:us-east-1:123456789012:activity:"))
       assert.matches("12%-digit account", resources.check("arn:aws:states:us-east-1::activity:a"))
-      assert.matches("activity:<name>", resources.check("arn:aws:states:us-east-1:123456789012:stateMachine:a"))
+      assert.matches("activity:<name>",
+        resources.check("arn:aws:states:us-east-1:123456789012:stateMachine:a"))
     end)
   end)
 

@@ -72,18 +72,20 @@ local function parse_integration(arn, info, rest)
         .. " form (only request-response and .waitForTaskToken)")
     end
     if not is_api(action) then
-      return nil, problem(arn, sformat("'%s' is not an action name (letters and digits, such as getObject)",
-        action))
+      return nil, problem(arn, sformat(
+        "'%s' is not an action name (letters and digits, such as getObject)", action))
     end
     info.kind, info.service, info.api, info.suffix = "aws-sdk", sdk_service, action, suffix
     return info
   end
   if not is_service(service) then
-    return nil, problem(arn, sformat("'%s' is not a service name (lowercase letters, digits and '-')", service))
+    return nil, problem(arn, sformat(
+      "'%s' is not a service name (lowercase letters, digits and '-')", service))
   end
   local api, suffix = split_suffix(tail)
   if not is_api(api) then
-    return nil, problem(arn, sformat("'%s' is not an API name (letters and digits, such as startJobRun)", api))
+    return nil, problem(arn, sformat(
+      "'%s' is not an API name (letters and digits, such as startJobRun)", api))
   end
   if service == "http" then
     if api ~= "invoke" or suffix ~= "" then
@@ -107,8 +109,8 @@ local function parse_lambda(arn, info, region, account, rest)
     return nil, problem(arn, "expected function:<name>[:<version or alias>] in a Lambda ARN")
   end
   if not sfind(name, "^[%w%-_]+$") or #name > 64 then
-    return nil, problem(arn, sformat("'%s' is not a Lambda function name (1 to 64 letters, digits, '-' or '_')",
-      name))
+    return nil, problem(arn, sformat(
+      "'%s' is not a Lambda function name (1 to 64 letters, digits, '-' or '_')", name))
   end
   if sfind(rest, ":$") or (qualifier ~= "" and not (sfind(qualifier, "^%$LATEST$")
       or sfind(qualifier, "^[%w%-_]+$")) or #qualifier > 128) then
@@ -161,8 +163,8 @@ function M.parse(arn)
   elseif service == "lambda" then
     return parse_lambda(arn, info, region, account, rest)
   end
-  return nil, problem(arn, sformat("a Task resource is a states, Lambda function or activity ARN, not a '%s' ARN",
-    service))
+  return nil, problem(arn, sformat(
+    "a Task resource is a states, Lambda function or activity ARN, not a '%s' ARN", service))
 end
 
 function M.check(arn)
