@@ -44,6 +44,7 @@ build = {
     ["emrflow.asl.history"] = "lua/emrflow/asl/history.lua",
     ["emrflow.asl.intrinsics"] = "lua/emrflow/asl/intrinsics.lua",
     ["emrflow.asl.jsonpath"] = "lua/emrflow/asl/jsonpath.lua",
+    ["emrflow.asl.mocks"] = "lua/emrflow/asl/mocks.lua",
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
     ["emrflow.asl.resources"] = "lua/emrflow/asl/resources.lua",
     ["emrflow.asl.validate"] = "lua/emrflow/asl/validate.lua",

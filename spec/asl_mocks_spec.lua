@@ -1,0 +1,237 @@
+-- emrflow.asl.mocks: Step Functions Local mock configurations, loaded from a table, a file or
+-- SFN_MOCK_CONFIG; responses looked up per invocation; every malformed configuration refused
+-- with a message naming the file and what is wrong.
+local json = require "emrflow.json"
+local mocks = require "emrflow.asl.mocks"
+
+local CONFIG = [[{
+  "StateMachines": {
+    "Pipeline": {
+      "TestCases": {
+        "HappyPath": { "Notify": "SnsOk", "Submit": "JobFlaky" },
+        "AllFail": { "Submit": "JobDown" }
+      }
+    },
+    "Other": { "TestCases": { "T": {} } }
+  },
+  "MockedResponses": {
+    "SnsOk": { "0": { "Return": { "MessageId": "m-1" } } },
+    "JobFlaky": {
+      "0": { "Throw": { "Error": "EmrContainers.InternalServerException", "Cause": "try again" } },
+      "1-2": { "Return": { "Id": "job-2", "State": "COMPLETED" } },
+      "4": { "Return": null }
+    },
+    "JobDown": { "0-99": { "Throw": { "Error": "States.TaskFailed" } } }
+  }
+}]]
+
+local function config() return json.decode(CONFIG) end
+
+local function tmpfile(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+-- The message of the error mocks.new raises for cfg.
+local function load_error(cfg, case, machine)
+  local ok, err = pcall(mocks.new, cfg, case or "HappyPath", machine or "Pipeline")
+  assert.is_false(ok)
+  assert.equal("mock_config", err.code)
+  return err.message
+end
+
+describe("emrflow.asl.mocks", function()
+  describe("lookup", function()
+    local m
+    before_each(function() m = mocks.new(config(), "HappyPath", "Pipeline") end)
+
+    it("returns the mocked Return for a single-invocation key", function()
+      assert.same({ Return = { MessageId = "m-1" } }, m:lookup("Notify", 0))
+    end)
+
+    it("returns a Throw, then a range's Return, invocation by invocation", function()
+      assert.same({ Throw = { Error = "EmrContainers.InternalServerException", Cause = "try again" } },
+        m:lookup("Submit", 0))
+      assert.same({ Return = { Id = "job-2", State = "COMPLETED" } }, m:lookup("Submit", 1))
+      assert.same({ Return = { Id = "job-2", State = "COMPLETED" } }, m:lookup("Submit", 2))
+      assert.equal(json.null, m:lookup("Submit", 4).Return)
+    end)
+
+    it("returns nil for a state the test case does not mock", function()
+      assert.is_nil(m:lookup("NotMocked", 0))
+      assert.is_false(m:mocks("NotMocked"))
+      assert.is_true(m:mocks("Submit"))
+    end)
+
+    it("returns false and a message naming state, invocation and keys when no key covers it", function()
+      local r, msg = m:lookup("Submit", 3)
+      assert.is_false(r)
+      assert.matches("state 'Submit'", msg, 1, true)
+      assert.matches("invocation 3", msg, 1, true)
+      assert.matches("keys: 0, 1-2, 4", msg, 1, true)
+      r, msg = m:lookup("Notify", 1)
+      assert.is_false(r)
+      assert.matches("'SnsOk'", msg, 1, true)
+    end)
+
+    it("keeps the machine name, test case and source", function()
+      assert.equal("Pipeline", m.machine_name)
+      assert.equal("HappyPath", m.test_case)
+      assert.equal("mock configuration table", m.source)
+    end)
+
+    it("selects another test case of the same file", function()
+      local all = mocks.new(config(), "AllFail", "Pipeline")
+      assert.same({ Throw = { Error = "States.TaskFailed" } }, all:lookup("Submit", 57))
+      assert.is_nil(all:lookup("Notify", 0))
+    end)
+
+    it("accepts a Lua table written by hand", function()
+      local t = mocks.new({
+        StateMachines = { M = { TestCases = { T = { S = "R" } } } },
+        MockedResponses = { R = { ["0"] = { Return = "done" }, ["1-3"] = { Return = 42 } } },
+      }, "T", "M")
+      assert.equal("done", t:lookup("S", 0).Return)
+      assert.equal(42, t:lookup("S", 3).Return)
+    end)
+  end)
+
+  describe("loading from a file", function()
+    it("reads the JSON file and names it in errors", function()
+      local path = tmpfile(CONFIG)
+      local m = mocks.new(path, "HappyPath", "Pipeline")
+      assert.equal(path, m.source)
+      assert.same({ Return = { MessageId = "m-1" } }, m:lookup("Notify", 0))
+      local msg = load_error(path, "HappyPath", "Nope")
+      assert.matches(path, msg, 1, true)
+      os.remove(path)
+    end)
+
+    it("refuses a missing file, naming it", function()
+      local msg = load_error("/nonexistent/mocks.json")
+      assert.matches("/nonexistent/mocks.json", msg, 1, true)
+    end)
+
+    it("refuses invalid JSON with the file name and the byte offset", function()
+      local path = tmpfile('{"StateMachines": {,}}')
+      local msg = load_error(path)
+      assert.matches("mock config " .. path .. ": invalid JSON", msg, 1, true)
+      assert.matches("byte", msg, 1, true)
+      os.remove(path)
+    end)
+
+    it("reads SFN_MOCK_CONFIG when no configuration is given", function()
+      local path = tmpfile(CONFIG)
+      local script = tmpfile([[
+        local m = require("emrflow.asl.mocks").new(nil, "HappyPath", "Pipeline")
+        io.write(m.source, " ", m:lookup("Notify", 0).Return.MessageId)
+      ]])
+      local p = assert(io.popen("SFN_MOCK_CONFIG='" .. path .. "' lua5.4 " .. script .. " 2>&1"))
+      local out = p:read("a")
+      p:close()
+      assert.equal(path .. " m-1", out)
+      p = assert(io.popen("env -u SFN_MOCK_CONFIG lua5.4 " .. script .. " 2>&1"))
+      out = p:read("a")
+      p:close()
+      assert.matches("SFN_MOCK_CONFIG", out, 1, true)
+      os.remove(path)
+      os.remove(script)
+    end)
+  end)
+
+  describe("refuses a malformed configuration", function()
+    it("an unknown state machine, listing the known ones", function()
+      local msg = load_error(config(), "HappyPath", "Pipe")
+      assert.matches("unknown state machine 'Pipe'", msg, 1, true)
+      assert.matches("'Other', 'Pipeline'", msg, 1, true)
+    end)
+
+    it("an unknown test case, listing the known ones", function()
+      local msg = load_error(config(), "Sad", "Pipeline")
+      assert.matches("unknown test case 'Sad' for state machine 'Pipeline'", msg, 1, true)
+      assert.matches("'AllFail', 'HappyPath'", msg, 1, true)
+    end)
+
+    it("a state mapped to an unknown response", function()
+      local cfg = config()
+      cfg.StateMachines.Pipeline.TestCases.HappyPath.Notify = "SnsOK"
+      local msg = load_error(cfg)
+      assert.matches("state 'Notify' of test case 'HappyPath' uses the unknown response 'SnsOK'", msg,
+        1, true)
+    end)
+
+    it("bad invocation keys", function()
+      for _, key in ipairs({ "1-", "-1", "a", "2-1", "1.5", " 1", "1 - 2", "" }) do
+        local cfg = config()
+        cfg.MockedResponses.SnsOk[key] = { Return = 1 }
+        local msg = load_error(cfg)
+        assert.matches("MockedResponses.SnsOk has a bad invocation key '" .. key .. "'", msg, 1, true)
+      end
+    end)
+
+    it("overlapping keys", function()
+      local cfg = config()
+      cfg.MockedResponses.JobFlaky["2-3"] = { Return = 1 }
+      assert.matches("the keys '1-2' and '2-3' overlap", load_error(cfg), 1, true)
+    end)
+
+    it("a response without exactly one of Return and Throw", function()
+      local cfg = config()
+      cfg.MockedResponses.SnsOk["1"] = {}
+      assert.matches('MockedResponses.SnsOk."1" must have exactly one of', load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk["1"] = { Return = 1, Throw = { Error = "E" } }
+      assert.matches("exactly one of", load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk["1"] = { Returns = 1 }
+      assert.matches("unknown field 'Returns'", load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk["1"] = "ok"
+      assert.matches("must be an object", load_error(cfg), 1, true)
+    end)
+
+    it("a Throw without a string Error, or with a non-string Cause", function()
+      local cfg = config()
+      cfg.MockedResponses.SnsOk["0"] = { Throw = { Cause = "c" } }
+      assert.matches('"Throw" must be an object with a string "Error"', load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk["0"] = { Throw = { Error = "E", Cause = 5 } }
+      assert.matches('"Cause" must be a string', load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk["0"] = { Throw = { Error = "E", Reason = "x" } }
+      assert.matches("unknown field 'Reason'", load_error(cfg), 1, true)
+    end)
+
+    it("a response with no keys, or given as an array", function()
+      local cfg = config()
+      cfg.MockedResponses.SnsOk = json.object({})
+      assert.matches("MockedResponses.SnsOk has no responses", load_error(cfg), 1, true)
+      cfg.MockedResponses.SnsOk = json.array({ { Return = 1 } })
+      assert.matches("must be an object of invocation keys", load_error(cfg), 1, true)
+    end)
+
+    it("missing top-level blocks and a non-object configuration", function()
+      assert.matches('"MockedResponses" must be an object',
+        load_error({ StateMachines = {} }), 1, true)
+      assert.matches('"StateMachines" must be an object',
+        load_error({ MockedResponses = {} }), 1, true)
+      local path = tmpfile("[1]")
+      assert.matches("must be a JSON object", load_error(path), 1, true)
+      os.remove(path)
+      assert.matches("a table or a file path", load_error(42), 1, true)
+    end)
+
+    it("a missing test case or machine name", function()
+      local ok, err = pcall(mocks.new, config(), nil, "Pipeline")
+      assert.is_false(ok)
+      assert.matches("no test case given", err.message, 1, true)
+      ok, err = pcall(mocks.new, config(), "HappyPath", nil)
+      assert.is_false(ok)
+      assert.matches("no state machine name given", err.message, 1, true)
+    end)
+
+    it("prints as its message", function()
+      local ok, err = pcall(mocks.new, config(), "Nope", "Pipeline")
+      assert.is_false(ok)
+      assert.matches("unknown test case 'Nope'", tostring(err), 1, true)
+    end)
+  end)
+end)
