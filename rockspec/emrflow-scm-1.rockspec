@@ -49,6 +49,7 @@ build = {
     ["emrflow.asl.resources"] = "lua/emrflow/asl/resources.lua",
     ["emrflow.asl.validate"] = "lua/emrflow/asl/validate.lua",
     ["emrflow.cli"] = "lua/emrflow/cli.lua",
+    ["emrflow.cli.mocks"] = "lua/emrflow/cli/mocks.lua",
     ["emrflow.config"] = "lua/emrflow/config.lua",
     ["emrflow.credentials"] = "lua/emrflow/credentials.lua",
     ["emrflow.credentials.common"] = "lua/emrflow/credentials/common.lua",

@@ -235,3 +235,79 @@ describe("emrflow.asl.mocks", function()
     end)
   end)
 end)
+
+-- The CLI extension: options to start options, checked before any state runs.
+describe("emrflow.cli.mocks", function()
+  local ext = require "emrflow.cli.mocks"
+  -- cli.fail as the contract defines it: raises, emrflow prints it and exits 1
+  local cli = { fail = function(msg) error({ cli_fail = msg }, 0) end }
+
+  local function hook(opts, env, start)
+    start = start or {}
+    local io_ = { getenv = function(k) return env and env[k] end }
+    local ok, err = pcall(ext.start_hook, opts, start, cli, io_)
+    if not ok then
+      assert.is_table(err, tostring(err))
+      return nil, err.cli_fail
+    end
+    return start
+  end
+
+  local path
+  before_each(function() path = tmpfile(CONFIG) end)
+  after_each(function() os.remove(path) end)
+
+  it("declares its run options", function()
+    local names = {}
+    for _, o in ipairs(ext.run_options) do names[#names + 1] = o.name end
+    assert.same({ "mock-config", "test-case", "machine-name" }, names)
+  end)
+
+  it("adds nothing without mock options", function()
+    assert.same({}, hook({}, { SFN_MOCK_CONFIG = path }))
+  end)
+
+  it("builds start_opts.mocks from --mock-config, --test-case and --machine-name", function()
+    local start = hook({ ["mock-config"] = path, ["test-case"] = "HappyPath", ["machine-name"] = "Pipeline" })
+    assert.same({ config = path, test_case = "HappyPath", machine_name = "Pipeline" }, start.mocks)
+  end)
+
+  it("takes the machine name from the definition file's name without extension", function()
+    local start = hook({ ["mock-config"] = path, ["test-case"] = "AllFail",
+      definition = "flows/Pipeline.json" })
+    assert.equal("Pipeline", start.mocks.machine_name)
+    start = hook({ ["mock-config"] = path, ["test-case"] = "T" }, nil, { definition_path = "x/Other.lua" })
+    assert.equal("Other", start.mocks.machine_name)
+  end)
+
+  it("leaves the name to asl.load for a definition on stdin", function()
+    local start = hook({ ["mock-config"] = path, ["test-case"] = "HappyPath", definition = "-" })
+    assert.same({ config = path, test_case = "HappyPath" }, start.mocks)
+  end)
+
+  it("falls back to SFN_MOCK_CONFIG for the file", function()
+    local start = hook({ ["test-case"] = "HappyPath", ["machine-name"] = "Pipeline" },
+      { SFN_MOCK_CONFIG = path })
+    assert.equal(path, start.mocks.config)
+  end)
+
+  it("fails before the run on a broken configuration, naming the file and the problem", function()
+    local start, msg = hook({ ["mock-config"] = path, ["test-case"] = "Nope", ["machine-name"] = "Pipeline" })
+    assert.is_nil(start)
+    assert.matches(path, msg, 1, true)
+    assert.matches("unknown test case 'Nope'", msg, 1, true)
+    start, msg = hook({ ["mock-config"] = "/nonexistent.json", ["test-case"] = "T", ["machine-name"] = "M" })
+    assert.matches("/nonexistent.json", msg, 1, true)
+  end)
+
+  it("fails on options that cannot work alone", function()
+    local _, msg = hook({ ["mock-config"] = path })
+    assert.equal("--mock-config needs --test-case NAME", msg)
+    _, msg = hook({ ["machine-name"] = "Pipeline" })
+    assert.equal("--machine-name needs --test-case NAME", msg)
+    _, msg = hook({ ["test-case"] = "HappyPath" })
+    assert.equal("--test-case needs a mock configuration: --mock-config FILE or SFN_MOCK_CONFIG", msg)
+    _, msg = hook({ ["mock-config"] = true, ["test-case"] = "HappyPath" })
+    assert.equal("--mock-config needs a value", msg)
+  end)
+end)
