@@ -297,6 +297,7 @@ describe("emrflow.cli.mocks", function()
     assert.matches(path, msg, 1, true)
     assert.matches("unknown test case 'Nope'", msg, 1, true)
     start, msg = hook({ ["mock-config"] = "/nonexistent.json", ["test-case"] = "T", ["machine-name"] = "M" })
+    assert.is_nil(start)
     assert.matches("/nonexistent.json", msg, 1, true)
   end)
 
