@@ -19,6 +19,8 @@
 --   intrinsics.hash(data, algorithm)  --> lowercase hex digest (MD5, SHA-1, SHA-256, SHA-384,
 --                                         SHA-512), pure Lua
 --   intrinsics.base64_encode(s) / intrinsics.base64_decode(s) --> string | nil
+--   intrinsics.utf8_text(s)           --> s with malformed UTF-8 replaced by U+FFFD (as Java
+--                                         decodes bytes; Base64Decode's result)
 --   intrinsics.set_random(fn)         -- fn(lo, hi) --> integer in [lo, hi], used by
 --                                        unseeded MathRandom and UUID (default math.random)
 --
@@ -28,6 +30,9 @@
 -- MathAdd rounds each argument half up first; StringSplit splits on any delimiter character
 -- and drops empty pieces; StringToJson("") is null; JsonMerge is shallow only; MathRandom
 -- with a seed is deterministic (java.util.Random); ArrayRange includes its end.
+-- Decided where AWS recorded nothing: MathRandom's bounds must be Java ints (else
+-- States.IntrinsicFailure); Base64Decode replaces malformed UTF-8 with U+FFFD; JsonToString
+-- of a value JSON cannot hold fails with States.IntrinsicFailure.
 local json = require "emrflow.json"
 local errors = require "emrflow.asl.errors"
 local jsonpath = require "emrflow.asl.jsonpath"
@@ -296,6 +301,28 @@ function M.base64_decode(s)
   return concat(out)
 end
 
+-- s with every malformed UTF-8 sequence replaced by U+FFFD (one per maximal bad prefix).
+local REPLACEMENT = "\xEF\xBF\xBD"
+function M.utf8_text(s)
+  if utf8.len(s) then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local ok, bad = utf8.len(s, i)
+    if ok then out[#out + 1] = ssub(s, i) break end
+    out[#out + 1] = ssub(s, i, bad - 1)
+    out[#out + 1] = REPLACEMENT
+    -- skip the lead byte and the continuation bytes its sequence would have owned
+    local lead = sbyte(s, bad)
+    local want_cont = lead >= 0xF0 and 3 or lead >= 0xE0 and 2 or lead >= 0xC2 and 1 or 0
+    i = bad + 1
+    while want_cont > 0 and i <= n and sbyte(s, i) >= 0x80 and sbyte(s, i) <= 0xBF do
+      i = i + 1
+      want_cont = want_cont - 1
+    end
+  end
+  return concat(out)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Random numbers: java.util.Random for seeded MathRandom, math.random otherwise
 ---------------------------------------------------------------------------------------------
@@ -316,6 +343,9 @@ local function java_random(seed)
     return state >> (48 - bits)
   end
   return function(bound) -- java.util.Random.nextInt(bound), bound > 0
+    if bound > INT32_MAX then -- beyond Java's int: two 32-bit draws (never loops)
+      return ((nxt(32) << 32) | nxt(32)) % bound
+    end
     if bound & (bound - 1) == 0 then
       return (bound * nxt(31)) >> 31
     end
@@ -489,7 +519,12 @@ F["States.StringToJson"] = { 1, 1, function(args)
 end }
 
 F["States.JsonToString"] = { 1, 1, function(args)
-  return jsonpath.encode(args[1])
+  local ok, text = pcall(json.encode, args[1])
+  if not ok then
+    fail("The argument of States.JsonToString cannot be encoded as JSON: %s",
+      (tostring(text):gsub("^emrflow%.json: ", "")))
+  end
+  return text
 end }
 
 F["States.Array"] = { 0, math.huge, function(args, n)
@@ -522,18 +557,26 @@ F["States.ArrayContains"] = { 2, 2, function(args)
   return false
 end }
 
+-- Walks the range and stops past the limit, so that neither a huge range is built nor its
+-- length computed (to - from overflows for ranges wider than the 64-bit integers).
 F["States.ArrayRange"] = { 3, 3, function(args)
   local from = want_int("States.ArrayRange", args, 1)
   local to = want_int("States.ArrayRange", args, 2)
   local step = want_int("States.ArrayRange", args, 3)
   if step == 0 then fail("The step of States.ArrayRange must not be 0") end
-  local count = (to - from) // step + 1
-  if count < 0 then count = 0 end
-  if count > MAX_RANGE_ITEMS then
-    fail("States.ArrayRange would return %d items, more than the limit of %d", count, MAX_RANGE_ITEMS)
-  end
   local out = json.array({})
-  for i = 1, count do out[i] = from + (i - 1) * step end
+  local v, n = from, 0
+  while (step > 0 and v <= to) or (step < 0 and v >= to) do
+    if n == MAX_RANGE_ITEMS then
+      fail("States.ArrayRange(%d, %d, %d) would return more than the limit of %d items", from, to, step,
+        MAX_RANGE_ITEMS)
+    end
+    n = n + 1
+    out[n] = v
+    local nextv = v + step
+    if (step > 0) ~= (nextv > v) then break end -- wrapped around the integers: the range ends
+    v = nextv
+  end
   return out
 end }
 
@@ -586,12 +629,14 @@ F["States.Base64Encode"] = { 1, 1, function(args)
   return M.base64_encode(s)
 end }
 
+-- The decoded bytes become text as Java's new String(bytes, UTF_8) makes it: each malformed
+-- sequence is replaced by U+FFFD, so the result is always a valid JSON string.
 F["States.Base64Decode"] = { 1, 1, function(args)
   local s = want("States.Base64Decode", args, 1, "string")
   check_size("States.Base64Decode", s)
   local out = M.base64_decode(s)
   if not out then fail("The argument of States.Base64Decode is not valid base64: %s", s) end
-  return out
+  return M.utf8_text(out)
 end }
 
 F["States.Hash"] = { 2, 2, function(args)
@@ -620,6 +665,13 @@ F["States.MathRandom"] = { 2, 3, function(args, n)
   local lo = want("States.MathRandom", args, 1, "number")
   local hi = want("States.MathRandom", args, 2, "number")
   lo, hi = java_round(lo), java_round(hi)
+  for i, v in ipairs({ lo, hi }) do
+    if not (v >= INT32_MIN and v <= INT32_MAX) then
+      fail("The %s argument of States.MathRandom must be between %d and %d, but was %s", ORD[i],
+        INT32_MIN, INT32_MAX, jsonpath.encode(args[i]))
+    end
+  end
+  lo, hi = tointeger(lo), tointeger(hi)
   if lo > hi then
     fail("The start of States.MathRandom (%d) must not be greater than its end (%d)", lo, hi)
   end
@@ -642,35 +694,25 @@ F["States.MathAdd"] = { 2, 2, function(args)
   return tointeger(a + b) or (a + b)
 end }
 
+-- Splits on characters (code points); text that is not UTF-8 (possible only in a Lua-defined
+-- input) is split on bytes.
 F["States.StringSplit"] = { 2, 2, function(args)
   local s = want("States.StringSplit", args, 1, "string")
   local delims = want("States.StringSplit", args, 2, "string")
-  local out = json.array({})
+  local char = "[\0-\x7F\xC2-\xFD][\x80-\xBF]*"
+  if not utf8.len(s) or not utf8.len(delims) then char = "." end
   local set = {}
-  for _, cp in utf8.codes(delims) do set[utf8.char(cp)] = true end
-  local cur = {}
-  local ok = pcall(function()
-    for _, cp in utf8.codes(s) do
-      local ch = utf8.char(cp)
-      if set[ch] then
-        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
-      else
-        cur[#cur + 1] = ch
-      end
-    end
-  end)
-  if not ok then -- not UTF-8: split bytes
-    out, cur = json.array({}), {}
-    for i = 1, #s do
-      local ch = ssub(s, i, i)
-      if set[ch] or sfind(delims, ch, 1, true) then
-        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
-      else
-        cur[#cur + 1] = ch
-      end
+  for ch in delims:gmatch(char) do set[ch] = true end
+  local out, cur, k = json.array({}), {}, 0
+  for ch in s:gmatch(char) do
+    if set[ch] then
+      if k > 0 then out[#out + 1] = concat(cur, "", 1, k); k = 0 end
+    else
+      k = k + 1
+      cur[k] = ch
     end
   end
-  if #cur > 0 then out[#out + 1] = concat(cur) end
+  if k > 0 then out[#out + 1] = concat(cur, "", 1, k) end
   return out
 end }
 
@@ -707,7 +749,7 @@ end
 
 local function skip_ws(s, i)
   local _, e = sfind(s, "^%s*", i)
-  return e + 1
+  return e and e + 1 or i
 end
 
 -- A string literal: returns value, format pieces (text and false for each unescaped {}), next.
@@ -743,7 +785,8 @@ local function read_literal(text, i)
   return perr(text, i, "unterminated string literal")
 end
 
--- The end of a path argument: the first ',' or ')' outside brackets, parentheses and quotes.
+-- The end of a path argument: the first ',' or ')' outside brackets, parentheses and quotes
+-- --> position | nil, position of an unterminated quote.
 local function path_end(text, i)
   local depth, j, n = 0, i, #text
   while j <= n do
@@ -754,6 +797,7 @@ local function path_end(text, i)
         if ssub(text, k, k) == "\\" then k = k + 1 end
         k = k + 1
       end
+      if k > n then return nil, j end
       j = k
     elseif c == "[" or c == "(" then depth = depth + 1
     elseif c == "]" then depth = depth - 1
@@ -780,7 +824,10 @@ local function parse_arg(text, i, depth, field)
     if v == nil then return nil, pieces end
     return { const = v, pieces = pieces }, j
   elseif c == "$" then
-    local e = path_end(text, i)
+    local e, quote = path_end(text, i)
+    if not e then
+      return perr(text, quote, "unterminated quote in the path argument that starts at position " .. i)
+    end
     local ptext = ssub(text, i, e - 1):gsub("%s+$", "")
     local p, msg = jsonpath.compile(ptext)
     if not p then return nil, msg end
