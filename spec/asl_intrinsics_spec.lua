@@ -166,6 +166,7 @@ describe("emrflow.asl.intrinsics", function()
     { "States.MathAdd($.s, 1)", "must be a number" },
     { "States.MathAdd(2147483648, 1)", "between -2147483648 and 2147483647" },
     { "States.Hash('x', 'SHA-3')", "not supported" },
+    { "States.Hash('x', 'sha-256')", "not supported" },
     { "States.Hash($.n, 'MD5')", "must be a string, but was number" },
     { "States.Base64Decode('!!!!')", "not valid base64" },
     { "States.MathRandom(5, 1)", "must not be greater" },
