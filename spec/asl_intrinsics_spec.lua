@@ -317,6 +317,14 @@ describe("intrinsics on hostile input", function()
     assert.matches("unterminated quote", p.message, 1, true)
   end)
 
+  it("refuses a number literal beyond the doubles, which JSON cannot hold", function()
+    for _, text in ipairs({ "States.Array(1e400)", "States.MathAdd(-1e999, 1)" }) do
+      local fn, msg = intrinsics.compile(text)
+      assert.is_nil(fn, text)
+      assert.matches("is out of range (JSON has no infinity)", msg, 1, true)
+    end
+  end)
+
   it("reports text ending inside a call", function()
     for _, text in ipairs({ "States.Array(", "States.Array(  ", "States.Format('{}',", "States.Array($.a," }) do
       local fn, msg = intrinsics.compile(text)

@@ -503,7 +503,7 @@ end
 
 --- The failure's cause with the details that vary between cases blanked out.
 function M.signature(f)
-  local msg = f.message:gsub("0x%x+", "0x_"):gsub("state '[^']*' %(entered at the event id #%d+%)", "state"):gsub("'[^']*'", "'_'"):gsub('"[^"]*"', '"_"'):gsub("%d+", "N")
+  local msg = f.message:gsub("0x%x+", "0x_"):gsub("/States/[^:]*: ", "/States/_: "):gsub("state '[^']*' %(entered at the event id #%d+%)", "state"):gsub("'[^']*'", "'_'"):gsub('"[^"]*"', '"_"'):gsub("%d+", "N")
   return f.kind .. ": " .. msg:sub(1, 160)
 end
 

@@ -684,6 +684,9 @@ local function parse_arg(text, i, depth, field)
     local lit = ssub(text, i, e)
     local v = tonumber(lit)
     if v == nil then return perr(text, i, "bad number " .. lit) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return perr(text, i, "the number " .. lit .. " is out of range (JSON has no infinity)")
+    end
     if sfind(lit, "[%.eE]") then v = v + 0.0 end
     return { const = v }, e + 1
   end
