@@ -76,6 +76,23 @@ describe("fuzzing", function()
     { sig = "malformed pattern", where = "asl/jsonpath.lua (regex filters: emrflow.regex)",
       repro = '{"StartAt":"W","States":{"W":{"Type":"Wait","TimestampPath":"$.items[?(@.s =~ /[a%]/)]",'
         .. '"End":true}}} with items [{"s":"b"}] -> jsonpath.lua:524: malformed pattern (missing \']\')' },
+    { sig = "init%.lua:N: bad argument #N to '_' %(table has a non%-string key%)", where = "asl/init.lua (normalize)",
+      repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true, [1.5] = "x" } } })'
+        .. " -> init.lua:121: bad argument #1 to 'keys' (table has a non-string key)" },
+    { sig = "init%.lua:N: bad argument #N to '_' %(expected a JSON object, got an array%)",
+      where = "asl/init.lua (normalize)",
+      repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true,'
+        .. ' Parameters = json.array({ 1, x = 2 }) } } })'
+        .. " -> init.lua:121: bad argument #1 to 'keys' (expected a JSON object, got an array)" },
+    { sig = "init%.lua:N: stack overflow", where = "asl/init.lua (normalize)",
+      repro = "a Lua definition with a value nested 100,000 deep -> init.lua:112: stack overflow" },
+    { sig = "load/validate: validate found no problem, load raised: .*ResultPath must be a reference path",
+      where = "asl/validate.lua vs asl/engine.lua",
+      repro = '{"StartAt":"A","States":{"A":{"Type":"Pass","ResultPath":"$.items[-1]","End":true}}}'
+        .. " -> validate: no problem; load: ResultPath must be a reference path" },
+    { sig = "engine%.lua:N: stack overflow", where = "asl/engine.lua (ref_put: `last and value or ...`)",
+      repro = '{"StartAt":"B","States":{"B":{"Type":"Pass","Result":false,"ResultPath":"$.s","End":true}}}'
+        .. " input {} -> States.Runtime engine.lua:317: stack overflow (a false result cannot be written)" },
   }
 
   local known_hits = {}

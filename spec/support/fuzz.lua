@@ -290,6 +290,12 @@ end
 -- Mutations
 ---------------------------------------------------------------------------------------------
 
+-- The JSON keys of an object ({} for a Lua-only table whose keys are not all strings).
+local function keys_of(t)
+  local ok, keys = pcall(json.keys, t)
+  return ok and keys or {}
+end
+
 -- Every table inside v (objects and arrays), with its parent, in a stable order.
 local function tables_of(v, out)
   out = out or {}
@@ -298,7 +304,7 @@ local function tables_of(v, out)
     if json.is_array(v) then
       for i = 1, #v do tables_of(v[i], out) end
     else
-      for _, k in ipairs(json.keys(v)) do tables_of(v[k], out) end
+      for _, k in ipairs(keys_of(v)) do tables_of(v[k], out) end
     end
   end
   return out
@@ -315,8 +321,19 @@ end
 local function mutate(r, m)
   local all = tables_of(m)
   local t = all[r:int(1, #all)]
-  local keys = json.is_array(t) and {} or json.keys(t)
-  local k = r:int(1, 8)
+  local keys = json.is_array(t) and {} or keys_of(t)
+  local k = r:int(1, 10)
+  if k == 9 then -- Lua-only shapes: keys that are not strings, values that are not JSON
+    local key = r:pick({ 1.5, true, 0, -1, 100 })
+    t[key] = r:pick({ "x", print, json.null })
+    if r:chance(0.2) and #keys > 0 then t[r:pick(keys)] = print end
+    return true
+  elseif k == 10 and #keys > 0 and r:chance(0.05) then -- a very deep plain Lua table
+    local v = {}
+    for _ = 1, r:chance(0.2) and 100000 or 300 do v = { v } end
+    json.set(t, r:pick(keys), v)
+    return true
+  end
   if k == 1 and #keys > 0 then
     json.set(t, r:pick(keys), nil)                               -- drop a field
   elseif k == 2 and #keys > 0 then
@@ -357,8 +374,9 @@ function M.case(seed, i)
   local r = M.rng(seed * 1000003 + i)
   local m = gen_machine(r, 0)
   local mutations = r:chance(0.4) and 0 or r:int(1, 3)
-  for _ = 1, mutations do mutate(r, m) end
-  local case = { def = m, input = gen_input(r), seed = seed, index = i }
+  local lua_only = false
+  for _ = 1, mutations do lua_only = mutate(r, m) or lua_only end
+  local case = { def = m, input = gen_input(r), seed = seed, index = i, lua_only = lua_only }
   if r:chance(0.1) then
     local ok, text = pcall(json.encode, m)
     if ok then case.def = r:chance(0.5) and mutate_text(r, text) or text end
@@ -514,7 +532,7 @@ local function smaller(v)
     if json.is_array(t) then
       for i = #t, 1, -1 do out[#out + 1] = { t, i, "remove" } end
     else
-      for _, k in ipairs(json.keys(t)) do
+      for _, k in ipairs(keys_of(t)) do
         out[#out + 1] = { t, k, "drop" }
         if type(t[k]) == "table" then out[#out + 1] = { t, k, "null" } end
       end
@@ -529,7 +547,10 @@ local function copy(v)
   if json.is_array(v) then
     for i = 1, #v do c[i] = copy(v[i]) end
   else
-    for _, k in ipairs(json.keys(v)) do json.set(c, k, copy(v[k])) end
+    for _, k in ipairs(keys_of(v)) do json.set(c, k, copy(v[k])) end
+    for k, x in pairs(v) do -- Lua-only keys, kept as they are
+      if type(k) ~= "string" then c[k] = copy(x) end
+    end
   end
   return c
 end
@@ -544,14 +565,18 @@ function M.shrink(case, signature, max_tries)
     if not f or M.signature(f) ~= signature then return case end
     def = v
   end
-  local best = { def = copy(def), input = case.input }
+  if #tables_of(def) > 3000 then return case end -- too big to shrink quickly (deep nesting)
+  local cok, start = pcall(copy, def)
+  if not cok then return case end
+  local best = { def = start, input = case.input, lua_only = case.lua_only }
   local tries = 0
   local progress = true
-  while progress and tries < (max_tries or 400) do
+  local deadline = os.clock() + 2 -- a shrink is a courtesy: never more than 2 s of CPU
+  while progress and tries < (max_tries or 400) and os.clock() < deadline do
     progress = false
     for _, c in ipairs(smaller(best.def)) do
       tries = tries + 1
-      if tries >= (max_tries or 400) then break end
+      if tries >= (max_tries or 400) or os.clock() > deadline then break end
       local trial = copy(best.def)
       -- find the same spot in the copy: walk both trees in step
       local src, dst = tables_of(best.def), tables_of(trial)
@@ -561,7 +586,7 @@ function M.shrink(case, signature, max_tries)
         if c[3] == "remove" then table.remove(spot, c[2])
         elseif c[3] == "drop" then json.set(spot, c[2], nil)
         else json.set(spot, c[2], json.null) end
-        local f = M.check({ def = trial, input = best.input })
+        local f = M.check({ def = trial, input = best.input, lua_only = best.lua_only })
         if f and M.signature(f) == signature then
           best.def = trial
           progress = true
@@ -597,11 +622,29 @@ function M.run(opts)
   return report
 end
 
---- The repro of a case as text (JSON of the definition, or the broken text itself).
+-- A Lua constructor for v (for definitions JSON cannot show: non-string keys, functions).
+local function lua_repr(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return sformat("%q", v) end
+  if v == json.null then return "json.null" end
+  if type(v) ~= "table" then return type(v) == "function" and "print" or tostring(v) end
+  if depth > 40 then return "<nested deeper>" end
+  local parts = {}
+  for k, x in pairs(v) do
+    local key = type(k) == "string" and sformat("[%q]", k) or ("[" .. tostring(k) .. "]")
+    parts[#parts + 1] = key .. " = " .. lua_repr(x, depth + 1)
+  end
+  table.sort(parts)
+  return (json.is_array(v) and "json.array{ " or "{ ") .. concat(parts, ", ") .. " }"
+end
+
+--- The repro of a case as text (JSON of the definition, or the broken text itself, or a Lua
+-- constructor when the definition is a Lua-only table).
 function M.repro(case)
   local def = case.def
   local ok, text = pcall(json.encode, def)
-  if type(def) == "string" then text = sformat("%q", def) elseif not ok then text = "<not JSON>" end
+  if type(def) == "string" then text = sformat("%q", def)
+  elseif not ok or case.lua_only then text = "(Lua) " .. lua_repr(def) end
   local iok, input = pcall(json.encode, case.input)
   return sformat("definition %s\ninput %s", text, iok and input or "<not JSON>")
 end
