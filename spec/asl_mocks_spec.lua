@@ -312,3 +312,85 @@ describe("emrflow.cli.mocks", function()
     assert.equal("--mock-config needs a value", msg)
   end)
 end)
+
+-- End to end: the engine resolves Tasks through the mocks (interp's side) and `emrflow run`
+-- takes the options (cli's side). Each test is pending until its side is merged.
+describe("mocks end to end", function()
+  local asl = require "emrflow.asl"
+
+  local PIPELINE = [[{
+    "StartAt": "Notify",
+    "States": {
+      "Notify": { "Type": "Task", "Resource": "arn:aws:states:::sns:publish", "ResultPath": "$.sns",
+                  "Next": "Submit" },
+      "Submit": { "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:submit",
+                  "Retry": [ { "ErrorEquals": ["EmrContainers.InternalServerException"],
+                               "IntervalSeconds": 1 } ],
+                  "ResultPath": "$.job", "End": true }
+    }
+  }]]
+
+  local function load_pipeline()
+    local ok, m = pcall(asl.load, PIPELINE, { name = "Pipeline" })
+    if not ok and tostring(m):find("no integration is registered", 1, true) then
+      pending("the engine side of mocks (interp) is not merged: sns:publish is still refused at load")
+      return nil
+    end
+    assert(ok, tostring(m))
+    return m
+  end
+
+  it("runs a machine against its mocks, retries counted as invocations", function()
+    local m = load_pipeline()
+    if not m then return end
+    local x = m:start(json.object({}), { clock = "virtual",
+      mocks = { config = config(), test_case = "HappyPath" } })
+    local status, out = x:wait()
+    assert.equal("SUCCEEDED", status, json.encode(out))
+    assert.same({ MessageId = "m-1" }, out.sns)
+    -- invocation 0 threw, the retry was invocation 1
+    assert.same({ Id = "job-2", State = "COMPLETED" }, out.job)
+  end)
+
+  it("fails the Task with States.Runtime when no key covers the invocation", function()
+    local m = load_pipeline()
+    if not m then return end
+    local cfg = config()
+    cfg.MockedResponses.SnsOk = json.decode([[{ "1": { "Return": 1 } }]])
+    local status, err = m:start(json.object({}), { clock = "virtual",
+      mocks = { config = cfg, test_case = "HappyPath" } }):wait()
+    assert.equal("FAILED", status)
+    assert.equal("States.Runtime", err.Error)
+    assert.matches("Notify", err.Cause, 1, true)
+    assert.matches("invocation 0", err.Cause, 1, true)
+  end)
+
+  it("emrflow run --mock-config --test-case prints the mocked output", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local def = dir .. "/Pipeline.json"
+    local f = assert(io.open(def, "wb"))
+    f:write(PIPELINE)
+    f:close()
+    local mocks_file = dir .. "/mocks.json"
+    f = assert(io.open(mocks_file, "wb"))
+    f:write(CONFIG)
+    f:close()
+    local p = assert(io.popen(string.format(
+      "bin/emrflow run %s --mock-config %s --test-case HappyPath 2>&1; echo rc=$?", def, mocks_file)))
+    local out = p:read("a")
+    p:close()
+    os.execute("rm -rf " .. dir)
+    if out:find("unknown option --mock-config", 1, true) then
+      pending("the CLI side of mocks (extension loading) is not merged")
+      return
+    end
+    if out:find("no integration is registered", 1, true) then
+      pending("the engine side of mocks (interp) is not merged")
+      return
+    end
+    assert.matches("rc=0", out, 1, true)
+    assert.matches('"MessageId"%s*:%s*"m%-1"', out)
+  end)
+end)
