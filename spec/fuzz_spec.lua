@@ -31,6 +31,8 @@ describe("fuzzing", function()
       assert.matches("Lua location", fuzz.bad_text("boom at /usr/share/lua/5.4/x_y.lua:3: bad"))
       assert.matches("address", fuzz.bad_text('unknown state type "table: 0x559f7b967250"'))
       assert.matches("traceback", fuzz.bad_text("oops\nstack traceback:\n\t[C]: in ?"))
+      assert.matches("Lua runtime error", fuzz.bad_text("An error occurred ... attempt to call a nil value (field 'test')"))
+      assert.matches("Lua runtime error", fuzz.bad_text("An error occurred ... stack overflow"))
       assert.matches("not a string", fuzz.bad_text({}))
       assert.is_nil(fuzz.bad_text("The JSONPath '$.x' specified for the field 'r.$' could not be found"))
     end)
@@ -53,10 +55,12 @@ describe("fuzzing", function()
       local saved = fuzz.INSTRUCTION_BUDGET
       fuzz.INSTRUCTION_BUDGET = 2000000
       -- an endless loop of Pass states with no history limit to end it
-      local loop = { StartAt = "A", States = { A = { Type = "Pass", Next = "B" }, B = { Type = "Pass", Next = "A" } } }
+      local loop = { StartAt = "A", States = { A = { Type = "Pass", Next = "C" },
+        C = { Type = "Choice", Choices = { { Variable = "$.x", IsPresent = true, Next = "A" } }, Default = "D" },
+        D = { Type = "Succeed" } } }
       local hl = fuzz.HISTORY_LIMIT
       fuzz.HISTORY_LIMIT = 100000000
-      local f = fuzz.check({ def = loop, input = json.object({}) })
+      local f = fuzz.check({ def = loop, input = json.object({ x = 1 }) })
       fuzz.HISTORY_LIMIT, fuzz.INSTRUCTION_BUDGET = hl, saved
       assert.is_table(f)
       assert.equal("hang", f.kind)
@@ -76,16 +80,17 @@ describe("fuzzing", function()
     { sig = "malformed pattern", where = "asl/jsonpath.lua (regex filters: emrflow.regex)",
       repro = '{"StartAt":"W","States":{"W":{"Type":"Wait","TimestampPath":"$.items[?(@.s =~ /[a%]/)]",'
         .. '"End":true}}} with items [{"s":"b"}] -> jsonpath.lua:524: malformed pattern (missing \']\')' },
-    { sig = "init%.lua:N: bad argument #N to '_' %(table has a non%-string key%)", where = "asl/init.lua (normalize)",
+    { sig = "%.lua:N: bad argument #N to '_' %(table has a non%-string key%)",
+      where = "asl/definition.lua (normalize)",
       repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true, [1.5] = "x" } } })'
-        .. " -> init.lua:121: bad argument #1 to 'keys' (table has a non-string key)" },
-    { sig = "init%.lua:N: bad argument #N to '_' %(expected a JSON object, got an array%)",
-      where = "asl/init.lua (normalize)",
+        .. " -> definition.lua:52: bad argument #1 to 'keys' (table has a non-string key)" },
+    { sig = "%.lua:N: bad argument #N to '_' %(expected a JSON object, got an array%)",
+      where = "asl/definition.lua (normalize)",
       repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true,'
         .. ' Parameters = json.array({ 1, x = 2 }) } } })'
-        .. " -> init.lua:121: bad argument #1 to 'keys' (expected a JSON object, got an array)" },
-    { sig = "init%.lua:N: stack overflow", where = "asl/init.lua (normalize)",
-      repro = "a Lua definition with a value nested 100,000 deep -> init.lua:112: stack overflow" },
+        .. " -> definition.lua:52: bad argument #1 to 'keys' (expected a JSON object, got an array)" },
+    { sig = "definition%.lua:N: stack overflow", where = "asl/definition.lua (normalize)",
+      repro = "a Lua definition with a value nested 100,000 deep -> definition.lua: stack overflow" },
     { sig = "load/validate: validate found no problem, load raised: .*ResultPath must be a reference path",
       where = "asl/validate.lua vs asl/engine.lua",
       repro = '{"StartAt":"A","States":{"A":{"Type":"Pass","ResultPath":"$.items[-1]","End":true}}}'

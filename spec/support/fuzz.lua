@@ -417,6 +417,9 @@ local function budgeted(fn)
 end
 
 local LUA_LOCATION = "[%w_%-%./]+%.lua:%d+"
+local LUA_ERRORS = { "attempt to call a", "attempt to index a", "attempt to perform arithmetic",
+  "attempt to compare", "attempt to concatenate", "stack overflow", "bad argument #", "malformed pattern",
+  "number has no integer representation", "invalid UTF-8 code", "C stack overflow" }
 
 -- A text a user may see: no Lua location, no table/function address --> nil | what is wrong.
 local function bad_text(s)
@@ -425,6 +428,10 @@ local function bad_text(s)
   if loc then return "a Lua location (" .. loc .. ")" end
   if s:find("0x%x%x%x%x") then return "an address" end
   if s:find("stack traceback", 1, true) then return "a traceback" end
+  -- Lua's own runtime error texts, with or without their location stripped
+  for _, text in ipairs(LUA_ERRORS) do
+    if s:find(text, 1, true) then return "a Lua runtime error (" .. text .. ")" end
+  end
   return nil
 end
 M.bad_text = bad_text
