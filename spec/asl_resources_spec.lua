@@ -50,7 +50,7 @@ describe("emrflow.asl.resources", function()
         local arn = "arn:aws:states:::aws-sdk:s3:getObject" .. s
         local info, why = resources.parse(arn)
         assert.is_nil(info)
-        assert.matches("not a valid Task resource", why, 1, true)
+        assert.matches("is not a resource ARN Step Functions accepts", why, 1, true)
         assert.matches("no " .. s .. " form", why, 1, true)
         assert.equal(why, resources.check(arn))
       end
@@ -131,7 +131,8 @@ describe("emrflow.asl.resources", function()
       for _, arn in ipairs({ "", "sns:publish", "arn:aws:states", "arn:aws:states:::" }) do
         local why = resources.check(arn)
         assert.is_string(why)
-        assert.matches("'" .. arn:gsub("%p", "%%%0") .. "' is not a valid Task resource", why)
+        local quoted = '"' .. arn:gsub("%p", "%%%0") .. '"'
+        assert.matches(quoted .. " is not a resource ARN Step Functions accepts: ", why)
       end
     end)
 

@@ -28,7 +28,7 @@ for _, p in ipairs(M.PARTITIONS) do PARTITION[p] = true end
 local SUFFIXES = { ".sync:2", ".sync", ".waitForTaskToken" }
 
 local function problem(arn, why)
-  return sformat("'%s' is not a valid Task resource: %s", arn, why)
+  return sformat("%q is not a resource ARN Step Functions accepts: %s", arn, why)
 end
 
 -- "<api>[suffix]" --> api, suffix
