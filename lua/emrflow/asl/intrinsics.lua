@@ -244,7 +244,8 @@ local function format_value(v)
     for _, key in ipairs(json.keys(v)) do parts[#parts + 1] = key .. "=" .. format_value(v[key]) end
     return "{" .. concat(parts, ", ") .. "}"
   end
-  return tostring(v)
+  -- not JSON (a Lua function or userdata in a Lua-built input): never print its address
+  fail("States.Format cannot print a %s value", type(v))
 end
 M.format_value = format_value
 
