@@ -32,7 +32,8 @@ local Mocks = {}
 Mocks.__index = Mocks
 
 local function raise(source, fmt, ...)
-  local message = sformat("mock config %s: ", source) .. sformat(fmt, ...)
+  local where = source == "mock configuration table" and "mock configuration" or ("mock config " .. source)
+  local message = where .. ": " .. sformat(fmt, ...)
   error(errors.new{ code = "mock_config", message = message }, 0)
 end
 
