@@ -395,6 +395,12 @@ end)
 local picture = optional("emrflow.picture")
 local timemod = optional("emrflow.time")
 
+-- ISO 8601 text of epoch milliseconds (used when emrflow.time is not there)
+local function format_iso(ms)
+  local s = floor(ms / 1000)
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", floor(ms - s * 1000))
+end
+
 local function need(mod, name)
   if mod then return mod end
   throw("D3137", { detail = "$" .. name .. " needs the emrflow picture/time modules" })
@@ -934,7 +940,8 @@ define("millis", "<:n>", function() return ev.rt.now end)
 define("now", "<s?s?:s>", function(a)
   local ms = ev.rt.now
   if a[1] == nil and a[2] == nil then
-    return need(timemod or optional("emrflow.time"), "now").format_iso(ms)
+    timemod = timemod or optional("emrflow.time")
+    return (timemod and timemod.format_iso or format_iso)(ms)
   end
   return picture_call("format_datetime", ms, a[1], a[2])
 end)
@@ -944,7 +951,7 @@ define("fromMillis", "<n-s?s?:s>", function(a)
   if ms == nil then return nil end
   if pic == nil and tz == nil then
     timemod = timemod or optional("emrflow.time")
-    return need(timemod, "fromMillis").format_iso(floor(ms))
+    return (timemod and timemod.format_iso or format_iso)(floor(ms))
   end
   return picture_call("format_datetime", ms, pic, tz)
 end)
