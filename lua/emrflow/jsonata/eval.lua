@@ -11,7 +11,7 @@ local signature = require "emrflow.jsonata.signature"
 local M = {}
 
 local ARR, SEQ, CONS, FN = value.ARR, value.SEQ, value.CONS, value.FN
-local is_array, is_object, append, num = value.is_array, value.is_object, value.append, value.num
+local is_array, is_object, num = value.is_array, value.is_object, value.num
 local getmetatable, setmetatable, type, error = getmetatable, setmetatable, type, error
 local floor = math.floor
 
@@ -113,8 +113,11 @@ end
 local function lookup(input, key)
   if type(input) ~= "table" then return nil end
   local mt = getmetatable(input)
-  if mt == FN then return nil end
-  if mt == ARR or mt == SEQ or mt == CONS or (mt == nil and input[1] ~= nil) then
+  if mt ~= nil and mt ~= ARR and mt ~= SEQ and mt ~= CONS then
+    if mt == FN then return nil end
+    return input[key]
+  end
+  if mt ~= nil or input[1] ~= nil then
     local out, n = setmetatable({}, SEQ), 0
     for i = 1, #input do
       local r = lookup(input[i], key)
@@ -236,6 +239,7 @@ M.HOLE = setmetatable({}, { __name = "jsonata.placeholder" })
 --------------------------------------------------------------------------------------------
 
 local compile -- node -> f(input, env)
+local never_sequence
 local counting = false -- compiling with expression-depth checks
 
 local function finish_seq(r, keep)
@@ -327,6 +331,27 @@ local function compile_filter(pred_node)
   end
 end
 
+-- The values of a list appended together as JSONata's fn.append chain does: one value stays
+-- as it is, several are concatenated with arrays spliced in.
+local function append_all(list)
+  local n = #list
+  if n <= 1 then return list[1] end
+  local out, m = setmetatable({}, ARR), 0
+  for i = 1, n do
+    local v = list[i]
+    if is_array(v) then
+      for j = 1, #v do
+        m = m + 1
+        out[m] = v[j]
+      end
+    else
+      m = m + 1
+      out[m] = v
+    end
+  end
+  return out
+end
+
 -- Object constructor / grouping: pairs of compiled (key, value).
 local function compile_group(group)
   local pairs_ = {}
@@ -355,10 +380,10 @@ local function compile_group(group)
           local g = groups[key]
           if g then
             if g.pair ~= p then throw("D1009", { position = position, value = key }) end
-            g.data = append(g.data, item)
-            g.many = true
+            local list = g.items
+            list[#list + 1] = item
           else
-            groups[key] = { data = item, pair = p }
+            groups[key] = { items = { item }, pair = p }
             order[#order + 1] = key
           end
         end
@@ -368,19 +393,26 @@ local function compile_group(group)
     local set = value.set
     for _, key in ipairs(order) do
       local g = groups[key]
-      local ctx, env2 = g.data, env
+      local list = g.items
+      local ctx, env2 = append_all(list), env
       if reduce then
-        local tuple
-        if g.many then
-          tuple = {}
-          local list = g.data
-          for k, v in pairs(list[1]) do tuple[k] = v end
-          for j = 2, #list do
-            for k, v in pairs(list[j]) do tuple[k] = append(tuple[k], v) end
+        local tuple = {}
+        if #list > 1 then
+          local per_key, keys = {}, {}
+          for j = 1, #list do
+            for k, v in pairs(list[j]) do
+              local vals = per_key[k]
+              if vals == nil then
+                vals = {}
+                per_key[k] = vals
+                keys[#keys + 1] = k
+              end
+              vals[#vals + 1] = v
+            end
           end
+          for _, k in ipairs(keys) do tuple[k] = append_all(per_key[k]) end
         else
-          tuple = {}
-          for k, v in pairs(g.data) do tuple[k] = v end
+          for k, v in pairs(list[1]) do tuple[k] = v end
         end
         ctx = tuple["@"]
         tuple["@"] = nil
@@ -613,6 +645,58 @@ local function run_tuple_step(st, seq, n, tuples, env)
   return out
 end
 
+-- A path of plain steps (no tuples, sort or constructed first step): while the context is a
+-- single value, steps apply to it directly without building sequences.
+local function simple_path(steps, nsteps, first_is_var, group)
+  local function run(input, env)
+    local cur, seq, n
+    if not first_is_var and is_array(input) then
+      seq, n = input, #input
+    else
+      cur = input
+    end
+    for i = 1, nsteps do
+      local st = steps[i]
+      local last = i == nsteps
+      if seq == nil then
+        local res = st.f(cur, env)
+        local stages = st.stages
+        if stages then
+          for s = 1, #stages do res = stages[s].filter(res, env) end
+        end
+        if res == nil then return nil end
+        local mt = type(res) == "table" and getmetatable(res)
+        if mt ~= false and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and res[1] ~= nil)) then
+          if mt == CONS then
+            cur = res
+          elseif mt == SEQ then
+            if last then
+              local out = setmetatable({}, SEQ)
+              for j = 1, #res do out[j] = res[j] end
+              return out
+            end
+            seq, n = res, #res
+          else
+            if last then return res end
+            seq, n = res, #res
+          end
+        else
+          cur = res
+        end
+      else
+        local r = run_step(st, seq, n, env, last)
+        if last then return r end
+        n = #r
+        if n == 0 then return nil end
+        seq = r
+      end
+    end
+    return cur
+  end
+  if not group then return run end
+  return function(input, env) return group(run(input, env), env) end
+end
+
 local function compile_path(node)
   local steps = {}
   for i, step in ipairs(node.steps) do
@@ -633,6 +717,11 @@ local function compile_path(node)
   local keep_singleton = node.keepSingletonArray
   local path_tuple = node.tuple
   local group = node.group and compile_group(node.group)
+  local simple = not keep_singleton and not path_tuple and not steps[1].consarray
+  for _, st in ipairs(steps) do
+    if st.tuple or st.focus or st.index or st.ancestor or st.sort then simple = false end
+  end
+  if simple then return simple_path(steps, nsteps, first_is_var, group) end
   return function(input, env)
     local seq, n
     if not first_is_var and is_array(input) then
@@ -698,11 +787,13 @@ local function string_of(v)
   return M.string(v)
 end
 
+-- Arithmetic in doubles as JavaScript does; integral results become integers again.
+local tointeger = math.tointeger
 local ARITH = {
-  ["+"] = function(a, b) return num(a + b + 0.0) end,
-  ["-"] = function(a, b) return num(a - b + 0.0) end,
-  ["*"] = function(a, b) return num((a + 0.0) * b) end,
-  ["/"] = function(a, b) return num(a / b) end,
+  ["+"] = function(a, b) local x = a + b + 0.0 return tointeger(x) or x end,
+  ["-"] = function(a, b) local x = a - b + 0.0 return tointeger(x) or x end,
+  ["*"] = function(a, b) local x = (a + 0.0) * b return tointeger(x) or x end,
+  ["/"] = function(a, b) local x = a / b return tointeger(x) or x end,
   ["%"] = function(a, b) return num(math.fmod(a + 0.0, b + 0.0)) end,
 }
 
@@ -723,18 +814,27 @@ local function compile_binary(node)
   local lf, rf = compile(node.lhs), compile(node.rhs)
   if op == "and" then
     return function(input, env)
-      return (to_boolean(lf(input, env)) and to_boolean(rf(input, env))) and true or false
+      local l = lf(input, env)
+      if l ~= true and (l == false or l == nil or not to_boolean(l)) then return false end
+      local r = rf(input, env)
+      if r == true then return true end
+      if r == false or r == nil then return false end
+      return to_boolean(r) and true or false
     end
   elseif op == "or" then
     return function(input, env)
-      return (to_boolean(lf(input, env)) or to_boolean(rf(input, env))) and true or false
+      local l = lf(input, env)
+      if l == true or (l ~= false and l ~= nil and to_boolean(l)) then return true end
+      local r = rf(input, env)
+      if r == true then return true end
+      if r == false or r == nil then return false end
+      return to_boolean(r) and true or false
     end
   elseif ARITH[op] then
     local fn = ARITH[op]
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
-      if type(l) == "number" and type(r) == "number" and l == l and r == r
-        and l ~= math.huge and l ~= -math.huge and r ~= math.huge and r ~= -math.huge then
+      if type(l) == "number" and type(r) == "number" and l - l == 0 and r - r == 0 then
         return fn(l, r)
       end
       if numeric_operands(l, r, op, position) then return fn(l, r) end
@@ -752,24 +852,28 @@ local function compile_binary(node)
   elseif op == "<" then
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
+      if type(l) == "number" and type(r) == "number" then return l < r end
       if comparable(l, r, op, position) then return l < r end
       return nil
     end
   elseif op == "<=" then
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
+      if type(l) == "number" and type(r) == "number" then return l <= r end
       if comparable(l, r, op, position) then return l <= r end
       return nil
     end
   elseif op == ">" then
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
+      if type(l) == "number" and type(r) == "number" then return l > r end
       if comparable(l, r, op, position) then return l > r end
       return nil
     end
   elseif op == ">=" then
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
+      if type(l) == "number" and type(r) == "number" then return l >= r end
       if comparable(l, r, op, position) then return l >= r end
       return nil
     end
@@ -1129,8 +1233,13 @@ local function compile_raw(node)
     if node.value == "{" then return compile_group(node) end
   end
   if t == "name" then
-    local key = node.value
-    return function(input) return lookup(input, key) end
+    local key, keep = node.value, node.keepArray
+    return function(input)
+      if type(input) ~= "table" then return nil end
+      local mt = getmetatable(input)
+      if mt ~= nil and mt ~= ARR and mt ~= SEQ and mt ~= CONS and mt ~= FN then return input[key] end
+      return finish_seq(lookup(input, key), keep)
+    end
   end
   if t == "string" or t == "number" or t == "value" then
     local v = node.value
@@ -1172,6 +1281,73 @@ local function compile_raw(node)
   throw("S0206", { position = node.position, token = t })
 end
 
+-- Nodes whose result is never a sequence need no final sequence rule.
+local NOT_SEQ_BINARY = { ["+"] = true, ["-"] = true, ["*"] = true, ["/"] = true, ["%"] = true,
+  ["="] = true, ["!="] = true, ["<"] = true, ["<="] = true, [">"] = true, [">="] = true,
+  ["&"] = true, ["and"] = true, ["or"] = true, ["in"] = true }
+
+function never_sequence(node)
+  local t = node.type
+  if t == "string" or t == "number" or t == "value" or t == "lambda" or t == "regex"
+    or t == "condition" or t == "block" or t == "transform" or t == "partial" then
+    return true
+  end
+  if t == "binary" then return NOT_SEQ_BINARY[node.value] == true end
+  if t == "name" then return true end -- finishes its own result
+  if t == "variable" then return not node.keepArray end -- variables hold finished values
+  if t == "unary" then return not node.keepArray end
+  return false
+end
+
+-- A path of plain names, or a variable then names ($v.a.b): while every value on the way is an
+-- object, each step is one member access. Anything else (arrays, strings) takes the general way,
+-- which evaluates the same steps again from the start (they have no side effects).
+local function plain_step(step)
+  return not (step.stages or step.predicate or step.group or step.keepArray or step.tuple or step.focus
+    or step.index or step.ancestor)
+end
+
+local function plain_chain(node, general)
+  if node.keepSingletonArray or node.group or node.keepArray or node.tuple or node.predicate then
+    return general
+  end
+  local steps = node.steps
+  local first = steps[1]
+  if not plain_step(first) or (first.type ~= "name" and first.type ~= "variable") then return general end
+  if first.type == "variable" and first.value == "" then return general end
+  local keys = {}
+  for i = 2, #steps do
+    local step = steps[i]
+    if step.type ~= "name" or not plain_step(step) then return general end
+    keys[#keys + 1] = step.value
+  end
+  local nkeys = #keys
+  local first_var = first.type == "variable" and first.value
+  local first_key = first.value
+  return function(input, env)
+    local v
+    if first_var then
+      v = env[first_var]
+    else
+      if type(input) ~= "table" then return general(input, env) end
+      local mt = getmetatable(input)
+      if mt == nil or mt == ARR or mt == SEQ or mt == CONS or mt == FN then return general(input, env) end
+      v = input[first_key]
+    end
+    for i = 1, nkeys do
+      if type(v) ~= "table" then
+        if v == nil then return nil end
+        return general(input, env)
+      end
+      local mt = getmetatable(v)
+      if mt == nil or mt == ARR or mt == SEQ or mt == CONS or mt == FN then return general(input, env) end
+      v = v[keys[i]]
+    end
+    if first_var and nkeys == 0 then return general(input, env) end
+    return v
+  end
+end
+
 function compile(node)
   local f = compile_raw(node)
   local t = node.type
@@ -1190,7 +1366,7 @@ function compile(node)
     local inner = f
     f = function(input, env) return g(inner(input, env), env) end
   end
-  if not (t == "string" or t == "number" or t == "value" or t == "lambda" or t == "regex") then
+  if node.predicate or not never_sequence(node) then
     local keep = node.keepArray
     local inner = f
     if t == "function" then
@@ -1199,6 +1375,7 @@ function compile(node)
       f = function(input, env) return finish_seq(inner(input, env), keep) end
     end
   end
+  if node.type == "path" and not counting then f = plain_chain(node, f) end
   if counting then
     local inner = f
     f = function(input, env, a, b)

@@ -32,8 +32,8 @@ local function call(f, ...)
 end
 
 --- Arguments for a higher-order function's callback, cut to the callback's arity.
-local function hof_call(f, a1, a2, a3)
-  local arity = ev.arity(f)
+local function hof_call(f, a1, a2, a3, arity)
+  arity = arity or ev.arity(f)
   if arity >= 3 then return apply(f, { a1, a2, a3 }, 3, nil, nil) end
   if arity == 2 then return apply(f, { a1, a2 }, 2, nil, nil) end
   return apply(f, { a1 }, 1, nil, nil)
@@ -686,8 +686,9 @@ define("map", "<af>", function(a)
   local arr, f = a[1], a[2]
   if arr == nil then return nil end
   local out, n = new_seq(), 0
+  local arity = ev.arity(f)
   for i = 1, #arr do
-    local r = hof_call(f, arr[i], i - 1, arr)
+    local r = hof_call(f, arr[i], i - 1, arr, arity)
     if r ~= nil then
       n = n + 1
       out[n] = r
@@ -700,8 +701,9 @@ define("filter", "<af>", function(a)
   local arr, f = a[1], a[2]
   if arr == nil then return nil end
   local out, n = new_seq(), 0
+  local arity = ev.arity(f)
   for i = 1, #arr do
-    if ev.to_boolean(hof_call(f, arr[i], i - 1, arr)) then
+    if ev.to_boolean(hof_call(f, arr[i], i - 1, arr, arity)) then
       n = n + 1
       out[n] = arr[i]
     end

@@ -102,11 +102,9 @@ function M.keys(obj)
 end
 
 --- Normalise a number: integral floats in the safe range become integers (JSON prints them so).
+local tointeger = math.tointeger
 function M.num(x)
-  if math_type(x) == "float" and x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then
-    return math.tointeger(x)
-  end
-  return x
+  return tointeger(x) or x
 end
 
 function M.is_numeric(v)
