@@ -1030,12 +1030,7 @@ local function compile_partial(node)
         body = proc.body }, FN)
     end
     -- a built-in: fill the holes when applied; arguments past the template stay missing
-    local total = math.max(nargs, M.arity(proc))
-    for i = nargs + 1, total do
-      vals[i] = M.HOLE
-      holes = holes + 1
-    end
-    return setmetatable({ kind = "partial", target = proc, args = vals, nargs = total, nholes = holes }, FN)
+    return setmetatable({ kind = "partial", target = proc, args = vals, nargs = nargs, nholes = holes }, FN)
   end
 end
 

@@ -218,8 +218,27 @@ ev.make_regex = M.make_regex
 
 --- Iterate the matches of a regex function value over s: calls each(match_text, start_byte,
 -- stop_byte, groups) until it returns false or limit matches were seen.
+-- A matcher written in JSONata: function($str) returning { match, start, end, groups, next }.
+local function each_custom_match(f, s, limit, each)
+  local m = call(f, s)
+  local count = 0
+  while m ~= nil and (not limit or count < limit) do
+    if not is_object(m) or not (type(m.start) == "number" or type(m["end"]) == "number"
+        or is_array(m.groups) or value.is_function(m.next)) then
+      throw("T1010", {})
+    end
+    local bstart = utf8.offset(s, floor(m.start or 0) + 1) or (#s + 1)
+    local bend = utf8.offset(s, floor(m["end"] or m.start or 0) + 1) or (#s + 1)
+    local groups = is_array(m.groups) and m.groups or setmetatable({}, ARR)
+    count = count + 1
+    if each(m.match, bstart, bend - 1, groups) == false then return end
+    if not value.is_function(m.next) then return end
+    m = call(m.next)
+  end
+end
+
 local function each_match(rx, s, limit, each)
-  if not rx.re then throw("T1010", {}) end
+  if not rx.re then return each_custom_match(rx, s, limit, each) end
   local re = rx.re
   local pos, count = 1, 0
   local first = true
@@ -963,7 +982,7 @@ define("toMillis", "<s-s?:n>", function(a)
   if ts == nil then return nil end
   if pic == nil then
     timemod = timemod or optional("emrflow.time")
-    local ms = need(timemod, "toMillis").parse_iso(ts)
+    local ms = need(timemod, "toMillis").parse_iso(ts, "jsonata")
     if ms == nil then throw("D3110", { value = ts }) end
     return ms
   end
