@@ -207,6 +207,17 @@ local function apply_inner(proc, args, n, input, env)
   throw("T1006")
 end
 
+-- The trampoline: a lambda whose body is a tail call returns a thunk; run the calls here.
+local function trampoline(r, input, env)
+  while type(r) == "table" and getmetatable(r) == FN and r.thunk do
+    local nextp = r.tail_proc(r.input, r.env)
+    local targs, tn = {}, #r.tail_args
+    for i = 1, tn do targs[i] = r.tail_args[i](r.input, r.env) end
+    r = apply_inner(nextp, targs, tn, input, env)
+  end
+  return r
+end
+
 function apply(proc, args, n, input, env)
   local r = apply_inner(proc, args, n, input, env)
   while type(r) == "table" and getmetatable(r) == FN and r.thunk do
@@ -218,6 +229,30 @@ function apply(proc, args, n, input, env)
   return r
 end
 M.apply = apply
+
+--- Call a function value with up to four arguments (the callbacks of $map and friends): plain
+-- lambdas bind their parameters directly, everything else goes through apply.
+function M.invoke(proc, n, a1, a2, a3, a4)
+  if type(proc) ~= "table" or proc.kind ~= "lambda" or proc.sig or proc.native_body or proc.thunk
+    or getmetatable(proc) ~= FN then
+    return apply(proc, { a1, a2, a3, a4 }, n, nil, nil)
+  end
+  local env = new_frame(proc.env)
+  local params = proc.params
+  local np = #params
+  if np > n then np = n end
+  if np >= 1 then env[params[1]] = a1 end
+  if np >= 2 then env[params[2]] = a2 end
+  if np >= 3 then env[params[3]] = a3 end
+  if np >= 4 then env[params[4]] = a4 end
+  local depth = rt.depth + 1
+  rt.depth = depth
+  if depth > rt.max_calls or rt.deadline then check_limits() end
+  local r = proc.body(proc.input, env)
+  rt.depth = depth - 1
+  if type(r) == "table" and r.thunk and getmetatable(r) == FN then return trampoline(r, nil, nil) end
+  return r
+end
 
 --- Number of arguments a function takes (for $map and friends).
 function M.arity(f)

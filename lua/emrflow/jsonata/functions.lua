@@ -10,7 +10,7 @@ local M = {}
 
 local NULL, ARR, SEQ, FN = value.NULL, value.ARR, value.SEQ, value.FN
 local is_array, is_object, num = value.is_array, value.is_object, value.num
-local throw, apply = ev.throw, ev.apply
+local throw, apply, invoke = ev.throw, ev.apply, ev.invoke
 local floor = math.floor
 
 local lib = {} -- name -> function value
@@ -34,9 +34,9 @@ end
 --- Arguments for a higher-order function's callback, cut to the callback's arity.
 local function hof_call(f, a1, a2, a3, arity)
   arity = arity or ev.arity(f)
-  if arity >= 3 then return apply(f, { a1, a2, a3 }, 3, nil, nil) end
-  if arity == 2 then return apply(f, { a1, a2 }, 2, nil, nil) end
-  return apply(f, { a1 }, 1, nil, nil)
+  if arity >= 3 then return invoke(f, 3, a1, a2, a3) end
+  if arity == 2 then return invoke(f, 2, a1, a2) end
+  return invoke(f, 1, a1)
 end
 
 local function new_seq() return setmetatable({}, SEQ) end
@@ -87,6 +87,21 @@ define("length", "<s-:n>", function(a)
 end)
 
 local function substring(str, start, length)
+  if not str:find("[\128-\255]") then
+    -- ASCII: characters are bytes
+    local n = #str
+    start = floor(start)
+    if n + start < 0 then start = 0 end
+    local from = start >= 0 and start or n + start
+    local to = n
+    if length ~= nil then
+      if length <= 0 then return "" end
+      to = floor(start >= 0 and start + length or n + start + length)
+      if to > n then to = n end
+    end
+    if from >= to then return "" end
+    return str:sub(from + 1, to)
+  end
   local list, n = chars(str)
   start = floor(start)
   if n + start < 0 then start = 0 end
@@ -763,11 +778,11 @@ define("reduce", "<afj?:j>", function(a, n)
   end
   while index <= #arr do
     if arity >= 4 then
-      result = apply(f, { result, arr[index], index - 1, arr }, 4, nil, nil)
+      result = invoke(f, 4, result, arr[index], index - 1, arr)
     elseif arity == 3 then
-      result = apply(f, { result, arr[index], index - 1 }, 3, nil, nil)
+      result = invoke(f, 3, result, arr[index], index - 1)
     else
-      result = apply(f, { result, arr[index] }, 2, nil, nil)
+      result = invoke(f, 2, result, arr[index])
     end
     index = index + 1
   end

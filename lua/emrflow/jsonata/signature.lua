@@ -90,7 +90,7 @@ function M.parse(sig, position)
   local parts = { "^" }
   for i, prm in ipairs(params) do parts[i + 1] = "(" .. prm.regex .. ")" end
   parts[#parts + 1] = "$"
-  return setmetatable({ params = params, pattern = table.concat(parts), text = sig }, Sig)
+  return setmetatable({ params = params, pattern = table.concat(parts), text = sig, cache = {} }, Sig)
 end
 
 local symbol -- set by M.init: value -> one-letter type symbol
@@ -117,68 +117,105 @@ local function validation_error(self, args, nargs, supplied)
   return nargs
 end
 
---- Validate args (1..nargs) against the signature; returns the validated list and count.
-function Sig:validate(args, nargs, context)
-  local syms = {}
-  for i = 1, nargs do syms[i] = symbol(args[i]) end
-  local supplied = table.concat(syms)
+-- What to do with the supplied arguments for one combination of argument types, found once
+-- by matching the signature's pattern and then cached: a list of steps, one per parameter
+-- value passed on ({ arg = i } or { context = pattern }, with array wrapping and checks).
+local function build_plan(self, args, nargs, supplied)
   local caps = { supplied:match(self.pattern) }
   if #self.params == 0 then
     if supplied ~= "" then validation_error(self, args, nargs, supplied) end
-    return {}, 0
+    return {}
   end
   if caps[1] == nil then validation_error(self, args, nargs, supplied) end
-  local out, n, ai = {}, 0, 1
+  local plan, ai = {}, 1
   for i, prm in ipairs(self.params) do
     local m = caps[i]
     if m == "" then
       if prm.context and prm.context_regex then
-        if not symbol(context):find(prm.context_regex) then
-          errors.throw("T0411", { value = context, index = ai })
-        end
-        n = n + 1
-        out[n] = context
+        plan[#plan + 1] = { context = prm.context_regex, index = ai }
       else
-        n = n + 1
-        out[n] = args[ai]
+        plan[#plan + 1] = { arg = ai }
         ai = ai + 1
       end
     else
       for k = 1, #m do
         local single = m:sub(k, k)
-        local arg = args[ai]
+        local step = { arg = ai }
         if prm.type == "a" then
           if single == "m" then
-            arg = nil
+            step.missing = true
           else
+            step.wrap = single ~= "a"
             if prm.subtype ~= nil then
-              local ok = true
-              if single ~= "a" and m ~= prm.subtype then
-                ok = false
-              elseif single == "a" and #arg > 0 then
-                local item_type = symbol(arg[1])
-                if item_type ~= prm.subtype:sub(1, 1) then
-                  ok = false
-                else
-                  for j = 2, #arg do
-                    if symbol(arg[j]) ~= item_type then
-                      ok = false
-                      break
-                    end
-                  end
-                end
-              end
-              if not ok then
-                errors.throw("T0412", { value = arg, index = ai, type = ARRAY_NAMES[prm.subtype] })
-              end
+              step.subtype = prm.subtype
+              step.single = single
+              step.match = m
             end
-            if single ~= "a" then arg = M.wrap_array(arg) end
           end
         end
-        n = n + 1
-        out[n] = arg
+        plan[#plan + 1] = step
         ai = ai + 1
       end
+    end
+  end
+  return plan
+end
+
+local function check_subtype(step, arg, index)
+  local subtype = step.subtype
+  local ok = true
+  if step.single ~= "a" and step.match ~= subtype then
+    ok = false
+  elseif step.single == "a" and #arg > 0 then
+    local item_type = symbol(arg[1])
+    if item_type ~= subtype:sub(1, 1) then
+      ok = false
+    else
+      for j = 2, #arg do
+        if symbol(arg[j]) ~= item_type then
+          ok = false
+          break
+        end
+      end
+    end
+  end
+  if not ok then
+    errors.throw("T0412", { value = arg, index = index, type = ARRAY_NAMES[subtype] })
+  end
+end
+
+local CODES = { s = 1, n = 2, b = 3, l = 4, a = 5, o = 6, f = 7, m = 0 }
+
+--- Validate args (1..nargs) against the signature; returns the validated list and count.
+function Sig:validate(args, nargs, context)
+  local key = nargs
+  local cache = self.cache
+  local plan
+  if nargs <= 16 then
+    for i = 1, nargs do key = key * 8 + CODES[symbol(args[i])] end
+    plan = cache[key]
+  end
+  if plan == nil then
+    local syms = {}
+    for i = 1, nargs do syms[i] = symbol(args[i]) end
+    plan = build_plan(self, args, nargs, table.concat(syms))
+    if nargs <= 16 then cache[key] = plan end
+  end
+  local out, n = {}, #plan
+  for i = 1, n do
+    local step = plan[i]
+    if step.context then
+      if not symbol(context):find(step.context) then
+        errors.throw("T0411", { value = context, index = step.index })
+      end
+      out[i] = context
+    elseif step.missing then
+      out[i] = nil
+    else
+      local arg = args[step.arg]
+      if step.subtype then check_subtype(step, arg, step.arg) end
+      if step.wrap then arg = M.wrap_array(arg) end
+      out[i] = arg
     end
   end
   return out, n
