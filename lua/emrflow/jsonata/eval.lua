@@ -237,19 +237,30 @@ function M.invoke(proc, n, a1, a2, a3, a4)
     or getmetatable(proc) ~= FN then
     return apply(proc, { a1, a2, a3, a4 }, n, nil, nil)
   end
-  local env = new_frame(proc.env)
+  local env
+  if proc.reuse_frame then
+    env = proc.free_frame
+    proc.free_frame = nil
+  end
+  env = env or new_frame(proc.env)
   local params = proc.params
   local np = #params
-  if np > n then np = n end
+  -- parameters past the arguments are undefined (a reused frame must forget them)
+  if n < 4 then a4 = nil end
+  if n < 3 then a3 = nil end
+  if n < 2 then a2 = nil end
+  if n < 1 then a1 = nil end
   if np >= 1 then env[params[1]] = a1 end
   if np >= 2 then env[params[2]] = a2 end
   if np >= 3 then env[params[3]] = a3 end
   if np >= 4 then env[params[4]] = a4 end
+  for i = 5, np do env[params[i]] = nil end
   local depth = rt.depth + 1
   rt.depth = depth
   if depth > rt.max_calls or rt.deadline then check_limits() end
   local r = proc.body(proc.input, env)
   rt.depth = depth - 1
+  if proc.reuse_frame then proc.free_frame = env end
   if type(r) == "table" and r.thunk and getmetatable(r) == FN then return trampoline(r, nil, nil) end
   return r
 end
@@ -274,6 +285,7 @@ M.HOLE = setmetatable({}, { __name = "jsonata.placeholder" })
 --------------------------------------------------------------------------------------------
 
 local compile -- node -> f(input, env)
+local captures_frame
 local never_sequence
 local counting = false -- compiling with expression-depth checks
 
@@ -976,10 +988,26 @@ local function compile_array(node)
   end
 end
 
+-- Can a call's frame outlive the call (a closure, thunk, transform or binding made in the
+-- body, or $eval)? If not, callbacks may reuse one frame from call to call.
+local CAPTURING = { lambda = true, transform = true, partial = true, bind = true }
+function captures_frame(node)
+  if type(node) ~= "table" then return false end
+  if CAPTURING[node.type] then return true end
+  if node.type == "variable" and node.value == "eval" then return true end
+  for k, v in pairs(node) do
+    if type(v) == "table" and k ~= "slot" and k ~= "ancestor" and k ~= "seekingParent"
+      and k ~= "signature" and k ~= "sig" and captures_frame(v) then
+      return true
+    end
+  end
+  return false
+end
+
 local function make_lambda(node, input, env, tail)
   local f = {
     kind = "lambda", input = input, env = env, params = node.param_names,
-    body = node.compiled_body, sig = node.sig,
+    body = node.compiled_body, sig = node.sig, reuse_frame = node.reuse_frame,
   }
   if tail then
     f.thunk = true
@@ -1245,6 +1273,7 @@ local function compile_lambda(node)
     return function(input, env) return make_lambda(node, input, env, tail) end
   end
   node.compiled_body = compile(node.body)
+  node.reuse_frame = not captures_frame(node.body)
   return function(input, env) return make_lambda(node, input, env, nil) end
 end
 
