@@ -1172,11 +1172,37 @@ local function compile_transform(node)
   end
 end
 
+-- Does evaluating node bind a variable in the enclosing block's frame?
+local function binds_here(node)
+  if type(node) ~= "table" then return false end
+  if node.type == "bind" then return true end
+  if node.type == "block" or node.type == "lambda" then return false end
+  for k, v in pairs(node) do
+    if type(v) == "table" and k ~= "slot" and k ~= "ancestor" and k ~= "seekingParent"
+      and k ~= "signature" and k ~= "sig" and binds_here(v) then
+      return true
+    end
+  end
+  return false
+end
+
 local function compile_block(node)
   local list = {}
   for i, e in ipairs(node.expressions) do list[i] = compile(e) end
   local n = #list
   if n == 0 then return function() return nil end end
+  local needs_frame = false
+  for _, e in ipairs(node.expressions) do
+    if binds_here(e) then needs_frame = true end
+  end
+  if not needs_frame then
+    if n == 1 then return list[1] end
+    return function(input, env)
+      local r
+      for i = 1, n do r = list[i](input, env) end
+      return r
+    end
+  end
   return function(input, env)
     local frame = new_frame(env)
     local r
