@@ -42,9 +42,9 @@ local MESSAGES = {
   D1002 = "Cannot negate a non-numeric value: {{value}}",
   T1003 = "Key in object structure must evaluate to a string; got: {{value}}",
   D1004 = "Regular expression matches zero length string",
-  T1005 = "Attempted to invoke a non-function. Did you mean ${{token}}?",
+  T1005 = "Attempted to invoke a non-function. Did you mean ${{{token}}}?",
   T1006 = "Attempted to invoke a non-function",
-  T1007 = "Attempted to partially apply a non-function. Did you mean ${{token}}?",
+  T1007 = "Attempted to partially apply a non-function. Did you mean ${{{token}}}?",
   T1008 = "Attempted to partially apply a non-function",
   D1009 = "Multiple key definitions evaluate to same key: {{value}}",
   T1010 = "The matcher function argument passed to function {{token}} does not return the correct "
@@ -84,18 +84,22 @@ local MESSAGES = {
   D3110 = "Unable to parse datetime string: {{value}}",
   D3120 = "Syntax error in expression passed to function eval: {{value}}",
   D3121 = "Dynamic error evaluating the expression passed to function eval: {{value}}",
-  D3137 = "{{message}}",
+  D3137 = "{{{message}}}",
   D3138 = "The $single() function expected exactly 1 matching result.  Instead it matched more.",
   D3139 = "The $single() function expected exactly 1 matching result.  Instead it matched 0.",
-  D3140 = "Malformed URL passed to ${{token}}(): {{value}}",
-  D3141 = "{{message}}",
+  D3140 = "Malformed URL passed to ${{{token}}}(): {{value}}",
+  D3141 = "{{{message}}}",
   U1001 = "Stack overflow error: Check for non-terminating recursive function.  "
     .. "Consider rewriting as tail-recursive.",
   U1002 = "Expression evaluation timeout: Check for infinite loop",
 }
 
-local function show(v)
-  if type(v) == "string" then return v end
+-- {{x}} shows a value as JSON (strings quoted), {{{x}}} as it is
+local function show(v, raw)
+  if type(v) == "string" then
+    if raw then return v end
+    return '"' .. v .. '"'
+  end
   if v == nil then return "undefined" end
   if v == json.null then return "null" end
   if type(v) == "table" then
@@ -119,10 +123,12 @@ M.Error = Error
 function M.finish(e)
   if rawget(e, "message") == nil or e.message == "" then
     local tpl = MESSAGES[e.code] or e.code
-    e.message = (tpl:gsub("{{(%w+)}}", function(k)
+    local function field(k, raw)
       if k == "message" then return e.detail or "" end
-      return show(e[k])
-    end))
+      return show(e[k], raw)
+    end
+    tpl = tpl:gsub("{{{(%w+)}}}", function(k) return field(k, true) end)
+    e.message = (tpl:gsub("{{(%w+)}}", function(k) return field(k, false) end))
   end
   return setmetatable(e, Error)
 end

@@ -1490,6 +1490,7 @@ M.string = nil
 M.make_regex = nil
 
 signature.init(value.symbol)
+signature.throw = throw
 signature.wrap_array = function(v) return setmetatable({ v }, ARR) end
 
 M.wrap = wrap

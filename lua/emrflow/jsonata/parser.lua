@@ -50,8 +50,9 @@ local function tokenizer(src)
   local pos = 1
   local len = #src
 
+  -- positions as jsonata-js reports them: the offset just past the token, counted from 0
   local function tok(type_, value, p)
-    return { type = type_, value = value, position = p or pos }
+    return { type = type_, value = value, position = (p or pos) - 1 }
   end
 
   local function scan_string(quote)
@@ -218,7 +219,7 @@ local function parse_raw(src)
     end
     local t = lexer(infix)
     if t == nil then
-      node = { id = "(end)", lbp = 0, position = #src + 1, type = "(end)", value = "(end)" }
+      node = { id = "(end)", lbp = 0, position = #src, type = "(end)", value = "(end)" }
       return node
     end
     local n = { type = t.type, value = t.value, position = t.position }

@@ -109,11 +109,11 @@ local function validation_error(self, args, nargs, supplied)
     partial = partial .. prm.regex
     local s, e = supplied:find(partial)
     if not s then
-      errors.throw("T0410", { value = args[good + 1], index = good + 1 })
+      M.throw("T0410", { value = args[good + 1], index = good + 1 })
     end
     good = e
   end
-  errors.throw("T0410", { value = args[good + 1], index = good + 1 })
+  M.throw("T0410", { value = args[good + 1], index = good + 1 })
   return nargs
 end
 
@@ -180,7 +180,7 @@ local function check_subtype(step, arg, index)
     end
   end
   if not ok then
-    errors.throw("T0412", { value = arg, index = index, type = ARRAY_NAMES[subtype] })
+    M.throw("T0412", { value = arg, index = index, type = ARRAY_NAMES[subtype] })
   end
 end
 
@@ -206,7 +206,7 @@ function Sig:validate(args, nargs, context)
     local step = plan[i]
     if step.context then
       if not symbol(context):find(step.context) then
-        errors.throw("T0411", { value = context, index = step.index })
+        M.throw("T0411", { value = context, index = step.index })
       end
       out[i] = context
     elseif step.missing then
@@ -220,6 +220,9 @@ function Sig:validate(args, nargs, context)
   end
   return out, n
 end
+
+--- Raises an evaluation error (the evaluator's, which adds the call site).
+M.throw = errors.throw
 
 M.wrap_array = nil -- set by the evaluator: value -> one-element array
 
