@@ -146,6 +146,7 @@ end)
 local function map_case(s, upper)
   if upper then s = s:upper() else s = s:lower() end
   if not s:find("[\192-\223]") then return s end
+  if upper then s = s:gsub("\195\159", "SS") end -- ß
   return (s:gsub(utf8.charpattern, function(c)
     if #c ~= 2 then return nil end
     local cp = utf8.codepoint(c)
