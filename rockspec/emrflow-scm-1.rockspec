@@ -75,6 +75,7 @@ build = {
     ["emrflow.jsonata.parser"] = "lua/emrflow/jsonata/parser.lua",
     ["emrflow.jsonata.signature"] = "lua/emrflow/jsonata/signature.lua",
     ["emrflow.jsonata.value"] = "lua/emrflow/jsonata/value.lua",
+    ["emrflow.picture"] = "lua/emrflow/picture.lua",
     ["emrflow.progress"] = "lua/emrflow/progress.lua",
     ["emrflow.regex"] = "lua/emrflow/regex.lua",
     ["emrflow.scheduler"] = "lua/emrflow/scheduler.lua",
