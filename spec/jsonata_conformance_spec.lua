@@ -25,7 +25,13 @@ local function load_cases()
   for line in p:lines() do
     local rel = line:sub(3)
     local dir = rel:match("^(.*)/")
-    local ok, t = pcall(json.decode, read(ROOT .. "/groups/" .. rel))
+    local text = read(ROOT .. "/groups/" .. rel)
+    local ok, t = pcall(json.decode, text)
+    if not ok then
+      -- a lone surrogate (\uD800) has no UTF-8 form: hand it to JSONata as its own escape
+      -- sequence, which its string literals read the same way
+      ok, t = pcall(json.decode, (text:gsub("\\u([dD][89abAB]%x%x)", "\\\\u%1")))
+    end
     if not ok then
       list[#list + 1] = { name = rel, broken = "not loadable: " .. tostring(t) }
     elseif json.is_array(t) then

@@ -37,8 +37,9 @@ local TWO_CHAR = {
 
 local ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 
+-- A lone surrogate (\uD800) keeps its code as WTF-8 bytes: not valid UTF-8, so functions that
+-- need text ($encodeUrl) refuse it as jsonata-js does.
 local function utf8_char(cp)
-  if cp >= 0xD800 and cp <= 0xDFFF then return "\239\191\189" end -- lone surrogate: U+FFFD
   return utf8.char(cp)
 end
 
