@@ -50,6 +50,7 @@ build = {
     ["emrflow.asl.intrinsics"] = "lua/emrflow/asl/intrinsics.lua",
     ["emrflow.asl.jsonpath"] = "lua/emrflow/asl/jsonpath.lua",
     ["emrflow.asl.payload"] = "lua/emrflow/asl/payload.lua",
+    ["emrflow.asl.query.jsonata"] = "lua/emrflow/asl/query/jsonata.lua",
     ["emrflow.asl.validate"] = "lua/emrflow/asl/validate.lua",
     ["emrflow.cli"] = "lua/emrflow/cli.lua",
     ["emrflow.config"] = "lua/emrflow/config.lua",

@@ -157,3 +157,78 @@ describe("emrflow.jsonata", function()
     end)
   end)
 end)
+
+describe("emrflow.asl.query.jsonata (JSONata in state machines)", function()
+  local q = require "emrflow.asl.query.jsonata"
+
+  local function template(v, field)
+    if type(v) == "string" and not v:find("^{%%") then v = json.decode(v) end
+    field = field or "Output"
+    return assert(q.compile_template(v, { field = field, path = "/States/S/" .. field }))
+  end
+
+  local function query_error(f)
+    local ok, e = pcall(f)
+    assert.is_false(ok)
+    assert.are.equal("States.QueryEvaluationError", e.Error)
+    return e.Cause
+  end
+
+  it("evaluates {% %} strings at any depth of a value and leaves other strings alone", function()
+    local t = template([[{"a": "{% $states.input.x * 2 %}", "b": [1, {"c": "{% $v & '!' %}"}],
+      "lit": " {% $states.input %} ", "d": "$states.input"}]])
+    local out = q.evaluate_template(t, { input = json.decode('{"x": 21}'), vars = { v = "hi" } })
+    assert.are.equal('{"a":42,"b":[1,{"c":"hi!"}],"lit":" {% $states.input %} ","d":"$states.input"}',
+      json.encode(out))
+  end)
+
+  it("compiles a value without expressions to itself", function()
+    local v = json.decode('{"a":[1,{"b":null}]}')
+    assert.are.equal(v, q.evaluate_template(template(v), { input = {} }))
+  end)
+
+  it("gives $states.input, .result, .errorOutput and .context", function()
+    local env = { input = json.decode('{"i":1}'), result = json.decode('{"r":2}'),
+      errorOutput = json.decode('{"Error":"E","Cause":"C"}'),
+      context = json.decode('{"State":{"Name":"S"}}') }
+    local out = q.evaluate_template(template(
+      "{% [$states.input.i, $states.result.r, $states.errorOutput.Error, $states.context.State.Name] %}"),
+      env)
+    assert.are.equal('[1,2,"E","S"]', json.encode(out))
+  end)
+
+  it("has Step Functions' functions and not $eval", function()
+    local function ev(text) return q.evaluate_template(template("{% " .. text .. " %}"), { input = {} }) end
+    assert.are.equal("[[1,2],[3]]", json.encode(ev("$partition([1,2,3], 2)")))
+    assert.are.equal("[0,3,6,9]", json.encode(ev("$range(0, 10, 3)")))
+    assert.are.equal(1, ev("$range(1, 9, 9)"))
+    assert.are.equal("812f45842bc6d66ee14572ce20db8e86", ev("$hash('input data', 'MD5')"))
+    assert.are.equal('{"a":[1]}', json.encode(ev("$parse('{\"a\": [1]}')")))
+    assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", ev("$uuid()"))
+    assert.is_true(ev("$random(7) = $random(7) and $random() < 1"))
+    assert.matches("T1006", query_error(function() ev("$eval('1')") end))
+  end)
+
+  it("refuses malformed expressions and the 2.1 operators at load time", function()
+    local c, msg = q.compile_template(json.decode('{"a": "{% 1 + %}"}'), { field = "Output" })
+    assert.is_nil(c)
+    assert.matches("S0207", msg)
+    for _, text in ipairs { "{% $a ?: 1 %}", "{% $a ?? 1 %}" } do
+      c, msg = q.compile_template(text, { field = "Output" })
+      assert.is_nil(c)
+      assert.matches("not supported in Step Functions", msg)
+    end
+  end)
+
+  it("raises States.QueryEvaluationError as Step Functions words it", function()
+    local t = template('{"result": "{% $doesNotExist %}"}')
+    assert.are.equal("The JSONata expression '$doesNotExist' specified for the field 'Output/result' "
+      .. "returned nothing (undefined).", query_error(function() q.evaluate_template(t, { input = {} }) end))
+    t = template("{% $fn := function($x){$x} %}", "Items")
+    assert.are.equal("The JSONata expression '$fn := function($x){$x}' specified for the field 'Items' "
+      .. "returned an unsupported result type.",
+      query_error(function() q.evaluate_template(t, { input = {} }) end))
+    t = template("{% 1 + 'a' %}")
+    assert.matches("T2002", query_error(function() q.evaluate_template(t, { input = {} }) end))
+  end)
+end)

@@ -29,8 +29,8 @@ local function lua_function(f)
     impl = function(args, n) return f(table.unpack(args, 1, n)) end }, FN)
 end
 
-local function root_frame(input, bindings, extra)
-  local env = ev.new_frame(library_frame)
+local function root_frame(input, bindings, extra, base)
+  local env = ev.new_frame(base or library_frame)
   if extra then
     for k, v in pairs(extra) do env[k] = v end
   end
@@ -87,9 +87,9 @@ function M.compile(text)
   return setmetatable({ text = text, ast = ast, f = f }, Expr)
 end
 
-local function evaluate_compiled(self, input, bindings, opts, extra)
+local function evaluate_compiled(self, input, bindings, opts, extra, base)
   return run(function()
-    local env = root_frame(input, bindings, extra)
+    local env = root_frame(input, bindings, extra, base)
     local f = self.f
     if opts and opts.max_depth then
       -- a depth limit counts expression nesting as JSONata does: a separately compiled copy
@@ -106,9 +106,36 @@ function Expr:evaluate(input, bindings, opts)
   return evaluate_compiled(self, input, bindings, opts)
 end
 
---- Evaluate with extra built-ins (name -> function value), for hosts such as state machines.
-function Expr:evaluate_with(input, bindings, opts, extra)
-  return evaluate_compiled(self, input, bindings, opts, extra)
+--- Evaluate in a host's environment: `base` comes from jsonata.environment (the host's set
+-- of functions); `lookup(name)` (optional) reads the host's variables for any $name the
+-- expression does not bind itself, before the functions (nil = not a host variable);
+-- bindings and opts as for evaluate.
+function Expr:evaluate_in(base, lookup, input, bindings, opts)
+  local frame = base
+  if lookup then
+    frame = setmetatable({}, { __index = function(_, name)
+      local v = lookup(name)
+      if v ~= nil then return v end
+      return base[name]
+    end })
+  end
+  return evaluate_compiled(self, input, bindings, opts, nil, frame)
+end
+
+--- The processed syntax tree (for hosts that check which constructs an expression uses).
+function Expr:tree()
+  return self.ast
+end
+
+--- A host environment for Expr:evaluate_in: the built-in library with `functions` added or
+-- replaced (name -> function value from jsonata.native, or false to remove a built-in).
+function M.environment(changes)
+  local lib = {}
+  for name, f in pairs(library_frame) do lib[name] = f end
+  for name, f in pairs(changes or {}) do
+    if f == false then lib[name] = nil else lib[name] = f end
+  end
+  return lib
 end
 
 function M.evaluate(text, input, bindings, opts)
@@ -123,6 +150,17 @@ function M.native(name, sig, impl)
 end
 
 M.is_error = errors.is_error
+M.is_function = value.is_function
+
+--- Raise a JSONata error from a host function (code as JSONata's, message as given).
+function M.raise(code, message)
+  ev.throw(code, { message = message })
+end
+
+--- A new sequence (a host function returning one gets JSONata's singleton rule).
+function M.sequence()
+  return value.new_seq()
+end
 M.null = value.NULL
 
 -- $eval: compile and evaluate text against the current environment.

@@ -449,12 +449,14 @@ local function parse_raw(src)
       return t
     elseif id == "?:" then
       t.type = "condition"
+      t.operator = "?:"
       t.condition = left
       t["then"] = left
       t["else"] = expression(0)
       return t
     elseif id == "??" then
       t.type = "condition"
+      t.operator = "??"
       t.condition = { type = "function", value = "(", position = t.position,
         procedure = { type = "variable", value = "exists", position = t.position }, arguments = { left } }
       t["then"] = left
@@ -743,7 +745,7 @@ local function process(ast)
       result = { type = t, arguments = expr.arguments, signature = expr.signature, position = expr.position }
       result.body = tail_call_optimize(process_ast(expr.body))
     elseif t == "condition" then
-      result = { type = t, position = expr.position }
+      result = { type = t, position = expr.position, operator = expr.operator }
       result.condition = process_ast(expr.condition)
       push_ancestry(result, result.condition)
       -- ?: shares one node between condition and then: process it once
