@@ -241,16 +241,40 @@ local function compile_node(v, path, where)
 end
 
 --- Interface: compile_template(value, where) --> compiled | nil, message. A value without
--- expressions compiles to itself.
+-- expressions compiles to itself. Optional where.expect ("array", "object", "string",
+-- "number", "boolean"): an expression for the whole field must give that type, else
+-- States.QueryEvaluationError worded as Step Functions words it (Map Items: "array").
 function M.compile_template(value, where)
   local field = where and where.field or "?"
   local node, msg = compile_node(value, field, where)
   if not node then return nil, msg end
+  if node.expr and where and where.expect then node.expect = where.expect end
   return node
 end
 
+local function type_name(v)
+  if v == json.null then return "null" end
+  if type(v) == "table" then return json.is_array(v) and "array" or "object" end
+  return type(v)
+end
+
+local function check_type(node, v)
+  local got = type_name(v)
+  if got ~= node.expect then
+    local ok, text = pcall(json.encode, v)
+    query_error(fmt("The JSONata expression '%s' specified for the field '%s' returned an unexpected result "
+      .. "type. Expected '%s', but was '%s' for value: %s", node.expr.source, node.path, node.expect, got,
+      ok and text or tostring(v)))
+  end
+  return v
+end
+
 local function eval_node(node, env, states)
-  if node.expr then return run(node.expr, node.path, env, states) end
+  if node.expr then
+    local v = run(node.expr, node.path, env, states)
+    if node.expect then return check_type(node, v) end
+    return v
+  end
   if node.value ~= nil then return node.value end
   if node.array then
     local out = json.array()
