@@ -339,7 +339,12 @@ local function compile_filter(pred_node)
         fenv = tuple_frame(env, item)
       end
       local r = pf(ctx, fenv)
-      if type(r) == "number" then
+      if r == true then
+        rn = rn + 1
+        res[rn] = item
+      elseif r == false or r == nil then -- luacheck: ignore 542
+        -- not selected
+      elseif type(r) == "number" then
         if check_numeric(r) then
           local ii = floor(r)
           if ii < 0 then ii = n + ii end

@@ -199,8 +199,15 @@ function Sig:validate(args, nargs, context)
     local syms = {}
     for i = 1, nargs do syms[i] = symbol(args[i]) end
     plan = build_plan(self, args, nargs, table.concat(syms))
+    -- the arguments pass as they are when every step takes the next one unchanged
+    local identity = #plan == nargs
+    for i, step in ipairs(plan) do
+      if step.arg ~= i or step.wrap or step.subtype or step.missing or step.context then identity = false end
+    end
+    plan.identity = identity
     if nargs <= 16 then cache[key] = plan end
   end
+  if plan.identity then return args, nargs end
   local out, n = {}, #plan
   for i = 1, n do
     local step = plan[i]
