@@ -105,6 +105,13 @@ describe("emrflow.jsonata", function()
       assert.is_nil(tostring(e):find("%.lua:%d"))
     end)
 
+    it("reports errors of bound Lua functions and bad arguments as U1000, without Lua locations", function()
+      local e = err("$f(1)", nil, { f = function() error("boom") end })
+      assert.are.equal("U1000", e.code)
+      assert.are.equal("boom", e.message)
+      assert.are.equal("U1000", err("1", nil, "not a table").code)
+    end)
+
     it("runs deep tail recursion in constant space", function()
       assert.are.equal(0, eval("($f := function($n){ $n = 0 ? 0 : $f($n - 1) }; $f(100000))"))
     end)

@@ -51,12 +51,16 @@ local function wrap_input(input)
   return input
 end
 
+-- Every error leaves as a JSONata error table: runaway recursion is U1001; anything else
+-- (an error raised by a bound Lua function) is U1000 with its message, without Lua's
+-- "file.lua:N:" prefix.
 local function normalise_error(e)
   if errors.is_error(e) then return errors.finish(e) end
-  if type(e) == "string" and (e:find("stack overflow", 1, true) or e:find("C stack overflow", 1, true)) then
+  if type(e) == "string" and e:find("stack overflow", 1, true) then
     return errors.finish(errors.new("U1001"))
   end
-  return e
+  local message = type(e) == "string" and e:gsub("^[^\n:]*:%d+: ", "") or tostring(e)
+  return errors.finish(errors.new("U1000", nil, nil, { message = message }))
 end
 
 --- Run f under the limits of opts, keeping any evaluation already in progress ($eval).
@@ -88,6 +92,13 @@ function M.compile(text)
 end
 
 local function evaluate_compiled(self, input, bindings, opts, extra, base)
+  if bindings ~= nil and type(bindings) ~= "table" then
+    local e = errors.new("U1000", nil, nil, { message = "bindings must be a table of name = value" })
+    error(errors.finish(e), 0)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(errors.finish(errors.new("U1000", nil, nil, { message = "opts must be a table" })), 0)
+  end
   return run(function()
     local env = root_frame(input, bindings, extra, base)
     local f = self.f
