@@ -895,13 +895,36 @@ local function compile_binary(node)
   elseif op == "=" or op == "!=" then
     local eq = op == "="
     local deep_equal = value.deep_equal
+    local rnode = node.rhs
+    if (rnode.type == "string" or rnode.type == "number") and not rnode.predicate and not rnode.group then
+      -- comparing with a literal string or number: plain equality
+      local k = rnode.value
+      return function(input, env)
+        local l = lf(input, env)
+        if l == nil then return false end
+        if l == k then return eq end
+        return not eq
+      end
+    end
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
       if l == nil or r == nil then return false end
+      if l == r then return eq end
+      if type(l) ~= "table" or type(r) ~= "table" then return not eq end
       if deep_equal(l, r) then return eq end
       return not eq
     end
   elseif op == "<" then
+    local rnode = node.rhs
+    if rnode.type == "number" and not rnode.predicate and not rnode.group then
+      local k = rnode.value
+      return function(input, env)
+        local l = lf(input, env)
+        if type(l) == "number" then return l < k end
+        if comparable(l, k, op, position) then return l < k end
+        return nil
+      end
+    end
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
       if type(l) == "number" and type(r) == "number" then return l < r end
@@ -909,6 +932,16 @@ local function compile_binary(node)
       return nil
     end
   elseif op == "<=" then
+    local rnode = node.rhs
+    if rnode.type == "number" and not rnode.predicate and not rnode.group then
+      local k = rnode.value
+      return function(input, env)
+        local l = lf(input, env)
+        if type(l) == "number" then return l <= k end
+        if comparable(l, k, op, position) then return l <= k end
+        return nil
+      end
+    end
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
       if type(l) == "number" and type(r) == "number" then return l <= r end
@@ -916,6 +949,16 @@ local function compile_binary(node)
       return nil
     end
   elseif op == ">" then
+    local rnode = node.rhs
+    if rnode.type == "number" and not rnode.predicate and not rnode.group then
+      local k = rnode.value
+      return function(input, env)
+        local l = lf(input, env)
+        if type(l) == "number" then return l > k end
+        if comparable(l, k, op, position) then return l > k end
+        return nil
+      end
+    end
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
       if type(l) == "number" and type(r) == "number" then return l > r end
@@ -923,6 +966,16 @@ local function compile_binary(node)
       return nil
     end
   elseif op == ">=" then
+    local rnode = node.rhs
+    if rnode.type == "number" and not rnode.predicate and not rnode.group then
+      local k = rnode.value
+      return function(input, env)
+        local l = lf(input, env)
+        if type(l) == "number" then return l >= k end
+        if comparable(l, k, op, position) then return l >= k end
+        return nil
+      end
+    end
     return function(input, env)
       local l, r = lf(input, env), rf(input, env)
       if type(l) == "number" and type(r) == "number" then return l >= r end
@@ -1414,6 +1467,15 @@ local function plain_chain(node, general)
   local nkeys = #keys
   local first_var = first.type == "variable" and first.value
   local first_key = first.value
+  if nkeys == 0 and not first_var then
+    return function(input, env)
+      if type(input) == "table" then
+        local mt = getmetatable(input)
+        if mt ~= nil and mt ~= ARR and mt ~= SEQ and mt ~= CONS and mt ~= FN then return input[first_key] end
+      end
+      return general(input, env)
+    end
+  end
   return function(input, env)
     local v
     if first_var then
