@@ -233,8 +233,7 @@ M.apply = apply
 --- Call a function value with up to four arguments (the callbacks of $map and friends): plain
 -- lambdas bind their parameters directly, everything else goes through apply.
 function M.invoke(proc, n, a1, a2, a3, a4)
-  if type(proc) ~= "table" or proc.kind ~= "lambda" or proc.sig or proc.native_body or proc.thunk
-    or getmetatable(proc) ~= FN then
+  if type(proc) ~= "table" or not proc.plain then
     return apply(proc, { a1, a2, a3, a4 }, n, nil, nil)
   end
   local env
@@ -254,7 +253,9 @@ function M.invoke(proc, n, a1, a2, a3, a4)
   if np >= 2 then env[params[2]] = a2 end
   if np >= 3 then env[params[3]] = a3 end
   if np >= 4 then env[params[4]] = a4 end
-  for i = 5, np do env[params[i]] = nil end
+  if np > 4 then
+    for i = 5, np do env[params[i]] = nil end
+  end
   local depth = rt.depth + 1
   rt.depth = depth
   if depth > rt.max_calls or rt.deadline then check_limits() end
@@ -882,6 +883,19 @@ local function compile_binary(node)
       if r == false or r == nil then return false end
       return to_boolean(r) and true or false
     end
+  elseif op == "+" or op == "*" then
+    -- the two commonest, inline
+    local fn, plus = ARITH[op], op == "+"
+    return function(input, env)
+      local l, r = lf(input, env), rf(input, env)
+      if type(l) == "number" and type(r) == "number" and l - l == 0 and r - r == 0 then
+        local x
+        if plus then x = l + r + 0.0 else x = (l + 0.0) * r end
+        return tointeger(x) or x
+      end
+      if numeric_operands(l, r, op, position) then return fn(l, r) end
+      return nil
+    end
   elseif ARITH[op] then
     local fn = ARITH[op]
     return function(input, env)
@@ -1066,6 +1080,7 @@ local function make_lambda(node, input, env, tail)
   local f = {
     kind = "lambda", input = input, env = env, params = node.param_names,
     body = node.compiled_body, sig = node.sig, reuse_frame = node.reuse_frame,
+    plain = not node.sig and not tail, -- M.invoke may bind its parameters directly
   }
   if tail then
     f.thunk = true
@@ -1103,7 +1118,15 @@ local function compile_function(node)
     for i = 1, nargs do vals[n + i] = args[i](input, env) end
     n = n + nargs
     push_site(position, token)
-    local r = apply(proc, vals, n, input, env)
+    local r
+    if type(proc) == "table" and proc.kind == "native" and getmetatable(proc) == FN then
+      -- a built-in: check the arguments and call it (built-ins return no tail calls)
+      local a, an = vals, n
+      if proc.sig then a, an = proc.sig:validate(vals, n, input) end
+      r = proc.impl(a, an, input, env, proc)
+    else
+      r = apply(proc, vals, n, input, env)
+    end
     pop_site()
     return r
   end

@@ -192,7 +192,19 @@ function Sig:validate(args, nargs, context)
   local cache = self.cache
   local plan
   if nargs <= 16 then
-    for i = 1, nargs do key = key * 8 + CODES[symbol(args[i])] end
+    for i = 1, nargs do
+      local v = args[i]
+      local tv = type(v)
+      local c
+      if tv == "string" then
+        c = 1
+      elseif tv == "number" then
+        c = 2
+      else
+        c = CODES[symbol(v)]
+      end
+      key = key * 8 + c
+    end
     plan = cache[key]
   end
   if plan == nil then
