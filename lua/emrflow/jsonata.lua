@@ -186,8 +186,10 @@ functions.define("eval", "<sx?:x>", function(a, n, input, env)
     local e = normalise_error(ast)
     ev.throw("D3120", { value = type(e) == "table" and e.message or tostring(e) })
   end
+  local sites = ev.rt.nsites
   local ok2, r = pcall(ast, ctx, env or library_frame)
   if not ok2 then
+    ev.rt.nsites = sites -- the failed evaluation's call sites are gone
     local e = normalise_error(r)
     ev.throw("D3121", { value = type(e) == "table" and e.message or tostring(e) })
   end

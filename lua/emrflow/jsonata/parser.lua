@@ -51,13 +51,17 @@ local function tokenizer(src)
   local pos = 1
   local len = #src
 
-  -- positions as jsonata-js reports them: the offset just past the token, counted from 0
+  -- positions as jsonata-js reports them: the offset just past the token, counted from 0 in
+  -- characters
+  local ascii = not src:find("[\128-\255]")
   local function tok(type_, value, p)
-    return { type = type_, value = value, position = (p or pos) - 1 }
+    local at = (p or pos) - 1
+    if not ascii then at = utf8.len(src, 1, at) or at end
+    return { type = type_, value = value, position = at }
   end
 
   local function scan_string(quote)
-    local parts, start = {}, pos
+    local parts = {}
     pos = pos + 1
     while pos <= len do
       local c = src:sub(pos, pos)
@@ -94,7 +98,7 @@ local function tokenizer(src)
       end
       pos = pos + 1
     end
-    raise("S0101", start)
+    raise("S0101", #src)
   end
 
   local function scan_regex()
@@ -134,7 +138,7 @@ local function tokenizer(src)
       if src:sub(pos, pos + 1) == "/*" then
         local cs = pos
         local _, ce = src:find("*/", pos + 2, true)
-        if not ce then raise("S0106", cs) end
+        if not ce then raise("S0106", cs - 1) end
         pos = ce + 1
       else
         break
@@ -177,7 +181,7 @@ local function tokenizer(src)
     end
     if c == "`" then
       local e = src:find("`", pos + 1, true)
-      if not e then raise("S0105", len + 1) end
+      if not e then raise("S0105", len) end
       local name = src:sub(pos + 1, e - 1)
       pos = e + 1
       return tok("name", name)
@@ -339,7 +343,7 @@ local function parse_raw(src)
       advance("|")
       return t
     elseif id == "(end)" then
-      raise("S0207", t.position)
+      raise("S0207", t.position, "(end)")
     end
     raise("S0211", t.position, t.value)
   end
@@ -359,6 +363,7 @@ local function parse_raw(src)
       t.arguments = {}
       if node.id ~= ")" then
         while true do
+          if node.id == "(end)" then advance(")") end -- "Expected ) before end of expression"
           if node.type == "operator" and node.id == "?" then
             t.type = "partial"
             t.arguments[#t.arguments + 1] = node
@@ -599,7 +604,7 @@ local function process(ast)
       local keep = false
       for _, step in ipairs(result.steps) do
         if step.type == "number" or step.type == "value" then
-          raise("S0213", step.position, step.value, { value = step.value })
+          raise("S0213", step.position, nil, { value = step.value })
         end
         if step.type == "string" then step.type = "name" end
         if step.keepArray then keep = true end
