@@ -449,6 +449,7 @@ local function picture_call(fname, ...)
     if type(r) == "table" and r.code then throw(r.code, { value = r.value, detail = r.message }) end
     error(r, 0)
   end
+  if type(r) == "number" then return num(r) end
   return r
 end
 
