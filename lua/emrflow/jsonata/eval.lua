@@ -392,7 +392,8 @@ local function append_all(list)
   local out, m = setmetatable({}, ARR), 0
   for i = 1, n do
     local v = list[i]
-    if is_array(v) then
+    local mt = type(v) == "table" and getmetatable(v)
+    if mt ~= false and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and v[1] ~= nil)) then
       for j = 1, #v do
         m = m + 1
         out[m] = v[j]
