@@ -1491,6 +1491,28 @@ local function plain_chain(node, general)
   local nkeys = #keys
   local first_var = first.type == "variable" and first.value
   local first_key = first.value
+  if nkeys == 1 then
+    -- the commonest: $v.key and name.key
+    local k1 = keys[1]
+    return function(input, env)
+      local v
+      if first_var then
+        v = env[first_var]
+      else
+        if type(input) ~= "table" then return general(input, env) end
+        local mt = getmetatable(input)
+        if mt == nil or mt == ARR or mt == SEQ or mt == CONS or mt == FN then return general(input, env) end
+        v = input[first_key]
+      end
+      if type(v) == "table" then
+        local mt = getmetatable(v)
+        if mt ~= nil and mt ~= ARR and mt ~= SEQ and mt ~= CONS and mt ~= FN then return v[k1] end
+      elseif v == nil then
+        return nil
+      end
+      return general(input, env)
+    end
+  end
   if nkeys == 0 and not first_var then
     return function(input, env)
       if type(input) == "table" then

@@ -724,7 +724,8 @@ define("map", "<af>", function(a)
   local out, n = new_seq(), 0
   local arity = ev.arity(f)
   for i = 1, #arr do
-    local r = hof_call(f, arr[i], i - 1, arr, arity)
+    local r
+    if arity == 1 then r = invoke(f, 1, arr[i]) else r = hof_call(f, arr[i], i - 1, arr, arity) end
     if r ~= nil then
       n = n + 1
       out[n] = r
