@@ -32,11 +32,26 @@ end
 local function throw(code, fields)
   local e = fields or {}
   e.code = code
+  -- Where jsonata-js reports an error raised inside function calls: the position of the
+  -- outermost call still running (a call whose function returned a tail call is no longer
+  -- running: it only gives its position when the error has none), and, when the error has
+  -- no token of its own, the innermost function's name.
   local n = rt.nsites
   if n > 0 then
-    local site = rt.sites[n]
-    if e.position == nil then e.position = site.position end
-    if e.token == nil then e.token = site.token end
+    local sites = rt.sites
+    local strong
+    for i = 1, n do
+      if not sites[i].weak then
+        strong = sites[i]
+        break
+      end
+    end
+    if strong then
+      e.position = strong.position
+    elseif e.position == nil then
+      e.position = sites[n].position
+    end
+    if e.token == nil then e.token = sites[n].token end
   end
   error(setmetatable(e, errors.Error), 0)
 end
@@ -150,6 +165,7 @@ end
 --------------------------------------------------------------------------------------------
 
 local apply
+local apply_inner
 
 local function push_site(position, token)
   local n = rt.nsites + 1
@@ -159,7 +175,7 @@ local function push_site(position, token)
     s = {}
     rt.sites[n] = s
   end
-  s.position, s.token = position, token
+  s.position, s.token, s.weak = position, token, false
 end
 
 local function pop_site()
@@ -175,7 +191,7 @@ local function apply_lambda(proc, args, n)
   return proc.body(proc.input, env)
 end
 
-local function apply_inner(proc, args, n, input, env)
+function apply_inner(proc, args, n, input, env)
   if type(proc) ~= "table" or getmetatable(proc) ~= FN then throw("T1006") end
   if proc.sig then args, n = proc.sig:validate(args, n, input) end
   local kind = proc.kind
@@ -213,7 +229,9 @@ local function trampoline(r, input, env)
     local nextp = r.tail_proc(r.input, r.env)
     local targs, tn = {}, #r.tail_args
     for i = 1, tn do targs[i] = r.tail_args[i](r.input, r.env) end
+    push_site(r.tail_position, r.tail_token)
     r = apply_inner(nextp, targs, tn, input, env)
+    pop_site()
   end
   return r
 end
@@ -1087,6 +1105,8 @@ local function make_lambda(node, input, env, tail)
     f.thunk = true
     f.tail_proc = tail.proc
     f.tail_args = tail.args
+    f.tail_position = tail.position
+    f.tail_token = tail.token
   end
   return setmetatable(f, FN)
 end
@@ -1126,7 +1146,11 @@ local function compile_function(node)
       if proc.sig then a, an = proc.sig:validate(vals, n, input) end
       r = proc.impl(a, an, input, env, proc)
     else
-      r = apply(proc, vals, n, input, env)
+      r = apply_inner(proc, vals, n, input, env)
+      if type(r) == "table" and r.thunk and getmetatable(r) == FN then
+        rt.sites[rt.nsites].weak = true -- this call is over; its tail calls run next
+        r = trampoline(r, input, env)
+      end
     end
     pop_site()
     return r
@@ -1374,7 +1398,8 @@ local function compile_lambda(node)
   node.sig = node.signature
   if node.thunk then
     local body = node.body
-    local tail = { proc = compile(body.procedure), args = {} }
+    local tail = { proc = compile(body.procedure), args = {}, position = body.procedure.position,
+      token = proc_name(body.procedure) }
     for i, a in ipairs(body.arguments) do tail.args[i] = compile(a) end
     -- a thunk's own body (when applied normally): the call itself
     node.compiled_body = compile(body)
