@@ -237,7 +237,7 @@ describe("emrflow.asl.query.jsonata (JSONata in state machines)", function()
       query_error(function() q.evaluate_template(t, { input = {} }) end))
     t = template("{% 1 + 'a' %}")
     assert.matches("T2002", query_error(function() q.evaluate_template(t, { input = {} }) end))
-    t = assert(q.compile_template("{% $states.input.items %}", { field = "Items", expect = "array" }))
+    t = assert(q.compile_template("{% $states.input.items %}", { field = "Items" }))
     assert.are.equal("The JSONata expression '$states.input.items' specified for the field 'Items' "
       .. "returned an unexpected result type. Expected 'array', but was 'object' for value: {\"a\":1}",
       query_error(function() q.evaluate_template(t, { input = json.decode('{"items":{"a":1}}') }) end))

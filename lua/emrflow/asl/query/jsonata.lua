@@ -243,12 +243,16 @@ end
 --- Interface: compile_template(value, where) --> compiled | nil, message. A value without
 -- expressions compiles to itself. Optional where.expect ("array", "object", "string",
 -- "number", "boolean"): an expression for the whole field must give that type, else
--- States.QueryEvaluationError worded as Step Functions words it (Map Items: "array").
+-- States.QueryEvaluationError worded as Step Functions words it. A Map's Items must give an
+-- array whether or not where.expect says so.
+local EXPECT = { Items = "array" }
+
 function M.compile_template(value, where)
   local field = where and where.field or "?"
   local node, msg = compile_node(value, field, where)
   if not node then return nil, msg end
-  if node.expr and where and where.expect then node.expect = where.expect end
+  local expect = where and (where.expect or EXPECT[field])
+  if node.expr and expect then node.expect = expect end
   return node
 end
 
