@@ -66,6 +66,22 @@ describe("emrflow.jsonata", function()
       assert.are.equal(44, r)
     end)
 
+    it("lets a host add and remove functions and resolve variables", function()
+      local env = jsonata.environment {
+        double = jsonata.native("double", "<n:n>", function(args) return args[1] * 2 end),
+        eval = false,
+      }
+      local expr = jsonata.compile("$double($x) + $count($ys)")
+      local vars = { x = 20, ys = json.decode("[1,2]") }
+      assert.are.equal(42, expr:evaluate_in(env, function(name) return vars[name] end))
+      local ok, e = pcall(jsonata.compile("$eval('1')").evaluate_in, jsonata.compile("$eval('1')"), env)
+      assert.is_false(ok)
+      assert.are.equal("T1006", e.code)
+      ok, e = pcall(jsonata.compile("$double('a')").evaluate_in, jsonata.compile("$double('a')"), env)
+      assert.is_false(ok)
+      assert.are.equal("T0410", e.code)
+    end)
+
     it("gives $now and $millis one value per evaluation", function()
       local r = eval("[$millis(), $millis(), $now() = $now()]")
       assert.are.equal(r[1], r[2])
