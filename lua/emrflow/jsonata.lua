@@ -142,7 +142,9 @@ end
 -- replaced (name -> function value from jsonata.native, or false to remove a built-in).
 function M.environment(changes)
   local lib = {}
-  for name, f in pairs(library_frame) do lib[name] = f end
+  for name, f in pairs(library_frame) do
+    if type(name) == "string" then lib[name] = f end -- the functions only, no frame internals
+  end
   for name, f in pairs(changes or {}) do
     if f == false then lib[name] = nil else lib[name] = f end
   end
