@@ -1017,7 +1017,9 @@ local function compile_binary(node)
     end
   elseif op == "&" then
     return function(input, env)
-      return string_of(lf(input, env)) .. string_of(rf(input, env))
+      local l, r = lf(input, env), rf(input, env)
+      if type(l) == "string" and type(r) == "string" then return l .. r end
+      return string_of(l) .. string_of(r)
     end
   elseif op == ".." then
     return function(input, env)
