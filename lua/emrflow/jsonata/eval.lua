@@ -625,18 +625,32 @@ local function run_step(st, seq, n, env, last)
     if st.stages then r = run_stages(st.stages, r, env) end
     return r
   end
-  local f, stages = st.f, st.stages
+  local f, stages, key = st.f, st.stages, st.key
   local out, on = setmetatable({}, SEQ), 0
   local first_array, count = nil, 0
   for i = 1, n do
-    local res = f(seq[i], env)
+    local item = seq[i]
+    local res
+    if key then
+      -- a plain name: an object's member directly
+      if type(item) == "table" then
+        local imt = getmetatable(item)
+        if imt ~= nil and imt ~= ARR and imt ~= SEQ and imt ~= CONS and imt ~= FN then
+          res = item[key]
+        else
+          res = f(item, env)
+        end
+      end
+    else
+      res = f(item, env)
+    end
     if stages then
       for s = 1, #stages do res = stages[s].filter(res, env) end
     end
     if res ~= nil then
       count = count + 1
       local mt = type(res) == "table" and getmetatable(res)
-      if mt and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and res[1] ~= nil)) then
+      if mt ~= false and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and res[1] ~= nil)) then
         if count == 1 and mt ~= SEQ then first_array = res end
         if mt == CONS then
           on = on + 1
@@ -780,6 +794,9 @@ local function compile_path(node)
       st.sort = compile_sort(step)
     else
       st.f = compile(step)
+      if step.type == "name" and not (step.predicate or step.group or step.keepArray or step.tuple) then
+        st.key = step.value
+      end
     end
     st.stages = compile_stages(step.stages)
     steps[i] = st
