@@ -21,7 +21,8 @@ local floor = math.floor
 
 -- depth: lambda calls in progress (bounded by max_calls so the Lua stack holds);
 -- edepth/max_depth: expression nesting, counted only by code compiled for a depth limit.
-local rt = { depth = 0, max_calls = 5000, edepth = 0, max_depth = math.huge, deadline = nil, calls = 0,
+local MAX_CALLS = 5000
+local rt = { depth = 0, max_calls = MAX_CALLS, edepth = 0, max_depth = math.huge, deadline = nil, calls = 0,
   sites = {}, nsites = 0 }
 M.rt = rt
 
@@ -254,29 +255,36 @@ function M.invoke(proc, n, a1, a2, a3, a4)
   if type(proc) ~= "table" or not proc.plain then
     return apply(proc, { a1, a2, a3, a4 }, n, nil, nil)
   end
-  local env
-  if proc.reuse_frame then
-    env = proc.free_frame
+  -- only frames that nothing can capture are ever kept in free_frame
+  local env = proc.free_frame
+  if env then
     proc.free_frame = nil
+  else
+    env = new_frame(proc.env)
   end
-  env = env or new_frame(proc.env)
   local params = proc.params
   local np = #params
-  -- parameters past the arguments are undefined (a reused frame must forget them)
-  if n < 4 then a4 = nil end
-  if n < 3 then a3 = nil end
-  if n < 2 then a2 = nil end
-  if n < 1 then a1 = nil end
-  if np >= 1 then env[params[1]] = a1 end
-  if np >= 2 then env[params[2]] = a2 end
-  if np >= 3 then env[params[3]] = a3 end
-  if np >= 4 then env[params[4]] = a4 end
-  if np > 4 then
-    for i = 5, np do env[params[i]] = nil end
+  if np == n and n <= 2 then
+    -- the common case: as many arguments as parameters
+    if n >= 1 then env[params[1]] = a1 end
+    if n == 2 then env[params[2]] = a2 end
+  else
+    -- parameters past the arguments are undefined (a reused frame must forget them)
+    if n < 4 then a4 = nil end
+    if n < 3 then a3 = nil end
+    if n < 2 then a2 = nil end
+    if n < 1 then a1 = nil end
+    if np >= 1 then env[params[1]] = a1 end
+    if np >= 2 then env[params[2]] = a2 end
+    if np >= 3 then env[params[3]] = a3 end
+    if np >= 4 then env[params[4]] = a4 end
+    if np > 4 then
+      for i = 5, np do env[params[i]] = nil end
+    end
   end
   local depth = rt.depth + 1
   rt.depth = depth
-  if depth > rt.max_calls or rt.deadline then check_limits() end
+  if depth > MAX_CALLS or rt.deadline then check_limits() end
   local r = proc.body(proc.input, env)
   rt.depth = depth - 1
   if proc.reuse_frame then proc.free_frame = env end
