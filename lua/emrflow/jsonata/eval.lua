@@ -418,8 +418,8 @@ local function append_all(list)
   local out, m = setmetatable({}, ARR), 0
   for i = 1, n do
     local v = list[i]
-    local mt = type(v) == "table" and getmetatable(v)
-    if mt ~= false and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and v[1] ~= nil)) then
+    local mt = getmetatable(v) -- (nil for numbers too: hence the type check for plain tables)
+    if mt == ARR or mt == SEQ or mt == CONS or (mt == nil and type(v) == "table" and v[1] ~= nil) then
       for j = 1, #v do
         m = m + 1
         out[m] = v[j]
@@ -657,8 +657,8 @@ local function run_step(st, seq, n, env, last)
     end
     if res ~= nil then
       count = count + 1
-      local mt = type(res) == "table" and getmetatable(res)
-      if mt ~= false and (mt == ARR or mt == SEQ or mt == CONS or (mt == nil and res[1] ~= nil)) then
+      local mt = getmetatable(res)
+      if mt == ARR or mt == SEQ or mt == CONS or (mt == nil and type(res) == "table" and res[1] ~= nil) then
         if count == 1 and mt ~= SEQ then first_array = res end
         if mt == CONS then
           on = on + 1
