@@ -449,22 +449,42 @@ local function compile_group(group)
     local n = #items
     if n == 0 then n = 1 end -- one pass with undefined: literal objects still get made
     local groups, order = {}, {}
-    for idx = 1, n do
-      local item = items[idx]
-      local env2 = reduce and tuple_frame(env, item) or env
-      local ctx = reduce and item["@"] or item
-      for p = 1, npairs do
-        local key = pairs_[p][1](ctx, env2)
+    if npairs == 1 and not reduce then
+      -- one key expression over plain items (the usual grouping)
+      local keyf = pairs_[1][1]
+      for idx = 1, n do
+        local item = items[idx]
+        local key = keyf(item, env)
         if key ~= nil then
           if type(key) ~= "string" then throw("T1003", { position = position, value = key }) end
           local g = groups[key]
           if g then
-            if g.pair ~= p then throw("D1009", { position = position, value = key }) end
             local list = g.items
             list[#list + 1] = item
           else
-            groups[key] = { items = { item }, pair = p }
+            groups[key] = { items = { item }, pair = 1 }
             order[#order + 1] = key
+          end
+        end
+      end
+    else
+      for idx = 1, n do
+        local item = items[idx]
+        local env2 = reduce and tuple_frame(env, item) or env
+        local ctx = reduce and item["@"] or item
+        for p = 1, npairs do
+          local key = pairs_[p][1](ctx, env2)
+          if key ~= nil then
+            if type(key) ~= "string" then throw("T1003", { position = position, value = key }) end
+            local g = groups[key]
+            if g then
+              if g.pair ~= p then throw("D1009", { position = position, value = key }) end
+              local list = g.items
+              list[#list + 1] = item
+            else
+              groups[key] = { items = { item }, pair = p }
+              order[#order + 1] = key
+            end
           end
         end
       end
