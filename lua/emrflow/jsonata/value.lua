@@ -290,8 +290,13 @@ M.deep_equal = deep_equal
 
 --- Turn evaluator tables into plain JSON values (in place): sequences and constructed arrays
 -- become json arrays, sequence flags go.
-local function to_json(v, seen)
-  if type(v) ~= "table" then return v end
+-- Tables already plain JSON are remembered (weakly): values are never modified once they are
+-- results or inputs, so a document evaluated again and again (and what results share with it)
+-- is walked once, not at every evaluation.
+local clean = setmetatable({}, { __mode = "k" })
+
+local function to_json(v)
+  if clean[v] then return v end
   local mt = getmetatable(v)
   if mt == FN then return v end
   if mt == SEQ or mt == CONS then
@@ -299,16 +304,15 @@ local function to_json(v, seen)
     setmetatable(v, ARR)
     mt = ARR
   end
-  if seen[v] then return v end
-  seen[v] = true
+  clean[v] = true -- (before the members: a cycle ends here)
   if mt == ARR then
     for i = 1, #v do
       local e = v[i]
-      if type(e) == "table" then to_json(e, seen) end
+      if type(e) == "table" then to_json(e) end
     end
   else
     for _, e in pairs(v) do
-      if type(e) == "table" then to_json(e, seen) end
+      if type(e) == "table" then to_json(e) end
     end
   end
   return v
@@ -316,7 +320,7 @@ end
 
 function M.to_json(v)
   if type(v) ~= "table" then return v end
-  return to_json(v, {})
+  return to_json(v)
 end
 
 return M
