@@ -438,6 +438,18 @@ local function compile_group(group)
   for i, pair in ipairs(group.lhs) do pairs_[i] = { compile(pair[1]), compile(pair[2]) } end
   local npairs = #pairs_
   local position = group.position
+  -- Keys that are all distinct string literals (the usual object constructor): every item
+  -- falls in every key's group, so each value is evaluated once over all the items.
+  local literal_keys = {}
+  for i, pair in ipairs(group.lhs) do
+    local k = pair[1]
+    if k.type ~= "string" or k.predicate or k.group or literal_keys[k.value] then
+      literal_keys = nil
+      break
+    end
+    literal_keys[k.value] = i
+    literal_keys[i] = k.value
+  end
   return function(input, env)
     local reduce = type(input) == "table" and getmetatable(input) == SEQ and input.tuples
     local items
@@ -445,6 +457,21 @@ local function compile_group(group)
       items = input
     else
       items = { input }
+    end
+    if literal_keys and not reduce then
+      local count = #items
+      local ctx
+      if count == 1 then
+        ctx = items[1]
+      elseif count > 1 then
+        ctx = append_all(items)
+      end
+      local result = value.new_object()
+      for p = 1, npairs do
+        local v = pairs_[p][2](ctx, env)
+        if v ~= nil then value.set(result, literal_keys[p], v) end
+      end
+      return result
     end
     local n = #items
     if n == 0 then n = 1 end -- one pass with undefined: literal objects still get made
