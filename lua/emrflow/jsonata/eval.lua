@@ -1200,19 +1200,35 @@ local function compile_function(node)
   local token = proc_name(pnode)
   local hint = pnode.type == "path" and pnode.steps[1].value
   -- applyto: the context value from ~> (prepended as first argument)
+  local arg1, arg2 = args[1], args[2]
+  local sites = rt.sites
   return function(input, env, applyto, has_applyto)
     local proc = pf(input, env)
     if proc == nil and hint and env[hint] ~= nil then
       throw("T1005", { position = position, token = hint })
     end
-    local vals, n = {}, 0
+    local vals, n
     if has_applyto then
-      n = 1
-      vals[1] = applyto
+      vals = { applyto }
+      for i = 1, nargs do vals[1 + i] = args[i](input, env) end
+      n = 1 + nargs
+    elseif nargs == 1 then
+      vals, n = { (arg1(input, env)) }, 1
+    elseif nargs == 2 then
+      vals, n = { (arg1(input, env)), (arg2(input, env)) }, 2
+    else
+      vals, n = {}, nargs
+      for i = 1, nargs do vals[i] = args[i](input, env) end
     end
-    for i = 1, nargs do vals[n + i] = args[i](input, env) end
-    n = n + nargs
-    push_site(position, token)
+    -- the call site (push_site inline)
+    local ns = rt.nsites + 1
+    rt.nsites = ns
+    local site = sites[ns]
+    if site == nil then
+      site = {}
+      sites[ns] = site
+    end
+    site.position, site.token, site.weak = position, token, false
     local r
     if type(proc) == "table" and proc.kind == "native" and getmetatable(proc) == FN then
       -- a built-in: check the arguments and call it (built-ins return no tail calls)
@@ -1222,11 +1238,11 @@ local function compile_function(node)
     else
       r = apply_inner(proc, vals, n, input, env)
       if type(r) == "table" and r.thunk and getmetatable(r) == FN then
-        rt.sites[rt.nsites].weak = true -- this call is over; its tail calls run next
+        site.weak = true -- this call is over; its tail calls run next
         r = trampoline(r, input, env)
       end
     end
-    pop_site()
+    rt.nsites = ns - 1
     return r
   end
 end
