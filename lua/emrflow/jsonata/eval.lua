@@ -326,9 +326,85 @@ local function finish_seq(r, keep)
   return r
 end
 
+-- Does a predicate's value depend on nothing (literals, ranges, arithmetic on them)?
+local CONSTANT_OPS = { [".."] = true, ["+"] = true, ["-"] = true, ["*"] = true, ["/"] = true, ["%"] = true }
+local function constant_node(node)
+  if node.predicate or node.group or node.keepArray or node.stages then return false end
+  local t = node.type
+  if t == "number" or t == "string" or t == "value" then return true end
+  if t == "unary" then
+    if node.value == "-" then return constant_node(node.expression) end
+    if node.value == "[" then
+      for _, e in ipairs(node.expressions) do
+        if not constant_node(e) then return false end
+      end
+      return true
+    end
+    return false
+  end
+  if t == "binary" and CONSTANT_OPS[node.value] then
+    return constant_node(node.lhs) and constant_node(node.rhs)
+  end
+  return false
+end
+
+-- A predicate that is a constant list of positions ([[0..9]], [[1, -1]]): evaluated once per
+-- filtering, then the items are picked by position (each as many times as it is listed).
+local function constant_positions(pf)
+  return function(input, env)
+    local res = setmetatable({}, SEQ)
+    local tuples = type(input) == "table" and getmetatable(input) == SEQ and input.tuples
+    if tuples then res.tuples = true end
+    if not is_array(input) then
+      if input == nil then return res end
+      input = { input }
+    end
+    local n = #input
+    if n == 0 then return res end -- (the predicate is never evaluated)
+    local r = pf(nil, env)
+    if type(r) == "number" then
+      if not check_numeric(r) then return res end -- NaN selects nothing
+      r = { r }
+    end
+    local all_numbers = is_array(r)
+    if all_numbers then
+      for k = 1, #r do
+        if type(r[k]) ~= "number" then all_numbers = false end
+      end
+    end
+    if not all_numbers then
+      if to_boolean(r) then
+        for i = 1, n do res[i] = input[i] end
+      end
+      return res
+    end
+    local wanted = {}
+    for k = 1, #r do
+      local x = r[k]
+      if x - x == 0 then -- (NaN and infinities select nothing)
+        local ii = floor(x)
+        if ii < 0 then ii = n + ii end
+        wanted[ii] = (wanted[ii] or 0) + 1
+      end
+    end
+    local rn = 0
+    for index = 1, n do
+      local times = wanted[index - 1]
+      if times then
+        for _ = 1, times do
+          rn = rn + 1
+          res[rn] = input[index]
+        end
+      end
+    end
+    return res
+  end
+end
+
 -- Predicates: filter a value (or sequence) by a compiled predicate.
 local function compile_filter(pred_node)
   local pf = compile(pred_node)
+  if pred_node.type ~= "number" and constant_node(pred_node) then return constant_positions(pf) end
   if pred_node.type == "number" then
     local idx = floor(pred_node.value)
     return function(input)
@@ -605,6 +681,8 @@ local function compile_sort(step)
     end
     -- evaluate every term once per item
     local recs = {}
+    -- a term whose keys are all numbers, or all strings, needs no type checks
+    local kinds = {}
     for i = 1, n do
       local item = input[i]
       local ctx, env2 = item, env
@@ -613,8 +691,33 @@ local function compile_sort(step)
         env2 = tuple_frame(env, item)
       end
       local keys = {}
-      for t = 1, nterms do keys[t] = terms[t].f(ctx, env2) end
+      for t = 1, nterms do
+        local k = terms[t].f(ctx, env2)
+        keys[t] = k
+        local tk = type(k)
+        if tk ~= "number" and tk ~= "string" then tk = false end
+        if i == 1 then kinds[t] = tk elseif kinds[t] ~= tk then kinds[t] = false end
+      end
       recs[i] = { item = item, keys = keys }
+    end
+    local plain = true
+    for t = 1, nterms do
+      if not kinds[t] then plain = false end
+    end
+    if plain then
+      merge_sort(recs, n, function(a, b)
+        local ka, kb = a.keys, b.keys
+        for t = 1, nterms do
+          local aa, bb = ka[t], kb[t]
+          if aa ~= bb then
+            if terms[t].desc then return aa < bb end
+            return aa > bb
+          end
+        end
+        return false
+      end)
+      for i = 1, n do out[i] = recs[i].item end
+      return out
     end
     merge_sort(recs, n, function(a, b)
       for t = 1, nterms do
