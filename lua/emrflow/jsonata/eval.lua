@@ -292,6 +292,34 @@ function M.invoke(proc, n, a1, a2, a3, a4)
   return r
 end
 
+--- A Lua function calling `proc` with exactly n (1 or 2) arguments many times over (the loop
+-- of $map, $filter, $reduce): for a plain lambda of n parameters whose frame nothing can
+-- capture, one frame serves every call; anything else goes through M.invoke.
+function M.caller(proc, n)
+  local params = type(proc) == "table" and proc.plain and proc.reuse_frame and proc.params
+  if not params or #params ~= n or n > 2 then
+    return function(a1, a2) return M.invoke(proc, n, a1, a2) end
+  end
+  local p1, p2 = params[1], params[2]
+  local body, input = proc.body, proc.input
+  local env = new_frame(proc.env)
+  local busy = false
+  return function(a1, a2)
+    if busy then return M.invoke(proc, n, a1, a2) end -- a call within a call: its own frame
+    busy = true
+    env[p1] = a1
+    if p2 then env[p2] = a2 end
+    local depth = rt.depth + 1
+    rt.depth = depth
+    if depth > MAX_CALLS or rt.deadline then check_limits() end
+    local r = body(input, env)
+    rt.depth = depth - 1
+    busy = false
+    if type(r) == "table" and r.thunk and getmetatable(r) == FN then return trampoline(r, nil, nil) end
+    return r
+  end
+end
+
 --- Number of arguments a function takes (for $map and friends).
 function M.arity(f)
   if type(f) ~= "table" then return 0 end

@@ -723,9 +723,10 @@ define("map", "<af>", function(a)
   if arr == nil then return nil end
   local out, n = new_seq(), 0
   local arity = ev.arity(f)
+  local call1 = arity == 1 and ev.caller(f, 1)
   for i = 1, #arr do
     local r
-    if arity == 1 then r = invoke(f, 1, arr[i]) else r = hof_call(f, arr[i], i - 1, arr, arity) end
+    if call1 then r = call1(arr[i]) else r = hof_call(f, arr[i], i - 1, arr, arity) end
     if r ~= nil then
       n = n + 1
       out[n] = r
@@ -779,8 +780,11 @@ define("reduce", "<afj?:j>", function(a, n)
   else
     result, index = init, 1
   end
+  local call2 = arity == 2 and ev.caller(f, 2)
   while index <= #arr do
-    if arity >= 4 then
+    if call2 then
+      result = call2(result, arr[index])
+    elseif arity >= 4 then
       result = invoke(f, 4, result, arr[index], index - 1, arr)
     elseif arity == 3 then
       result = invoke(f, 3, result, arr[index], index - 1)
