@@ -421,21 +421,55 @@ function M.parse_error(resp, operation)
   return e
 end
 
+-- What a successful reply must carry, per operation (computed once): whether
+-- its output shape has members at all (else an empty body is the whole reply),
+-- and the wire name of the member that identifies the result: `id` (Start*,
+-- Create*, Cancel*, Delete*) or the one object of a Describe* reply.
+local reply_rules = {}
+
+local function reply_rule(operation)
+  local r = reply_rules[operation]
+  if r then return r end
+  local op = operations[operation]
+  local s = op.output and shapes[op.output]
+  local members = s and s.members or {}
+  r = { has_members = #members > 0 }
+  for _, m in ipairs(members) do
+    if m.name == "id" then r.key, r.key_type = "id", "string" end
+  end
+  if not r.key and operation:match("^Describe") and #members == 1 then
+    r.key, r.key_type = members[1].name, "table"
+  end
+  reply_rules[operation] = r
+  return r
+end
+
+local function protocol_error(operation, resp, what)
+  return errors.new{ code = "json", status = resp.status, request_id = request_id(resp),
+                     retryable = false, operation = operation,
+                     message = fmt("%s: HTTP %d reply %s", operation, resp.status, what) }
+end
+
+-- A 2xx reply: a JSON object carrying the result's key member (an empty body
+-- only where the output has no members), converted to PascalCase.
 local function decode_result(self, operation, resp)
   local body = resp.body or ""
+  local rule = reply_rule(operation)
   local doc
-  if body == "" then
+  if body:find("^%s*$") then
+    if rule.has_members then return nil, protocol_error(operation, resp, "has an empty body") end
     doc = json.object({})
   else
     local ok, v = pcall(json.decode, body)
     if not ok or type(v) ~= "table" or json.is_array(v) then
-      return nil, errors.new{ code = "json", status = resp.status, request_id = request_id(resp),
-                              retryable = false, operation = operation,
-                              message = fmt("%s: reply is not a JSON object: %s", operation,
-                                            ok and (type(v) == "table" and "an array" or type(v))
-                                              or tostring(v)) }
+      return nil, protocol_error(operation, resp, "is not a JSON object: " ..
+                                 (ok and (type(v) == "table" and "an array" or type(v)) or tostring(v)))
     end
     doc = v
+  end
+  if rule.key and type(doc[rule.key]) ~= rule.key_type then
+    return nil, protocol_error(operation, resp, fmt("has no '%s' %s", rule.key,
+                                                    rule.key_type == "table" and "object" or "string"))
   end
   self.last_request_id = request_id(resp)
   return validate.from_wire(operation, doc)
@@ -483,6 +517,14 @@ local function describe_transport_error(err, operation)
   end
   e.operation = operation
   e.code = e.code or "http"
+  -- libcurl ends a reply whose headers pass its limits (one line over 100 KB:
+  -- "Out of memory"; all of them over 300 KB: "Too large response headers")
+  -- like a reset connection; asking again would get the same reply.
+  local msg = e.message or ""
+  if msg:find("Too large response headers", 1, true) or (e.code == "http" and msg == "Out of memory") then
+    e.code = "http"
+    e.message = "the reply's headers are over the size limit (libcurl: " .. msg .. ")"
+  end
   return errors.new(e)
 end
 
