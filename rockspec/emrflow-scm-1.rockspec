@@ -20,9 +20,12 @@ build = {
     ["emrflow.core"] = {
       sources = {
         "src/ef_buf.c",
+        "src/ef_emr.c",
+        "src/ef_emr_model.c",
         "src/ef_http.c",
         "src/ef_json.c",
         "src/ef_sigv4.c",
+        "src/l_emr.c",
         "src/l_http.c",
         "src/l_json.c",
         "src/l_signal.c",

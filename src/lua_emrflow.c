@@ -2,9 +2,11 @@
 #include "l_util.h"
 
 int luaopen_emrflow_core(lua_State *L);
+int ef_l_open_emr(lua_State *L); /* l_emr.c */
 
 static const lua_CFunction s_openers[] = {
     ef_l_open_util, ef_l_open_json, ef_l_open_sigv4, ef_l_open_http, ef_l_open_signal,
+    ef_l_open_emr,
     NULL,
 };
 

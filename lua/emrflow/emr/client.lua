@@ -56,31 +56,8 @@ end
 M.methods = {}      -- snake_case --> operation name
 for name in pairs(operations) do M.methods[M.snake_case(name)] = name end
 
-------------------------------------------------------------------------------
--- UUID v4 from /dev/urandom
-------------------------------------------------------------------------------
-
-local urandom
-
-local function random_bytes(n)
-  if not urandom then
-    local f, why = io.open("/dev/urandom", "rb")
-    if not f then error("emrflow.emr: cannot open /dev/urandom: " .. tostring(why)) end
-    urandom = f
-  end
-  local b = urandom:read(n)
-  if not b or #b ~= n then error("emrflow.emr: short read from /dev/urandom") end
-  return b
-end
-
-function M.uuid4()
-  local b = { random_bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0F) | 0x40        -- version 4
-  b[9] = (b[9] & 0x3F) | 0x80        -- RFC 4122 variant
-  return fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15], b[16])
-end
+-- A random UUID v4 (the C core reads /dev/urandom).
+M.uuid4 = core.emr.uuid4
 
 ------------------------------------------------------------------------------
 -- Construction
@@ -137,7 +114,6 @@ function M.new(opts)
     user_agent = opts.user_agent or M.USER_AGENT,
     max_connections = opts.max_connections or 8,
     stats = { calls = 0, attempts = 0, retries = 0 },
-    _memo = {},        -- operation --> slots of validated, unsigned requests
   }, Client)
 
   -- configuration: region, endpoint, max_attempts (emrflow.config when present)
@@ -225,9 +201,8 @@ end
 -- Request building
 ------------------------------------------------------------------------------
 
--- Per operation: its idempotency-token members (false when none) and its
--- input members in model order (for the request memo below), computed once.
-local token_members, memo_members = {}, {}
+-- Per operation: its idempotency-token members (false when none), computed once.
+local token_members = {}
 
 local function tokens_of(operation, op)
   local t = token_members[operation]
@@ -265,214 +240,52 @@ local function fill_tokens(operation, op, params, token)
   return copy or params
 end
 
--- Builds the unsigned request: method, url, headers, body.
+local emr_core = core.emr
+local CONTENT_TYPE_JSON = { "Content-Type", "application/json" }
+
+-- Builds the unsigned request (the C core marshals: URI labels escaped, query
+-- string, camelCase JSON body): method, url, headers, body.
 function Client:build(operation, params)
-  local wire = validate.to_wire(operation, params)
-  local url = self.endpoint.base .. wire.path
-  if wire.query ~= "" then url = url .. "?" .. wire.query end
-  local headers = wire.headers
-  local body
-  if wire.body then
-    body = json.encode(wire.body)
-  elseif wire.has_body_members then
-    body = "{}"
-  end
-  if body then headers[#headers + 1] = { "Content-Type", "application/json" } end
-  return { method = wire.method, url = url, headers = headers, body = body or "" }
-end
-
--- The request memo. validate.check and Client:build are pure functions of
--- (operation, params): for parameters made only of strings and booleans
--- (DescribeJobRun, CancelJobRun, ...: .sync polling asks the same thing
--- again and again, for a few job runs at a time) the validated, unsigned
--- request is kept and reused. Per operation, MEMO_SLOTS slots, replaced in
--- turn, each holding the members' values (in model order) and the request,
--- found through the first member's value: a lookup is one table index and a
--- few comparisons, a miss one slot update. Cached requests are never
--- modified (signing makes a new header list).
-local MEMO_SLOTS = 8
-local ABSENT = {}       -- index key for an absent first member
-
-local function memo_members_of(operation, op)
-  local m = memo_members[operation]
-  if m == nil then
-    m = false
-    local s = op.input and shapes[op.input]
-    if s and not tokens_of(operation, op) then
-      local list = validate.input_members(operation)
-      if #list > 0 then
-        m = {}
-        for i, e in ipairs(list) do m[i] = e.pascal end
-      end
-    end
-    memo_members[operation] = m
-  end
-  return m
-end
-
--- The memoized request for params (nil when there is none), and the member
--- list when params may be memoized (for memo_put).
-local function memo_get(memo, operation, op, params)
-  local members = memo_members_of(operation, op)
-  if not members then return nil end
-  local slots = memo[operation]
-  if not slots then return nil, members end
-  local v = params[members[1]]
-  local slot = slots.index[v == nil and ABSENT or v]
-  if not slot then return nil, members end
-  local set = v ~= nil and 1 or 0
-  for i = 2, #members do
-    v = params[members[i]]
-    if slot[i] ~= v then return nil, members end
-    if v ~= nil then set = set + 1 end
-  end
-  -- the same member values; any other key makes it another request (an error)
-  local total = 0
-  for _ in next, params do
-    total = total + 1
-    if total > set then return nil end
-  end
-  return slot.req, members
-end
-
--- Keeps req for params when every member value is a string or a boolean.
-local function memo_put(memo, operation, members, params, req)
-  local m = #members
-  for i = 1, m do
-    local tv = type(params[members[i]])
-    if tv ~= "string" and tv ~= "boolean" and tv ~= "nil" then return end
-  end
-  local slots = memo[operation]
-  if not slots then
-    slots = { pos = 0, index = {} }
-    memo[operation] = slots
-  end
-  local pos = slots.pos % MEMO_SLOTS + 1
-  slots.pos = pos
-  local slot = slots[pos]
-  if not slot then
-    slot = {}
-    slots[pos] = slot
-  else
-    local old = slot[1]
-    if old == nil then old = ABSENT end
-    if slots.index[old] == slot then slots.index[old] = nil end
-  end
-  for i = 1, m do slot[i] = params[members[i]] end
-  slot.req = req
-  local first = slot[1]
-  if first == nil then first = ABSENT end
-  slots.index[first] = slot
+  local method, target, body = emr_core.build(operation, params)
+  local headers = {}
+  if body then headers[1] = CONTENT_TYPE_JSON end
+  return { method = method, url = self.endpoint.base .. target, headers = headers, body = body or "" }
 end
 
 ------------------------------------------------------------------------------
 -- Replies
 ------------------------------------------------------------------------------
 
-local function header(resp, name)
+-- An error object from an HTTP reply with status >= 300 (the C core reads,
+-- in botocore's order, x-amzn-ErrorType, the body's code/Code, its __type, the status).
+function M.parse_error(resp, operation)
+  local code, message, request_id, retryable = emr_core.parse_error(resp.status, resp.headers, resp.body)
+  return errors.new{ code = "aws", aws_code = code, status = resp.status, message = message,
+                     request_id = request_id, operation = operation, retryable = retryable }
+end
+
+local function request_id(resp)
   local hs = resp.headers
   if not hs then return nil end
   for i = 1, #hs do
-    local h = hs[i]
-    if #h[1] == #name and h[1]:lower() == name then return h[2] end
+    local name = hs[i][1]:lower()
+    if name == "x-amzn-requestid" or name == "x-amz-request-id" then return hs[i][2] end
   end
   return nil
 end
 
-local function request_id(resp)
-  return header(resp, "x-amzn-requestid") or header(resp, "x-amz-request-id")
-end
-
-local function clip(s, n)
-  if #s > n then return s:sub(1, n) .. "..." end
-  return s
-end
-
--- An error object from an HTTP reply with status >= 300 (botocore's order:
--- x-amzn-ErrorType header, body code/Code, body __type, the status).
-function M.parse_error(resp, operation)
-  local status = resp.status
-  local body = resp.body or ""
-  local doc
-  if body ~= "" then
-    local ok, v = pcall(json.decode, body)
-    if ok and type(v) == "table" then doc = v end
-  end
-  local code
-  local h = header(resp, "x-amzn-errortype")
-  if h and h ~= "" then code = h:match("^([^:]*)") end
-  if (not code or code == "") and doc then
-    local c = doc.code or doc.Code
-    if type(c) == "string" and c ~= "" then code = c end
-    if not code and type(doc.__type) == "string" then code = doc.__type:match("([^#]*)$") end
-  end
-  if not code or code == "" then code = tostring(status) end
-  local message
-  if doc then
-    local m = doc.message or doc.Message
-    if type(m) == "string" then message = m end
-  end
-  if not message then
-    message = body ~= "" and not doc and clip(body:gsub("%s+", " "), 200) or ("HTTP " .. status)
-  end
-  local e = errors.new{ code = "aws", aws_code = code, status = status, message = message,
-                        request_id = request_id(resp), operation = operation }
-  e.retryable = retry.classify(e) ~= nil
-  return e
-end
-
--- What a successful reply must carry, per operation (computed once): whether
--- its output shape has members at all (else an empty body is the whole reply),
--- and the wire name of the member that identifies the result: `id` (Start*,
--- Create*, Cancel*, Delete*) or the one object of a Describe* reply.
-local reply_rules = {}
-
-local function reply_rule(operation)
-  local r = reply_rules[operation]
-  if r then return r end
-  local op = operations[operation]
-  local s = op.output and shapes[op.output]
-  local members = s and s.members or {}
-  r = { has_members = #members > 0 }
-  for _, m in ipairs(members) do
-    if m.name == "id" then r.key, r.key_type = "id", "string" end
-  end
-  if not r.key and operation:match("^Describe") and #members == 1 then
-    r.key, r.key_type = members[1].name, "table"
-  end
-  reply_rules[operation] = r
-  return r
-end
-
-local function protocol_error(operation, resp, what)
-  return errors.new{ code = "json", status = resp.status, request_id = request_id(resp),
-                     retryable = false, operation = operation,
-                     message = fmt("%s: HTTP %d reply %s", operation, resp.status, what) }
-end
-
--- A 2xx reply: a JSON object carrying the result's key member (an empty body
--- only where the output has no members), converted to PascalCase.
+-- A 2xx reply: the C core checks it is a JSON object carrying the result's key
+-- member (an empty body only where the output has no members) and converts it
+-- to PascalCase.
 local function decode_result(self, operation, resp)
-  local body = resp.body or ""
-  local rule = reply_rule(operation)
-  local doc
-  if body:find("^%s*$") then
-    if rule.has_members then return nil, protocol_error(operation, resp, "has an empty body") end
-    doc = json.object({})
-  else
-    local ok, v = pcall(json.decode, body)
-    if not ok or type(v) ~= "table" or json.is_array(v) then
-      return nil, protocol_error(operation, resp, "is not a JSON object: " ..
-                                 (ok and (type(v) == "table" and "an array" or type(v)) or tostring(v)))
-    end
-    doc = v
+  local out, code, message = emr_core.decode(operation, resp.status, resp.body)
+  local rid = request_id(resp)
+  if not out then
+    return nil, errors.new{ code = code, status = resp.status, request_id = rid, retryable = false,
+                            operation = operation, message = message }
   end
-  if rule.key and type(doc[rule.key]) ~= rule.key_type then
-    return nil, protocol_error(operation, resp, fmt("has no '%s' %s", rule.key,
-                                                    rule.key_type == "table" and "object" or "string"))
-  end
-  self.last_request_id = request_id(resp)
-  return validate.from_wire(operation, doc)
+  self.last_request_id = rid
+  return out
 end
 
 ------------------------------------------------------------------------------
@@ -578,17 +391,12 @@ function Client:call(operation, params, opts)
 
   params = fill_tokens(operation, op, params, opts.client_token)
   local err
-  local req, members = memo_get(self._memo, operation, op, params)
-  if not req then
-    local validated = opts.validate ~= false
-    if validated then
-      local ok
-      ok, err = validate.check(operation, params)
-      if not ok then return nil, err end
-    end
-    req = self:build(operation, params)
-    if members and validated then memo_put(self._memo, operation, members, params, req) end
+  if opts.validate ~= false then
+    local ok
+    ok, err = validate.check(operation, params)
+    if not ok then return nil, err end
   end
+  local req = self:build(operation, params)
   local creds
   creds, err = self:_credentials()
   if not creds then return nil, err end

@@ -10,6 +10,7 @@
 -- members of structure shapes are renamed: map keys (Properties, Tags,
 -- JobTemplateParameters) are data and pass through untouched.
 local json = require "emrflow.json"
+local core = require "emrflow.core"
 local errors = require "emrflow.errors"
 local model = require "emrflow.emr.model"
 
@@ -458,229 +459,13 @@ function M.input_members(operation)
 end
 
 ------------------------------------------------------------------------------
--- Validation
+-- Validation: the C core's checks (src/ef_emr.c), patterns through M.regex
 ------------------------------------------------------------------------------
 
-local function is_sequence(t)
-  if json.is_array(t) then return true end
-  local n = #t
-  local count = 0
-  for k in pairs(t) do
-    if mtype(k) ~= "integer" or k < 1 or k > n then return false end
-    count = count + 1
-  end
-  return count == n
-end
+local emr_core = core.emr
 
-local function has_only_string_keys(t)
-  if json.is_array(t) and next(t) ~= nil then return false end
-  for k in pairs(t) do
-    if type(k) ~= "string" then return false end
-  end
-  return true
-end
-
-local function lua_type_name(v)
-  if v == null then return "null" end
-  if mtype(v) then return mtype(v) == "integer" and "integer" or "number" end
-  if type(v) == "table" then
-    if next(v) == nil then return "table" end
-    return is_sequence(v) and "list" or "table"
-  end
-  return type(v)
-end
-
-local function show(v, sensitive)
-  if sensitive then return "value" end
-  if type(v) == "string" then
-    if #v > 64 then return fmt("%q", v:sub(1, 61) .. "...") end
-    return fmt("%q", v)
-  end
-  return tostring(v)
-end
-
-local ISO_PATTERNS = {
-  "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*Z$",
-  "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*[%+%-]%d%d:?%d%d$",
-}
-local function is_iso8601(v)
-  for _, p in ipairs(ISO_PATTERNS) do
-    if v:find(p) then return true end
-  end
-  return false
-end
-
-local check_value
-
-local function key_path(path, k)
-  if type(k) == "string" and k:find("^[%a_][%w_]*$") then
-    return path == "" and k or (path .. "." .. k)
-  end
-  return fmt("%s[%q]", path, tostring(k))
-end
-
-local function check_length(shape, count, path, problems, what)
-  if shape.min and count < shape.min then
-    problems[#problems + 1] = { path, fmt("%s must be at least %d, got %d", what, shape.min, count) }
-    return false
-  end
-  if shape.max and count > shape.max then
-    problems[#problems + 1] = { path, fmt("%s must be at most %d, got %d", what, shape.max, count) }
-    return false
-  end
-  return true
-end
-
-local function check_structure(shape, v, path, problems, sensitive)
-  if type(v) ~= "table" or not has_only_string_keys(v) then
-    problems[#problems + 1] = { path, "expected an object (table with member names), got "
-                                      .. lua_type_name(v) }
-    return
-  end
-  local idx = index[shape]
-  local set = 0
-  -- known members in model order (deterministic messages), then unknown names sorted
-  for _, entry in ipairs(idx.list) do
-    local val = v[entry.pascal]
-    if val ~= nil and val ~= null then
-      set = set + 1
-      check_value(entry.shape, val, path == "" and entry.pascal or (path .. "." .. entry.pascal), problems,
-                  sensitive)
-    end
-  end
-  local unknown
-  for k in pairs(v) do
-    if not idx.by_pascal[k] then
-      unknown = unknown or {}
-      unknown[#unknown + 1] = k
-    end
-  end
-  if unknown then
-    sort(unknown)
-    for _, k in ipairs(unknown) do
-      local hint = ""
-      if idx.by_wire[k] then hint = fmt(" (did you mean %s?)", idx.by_wire[k].pascal) end
-      problems[#problems + 1] = { path == "" and k or (path .. "." .. k), "unknown parameter" .. hint }
-    end
-  end
-  for _, entry in ipairs(idx.required) do
-    local val = v[entry.pascal]
-    if val == nil or val == null then
-      problems[#problems + 1] = { path == "" and entry.pascal or (path .. "." .. entry.pascal),
-                                  "missing required parameter" }
-    end
-  end
-  if shape.union and set ~= 1 then
-    local names = {}
-    for _, entry in ipairs(idx.list) do names[#names + 1] = entry.pascal end
-    problems[#problems + 1] = { path, fmt("exactly one of %s must be set, got %d", concat(names, ", "), set) }
-  end
-end
-
-function check_value(shape, v, path, problems, sensitive)
-  sensitive = sensitive or shape.sensitive
-  local t = shape.type
-  if t == "structure" then
-    return check_structure(shape, v, path, problems, sensitive)
-  elseif t == "string" then
-    if type(v) ~= "string" then
-      problems[#problems + 1] = { path, "expected a string, got " .. lua_type_name(v) }
-      return
-    end
-    if shape.enum then
-      for _, e in ipairs(shape.enum) do
-        if e == v then return end
-      end
-      problems[#problems + 1] = { path, fmt("%s is not one of %s", show(v, sensitive),
-                                            concat(shape.enum, ", ")) }
-      return
-    end
-    local n = utf8.len(v)
-    if not n then
-      problems[#problems + 1] = { path, "not valid UTF-8" }
-      return
-    end
-    if not check_length(shape, n, path, problems, "length") then return end
-    if shape.pattern and not M.regex(shape.pattern)(v) then
-      problems[#problems + 1] = { path, fmt("%s does not match the pattern %s", show(v, sensitive),
-                                            shape.pattern) }
-    end
-  elseif t == "integer" or t == "long" then
-    if mtype(v) == "float" and v == math.floor(v) and v >= math.mininteger and v <= math.maxinteger then
-      v = math.tointeger(v)
-    end
-    if mtype(v) ~= "integer" then
-      problems[#problems + 1] = { path, "expected an integer, got " .. lua_type_name(v) }
-      return
-    end
-    if shape.min and v < shape.min then
-      problems[#problems + 1] = { path, fmt("must be at least %d, got %d", shape.min, v) }
-    elseif shape.max and v > shape.max then
-      problems[#problems + 1] = { path, fmt("must be at most %d, got %d", shape.max, v) }
-    end
-  elseif t == "double" or t == "float" then
-    if type(v) ~= "number" then
-      problems[#problems + 1] = { path, "expected a number, got " .. lua_type_name(v) }
-    end
-  elseif t == "boolean" then
-    if type(v) ~= "boolean" then
-      problems[#problems + 1] = { path, "expected a boolean, got " .. lua_type_name(v) }
-    end
-  elseif t == "timestamp" then
-    if type(v) == "number" then return end
-    if type(v) ~= "string" or not is_iso8601(v) then
-      problems[#problems + 1] = { path, "expected a timestamp (Unix seconds or ISO 8601 text), got "
-                                        .. (type(v) == "string" and show(v, sensitive) or lua_type_name(v)) }
-    end
-  elseif t == "list" then
-    if type(v) ~= "table" or not is_sequence(v) then
-      problems[#problems + 1] = { path, "expected a list, got " .. lua_type_name(v) }
-      return
-    end
-    check_length(shape, #v, path, problems, "number of items")
-    local member = shapes[shape.member]
-    for i = 1, #v do
-      check_value(member, v[i], fmt("%s[%d]", path, i - 1), problems, sensitive)
-    end
-  elseif t == "map" then
-    if type(v) ~= "table" or not has_only_string_keys(v) then
-      problems[#problems + 1] = { path, "expected a map with string keys, got " .. lua_type_name(v) }
-      return
-    end
-    local count = 0
-    local keys = {}
-    for k in pairs(v) do count = count + 1; keys[count] = k end
-    check_length(shape, count, path, problems, "number of entries")
-    sort(keys)
-    local kshape, vshape = shapes[shape.key], shapes[shape.value]
-    for _, k in ipairs(keys) do
-      local kp = key_path(path, k)
-      local sub = {}
-      check_value(kshape, k, kp, sub, sensitive)
-      for _, p in ipairs(sub) do problems[#problems + 1] = { p[1], "key: " .. p[2] } end
-      check_value(vshape, v[k], kp, problems, sensitive)
-    end
-  else
-    problems[#problems + 1] = { path, "BUG: unsupported shape type " .. tostring(t) }
-  end
-end
-
-local MAX_LISTED = 5
-
-local function validation_error(operation, problems)
-  local parts = {}
-  for i = 1, math.min(#problems, MAX_LISTED) do
-    local p = problems[i]
-    parts[i] = (p[1] ~= "" and (p[1] .. ": ") or "") .. p[2]
-  end
-  if #problems > MAX_LISTED then parts[#parts + 1] = fmt("(%d more)", #problems - MAX_LISTED) end
-  local list = {}
-  for i, p in ipairs(problems) do list[i] = { path = p[1], message = p[2] } end
-  return errors.new{
-    code = "validation", aws_code = "ValidationException", retryable = false,
-    message = fmt("invalid %s parameters: %s", operation, concat(parts, "; ")),
-    field = problems[1][1], problems = list, operation = operation,
-  }
+local function match(pattern, s)
+  return M.regex(pattern)(s)
 end
 
 local function unknown_operation(operation)
@@ -690,21 +475,17 @@ local function unknown_operation(operation)
 end
 
 -- validate.check(operation, params) --> true | nil, err
+-- err.field is the first problem's path; err.problems lists { path =, message = }.
 function M.check(operation, params)
-  local op = operations[operation]
-  if not op then return nil, unknown_operation(operation) end
-  if params == nil then params = {} end
-  local problems = {}
-  local shape = op.input and shapes[op.input]
-  if not shape then
-    if type(params) ~= "table" or next(params) ~= nil then
-      problems[1] = { "", operation .. " takes no parameters" }
-    end
-  else
-    check_structure(shape, params, "", problems, false)
+  if type(operation) ~= "string" or not operations[operation] then
+    return nil, unknown_operation(operation)
   end
-  if #problems > 0 then return nil, validation_error(operation, problems) end
-  return true
+  local ok, problems, message = emr_core.check(operation, params, match)
+  if ok then return true end
+  return nil, errors.new{
+    code = "validation", aws_code = "ValidationException", retryable = false,
+    message = message, field = problems[1].path, problems = problems, operation = operation,
+  }
 end
 
 ------------------------------------------------------------------------------

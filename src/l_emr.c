@@ -1,0 +1,521 @@
+/* core.emr: the thin Lua binding of ef_emr (the emr-containers calls in C).
+ *
+ *   core.emr.check(op, params [, match])  --> true | false, problems, message
+ *       problems: { { path =, message = }, ... }; match(pattern, s) --> boolean checks
+ *       the model's patterns (omitted: not checked)
+ *   core.emr.build(op, params)   --> method, target ("/path?query"), body | nil
+ *   core.emr.decode(op, status, body) --> result (PascalCase) | nil, code, message
+ *   core.emr.parse_error(status, headers, body) --> aws_code, message, request_id, retryable
+ *   core.emr.classify(code, aws_code, status) --> "throttling" | "transient" | "timeout" | nil
+ *   core.emr.retry_decide(policy, kind, attempt, random_u) ... see lua/emrflow/emr/retry.lua
+ *   core.emr.uuid4() --> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+ *   core.emr.operations --> { StartJobRun = true, ... }, core.emr.model_source
+ *
+ * Parameters travel to C as cJSON trees; every C resource of a call hangs off one
+ * userdata box created first, so a Lua error anywhere frees it (its __gc). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ef_emr.h"
+#include "l_util.h"
+
+#define BOX_MT "emrflow.emr.box"
+#define MAX_DEPTH 100
+
+/* upvalues of every function */
+#define UV_ARRAY_MT lua_upvalueindex(1)
+#define UV_OBJ_MARK lua_upvalueindex(2)
+
+struct box {
+    cJSON *params;
+    cJSON *doc;
+    struct ef_emr_problems problems;
+    struct ef_emr_wire wire;
+    struct ef_buf text;
+};
+
+static void box_clear(struct box *b)
+{
+    cJSON_Delete(b->params);
+    cJSON_Delete(b->doc);
+    b->params = b->doc = NULL;
+    ef_emr_problems_free(&b->problems);
+    ef_emr_wire_free(&b->wire);
+    ef_buf_clean_up(&b->text);
+}
+
+static int box_gc(lua_State *L)
+{
+    box_clear(luaL_checkudata(L, 1, BOX_MT));
+    return 0;
+}
+
+static struct box *new_box(lua_State *L)
+{
+    struct box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    ef_emr_wire_init(&b->wire);
+    luaL_setmetatable(L, BOX_MT);
+    return b;
+}
+
+static const struct ef_emr_operation *check_op(lua_State *L, int idx)
+{
+    size_t n;
+    const char *name = luaL_checklstring(L, idx, &n);
+    const struct ef_emr_operation *op = ef_emr_operation_find(name, n);
+    if (!op)
+        luaL_error(L, "emrflow.emr: unknown emr-containers operation '%s'", name);
+    return op;
+}
+
+/* ---- Lua -> cJSON ------------------------------------------------------------------ */
+
+static cJSON *raw(const char *what)
+{
+    return cJSON_CreateRaw(what);
+}
+
+/* Is the table at idx marked by emrflow.json as an array (1) or an object (2); 0 when plain,
+ * -1 when it has some other metatable. */
+static int mark_of(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    int kind = -1;
+    if (lua_rawequal(L, -1, UV_ARRAY_MT)) {
+        kind = 1;
+    } else if (lua_getmetatable(L, -1)) {
+        if (lua_rawequal(L, -1, UV_OBJ_MARK))
+            kind = 2;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return kind;
+}
+
+static cJSON *to_cjson(lua_State *L, int idx, int depth);
+
+static cJSON *table_to_cjson(lua_State *L, int idx, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return raw("table nested too deeply");
+    luaL_checkstack(L, 4, "emrflow.emr");
+    int mark = mark_of(L, idx);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    /* count keys and see whether they are all strings or all 1..n */
+    lua_Integer count = 0, strings = 0, seq = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            strings++;
+        else if (lua_isinteger(L, -2)) {
+            lua_Integer k = lua_tointeger(L, -2);
+            if (k >= 1 && k <= n)
+                seq++;
+        }
+        lua_pop(L, 1);
+    }
+    int as_array = mark == 1 || (mark == 0 && count > 0 && seq == count);
+    if (mark == 1 && seq != count)
+        return raw("table");
+    if (as_array) {
+        cJSON *a = cJSON_CreateArray();
+        for (lua_Integer i = 1; a && i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            cJSON *item = to_cjson(L, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+            if (!item) {
+                cJSON_Delete(a);
+                return NULL;
+            }
+            cJSON_AddItemToArray(a, item);
+        }
+        return a;
+    }
+    if (strings != count || mark < 0)
+        return raw("table");
+    cJSON *o = cJSON_CreateObject();
+    lua_pushnil(L);
+    while (o && lua_next(L, idx)) {
+        size_t kn;
+        const char *k = lua_tolstring(L, -2, &kn);
+        cJSON *item = memchr(k, 0, kn) ? raw("table") : to_cjson(L, lua_gettop(L), depth + 1);
+        if (!item) {
+            lua_pop(L, 2);
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, k, item);
+        lua_pop(L, 1);
+    }
+    return o;
+}
+
+/* NULL only when memory ran out. */
+static cJSON *to_cjson(lua_State *L, int idx, int depth)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return ef_emr_string(s, n);
+    }
+    case LUA_TNUMBER:
+        return cJSON_CreateNumber(lua_isinteger(L, idx) ? (double)lua_tointeger(L, idx)
+                                                        : (double)lua_tonumber(L, idx));
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return cJSON_CreateNull();
+        return raw("userdata");
+    case LUA_TTABLE:
+        return table_to_cjson(L, idx, depth);
+    default:
+        return raw(luaL_typename(L, idx));
+    }
+}
+
+/* The parameters at idx (nil = none) into b->params. */
+static void params_of(lua_State *L, int idx, struct box *b)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    b->params = to_cjson(L, idx, 0);
+    if (!b->params)
+        luaL_error(L, "emrflow.emr: out of memory");
+}
+
+/* ---- cJSON -> Lua ------------------------------------------------------------------ */
+
+static void push_plain(lua_State *L, const cJSON *v, int depth);
+
+static void push_number(lua_State *L, double d)
+{
+    if (d == (double)(lua_Integer)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)d);
+    else
+        lua_pushnumber(L, (lua_Number)d);
+}
+
+/* A JSON object as emrflow.json.decode makes it: marked, key order recorded. */
+static void push_object(lua_State *L, const cJSON *v, int depth, unsigned value_shape, int by_shape);
+static void push_shaped(lua_State *L, unsigned shape, const cJSON *v, int depth);
+
+static void push_array(lua_State *L, const cJSON *v, int depth, unsigned member, int by_shape)
+{
+    int n = cJSON_GetArraySize(v);
+    lua_createtable(L, n, 0);
+    int i = 1;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (by_shape)
+            push_shaped(L, member, e, depth + 1);
+        else
+            push_plain(L, e, depth + 1);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushvalue(L, UV_ARRAY_MT);
+    lua_setmetatable(L, -2);
+}
+
+static void push_object(lua_State *L, const cJSON *v, int depth, unsigned value_shape, int by_shape)
+{
+    int n = cJSON_GetArraySize(v);
+    lua_createtable(L, 0, n);
+    lua_createtable(L, n, 0);               /* the order table m */
+    lua_pushvalue(L, UV_OBJ_MARK);
+    lua_setmetatable(L, -2);
+    int i = 1;
+    for (const cJSON *e = v->child; e; e = e->next) {
+        if (!e->string)
+            continue;
+        lua_pushstring(L, e->string);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, i++);            /* m[i] = key */
+        if (by_shape)
+            push_shaped(L, value_shape, e, depth + 1);
+        else
+            push_plain(L, e, depth + 1);
+        lua_rawset(L, -4);
+    }
+    lua_setmetatable(L, -2);
+}
+
+static void push_plain(lua_State *L, const cJSON *v, int depth)
+{
+    luaL_checkstack(L, 8, "emrflow.emr");
+    if (depth > 1000)
+        luaL_error(L, "emrflow.emr: reply nested too deeply");
+    if (cJSON_IsString(v))
+        lua_pushstring(L, v->valuestring);
+    else if (cJSON_IsNumber(v))
+        push_number(L, v->valuedouble);
+    else if (cJSON_IsBool(v))
+        lua_pushboolean(L, cJSON_IsTrue(v));
+    else if (cJSON_IsArray(v))
+        push_array(L, v, depth, EF_EMR_NONE, 0);
+    else if (cJSON_IsObject(v))
+        push_object(L, v, depth, EF_EMR_NONE, 0);
+    else
+        lua_pushlightuserdata(L, NULL);     /* json.null */
+}
+
+/* A wire value already renamed to PascalCase (ef_emr_pascalize), as the Lua layer's
+ * from_wire made it: structures plain tables (an empty one marked as an object),
+ * lists and maps marked. */
+static void push_shaped(lua_State *L, unsigned shape, const cJSON *v, int depth)
+{
+    luaL_checkstack(L, 8, "emrflow.emr");
+    if (depth > 1000)
+        luaL_error(L, "emrflow.emr: reply nested too deeply");
+    if (shape == EF_EMR_NONE) {
+        push_plain(L, v, depth);
+        return;
+    }
+    const struct ef_emr_shape *s = &ef_emr_shapes[shape];
+    if (s->type == EF_EMR_T_STRUCTURE && cJSON_IsObject(v)) {
+        lua_createtable(L, 0, (int)s->nmembers);
+        int n = 0;
+        for (const cJSON *e = v->child; e; e = e->next) {
+            if (!e->string)
+                continue;
+            const struct ef_emr_member *m = ef_emr_member_find(s, e->string, strlen(e->string), 1);
+            lua_pushstring(L, e->string);
+            if (m)
+                push_shaped(L, m->shape, e, depth + 1);
+            else
+                push_plain(L, e, depth + 1);
+            lua_rawset(L, -3);
+            n++;
+        }
+        if (n == 0) {
+            lua_createtable(L, 0, 0);
+            lua_pushvalue(L, UV_OBJ_MARK);
+            lua_setmetatable(L, -2);
+            lua_setmetatable(L, -2);
+        }
+    } else if (s->type == EF_EMR_T_LIST && cJSON_IsArray(v)) {
+        push_array(L, v, depth, s->member, 1);
+    } else if (s->type == EF_EMR_T_MAP && cJSON_IsObject(v)) {
+        push_object(L, v, depth, s->value, 1);
+    } else {
+        push_plain(L, v, depth);
+    }
+}
+
+/* ---- functions --------------------------------------------------------------------- */
+
+struct lmatch {
+    lua_State *L;
+    int fn;        /* stack index of the Lua matcher */
+};
+
+static int call_match(lua_State *L)
+{
+    /* fn, pattern, subject */
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static int match_lua(void *ud, const char *pattern, const char *s, size_t n)
+{
+    struct lmatch *m = ud;
+    lua_State *L = m->L;
+    luaL_checkstack(L, 5, "emrflow.emr");
+    lua_pushcfunction(L, call_match);
+    lua_pushvalue(L, m->fn);
+    lua_pushstring(L, pattern);
+    lua_pushlstring(L, s, n);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    int r = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return r;
+}
+
+static int l_check(lua_State *L)
+{
+    const struct ef_emr_operation *op = check_op(L, 1);
+    int has_match = !lua_isnoneornil(L, 3);
+    if (has_match)
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    struct box *b = new_box(L);
+    params_of(L, 2, b);
+    struct lmatch m = { L, 3 };
+    ef_emr_check(op, b->params, has_match ? match_lua : NULL, &m, &b->problems);
+    if (b->problems.oom)
+        return luaL_error(L, "emrflow.emr: out of memory");
+    if (b->problems.n == 0) {
+        box_clear(b);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_createtable(L, (int)b->problems.n, 0);
+    for (size_t i = 0; i < b->problems.n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, b->problems.items[i].path);
+        lua_setfield(L, -2, "path");
+        lua_pushstring(L, b->problems.items[i].message);
+        lua_setfield(L, -2, "message");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    if (ef_emr_problems_message(op, &b->problems, &b->text))
+        return luaL_error(L, "emrflow.emr: out of memory");
+    lua_pushlstring(L, b->text.p, b->text.len);
+    box_clear(b);
+    return 3;
+}
+
+static int l_build(lua_State *L)
+{
+    const struct ef_emr_operation *op = check_op(L, 1);
+    lua_settop(L, 2);
+    struct box *b = new_box(L);
+    params_of(L, 2, b);
+    if (ef_emr_build(op, b->params, &b->wire))
+        return luaL_error(L, "emrflow.emr: out of memory");
+    lua_pushstring(L, op->method);
+    lua_pushlstring(L, b->wire.target.p, b->wire.target.len);
+    if (b->wire.has_body)
+        lua_pushlstring(L, b->wire.body.p ? b->wire.body.p : "{}", b->wire.body.len);
+    else
+        lua_pushnil(L);
+    box_clear(b);
+    return 3;
+}
+
+static int l_decode(lua_State *L)
+{
+    const struct ef_emr_operation *op = check_op(L, 1);
+    lua_Integer status = luaL_checkinteger(L, 2);
+    size_t len;
+    const char *body = luaL_optlstring(L, 3, "", &len);
+    lua_settop(L, 3);
+    struct box *b = new_box(L);
+    struct ef_emr_error err;
+    b->doc = ef_emr_reply(op, (long)status, body, len, &err);
+    if (!b->doc) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.code);
+        lua_pushstring(L, err.message);
+        return 3;
+    }
+    ef_emr_pascalize(op->output, b->doc);
+    if (op->output == EF_EMR_NONE || !b->doc->child) {
+        lua_createtable(L, 0, 0);
+        lua_createtable(L, 0, 0);
+        lua_pushvalue(L, UV_OBJ_MARK);
+        lua_setmetatable(L, -2);
+        lua_setmetatable(L, -2);
+    } else {
+        push_shaped(L, op->output, b->doc, 0);
+    }
+    box_clear(b);
+    return 1;
+}
+
+/* headers: a list of { name, value } pairs (nil = none) */
+static int l_parse_error(lua_State *L)
+{
+    lua_Integer status = luaL_checkinteger(L, 1);
+    size_t len;
+    const char *body = luaL_optlstring(L, 3, "", &len);
+    struct ef_emr_header hs[64];
+    size_t n = 0;
+    if (lua_istable(L, 2)) {
+        lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
+        for (lua_Integer i = 1; i <= count && n < 64; i++) {
+            lua_rawgeti(L, 2, i);
+            if (lua_istable(L, -1)) {
+                lua_rawgeti(L, -1, 1);
+                lua_rawgeti(L, -2, 2);
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                    hs[n].name = lua_tolstring(L, -2, &hs[n].name_len);
+                    hs[n].value = lua_tolstring(L, -1, &hs[n].value_len);
+                    n++;
+                }
+                lua_pop(L, 2);      /* strings stay alive: the header table holds them */
+            }
+            lua_pop(L, 1);
+        }
+    }
+    struct ef_emr_error e;
+    ef_emr_parse_error((long)status, hs, n, body, len, &e);
+    lua_pushstring(L, e.aws_code);
+    lua_pushstring(L, e.message);
+    if (e.request_id[0])
+        lua_pushstring(L, e.request_id);
+    else
+        lua_pushnil(L);
+    lua_pushboolean(L, e.retryable);
+    return 4;
+}
+
+static const char *const KIND_NAMES[] = { NULL, "throttling", "transient", "timeout" };
+
+static int l_classify(lua_State *L)
+{
+    const char *code = luaL_optstring(L, 1, NULL);
+    const char *aws = luaL_optstring(L, 2, NULL);
+    long status = (long)luaL_optinteger(L, 3, 0);
+    int kind = ef_emr_classify(code, aws, status);
+    if (kind == EF_EMR_NO_RETRY)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, KIND_NAMES[kind]);
+    return 1;
+}
+
+static int l_uuid4(lua_State *L)
+{
+    char id[37];
+    if (ef_emr_uuid4(id))
+        return luaL_error(L, "emrflow.emr: cannot read random bytes from /dev/urandom");
+    lua_pushstring(L, id);
+    return 1;
+}
+
+static int l_random(lua_State *L)
+{
+    lua_pushnumber(L, ef_emr_random(NULL));
+    return 1;
+}
+
+int ef_l_open_emr(lua_State *L); /* called from lua_emrflow.c */
+
+int ef_l_open_emr(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"check", l_check}, {"build", l_build}, {"decode", l_decode},
+        {"parse_error", l_parse_error}, {"classify", l_classify}, {"uuid4", l_uuid4},
+        {"random", l_random}, {NULL, NULL},
+    };
+    luaL_checkstack(L, 8, "emrflow.emr");
+    if (luaL_newmetatable(L, BOX_MT)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 12);              /* core.emr */
+    lua_getfield(L, -2, "json");            /* the marks of emrflow.json */
+    lua_getfield(L, -1, "array_mt");
+    lua_getfield(L, -2, "object_mark");
+    lua_remove(L, -3);
+    luaL_setfuncs(L, fns, 2);
+    lua_createtable(L, 0, (int)ef_emr_noperations);
+    for (size_t i = 0; i < ef_emr_noperations; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, ef_emr_operations[i].name);
+    }
+    lua_setfield(L, -2, "operations");
+    lua_pushstring(L, ef_emr_model_source);
+    lua_setfield(L, -2, "model_source");
+    lua_setfield(L, -2, "emr");
+    return 0;
+}
