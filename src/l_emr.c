@@ -457,6 +457,11 @@ static int l_parse_error(lua_State *L)
     return 4;
 }
 
+static double fixed_random(void *ud)
+{
+    return *(const double *)ud;
+}
+
 static const char *const KIND_NAMES[] = { NULL, "throttling", "transient", "timeout" };
 
 static int l_classify(lua_State *L)
@@ -470,6 +475,33 @@ static int l_classify(lua_State *L)
     else
         lua_pushstring(L, KIND_NAMES[kind]);
     return 1;
+}
+
+/* retry_decide(kind, attempt, capacity, max_attempts, u, max_backoff_s)
+ *   --> delay_s, cost, capacity_left | nil, why */
+static int l_retry_decide(lua_State *L)
+{
+    static const char *const kinds[] = { "none", "throttling", "transient", "timeout", NULL };
+    int kind = lua_isnoneornil(L, 1) ? EF_EMR_NO_RETRY : luaL_checkoption(L, 1, NULL, kinds);
+    struct ef_emr_retry r;
+    ef_emr_retry_init(&r, (int)luaL_checkinteger(L, 4), 0);
+    r.capacity = (int)luaL_checkinteger(L, 3);
+    double u = luaL_checknumber(L, 5);
+    r.max_backoff_s = luaL_optnumber(L, 6, EF_EMR_MAX_BACKOFF_S);
+    r.random = fixed_random;
+    r.random_ud = &u;
+    double delay;
+    int cost;
+    int verdict = ef_emr_retry_decide(&r, kind, (int)luaL_checkinteger(L, 2), &delay, &cost);
+    if (verdict != EF_EMR_RETRY) {
+        lua_pushnil(L);
+        lua_pushstring(L, ef_emr_retry_verdict_name(verdict));
+        return 2;
+    }
+    lua_pushnumber(L, delay);
+    lua_pushinteger(L, cost);
+    lua_pushinteger(L, r.capacity);
+    return 3;
 }
 
 static int l_uuid4(lua_State *L)
@@ -494,7 +526,7 @@ int ef_l_open_emr(lua_State *L)
     static const luaL_Reg fns[] = {
         {"check", l_check}, {"build", l_build}, {"decode", l_decode},
         {"parse_error", l_parse_error}, {"classify", l_classify}, {"uuid4", l_uuid4},
-        {"random", l_random}, {NULL, NULL},
+        {"random", l_random}, {"retry_decide", l_retry_decide}, {NULL, NULL},
     };
     luaL_checkstack(L, 8, "emrflow.emr");
     if (luaL_newmetatable(L, BOX_MT)) {
