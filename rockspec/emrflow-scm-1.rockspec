@@ -21,6 +21,7 @@ build = {
       sources = {
         "src/ef_buf.c",
         "src/ef_emr.c",
+        "src/ef_emr_client.c",
         "src/ef_emr_model.c",
         "src/ef_http.c",
         "src/ef_json.c",
