@@ -23,6 +23,7 @@ build = {
         "src/ef_emr.c",
         "src/ef_emr_client.c",
         "src/ef_emr_model.c",
+        "src/ef_emr_sync.c",
         "src/ef_http.c",
         "src/ef_json.c",
         "src/ef_sigv4.c",

@@ -5,6 +5,9 @@
 #include "ef_test.h"
 #include "ef_emr.h"
 #include "ef_emr_client.h"
+#include "ef_emr_sync.h"
+
+#include <math.h>
 
 #include <signal.h>
 #include <stdint.h>
@@ -247,6 +250,117 @@ static void test_tokens(void)
         double u = ef_emr_random(NULL);
         EF_CHECK(u >= 0 && u < 1);
     }
+}
+
+
+static void test_sync_plan(void)
+{
+    struct ef_emr_sync_options o = { 2, 1.5, 30, 1000, 50 };
+    struct ef_emr_sync *s = ef_emr_sync_new(&o);
+    EF_CHECK(s != NULL);
+    if (!s)
+        return;
+    double t = 1000;
+    uint64_t h1 = ef_emr_sync_watch(s, "vc1", "j1", t);
+    uint64_t h2 = ef_emr_sync_watch(s, "vc1", "j2", t);
+    uint64_t h3 = ef_emr_sync_watch(s, "vc2", "j3", t);
+    EF_CHECK(h1 && h2 && h3 && h1 != h2);
+    struct ef_emr_sync_action a;
+    /* each new job is described once */
+    uint64_t seen[3];
+    for (int i = 0; i < 3; i++) {
+        EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_DESCRIBE);
+        EF_CHECK(!a.final);
+        seen[i] = a.handle;
+    }
+    EF_CHECK(seen[0] == h1 && seen[1] == h2 && seen[2] == h3);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
+    ef_emr_sync_described(s, h1, t, "RUNNING", 990.5);
+    ef_emr_sync_described(s, h2, t, "PENDING", 995);
+    ef_emr_sync_described(s, h3, t, "SUBMITTED", 999);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 2);
+    /* one listing per cluster, not one describe per job */
+    t += 2;
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK_STR(a.vc_id, "vc1");
+    EF_CHECK(a.created_after == 989 && a.next_token == NULL && a.page_size == 50);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK_STR(a.vc_id, "vc2");
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE);
+    struct ef_emr_sync_item page[2] = { { "j1", "COMPLETED" }, { "other", "FAILED" } };
+    ef_emr_sync_listed(s, "vc1", t, page, 2, "tok");
+    /* the final job is described, then the next page follows at once */
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_DESCRIBE);
+    EF_CHECK(a.handle == h1 && a.final);
+    EF_CHECK_STR(a.job_id, "j1");
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(a.next_token && strcmp(a.next_token, "tok") == 0);
+    EF_CHECK(a.created_after == 989);
+    ef_emr_sync_described(s, h1, t, "COMPLETED", 990.5);
+    ef_emr_sync_unwatch(s, h1);
+    ef_emr_sync_listed(s, "vc1", t, NULL, 0, NULL);
+    ef_emr_sync_listed(s, "vc2", t, NULL, 0, "");
+    /* back-off: the interval grows by the factor */
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 2);
+    t += 2;
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(a.created_after == 994);               /* j1 is gone: j2 is the oldest */
+    ef_emr_sync_listed(s, "vc1", t, NULL, 0, NULL);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);   /* vc2 */
+    ef_emr_sync_list_failed(s, "vc2", t);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 3);
+    struct ef_emr_sync_stats st;
+    ef_emr_sync_get_stats(s, &st);
+    EF_CHECK(st.watched == 2 && st.clusters == 2 && st.describes == 4 && st.lists == 5);
+    ef_emr_sync_unwatch(s, h2);
+    ef_emr_sync_unwatch(s, h2);                     /* twice: ignored */
+    ef_emr_sync_free(s);
+}
+
+static void test_sync_rate(void)
+{
+    struct ef_emr_sync_options o = { 0, 1, 1, 2, 0 };   /* 2 requests a second */
+    struct ef_emr_sync *s = ef_emr_sync_new(&o);
+    if (!s)
+        return;
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "j%d", i);
+        EF_CHECK(ef_emr_sync_watch(s, "vc", id, 0) != 0);
+    }
+    struct ef_emr_sync_action a;
+    double t = 10;
+    int sent = 0;
+    /* over 2 s of simulated time: the burst of 2, then one every 0.5 s */
+    while (t <= 12.0001) {
+        if (ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE) {
+            EF_CHECK(a.wake_at > t);
+            t = a.wake_at;
+            continue;
+        }
+        sent++;
+    }
+    EF_CHECK(sent == 5);
+    ef_emr_sync_free(s);
+
+    /* many jobs: the plan's work stays small per job */
+    s = ef_emr_sync_new(NULL);
+    if (!s)
+        return;
+    uint64_t *hs = malloc(20000 * sizeof *hs);
+    for (int i = 0; hs && i < 20000; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "job%05d", i);
+        hs[i] = ef_emr_sync_watch(s, i % 2 ? "a" : "b", id, 0);
+        EF_CHECK(hs[i] != 0);
+    }
+    for (int i = 0; hs && i < 20000; i++)
+        ef_emr_sync_unwatch(s, hs[i]);
+    struct ef_emr_sync_stats st;
+    ef_emr_sync_get_stats(s, &st);
+    EF_CHECK(st.watched == 0);
+    free(hs);
+    ef_emr_sync_free(s);
 }
 
 /* ---- against the fake ------------------------------------------------------------ */
@@ -496,6 +610,137 @@ static void faults_against_fake(const struct fake *f)
     ef_emr_client_free(c);
 }
 
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Creation time (Unix seconds) of an ISO 8601 text the fake writes ("...T12:00:00Z" or
+ * with fractions): NaN when unreadable. */
+static double parse_iso(const char *t)
+{
+    int y, mo, d, h, mi, se;
+    if (!t || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se) != 6)
+        return NAN;
+    /* days from the civil date (proleptic Gregorian) */
+    y -= mo <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long days = era * 146097 + doe - 719468;
+    return (double)days * 86400 + h * 3600 + mi * 60 + se;
+}
+
+/* n jobs on one virtual cluster, polled through the plan with the C client. */
+static void sync_many(const struct fake *f, int n)
+{
+    struct ef_emr_client *c = new_client(f);
+    struct ef_emr_sync_options o = { 0.2, 1.5, 0.5, 1000, 50 };
+    struct ef_emr_sync *s = ef_emr_sync_new(&o);
+    if (!c || !s) {
+        EF_CHECK(0);
+        ef_emr_client_free(c);
+        ef_emr_sync_free(s);
+        return;
+    }
+    struct ef_emr_error err;
+    cJSON_Delete(control(f, "POST", "/__fake/reset", "{}"));
+    cJSON *p = parse("{\"Name\":\"vc-many\",\"ContainerProvider\":{\"Type\":\"EKS\",\"Id\":\"eks\","
+                     "\"Info\":{\"EksInfo\":{\"Namespace\":\"spark\"}}}}");
+    cJSON *vc = ef_emr_call(c, "CreateVirtualCluster", p, &err);
+    cJSON_Delete(p);
+    char vc_id[64];
+    snprintf(vc_id, sizeof vc_id, "%s", str_at(vc, "Id", NULL));
+    cJSON_Delete(vc);
+    int done = 0, completed = 0;
+    for (int i = 0; i < n; i++) {
+        p = parse("{\"Name\":\"many\",\"ExecutionRoleArn\":\"arn:aws:iam::123456789012:role/r\","
+                  "\"ReleaseLabel\":\"emr-6.15.0-latest\",\"JobDriver\":{\"SparkSubmitJobDriver\":"
+                  "{\"EntryPoint\":\"s3://bucket/main.py\"}}}");
+        cJSON_AddStringToObject(p, "VirtualClusterId", vc_id);
+        cJSON *run = ef_emr_call(c, "StartJobRun", p, &err);
+        cJSON_Delete(p);
+        EF_CHECK(run != NULL);
+        if (run)
+            EF_CHECK(ef_emr_sync_watch(s, vc_id, str_at(run, "Id", NULL), now_s()) != 0);
+        cJSON_Delete(run);
+    }
+    double give_up = now_s() + 60;
+    while (done < n && now_s() < give_up) {
+        struct ef_emr_sync_action a;
+        double t = now_s();
+        int kind = ef_emr_sync_next(s, t, &a);
+        if (kind == EF_EMR_SYNC_IDLE) {
+            double w = a.wake_at - t;
+            struct timespec ts = { 0, (long)((w > 0.05 ? 0.05 : w > 0 ? w : 0.001) * 1e9) };
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        cJSON *q = cJSON_CreateObject();
+        cJSON_AddStringToObject(q, "VirtualClusterId", a.vc_id);
+        if (kind == EF_EMR_SYNC_DESCRIBE) {
+            cJSON_AddStringToObject(q, "Id", a.job_id);
+            cJSON *d = ef_emr_call(c, "DescribeJobRun", q, &err);
+            if (!d) {
+                ef_emr_sync_redescribe(s, a.handle);
+            } else {
+                const char *st = str_at(d, "JobRun", "State");
+                ef_emr_sync_described(s, a.handle, now_s(), st,
+                                      parse_iso(str_at(d, "JobRun", "CreatedAt")));
+                if (ef_emr_sync_is_final(st)) {
+                    done++;
+                    completed += strcmp(st, "COMPLETED") == 0;
+                    ef_emr_sync_unwatch(s, a.handle);
+                }
+            }
+            cJSON_Delete(d);
+        } else {
+            cJSON *states = cJSON_AddArrayToObject(q, "States");
+            for (int i = 0; i < 3; i++)
+                cJSON_AddItemToArray(states, cJSON_CreateString(i == 0 ? "COMPLETED" : i == 1 ? "FAILED"
+                                                                                       : "CANCELLED"));
+            cJSON_AddNumberToObject(q, "CreatedAfter", a.created_after);
+            cJSON_AddNumberToObject(q, "MaxResults", a.page_size);
+            if (a.next_token)
+                cJSON_AddStringToObject(q, "NextToken", a.next_token);
+            char vc_copy[64];
+            snprintf(vc_copy, sizeof vc_copy, "%s", a.vc_id);
+            cJSON *l = ef_emr_call(c, "ListJobRuns", q, &err);
+            if (!l) {
+                ef_emr_sync_list_failed(s, vc_copy, now_s());
+            } else {
+                const cJSON *runs = cJSON_GetObjectItemCaseSensitive(l, "JobRuns");
+                int m = cJSON_GetArraySize(runs);
+                struct ef_emr_sync_item *items = calloc((size_t)m + 1, sizeof *items);
+                int k = 0;
+                for (const cJSON *e = runs ? runs->child : NULL; e && items; e = e->next, k++) {
+                    items[k].id = str_at(e, "Id", NULL);
+                    items[k].state = str_at(e, "State", NULL);
+                }
+                ef_emr_sync_listed(s, vc_copy, now_s(), items, items ? (size_t)k : 0,
+                                   str_at(l, "NextToken", NULL));
+                free(items);
+            }
+            cJSON_Delete(l);
+        }
+        cJSON_Delete(q);
+    }
+    EF_CHECK(done == n && completed == n);
+    struct ef_emr_sync_stats st;
+    ef_emr_sync_get_stats(s, &st);
+    EF_CHECK(st.describes == (uint64_t)(2 * n));
+    /* listings: a handful per interval for the one cluster, not one request per job */
+    EF_CHECK(st.lists < (uint64_t)(n / 2 + 12));
+    fprintf(stderr, "test_emr: %d jobs on one virtual cluster: %llu ListJobRuns, %llu DescribeJobRun\n", n,
+            (unsigned long long)st.lists, (unsigned long long)st.describes);
+    ef_emr_sync_free(s);
+    ef_emr_client_free(c);
+}
+
 static struct fake s_fake;
 static int s_have_fake;
 
@@ -503,6 +748,12 @@ static void test_lifecycle_against_fake(void)
 {
     if (s_have_fake)
         lifecycle(&s_fake);
+}
+
+static void test_sync_against_fake(void)
+{
+    if (s_have_fake)
+        sync_many(&s_fake, 40);
 }
 
 static void test_faults_against_fake(void)
@@ -522,10 +773,13 @@ int main(void)
     EF_RUN(test_error_parsing);
     EF_RUN(test_retry_policy);
     EF_RUN(test_tokens);
+    EF_RUN(test_sync_plan);
+    EF_RUN(test_sync_rate);
     s_have_fake = fake_start(&s_fake) == 0;
     if (!s_have_fake)
         fprintf(stderr, "test_emr: fake_emr.py not available: live tests skipped\n");
     EF_RUN(test_lifecycle_against_fake);
+    EF_RUN(test_sync_against_fake);
     EF_RUN(test_faults_against_fake);
     if (s_have_fake)
         fake_stop(&s_fake);
