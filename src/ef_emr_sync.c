@@ -74,7 +74,7 @@ struct ef_emr_sync *ef_emr_sync_new(const struct ef_emr_sync_options *opts)
     if (d.initial > d.max)
         d.initial = d.max;
     s->o = d;
-    s->tokens = d.rate < 1 ? 1 : d.rate;
+    s->tokens = 1;
     s->refilled_at = -HUGE_VAL;
     return s;
 }
@@ -294,9 +294,11 @@ void ef_emr_sync_redescribe(struct ef_emr_sync *s, uint64_t handle)
 
 /* ---- planning ---------------------------------------------------------------------- */
 
+/* The bucket holds one token: requests are spaced 1/rate apart, so no window of T
+ * seconds holds more than T * rate + 1 of them. */
 static void refill(struct ef_emr_sync *s, double now)
 {
-    double burst = s->o.rate < 1 ? 1 : s->o.rate;
+    double burst = 1;
     if (s->refilled_at == -HUGE_VAL || now < s->refilled_at) {
         s->refilled_at = now;
         return;

@@ -9,8 +9,8 @@
  *     job's creation, page by page;
  *   - a watched job a listing shows final is described once more (the full JobRun), and
  *     then it is done.
- * Every request takes a token from the endpoint's bucket (`rate` a second, burst of
- * `rate`), so a Map of 10,000 jobs never floods the service. The caller does the calls
+ * Every request takes the token of the endpoint's bucket (refilled `rate` times a second,
+ * holding one), so a Map of 10,000 jobs never floods the service. The caller does the calls
  * (through ef_emr_client or any transport) and reports the answers; the plan says when
  * to wake up next.
  *

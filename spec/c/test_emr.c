@@ -253,9 +253,14 @@ static void test_tokens(void)
 }
 
 
+static int near(double a, double b)
+{
+    return fabs(a - b) < 1e-6;
+}
+
 static void test_sync_plan(void)
 {
-    struct ef_emr_sync_options o = { 2, 1.5, 30, 1000, 50 };
+    struct ef_emr_sync_options o = { 2, 1.5, 30, 1e6, 50 };
     struct ef_emr_sync *s = ef_emr_sync_new(&o);
     EF_CHECK(s != NULL);
     if (!s)
@@ -269,31 +274,31 @@ static void test_sync_plan(void)
     /* each new job is described once */
     uint64_t seen[3];
     for (int i = 0; i < 3; i++) {
-        EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_DESCRIBE);
+        EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE);
         EF_CHECK(!a.final);
         seen[i] = a.handle;
     }
     EF_CHECK(seen[0] == h1 && seen[1] == h2 && seen[2] == h3);
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
     ef_emr_sync_described(s, h1, t, "RUNNING", 990.5);
     ef_emr_sync_described(s, h2, t, "PENDING", 995);
     ef_emr_sync_described(s, h3, t, "SUBMITTED", 999);
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 2);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 2 - 0.001));
     /* one listing per cluster, not one describe per job */
     t += 2;
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);
     EF_CHECK_STR(a.vc_id, "vc1");
     EF_CHECK(a.created_after == 989 && a.next_token == NULL && a.page_size == 50);
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);
     EF_CHECK_STR(a.vc_id, "vc2");
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE);
     struct ef_emr_sync_item page[2] = { { "j1", "COMPLETED" }, { "other", "FAILED" } };
     ef_emr_sync_listed(s, "vc1", t, page, 2, "tok");
     /* the final job is described, then the next page follows at once */
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_DESCRIBE);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE);
     EF_CHECK(a.handle == h1 && a.final);
     EF_CHECK_STR(a.job_id, "j1");
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);
     EF_CHECK(a.next_token && strcmp(a.next_token, "tok") == 0);
     EF_CHECK(a.created_after == 989);
     ef_emr_sync_described(s, h1, t, "COMPLETED", 990.5);
@@ -301,14 +306,14 @@ static void test_sync_plan(void)
     ef_emr_sync_listed(s, "vc1", t, NULL, 0, NULL);
     ef_emr_sync_listed(s, "vc2", t, NULL, 0, "");
     /* back-off: the interval grows by the factor */
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 2);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 2 - 0.001));
     t += 2;
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);
     EF_CHECK(a.created_after == 994);               /* j1 is gone: j2 is the oldest */
     ef_emr_sync_listed(s, "vc1", t, NULL, 0, NULL);
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_LIST);   /* vc2 */
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);   /* vc2 */
     ef_emr_sync_list_failed(s, "vc2", t);
-    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == t + 3);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 3 - 0.002)); /* vc1, listed first */
     struct ef_emr_sync_stats st;
     ef_emr_sync_get_stats(s, &st);
     EF_CHECK(st.watched == 2 && st.clusters == 2 && st.describes == 4 && st.lists == 5);
@@ -331,7 +336,7 @@ static void test_sync_rate(void)
     struct ef_emr_sync_action a;
     double t = 10;
     int sent = 0;
-    /* over 2 s of simulated time: the burst of 2, then one every 0.5 s */
+    /* over 2 s of simulated time: one at once, then one every 0.5 s */
     while (t <= 12.0001) {
         if (ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE) {
             EF_CHECK(a.wake_at > t);
