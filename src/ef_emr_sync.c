@@ -114,6 +114,7 @@ static int hash_rebuild(struct ef_emr_sync *s, size_t cap)
         return -1;
     for (size_t i = 0; i < cap; i++)
         h[i] = -1;
+    size_t used = 0;
     for (size_t j = 0; j < s->njobs; j++) {
         if (!s->jobs[j].handle)
             continue;
@@ -121,11 +122,12 @@ static int hash_rebuild(struct ef_emr_sync *s, size_t cap)
         while (h[i] != -1)
             i = (i + 1) & (cap - 1);
         h[i] = (int32_t)j;
+        used++;
     }
     free(s->hash);
     s->hash = h;
     s->hash_cap = cap;
-    s->hash_used = s->stats.watched;
+    s->hash_used = used;
     return 0;
 }
 
@@ -246,16 +248,23 @@ uint64_t ef_emr_sync_watch(struct ef_emr_sync *s, const char *vc_id, const char 
         memset(&s->jobs[slot], 0, sizeof s->jobs[slot]);
     }
     struct job *j = &s->jobs[slot];
-    if (++s->generation == 0)
-        s->generation = 1;
-    j->handle = ((uint64_t)s->generation << 32) | (uint64_t)(slot + 1);
+    j->handle = 0;                  /* not yet: a rebuild of the hash must not see it */
     j->key = key;
     j->job_id = key + lv + 1;
     j->vc = vc;
     j->phase = P_NEW;
     j->created_at = HUGE_VAL;
+    if (hash_insert(s, slot)) {
+        free(key);
+        j->key = NULL;
+        s->free_slots[s->nfree++] = slot;
+        return 0;
+    }
+    if (++s->generation == 0)
+        s->generation = 1;
+    j->handle = ((uint64_t)s->generation << 32) | (uint64_t)(slot + 1);
     s->stats.watched++;
-    if (hash_insert(s, slot) || enqueue(s, j->handle)) {
+    if (enqueue(s, j->handle)) {
         ef_emr_sync_unwatch(s, j->handle);
         return 0;
     }

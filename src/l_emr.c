@@ -9,14 +9,22 @@
  *   core.emr.classify(code, aws_code, status) --> "throttling" | "transient" | "timeout" | nil
  *   core.emr.retry_decide(policy, kind, attempt, random_u) ... see lua/emrflow/emr/retry.lua
  *   core.emr.uuid4() --> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+ *   core.emr.sync_plan{ initial =, factor =, max =, rate =, page_size = } --> plan (ef_emr_sync):
+ *     plan:watch(vc, job, now) --> handle; plan:unwatch(h); plan:redescribe(h)
+ *     plan:next(now) --> "idle", wake_at | "describe", handle, vc, job, final
+ *                      | "list", vc, created_after, next_token | nil, page_size
+ *     plan:described(h, now, state, created_at); plan:listed(vc, now, { {id, state}... }, token)
+ *     plan:list_failed(vc, now); plan:stats() --> { lists =, describes =, watched =, clusters = }
  *   core.emr.operations --> { StartJobRun = true, ... }, core.emr.model_source
  *
  * Parameters travel to C as cJSON trees; every C resource of a call hangs off one
  * userdata box created first, so a Lua error anywhere frees it (its __gc). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ef_emr.h"
+#include "ef_emr_sync.h"
 #include "l_util.h"
 
 #define BOX_MT "emrflow.emr.box"
@@ -519,6 +527,169 @@ static int l_random(lua_State *L)
     return 1;
 }
 
+
+/* ---- the .sync plan ------------------------------------------------------------------ */
+
+#define PLAN_MT "emrflow.emr.sync_plan"
+
+static struct ef_emr_sync **plan_box(lua_State *L)
+{
+    struct ef_emr_sync **p = luaL_checkudata(L, 1, PLAN_MT);
+    if (!*p)
+        luaL_error(L, "emrflow.emr: sync plan is closed");
+    return p;
+}
+
+static int plan_gc(lua_State *L)
+{
+    struct ef_emr_sync **p = luaL_checkudata(L, 1, PLAN_MT);
+    ef_emr_sync_free(*p);
+    *p = NULL;
+    return 0;
+}
+
+static double opt_field(lua_State *L, int idx, const char *k, double dflt)
+{
+    lua_getfield(L, idx, k);
+    double v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : dflt;
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_sync_plan(lua_State *L)
+{
+    struct ef_emr_sync_options o = { 2, 1.5, 30, 10, 50 };
+    if (lua_istable(L, 1)) {
+        o.initial = opt_field(L, 1, "initial", o.initial);
+        o.factor = opt_field(L, 1, "factor", o.factor);
+        o.max = opt_field(L, 1, "max", o.max);
+        o.rate = opt_field(L, 1, "rate", o.rate);
+        o.page_size = (int)opt_field(L, 1, "page_size", o.page_size);
+    }
+    struct ef_emr_sync **p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = NULL;
+    luaL_setmetatable(L, PLAN_MT);
+    *p = ef_emr_sync_new(&o);
+    if (!*p)
+        return luaL_error(L, "emrflow.emr: out of memory");
+    return 1;
+}
+
+static int plan_watch(lua_State *L)
+{
+    struct ef_emr_sync **p = plan_box(L);
+    uint64_t h = ef_emr_sync_watch(*p, luaL_checkstring(L, 2), luaL_checkstring(L, 3),
+                                   (double)luaL_checknumber(L, 4));
+    if (!h)
+        return luaL_error(L, "emrflow.emr: out of memory");
+    lua_pushinteger(L, (lua_Integer)h);
+    return 1;
+}
+
+static int plan_unwatch(lua_State *L)
+{
+    ef_emr_sync_unwatch(*plan_box(L), (uint64_t)luaL_checkinteger(L, 2));
+    return 0;
+}
+
+static int plan_redescribe(lua_State *L)
+{
+    ef_emr_sync_redescribe(*plan_box(L), (uint64_t)luaL_checkinteger(L, 2));
+    return 0;
+}
+
+static int plan_next(lua_State *L)
+{
+    struct ef_emr_sync **p = plan_box(L);
+    struct ef_emr_sync_action a;
+    switch (ef_emr_sync_next(*p, (double)luaL_checknumber(L, 2), &a)) {
+    case EF_EMR_SYNC_DESCRIBE:
+        lua_pushliteral(L, "describe");
+        lua_pushinteger(L, (lua_Integer)a.handle);
+        lua_pushstring(L, a.vc_id);
+        lua_pushstring(L, a.job_id);
+        lua_pushboolean(L, a.final);
+        return 5;
+    case EF_EMR_SYNC_LIST:
+        lua_pushliteral(L, "list");
+        lua_pushstring(L, a.vc_id);
+        lua_pushnumber(L, a.created_after);
+        if (a.next_token)
+            lua_pushstring(L, a.next_token);
+        else
+            lua_pushnil(L);
+        lua_pushinteger(L, a.page_size);
+        return 5;
+    default:
+        lua_pushliteral(L, "idle");
+        lua_pushnumber(L, a.wake_at);
+        return 2;
+    }
+}
+
+static int plan_described(lua_State *L)
+{
+    struct ef_emr_sync **p = plan_box(L);
+    ef_emr_sync_described(*p, (uint64_t)luaL_checkinteger(L, 2), (double)luaL_checknumber(L, 3),
+                          luaL_optstring(L, 4, ""), (double)luaL_optnumber(L, 5, (lua_Number)HUGE_VAL));
+    return 0;
+}
+
+static int plan_listed(lua_State *L)
+{
+    struct ef_emr_sync **p = plan_box(L);
+    const char *vc = luaL_checkstring(L, 2);
+    double now = (double)luaL_checknumber(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    const char *token = luaL_optstring(L, 5, NULL);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
+    struct ef_emr_sync_item items[64];
+    /* in chunks: the strings stay referenced by the item tables meanwhile */
+    lua_Integer i = 1;
+    do {
+        size_t k = 0;
+        for (; i <= n && k < 64; i++) {
+            lua_rawgeti(L, 4, i);
+            if (lua_istable(L, -1)) {
+                lua_rawgeti(L, -1, 1);
+                lua_rawgeti(L, -2, 2);
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                    items[k].id = lua_tostring(L, -2);
+                    items[k].state = lua_tostring(L, -1);
+                    k++;
+                }
+                lua_pop(L, 2);
+            }
+            lua_pop(L, 1);
+        }
+        ef_emr_sync_listed(*p, vc, now, items, k, i > n ? token : "more");
+    } while (i <= n);
+    return 0;
+}
+
+static int plan_list_failed(lua_State *L)
+{
+    struct ef_emr_sync **p = plan_box(L);
+    ef_emr_sync_list_failed(*p, luaL_checkstring(L, 2), (double)luaL_checknumber(L, 3));
+    return 0;
+}
+
+static int plan_stats(lua_State *L)
+{
+    struct ef_emr_sync_stats st;
+    ef_emr_sync_get_stats(*plan_box(L), &st);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)st.lists);
+    lua_setfield(L, -2, "lists");
+    lua_pushinteger(L, (lua_Integer)st.describes);
+    lua_setfield(L, -2, "describes");
+    lua_pushinteger(L, (lua_Integer)st.watched);
+    lua_setfield(L, -2, "watched");
+    lua_pushinteger(L, (lua_Integer)st.clusters);
+    lua_setfield(L, -2, "clusters");
+    return 1;
+}
+
 int ef_l_open_emr(lua_State *L); /* called from lua_emrflow.c */
 
 int ef_l_open_emr(lua_State *L)
@@ -526,12 +697,25 @@ int ef_l_open_emr(lua_State *L)
     static const luaL_Reg fns[] = {
         {"check", l_check}, {"build", l_build}, {"decode", l_decode},
         {"parse_error", l_parse_error}, {"classify", l_classify}, {"uuid4", l_uuid4},
-        {"random", l_random}, {"retry_decide", l_retry_decide}, {NULL, NULL},
+        {"random", l_random}, {"retry_decide", l_retry_decide}, {"sync_plan", l_sync_plan},
+        {NULL, NULL},
     };
     luaL_checkstack(L, 8, "emrflow.emr");
     if (luaL_newmetatable(L, BOX_MT)) {
         lua_pushcfunction(L, box_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    static const luaL_Reg plan_methods[] = {
+        {"watch", plan_watch}, {"unwatch", plan_unwatch}, {"redescribe", plan_redescribe},
+        {"next", plan_next}, {"described", plan_described}, {"listed", plan_listed},
+        {"list_failed", plan_list_failed}, {"stats", plan_stats}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, PLAN_MT)) {
+        lua_pushcfunction(L, plan_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, plan_methods);
+        lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     lua_createtable(L, 0, 12);              /* core.emr */

@@ -359,6 +359,14 @@ static void test_sync_rate(void)
         hs[i] = ef_emr_sync_watch(s, i % 2 ? "a" : "b", id, 0);
         EF_CHECK(hs[i] != 0);
     }
+    /* interleaved: every other job goes, new ones come (hash rebuilds and tombstones) */
+    for (int i = 0; hs && i < 20000; i += 2)
+        ef_emr_sync_unwatch(s, hs[i]);
+    for (int i = 0; hs && i < 20000; i += 2) {
+        char id[16];
+        snprintf(id, sizeof id, "new%05d", i);
+        hs[i] = ef_emr_sync_watch(s, "c", id, 0);
+    }
     for (int i = 0; hs && i < 20000; i++)
         ef_emr_sync_unwatch(s, hs[i]);
     struct ef_emr_sync_stats st;

@@ -145,9 +145,195 @@ function M.key_of(backend)
   return backend
 end
 
+---------------------------------------------------------------------------
+-- Batched polling: the C core's plan (src/ef_emr_sync.c) for HTTP clients
+---------------------------------------------------------------------------
+
+-- Job runs watched through one plan per (scheduler, endpoint): a new job is described
+-- once, then each virtual cluster is listed (ListJobRuns by final state and creation
+-- time) on the back-off schedule, and a job the listing shows final is described once
+-- more. Requests per interval grow with the virtual clusters, not with the jobs. One
+-- pump task per plan makes the calls (through the client, so through the scheduler's
+-- HTTP poller) and sleeps on the scheduler until the plan's next deadline.
+local emr_core = require("emrflow.core").emr
+
+local FINAL_LIST = { "COMPLETED", "FAILED", "CANCELLED" }
+local plans = setmetatable({}, { __mode = "k" })   -- scheduler -> key -> batch
+
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
+local function unix_seconds(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local y, mo, d, h, mi, se = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
+  if not y then return nil end
+  local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+  t = t + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+  local sign, oh, om = v:match("([%+%-])(%d%d):?(%d%d)$")
+  if sign then
+    local off = tonumber(oh) * 3600 + tonumber(om) * 60
+    t = sign == "+" and t - off or t + off
+  end
+  return t
+end
+M.unix_seconds = unix_seconds
+
+local function deliver(w, update)
+  w.updates[#w.updates + 1] = update
+  if w.ev then w.ev:set(true) end
+end
+
+local function wake(b)
+  if b.wake then b.wake:set(true) end
+end
+
+local function pump_once(b)
+  local now = scheduler.now()
+  local kind, a1, a2, a3, a4 = b.plan:next(now)
+  if kind == "idle" then
+    if b.count == 0 then return end
+    b.wake = scheduler.event()
+    if a1 == math.huge then b.wake:wait() else b.wake:wait(math.max(0, a1 - now)) end
+    b.wake = nil
+  elseif kind == "describe" then
+    local h = a1
+    local out, err = b.backend:call("DescribeJobRun", { VirtualClusterId = a2, Id = a3 })
+    local job = type(out) == "table" and out.JobRun or nil
+    local w = b.waiters[h]
+    if type(job) == "table" then
+      b.plan:described(h, scheduler.now(), tostring(job.State), unix_seconds(job.CreatedAt))
+      if w then deliver(w, { obj = job }) end
+    elseif w then
+      deliver(w, { err = err or { Error = "States.TaskFailed",
+                                  Cause = "DescribeJobRun returned no JobRun" } })
+    end
+  else
+    local vc = a1
+    local out = b.backend:call("ListJobRuns", { VirtualClusterId = vc, States = FINAL_LIST,
+                                                CreatedAfter = a2, NextToken = a3, MaxResults = a4 })
+    if type(out) == "table" then
+      local items = {}
+      for _, j in ipairs(type(out.JobRuns) == "table" and out.JobRuns or {}) do
+        if type(j) == "table" and type(j.Id) == "string" and type(j.State) == "string" then
+          items[#items + 1] = { j.Id, j.State }
+        end
+      end
+      b.plan:listed(vc, scheduler.now(), items, type(out.NextToken) == "string" and out.NextToken or nil)
+    else
+      b.plan:list_failed(vc, scheduler.now())
+    end
+  end
+end
+
+local function pump(b)
+  local ok, err = pcall(function()
+    while b.count > 0 do pump_once(b) end
+  end)
+  b.pump = nil
+  if not ok then
+    -- a broken pump must not leave its waiters hanging: each gets the error
+    for _, w in pairs(b.waiters) do deliver(w, { err = err, fatal = true }) end
+  end
+end
+
+local function batch_of(key, backend, sched)
+  local s = scheduler.current()
+  local per = plans[s]
+  if not per then
+    per = setmetatable({}, { __mode = "k" })
+    plans[s] = per
+  end
+  local b = per[key]
+  if not b then
+    b = { plan = emr_core.sync_plan{ initial = sched.initial, factor = sched.factor, max = sched.max,
+                                     rate = sched.rate },
+          backend = backend, waiters = {}, count = 0 }
+    per[key] = b
+  end
+  return b
+end
+
+--- The batch (plan, backend) of an endpoint on the current scheduler, when one exists.
+function M.batch(key)
+  local per = plans[scheduler.current() or M]
+  return per and per[key]
+end
+
+local function batchable(spec, backend, sched)
+  local p = spec.params
+  return spec.operation == "DescribeJobRun" and spec.unwrap == "JobRun" and spec.batch ~= false
+    and not spec.deadline and not spec.max_interval and not spec.on_poll and not sched.aws
+    and type(backend) == "table" and rawget(backend, "endpoint") ~= nil and scheduler.current() ~= nil
+    and type(p) == "table" and type(p.VirtualClusterId) == "string" and type(p.Id) == "string"
+end
+
+local function batch_wait(spec, backend, sched)
+  local key = spec.key or M.key_of(backend)
+  local b = batch_of(key, backend, sched)
+  local h = b.plan:watch(spec.params.VirtualClusterId, spec.params.Id, scheduler.now())
+  local w = { updates = {} }
+  b.waiters[h] = w
+  b.count = b.count + 1
+  if not b.pump then
+    b.pump = scheduler.current():spawn(pump, b)
+  else
+    wake(b)
+  end
+  local final, error_limit = spec.final, spec.error_limit or 5
+  local ok, res = pcall(function()
+    local last_state, failures = nil, 0
+    while true do
+      local u = table.remove(w.updates, 1)
+      if not u then
+        w.ev = scheduler.event()
+        w.ev:wait()
+        w.ev = nil
+        u = table.remove(w.updates, 1)
+      end
+      if u and u.obj then
+        failures = 0
+        local state = u.obj.State
+        if state ~= last_state then
+          if spec.on_state then spec.on_state(u.obj, state, last_state, scheduler.now()) end
+          last_state = state
+        end
+        if final[state] then return u.obj end
+      elseif u then
+        local err = u.err
+        if u.fatal then error(err, 0) end
+        local gone = spec.gone and spec.gone(err)
+        if gone then return gone end
+        failures = failures + 1
+        if spec.on_error then spec.on_error(err, failures) end
+        -- throttling and transient errors (already retried by the client) do not end the
+        -- wait: describe again after the schedule's interval, up to error_limit in a row
+        if not retry.classify(err) or failures >= error_limit then error(err, 0) end
+        scheduler.sleep(sched:first())
+        b.plan:redescribe(h)
+        if not b.pump then b.pump = scheduler.current():spawn(pump, b) else wake(b) end
+      end
+    end
+  end)
+  b.plan:unwatch(h)
+  b.waiters[h] = nil
+  b.count = b.count - 1
+  if b.count == 0 then wake(b) end
+  if not ok then error(res, 0) end
+  return res
+end
+
 function M.wait(spec)
   local backend = spec.backend
   local sched = spec.schedule or M.schedule(spec.poll)
+  if batchable(spec, backend, sched) then return batch_wait(spec, backend, sched) end
   local lim = M.limiter(spec.key or M.key_of(backend), sched.rate)
   local final = spec.final
   local started = scheduler.now()
