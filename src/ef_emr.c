@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ef_json.h"
+#include "ef_regex.h"
 
 #define SHAPE(i) (&ef_emr_shapes[(i)])
 
@@ -115,6 +116,47 @@ static void problem_addf(struct ef_emr_problems *p, const struct ef_buf *path, c
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     problem_add(p, path, msg);
+}
+
+/* ===================================================================================
+ * Patterns: compiled once (the model's patterns are static strings: keyed by address)
+ * =================================================================================== */
+
+struct compiled {
+    const char *pattern;
+    struct ef_regex *re;    /* NULL: the pattern does not compile (never checked) */
+};
+
+static struct compiled *s_compiled;
+static size_t s_ncompiled, s_capcompiled;
+
+int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n)
+{
+    (void)ud;
+    struct compiled *c = NULL;
+    for (size_t i = 0; i < s_ncompiled; i++)
+        if (s_compiled[i].pattern == pattern) {
+            c = &s_compiled[i];
+            break;
+        }
+    if (!c) {
+        if (s_ncompiled == s_capcompiled) {
+            size_t cap = s_capcompiled ? s_capcompiled * 2 : 32;
+            struct compiled *nc = realloc(s_compiled, cap * sizeof *nc);
+            if (!nc)
+                return -1;
+            s_compiled = nc;
+            s_capcompiled = cap;
+        }
+        struct ef_regex_err err;
+        c = &s_compiled[s_ncompiled++];
+        c->pattern = pattern;
+        c->re = ef_regex_compile(pattern, strlen(pattern), EF_REGEX_DOTALL, &err);
+    }
+    if (!c->re)
+        return -1;
+    int r = ef_regex_exec(c->re, s, n, 0, 1, NULL);
+    return r < 0 ? -1 : r;
 }
 
 /* ===================================================================================

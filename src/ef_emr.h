@@ -25,9 +25,13 @@ size_t ef_emr_strlen(const cJSON *v);
 
 /* ---- model checks ------------------------------------------------------------------ */
 
-/* Pattern matcher: 1 when s[0..n) matches pattern (anywhere, as ECMAScript's test()),
- * 0 when not, -1 when the pattern cannot be used (then the check is skipped). */
+/* Pattern matcher: 1 when s[0..n) matches pattern as a whole, 0 when not, -1 when the
+ * pattern cannot be used (then the check is skipped). */
 typedef int (*ef_emr_match_fn)(void *ud, const char *pattern, const char *s, size_t n);
+
+/* The model's own matcher: the pattern as Java reads it for the API (ef_regex, "." matching
+ * line breaks too, the whole value), compiled once per pattern and kept for the process. */
+int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n);
 
 struct ef_emr_problem {
     char *path;     /* "JobDriver.SparkSubmitJobDriver.EntryPoint", "" for the whole input */

@@ -70,7 +70,7 @@ struct ef_emr_client *ef_emr_client_new(const struct ef_emr_client_config *cfg)
     c->user_agent = dup_or_null(cfg->user_agent ? cfg->user_agent : "emrflow-c", &failed);
     c->timeout_ms = cfg->timeout_ms;
     c->connect_timeout_ms = cfg->connect_timeout_ms;
-    c->match = cfg->match;
+    c->match = cfg->match ? cfg->match : ef_emr_model_match;
     c->match_ud = cfg->match_ud;
     ef_emr_retry_init(&c->retry, cfg->max_attempts, cfg->retry_quota > 0 ? cfg->retry_quota : -1);
     c->http = ef_http_new(NULL);

@@ -27,7 +27,7 @@ struct ef_emr_client_config {
     int retry_quota;               /* 0 = 500 */
     long timeout_ms, connect_timeout_ms;
     const char *user_agent;        /* NULL = "emrflow-c" */
-    ef_emr_match_fn match;         /* pattern checks; NULL = none */
+    ef_emr_match_fn match;         /* pattern checks; NULL = ef_emr_model_match */
     void *match_ud;
 };
 

@@ -2,7 +2,7 @@
  *
  *   core.emr.check(op, params [, match])  --> true | false, problems, message
  *       problems: { { path =, message = }, ... }; match(pattern, s) --> boolean checks
- *       the model's patterns (omitted: not checked)
+ *       the model's patterns (omitted: the C core's own, through ef_regex)
  *   core.emr.build(op, params)   --> method, target ("/path?query"), body | nil
  *   core.emr.decode(op, status, body) --> result (PascalCase) | nil, code, message
  *   core.emr.parse_error(status, headers, body) --> aws_code, message, request_id, retryable
@@ -355,7 +355,7 @@ static int l_check(lua_State *L)
     struct box *b = new_box(L);
     params_of(L, 2, b);
     struct lmatch m = { L, 3 };
-    ef_emr_check(op, b->params, has_match ? match_lua : NULL, &m, &b->problems);
+    ef_emr_check(op, b->params, has_match ? match_lua : ef_emr_model_match, &m, &b->problems);
     if (b->problems.oom)
         return luaL_error(L, "emrflow.emr: out of memory");
     if (b->problems.n == 0) {

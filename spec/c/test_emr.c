@@ -115,6 +115,31 @@ static void test_patterns_through_the_matcher(void)
     cJSON_Delete(p);
 }
 
+static void test_model_patterns(void)
+{
+    /* through ef_regex: whole values, "." across line breaks */
+    const struct ef_emr_operation *op = op_named("StartJobRun");
+    cJSON *p = parse("{\"VirtualClusterId\":\"abc\",\"ClientToken\":\"t\",\"Name\":\"n\","
+                     "\"ExecutionRoleArn\":\"arn:aws:iam::<accountId>:role/r\",\"ReleaseLabel\":\"emr-6.2.0\","
+                     "\"JobDriver\":{\"SparkSubmitJobDriver\":{\"EntryPoint\":\"s3://b/m.py\","
+                     "\"SparkSubmitParameters\":\"--conf a=1\\n--conf b=2\"}}}");
+    struct ef_emr_problems pr;
+    memset(&pr, 0, sizeof pr);
+    EF_CHECK(ef_emr_check(op, p, ef_emr_model_match, NULL, &pr) == 1);
+    if (pr.n == 1) {
+        EF_CHECK_STR(pr.items[0].path, "ExecutionRoleArn");
+        EF_CHECK(strstr(pr.items[0].message, "does not match the pattern ^arn:") != NULL);
+    }
+    ef_emr_problems_free(&pr);
+    cJSON_Delete(p);
+    const char *vc_pattern = ef_emr_shapes[ef_emr_member_find(&ef_emr_shapes[op->input], "VirtualClusterId",
+                                                              16, 1)->shape].pattern;
+    EF_CHECK(vc_pattern != NULL);
+    EF_CHECK(ef_emr_model_match(NULL, vc_pattern, "abc123", 6) == 1);
+    EF_CHECK(ef_emr_model_match(NULL, vc_pattern, "abc-123", 7) == 0);   /* the whole value */
+    EF_CHECK(ef_emr_model_match(NULL, "a(b", "a(b", 3) == -1);            /* refused: skipped */
+}
+
 static void test_marshalling(void)
 {
     cJSON *p = parse("{\"VirtualClusterId\":\"vc 1/2\",\"States\":[\"RUNNING\",\"PENDING\"],"
@@ -781,6 +806,7 @@ int main(void)
     EF_RUN(test_model_lookup);
     EF_RUN(test_checks_with_paths);
     EF_RUN(test_patterns_through_the_matcher);
+    EF_RUN(test_model_patterns);
     EF_RUN(test_marshalling);
     EF_RUN(test_replies);
     EF_RUN(test_error_parsing);
