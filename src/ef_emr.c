@@ -159,6 +159,15 @@ int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n)
     return r < 0 ? -1 : r;
 }
 
+void ef_emr_model_match_reset(void)
+{
+    for (size_t i = 0; i < s_ncompiled; i++)
+        ef_regex_free(s_compiled[i].re);
+    free(s_compiled);
+    s_compiled = NULL;
+    s_ncompiled = s_capcompiled = 0;
+}
+
 /* ===================================================================================
  * Values: type names and quoting as the Lua layer shows them
  * =================================================================================== */

@@ -32,6 +32,8 @@ typedef int (*ef_emr_match_fn)(void *ud, const char *pattern, const char *s, siz
 /* The model's own matcher: the pattern as Java reads it for the API (ef_regex, "." matching
  * line breaks too, the whole value), compiled once per pattern and kept for the process. */
 int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n);
+/* Frees the compiled patterns (before the library is unloaded). */
+void ef_emr_model_match_reset(void);
 
 struct ef_emr_problem {
     char *path;     /* "JobDriver.SparkSubmitJobDriver.EntryPoint", "" for the whole input */

@@ -12,7 +12,7 @@
 #define SERVICE "emr-containers"
 
 struct ef_emr_client {
-    char *endpoint, *region, *akid, *secret, *token, *user_agent;
+    char *endpoint, *region, *akid, *secret, *token, *user_agent, *ca_bundle;
     long timeout_ms, connect_timeout_ms;
     ef_emr_match_fn match;
     void *match_ud;
@@ -50,6 +50,7 @@ void ef_emr_client_free(struct ef_emr_client *c)
         free(c->token);
     }
     free(c->user_agent);
+    free(c->ca_bundle);
     ef_buf_clean_up(&c->url);
     free(c);
 }
@@ -68,12 +69,14 @@ struct ef_emr_client *ef_emr_client_new(const struct ef_emr_client_config *cfg)
     c->secret = dup_or_null(cfg->secret_access_key, &failed);
     c->token = dup_or_null(cfg->session_token, &failed);
     c->user_agent = dup_or_null(cfg->user_agent ? cfg->user_agent : "emrflow-c", &failed);
+    c->ca_bundle = dup_or_null(cfg->ca_bundle, &failed);
     c->timeout_ms = cfg->timeout_ms;
     c->connect_timeout_ms = cfg->connect_timeout_ms;
     c->match = cfg->match ? cfg->match : ef_emr_model_match;
     c->match_ud = cfg->match_ud;
     ef_emr_retry_init(&c->retry, cfg->max_attempts, cfg->retry_quota > 0 ? cfg->retry_quota : -1);
-    c->http = ef_http_new(NULL);
+    struct ef_http_options ho = { cfg->max_connections, 0 };
+    c->http = ef_http_new(&ho);
     c->signer = ef_sigv4_signer_new();
     if (failed || !c->http || !c->signer) {
         ef_emr_client_free(c);
@@ -136,8 +139,17 @@ static const cJSON *with_tokens(const struct ef_emr_operation *op, const cJSON *
     return *owned ? (const cJSON *)*owned : params;
 }
 
+static int prepare(struct ef_emr_client *c, struct ef_emr_request *rq, const char *operation,
+                   const cJSON *params, struct ef_emr_error *err, int check);
+
 int ef_emr_request_init(struct ef_emr_client *c, struct ef_emr_request *rq, const char *operation,
                         const cJSON *params, struct ef_emr_error *err)
+{
+    return prepare(c, rq, operation, params, err, 1);
+}
+
+static int prepare(struct ef_emr_client *c, struct ef_emr_request *rq, const char *operation,
+                   const cJSON *params, struct ef_emr_error *err, int check)
 {
     memset(rq, 0, sizeof *rq);
     ef_emr_wire_init(&rq->wire);
@@ -155,7 +167,7 @@ int ef_emr_request_init(struct ef_emr_client *c, struct ef_emr_request *rq, cons
     }
     struct ef_emr_problems probs;
     memset(&probs, 0, sizeof probs);
-    if (ef_emr_check(rq->op, p, c->match, c->match_ud, &probs) || probs.oom) {
+    if (check && (ef_emr_check(rq->op, p, c->match, c->match_ud, &probs) || probs.oom)) {
         struct ef_buf msg;
         ef_buf_init(&msg);
         if (ef_emr_problems_message(rq->op, &probs, &msg))
@@ -244,6 +256,7 @@ int ef_emr_client_send(struct ef_emr_client *c, struct ef_emr_request *rq, uint6
     hr.body_len = body_len;
     hr.timeout_ms = c->timeout_ms;
     hr.connect_timeout_ms = c->connect_timeout_ms;
+    hr.ca_bundle = c->ca_bundle;
     char msg[256];
     if (ef_http_add(c->http, &hr, id, msg, sizeof msg) != EF_HTTP_ADD_OK) {
         set_error(err, "http", "%s", msg);
@@ -344,6 +357,87 @@ cJSON *ef_emr_call(struct ef_emr_client *c, const char *operation, const cJSON *
         if (out || retry_in < 0)
             break;
         sleep_s(retry_in);
+    }
+    ef_emr_request_free(&rq);
+    return out;
+}
+
+static int replace(char **slot, const char *v)
+{
+    char *d = NULL;
+    if (v && !(d = strdup(v)))
+        return -1;
+    if (*slot) {
+        memset(*slot, 0, strlen(*slot));
+        free(*slot);
+    }
+    *slot = d;
+    return 0;
+}
+
+int ef_emr_client_set_credentials(struct ef_emr_client *c, const char *access_key_id,
+                                  const char *secret_access_key, const char *session_token)
+{
+    if (!access_key_id || !secret_access_key)
+        return -1;
+    if (c->akid && strcmp(c->akid, access_key_id) == 0 && c->secret &&
+        strcmp(c->secret, secret_access_key) == 0 &&
+        ((!c->token && !session_token) || (c->token && session_token && !strcmp(c->token, session_token))))
+        return 0;
+    if (replace(&c->akid, access_key_id) || replace(&c->secret, secret_access_key) ||
+        replace(&c->token, session_token && *session_token ? session_token : NULL))
+        return -1;
+    return 0;
+}
+
+cJSON *ef_emr_client_attempt(struct ef_emr_client *c, const char *operation, const cJSON *params,
+                             struct ef_emr_error *err, int *kind, char *request_id, size_t size)
+{
+    struct ef_emr_request rq;
+    *kind = EF_EMR_NO_RETRY;
+    if (request_id && size)
+        request_id[0] = '\0';
+    if (prepare(c, &rq, operation, params, err, 0))
+        return NULL;
+    cJSON *out = NULL;
+    uint64_t id;
+    if (ef_emr_client_send(c, &rq, &id, err) == 0) {
+        char msg[256];
+        const struct ef_http_xfer *x;
+        while (!(x = ef_http_done_peek(c->http)))
+            if (ef_http_step(c->http, 1000, msg, sizeof msg) != EF_HTTP_ADD_OK) {
+                ef_http_cancel(c->http, id);
+                set_error(err, "http", "%s", msg);
+                break;
+            }
+        if (x) {
+            struct ef_http_result r;
+            ef_http_result_of(x, &r);
+            struct ef_emr_header hs[64];
+            size_t n = r.nheaders < 64 ? r.nheaders : 64;
+            for (size_t i = 0; i < n; i++) {
+                struct ef_http_header h;
+                ef_http_header_at(x, i, &h);
+                hs[i] = (struct ef_emr_header){ h.name, h.name_len, h.value, h.value_len };
+            }
+            if (request_id && size)
+                ef_emr_request_id(hs, n, request_id, size);
+            if (r.err == EF_HTTP_OK && r.status >= 200 && r.status < 300) {
+                out = ef_emr_reply(rq.op, r.status, r.body, r.body_len, err);
+                if (out)
+                    ef_emr_pascalize(rq.op->output, out);
+                else if (request_id)
+                    snprintf(err->request_id, sizeof err->request_id, "%s", request_id);
+            } else if (r.err == EF_HTTP_OK) {
+                ef_emr_parse_error(r.status, hs, n, r.body, r.body_len, err);
+                *kind = ef_emr_classify("aws", err->aws_code, r.status);
+            } else {
+                transport_error(&r, err);
+                *kind = ef_emr_classify(err->code, NULL, 0);
+                err->retryable = *kind != EF_EMR_NO_RETRY;
+            }
+            ef_http_done_pop(c->http);
+        }
     }
     ef_emr_request_free(&rq);
     return out;

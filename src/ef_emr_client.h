@@ -28,6 +28,8 @@ struct ef_emr_client_config {
     long timeout_ms, connect_timeout_ms;
     const char *user_agent;        /* NULL = "emrflow-c" */
     ef_emr_match_fn match;         /* pattern checks; NULL = ef_emr_model_match */
+    const char *ca_bundle;         /* CA file (PEM); NULL = the system store */
+    long max_connections;          /* per host; 0 = ef_http's default */
     void *match_ud;
 };
 
@@ -42,6 +44,16 @@ struct ef_emr_retry *ef_emr_client_retry(struct ef_emr_client *c);
  * idempotency token missing from params is filled once, for every attempt. */
 cJSON *ef_emr_call(struct ef_emr_client *c, const char *operation, const cJSON *params,
                    struct ef_emr_error *err);
+
+/* Replaces the credentials (on refresh). 0, or -1 when out of memory (the old ones stay). */
+int ef_emr_client_set_credentials(struct ef_emr_client *c, const char *access_key_id,
+                                  const char *secret_access_key, const char *session_token);
+
+/* One blocking attempt of a call whose parameters were already checked (no retry): the
+ * result (caller frees) or NULL with *err and *kind (enum ef_emr_retry_kind). The reply's
+ * request id goes to request_id (may be NULL) either way. */
+cJSON *ef_emr_client_attempt(struct ef_emr_client *c, const char *operation, const cJSON *params,
+                             struct ef_emr_error *err, int *kind, char *request_id, size_t size);
 
 /* One prepared request: checked, marshalled, token filled; signed at each send. */
 struct ef_emr_request {

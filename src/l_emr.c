@@ -15,6 +15,11 @@
  *                      | "list", vc, created_after, next_token | nil, page_size
  *     plan:described(h, now, state, created_at); plan:listed(vc, now, { {id, state}... }, token)
  *     plan:list_failed(vc, now); plan:stats() --> { lists =, describes =, watched =, clusters = }
+ *   core.emr.client{ endpoint =, region =, timeout_ms =, connect_timeout_ms =, user_agent =,
+ *                    ca_bundle =, max_connections = } --> c (ef_emr_client: its own poller)
+ *     c:send(op, params, access_key_id, secret_access_key, session_token)
+ *       --> result, request_id | nil, err_fields, kind    one blocking attempt, params checked
+ *     c:close()
  *   core.emr.operations --> { StartJobRun = true, ... }, core.emr.model_source
  *
  * Parameters travel to C as cJSON trees; every C resource of a call hangs off one
@@ -25,6 +30,7 @@
 
 #include "ef_emr.h"
 #include "ef_emr_sync.h"
+#include "ef_emr_client.h"
 #include "l_util.h"
 
 #define BOX_MT "emrflow.emr.box"
@@ -690,6 +696,125 @@ static int plan_stats(lua_State *L)
     return 1;
 }
 
+
+/* ---- the C client: one blocking attempt per call ------------------------------------ */
+
+#define CLIENT_MT "emrflow.emr.client"
+
+static int client_gc(lua_State *L)
+{
+    struct ef_emr_client **p = luaL_checkudata(L, 1, CLIENT_MT);
+    ef_emr_client_free(*p);
+    *p = NULL;
+    return 0;
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *k)
+{
+    lua_getfield(L, idx, k);
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);      /* the options table keeps the string alive */
+    return v;
+}
+
+static int l_client(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    struct ef_emr_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.endpoint = opt_string(L, 1, "endpoint");
+    cfg.region = opt_string(L, 1, "region");
+    cfg.user_agent = opt_string(L, 1, "user_agent");
+    cfg.ca_bundle = opt_string(L, 1, "ca_bundle");
+    cfg.timeout_ms = (long)opt_field(L, 1, "timeout_ms", 0);
+    cfg.connect_timeout_ms = (long)opt_field(L, 1, "connect_timeout_ms", 0);
+    cfg.max_connections = (long)opt_field(L, 1, "max_connections", 0);
+    cfg.max_attempts = 1;
+    cfg.access_key_id = "-";          /* set per call */
+    cfg.secret_access_key = "-";
+    if (!cfg.endpoint || !cfg.region)
+        return luaL_error(L, "emrflow.emr: client needs endpoint and region");
+    struct ef_emr_client **p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = NULL;
+    luaL_setmetatable(L, CLIENT_MT);
+    *p = ef_emr_client_new(&cfg);
+    if (!*p)
+        return luaL_error(L, "emrflow.emr: cannot make a client (out of memory or libcurl failed)");
+    return 1;
+}
+
+static const char *const KIND_NAMES2[] = { NULL, "throttling", "transient", "timeout" };
+
+static int client_send(lua_State *L)
+{
+    struct ef_emr_client **p = luaL_checkudata(L, 1, CLIENT_MT);
+    if (!*p)
+        return luaL_error(L, "emrflow.emr: client is closed");
+    const struct ef_emr_operation *op = check_op(L, 2);
+    const char *akid = luaL_checkstring(L, 4), *secret = luaL_checkstring(L, 5);
+    const char *token = luaL_optstring(L, 6, NULL);
+    lua_settop(L, 6);
+    if (ef_emr_client_set_credentials(*p, akid, secret, token))
+        return luaL_error(L, "emrflow.emr: out of memory");
+    struct box *b = new_box(L);
+    params_of(L, 3, b);
+    struct ef_emr_error err;
+    int kind;
+    char rid[128];
+    b->doc = ef_emr_client_attempt(*p, op->name, b->params, &err, &kind, rid, sizeof rid);
+    if (b->doc) {
+        if (op->output == EF_EMR_NONE || !b->doc->child) {
+            lua_createtable(L, 0, 0);
+            lua_createtable(L, 0, 0);
+            lua_pushvalue(L, UV_OBJ_MARK);
+            lua_setmetatable(L, -2);
+            lua_setmetatable(L, -2);
+        } else {
+            push_shaped(L, op->output, b->doc, 0);
+        }
+        box_clear(b);
+        if (rid[0])
+            lua_pushstring(L, rid);
+        else
+            lua_pushnil(L);
+        return 2;
+    }
+    box_clear(b);
+    lua_pushnil(L);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, err.code);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, err.message);
+    lua_setfield(L, -2, "message");
+    if (err.status > 0) {
+        lua_pushinteger(L, err.status);
+        lua_setfield(L, -2, "status");
+    }
+    if (strcmp(err.code, "aws") == 0 && err.aws_code[0]) {
+        lua_pushstring(L, err.aws_code);
+        lua_setfield(L, -2, "aws_code");
+    }
+    if (err.request_id[0]) {
+        lua_pushstring(L, err.request_id);
+        lua_setfield(L, -2, "request_id");
+    }
+    lua_pushboolean(L, err.retryable);
+    lua_setfield(L, -2, "retryable");
+    if (kind != EF_EMR_NO_RETRY)
+        lua_pushstring(L, KIND_NAMES2[kind]);
+    else
+        lua_pushnil(L);
+    return 3;
+}
+
+/* The compiled-pattern cache goes when the state closes (before the library unloads). */
+static int patterns_gc(lua_State *L)
+{
+    (void)L;
+    ef_emr_model_match_reset();
+    return 0;
+}
+
 int ef_l_open_emr(lua_State *L); /* called from lua_emrflow.c */
 
 int ef_l_open_emr(lua_State *L)
@@ -698,7 +823,7 @@ int ef_l_open_emr(lua_State *L)
         {"check", l_check}, {"build", l_build}, {"decode", l_decode},
         {"parse_error", l_parse_error}, {"classify", l_classify}, {"uuid4", l_uuid4},
         {"random", l_random}, {"retry_decide", l_retry_decide}, {"sync_plan", l_sync_plan},
-        {NULL, NULL},
+        {"client", l_client}, {NULL, NULL},
     };
     luaL_checkstack(L, 8, "emrflow.emr");
     if (luaL_newmetatable(L, BOX_MT)) {
@@ -723,6 +848,19 @@ int ef_l_open_emr(lua_State *L)
     lua_getfield(L, -1, "array_mt");
     lua_getfield(L, -2, "object_mark");
     lua_remove(L, -3);
+    static const luaL_Reg client_methods[] = {
+        {"send", client_send}, {"close", client_gc}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, CLIENT_MT)) {   /* methods share the marks as upvalues */
+        lua_pushcfunction(L, client_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_createtable(L, 0, 2);
+        lua_pushvalue(L, -4);
+        lua_pushvalue(L, -4);
+        luaL_setfuncs(L, client_methods, 2);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     luaL_setfuncs(L, fns, 2);
     lua_createtable(L, 0, (int)ef_emr_noperations);
     for (size_t i = 0; i < ef_emr_noperations; i++) {
@@ -732,6 +870,15 @@ int ef_l_open_emr(lua_State *L)
     lua_setfield(L, -2, "operations");
     lua_pushstring(L, ef_emr_model_source);
     lua_setfield(L, -2, "model_source");
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "emrflow.emr.patterns") == LUA_TNIL) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, patterns_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, "emrflow.emr.patterns");
+    }
+    lua_pop(L, 1);
     lua_setfield(L, -2, "emr");
     return 0;
 }

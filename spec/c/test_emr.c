@@ -354,7 +354,7 @@ static void test_sync_rate(void)
     if (!s)
         return;
     for (int i = 0; i < 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "j%d", i);
         EF_CHECK(ef_emr_sync_watch(s, "vc", id, 0) != 0);
     }
@@ -822,5 +822,6 @@ int main(void)
     EF_RUN(test_faults_against_fake);
     if (s_have_fake)
         fake_stop(&s_fake);
+    ef_emr_model_match_reset();
     return EF_DONE();
 }

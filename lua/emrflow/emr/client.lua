@@ -309,10 +309,29 @@ function Client:_send(req)
   return scheduler.exchange(self:_poller(), req)
 end
 
+-- Blocking calls outside any scheduler task go through the C core's own client (one
+-- libcurl handle kept alive, nothing built in Lua); calls inside tasks yield through
+-- scheduler.http. Specs' transport and clock hooks keep the Lua exchange.
+function Client:_fast()
+  if self.transport or self.time ~= os.time or scheduler.current() then return nil end
+  local f = self.fast
+  if f == nil then
+    f = emr_core.client{ endpoint = self.endpoint.base, region = self.region, user_agent = self.user_agent,
+                         timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms,
+                         ca_bundle = self.ca_bundle, max_connections = self.max_connections }
+    self.fast = f
+  end
+  return f
+end
+
 function Client:close()
   if self.poller then
     self.poller:close()
     self.poller = nil
+  end
+  if self.fast then
+    self.fast:close()
+    self.fast = nil
   end
 end
 Client.__close = Client.close
@@ -396,18 +415,22 @@ function Client:call(operation, params, opts)
     ok, err = validate.check(operation, params)
     if not ok then return nil, err end
   end
-  local req = self:build(operation, params)
   local creds
   creds, err = self:_credentials()
   if not creds then return nil, err end
 
-  local signed = sign(self, req, creds, nil)
-  local payload_hash = signed.payload_hash
-
-  if opts.dry_run or (opts.dry_run == nil and self.dry_run) then
-    local r = http_request(self, req, signed)
-    r.operation = operation
-    return r
+  local dry = opts.dry_run or (opts.dry_run == nil and self.dry_run)
+  local fast = not dry and self:_fast()
+  local req, signed, payload_hash
+  if not fast then
+    req = self:build(operation, params)
+    signed = sign(self, req, creds, nil)
+    payload_hash = signed.payload_hash
+    if dry then
+      local r = http_request(self, req, signed)
+      r.operation = operation
+      return r
+    end
   end
 
   self.stats.calls = self.stats.calls + 1
@@ -420,18 +443,32 @@ function Client:call(operation, params, opts)
       -- re-sign: a fresh X-Amz-Date (and refreshed credentials), same body hash
       creds, err = self:_credentials()
       if not creds then return nil, err end
-      signed = sign(self, req, creds, payload_hash)
+      if not fast then signed = sign(self, req, creds, payload_hash) end
     end
-    local resp, terr = self:_send(http_request(self, req, signed))
-    if resp and resp.status >= 200 and resp.status < 300 then
-      policy:on_success(last_cost)
-      return decode_result(self, operation, resp)
-    end
-    if resp then
-      err = M.parse_error(resp, operation)
+    if fast then
+      -- the whole exchange in the C core: marshal, sign, send, decode
+      local out, e = fast:send(operation, params, creds.access_key_id, creds.secret_access_key,
+                               creds.session_token)
+      if out then
+        policy:on_success(last_cost)
+        self.last_request_id = e
+        return out
+      end
+      e.operation = operation
+      err = errors.new(e)
+      if err.code == "json" then return nil, err end
     else
-      err = describe_transport_error(terr, operation)
-      err.retryable = retry.classify(err) ~= nil
+      local resp, terr = self:_send(http_request(self, req, signed))
+      if resp and resp.status >= 200 and resp.status < 300 then
+        policy:on_success(last_cost)
+        return decode_result(self, operation, resp)
+      end
+      if resp then
+        err = M.parse_error(resp, operation)
+      else
+        err = describe_transport_error(terr, operation)
+        err.retryable = retry.classify(err) ~= nil
+      end
     end
     local delay, cost = policy:should_retry(err, attempt)
     if not delay then
