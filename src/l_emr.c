@@ -17,8 +17,9 @@
  *     plan:list_failed(vc, now); plan:stats() --> { lists =, describes =, watched =, clusters = }
  *   core.emr.client{ endpoint =, region =, timeout_ms =, connect_timeout_ms =, user_agent =,
  *                    ca_bundle =, max_connections = } --> c (ef_emr_client: its own poller)
- *     c:send(op, params, access_key_id, secret_access_key, session_token)
- *       --> result, request_id | nil, err_fields, kind    one blocking attempt, params checked
+ *     c:send(op, params, access_key_id, secret_access_key, session_token [, check])
+ *       --> result, request_id | nil, err_fields, kind    one blocking attempt
+ *       | nil, false, problems, message                   check: the model checks failed
  *     c:close()
  *   core.emr.operations --> { StartJobRun = true, ... }, core.emr.model_source
  *
@@ -351,6 +352,24 @@ static int match_lua(void *ud, const char *pattern, const char *s, size_t n)
     return r;
 }
 
+/* Pushes the problems list and the message; clears the box. */
+static void push_problems(lua_State *L, const struct ef_emr_operation *op, struct box *b)
+{
+    lua_createtable(L, (int)b->problems.n, 0);
+    for (size_t i = 0; i < b->problems.n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, b->problems.items[i].path);
+        lua_setfield(L, -2, "path");
+        lua_pushstring(L, b->problems.items[i].message);
+        lua_setfield(L, -2, "message");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    if (ef_emr_problems_message(op, &b->problems, &b->text))
+        luaL_error(L, "emrflow.emr: out of memory");
+    lua_pushlstring(L, b->text.p, b->text.len);
+    box_clear(b);
+}
+
 static int l_check(lua_State *L)
 {
     const struct ef_emr_operation *op = check_op(L, 1);
@@ -370,19 +389,7 @@ static int l_check(lua_State *L)
         return 1;
     }
     lua_pushboolean(L, 0);
-    lua_createtable(L, (int)b->problems.n, 0);
-    for (size_t i = 0; i < b->problems.n; i++) {
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, b->problems.items[i].path);
-        lua_setfield(L, -2, "path");
-        lua_pushstring(L, b->problems.items[i].message);
-        lua_setfield(L, -2, "message");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    if (ef_emr_problems_message(op, &b->problems, &b->text))
-        return luaL_error(L, "emrflow.emr: out of memory");
-    lua_pushlstring(L, b->text.p, b->text.len);
-    box_clear(b);
+    push_problems(L, op, b);
     return 3;
 }
 
@@ -753,11 +760,23 @@ static int client_send(lua_State *L)
     const struct ef_emr_operation *op = check_op(L, 2);
     const char *akid = luaL_checkstring(L, 4), *secret = luaL_checkstring(L, 5);
     const char *token = luaL_optstring(L, 6, NULL);
-    lua_settop(L, 6);
+    int check = lua_toboolean(L, 7);
+    lua_settop(L, 7);
     if (ef_emr_client_set_credentials(*p, akid, secret, token))
         return luaL_error(L, "emrflow.emr: out of memory");
     struct box *b = new_box(L);
     params_of(L, 3, b);
+    if (check) {            /* the model checks first: nothing is sent when they fail */
+        ef_emr_check(op, b->params, ef_emr_model_match, NULL, &b->problems);
+        if (b->problems.oom)
+            return luaL_error(L, "emrflow.emr: out of memory");
+        if (b->problems.n) {
+            lua_pushnil(L);
+            lua_pushboolean(L, 0);
+            push_problems(L, op, b);
+            return 4;       /* nil, false, problems, message */
+        }
+    }
     struct ef_emr_error err;
     int kind;
     char rid[128];

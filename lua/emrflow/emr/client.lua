@@ -410,17 +410,26 @@ function Client:call(operation, params, opts)
 
   params = fill_tokens(operation, op, params, opts.client_token)
   local err
-  if opts.validate ~= false then
+  local dry = opts.dry_run or (opts.dry_run == nil and self.dry_run)
+  local fast = not dry and self:_fast()
+  -- the model checks: in the C client's first attempt when it sends, else here
+  local check_in_c = fast and opts.validate ~= false
+  if opts.validate ~= false and not check_in_c then
     local ok
     ok, err = validate.check(operation, params)
     if not ok then return nil, err end
   end
   local creds
   creds, err = self:_credentials()
-  if not creds then return nil, err end
+  if not creds then
+    -- bad parameters are reported before missing credentials, whichever path checks
+    if check_in_c then
+      local ok, verr = validate.check(operation, params)
+      if not ok then return nil, verr end
+    end
+    return nil, err
+  end
 
-  local dry = opts.dry_run or (opts.dry_run == nil and self.dry_run)
-  local fast = not dry and self:_fast()
   local req, signed, payload_hash
   if not fast then
     req = self:build(operation, params)
@@ -447,8 +456,13 @@ function Client:call(operation, params, opts)
     end
     if fast then
       -- the whole exchange in the C core: marshal, sign, send, decode
-      local out, e = fast:send(operation, params, creds.access_key_id, creds.secret_access_key,
-                               creds.session_token)
+      local out, e, problems, message = fast:send(operation, params, creds.access_key_id,
+                                                  creds.secret_access_key, creds.session_token,
+                                                  check_in_c and attempt == 1)
+      if e == false then
+        self.stats.calls, self.stats.attempts = self.stats.calls - 1, self.stats.attempts - 1
+        return nil, validate.error_of(operation, problems, message)
+      end
       if out then
         policy:on_success(last_cost)
         self.last_request_id = e

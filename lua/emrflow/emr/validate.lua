@@ -115,7 +115,12 @@ function M.check(operation, params)
   end
   local ok, problems, message = emr_core.check(operation, params)
   if ok then return true end
-  return nil, errors.new{
+  return nil, M.error_of(operation, problems, message)
+end
+
+-- The validation error for the C core's problems list and message.
+function M.error_of(operation, problems, message)
+  return errors.new{
     code = "validation", aws_code = "ValidationException", retryable = false,
     message = message, field = problems[1].path, problems = problems, operation = operation,
   }
