@@ -116,6 +116,15 @@ function M.limiter(key, rate)
   return lim
 end
 
+--- Reserves the first free slot at or after time t (no waiting); returns its time.
+function Limiter:reserve(t)
+  local slot = self.next_free
+  if slot < t then slot = t end
+  self.next_free = slot + 1 / self.rate + 1e-6
+  self.taken = self.taken + 1
+  return slot
+end
+
 --- Waits for the next free slot. Slots are handed out in arrival order; no two are closer
 -- than 1/rate seconds, so no window of T seconds holds more than T*rate + 1 requests.
 function Limiter:take()
@@ -353,9 +362,15 @@ function M.wait(spec)
       if left <= 0 then return nil, "deadline" end
       if left < wait_s then wait_s = left end
     end
-    scheduler.sleep(wait_s)
-    if spec.deadline and scheduler.now() >= spec.deadline then return nil, "deadline" end
-    lim:take()
+    local now = scheduler.now()
+    if spec.deadline and now + wait_s >= spec.deadline then
+      scheduler.sleep(wait_s)
+      if scheduler.now() >= spec.deadline then return nil, "deadline" end
+      lim:take()
+    else
+      -- the poll's slot is reserved now: one timer covers the interval and the rate limit
+      scheduler.sleep(lim:reserve(now + wait_s) - now)
+    end
     local out, err = backend:call(spec.operation, spec.params)
     if out then
       failures = 0
