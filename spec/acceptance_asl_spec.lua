@@ -203,8 +203,8 @@ describe("acceptance: emrflow.asl", function()
         "/States/A/Assign/states" },
       -- Task (ref §2)
       { "Task without Resource", M { A = { Type = "Task", End = true } }, "/States/A/Resource" },
-      { "unknown resource ARN fails at load time (issue)",
-        M { A = { Type = "Task", Resource = "arn:aws:states:::nosuch:service", End = true } },
+      { "a resource that is not an ARN fails at load time",
+        M { A = { Type = "Task", Resource = "nosuch-service", End = true } },
           "/States/A/Resource" },
       { "TimeoutSeconds 0", M { A = task(ok_fn, { TimeoutSeconds = 0 }) }, "/States/A/TimeoutSeconds" },
       { "TimeoutSeconds and TimeoutSecondsPath together",
@@ -381,7 +381,7 @@ describe("acceptance: emrflow.asl", function()
         A = { Type = "Pass", Next = "Nope" },
         B = { Type = "Bogus" },
         C = { Type = "Wait", End = true },
-        D = { Type = "Task", Resource = "arn:aws:states:::nosuch:thing", End = true },
+        D = { Type = "Task", Resource = "nosuch:thing", End = true },
         E = { Type = "Pass", InputPath = "$.[", End = true },
       } }
       local problems = asl.validate(def)
@@ -598,7 +598,13 @@ describe("acceptance: emrflow.asl", function()
       asl.unregister_resource(entry)
       assert(ok, err)
       local def = one { Type = "Task", Resource = "arn:aws:states:::acceptance:echo", End = true }
-      assert.is_true(has_problem(asl.validate(def), "/States/A/Resource"))
+      -- valid ASL without an implementation: it loads, then fails at run time naming both remedies
+      assert.are.same({}, asl.validate(def))
+      local st, failure = run(def, { v = 2 })
+      assert.are.equal("FAILED", st)
+      assert.are.equal("States.Runtime", failure.Error)
+      assert.truthy(failure.Cause:find("handlers", 1, true), failure.Cause)
+      assert.truthy(failure.Cause:find("--mock-config", 1, true), failure.Cause)
       local status, out = run(def, { v = 2 },
         { load = { resources = { ["arn:aws:states:::acceptance:echo"] = function(i) return i.v + 1 end } } })
       assert.are.equal("SUCCEEDED", status)
@@ -1004,16 +1010,32 @@ describe("acceptance: emrflow.asl", function()
       assert.are.equal("caught", out)
     end)
 
-    -- DESIGN.md decided "catchable by States.ALL (as recorded on AWS)"; ref §8 says the
-    -- opposite from the docs. DESIGN is the fixed contract, so it is asserted here.
-    it("is catchable by States.ALL (DESIGN decided behaviour)", function()
-      local status, out = run({ StartAt = "A", States = {
-        A = task(sized(300000), { Next = "Ok",
-          Catch = { { ErrorEquals = { "States.ALL" }, Next = "Caught" } } }),
-        Ok = { Type = "Succeed" }, Caught = pass { ResultPath = "$.e" } } })
-      assert.are.equal("SUCCEEDED", status)
-      assert.are.equal("States.DataLimitExceeded", out.e.Error)
-    end)
+    -- DESIGN (payload quota, corrected): a terminal error; States.ALL catches neither it nor
+    -- States.Runtime (AWS Developer Guide, "Handling errors"), a rule naming it does.
+    local function catch_all(state)
+      state.Next = "Ok"
+      state.End = nil
+      state.Catch = { { ErrorEquals = { "States.ALL" }, Next = "Caught" } }
+      return { StartAt = "A", States = { A = state, Ok = { Type = "Succeed" },
+        Caught = pass { ResultPath = "$.e" } } }
+    end
+    local big_cases = {
+      { "a Task result", task(sized(300000)) },
+      { "a Parallel branch's output", { Type = "Parallel", End = true, Branches = {
+        { StartAt = "B", States = { B = task(sized(300000)) } } } } },
+      { "a Parallel's own Parameters", { Type = "Parallel", End = true,
+        Parameters = { ["a.$"] = "$.s", ["b.$"] = "$.s" },
+        Branches = { { StartAt = "B", States = { B = pass() } } } }, { s = string.rep("x", 140000) } },
+      { "a Map iteration's output", { Type = "Map", End = true, ItemProcessor = { StartAt = "I",
+        States = { I = task(sized(300000)) } } }, { 1 } },
+    }
+    for _, c in ipairs(big_cases) do
+      it(c[1] .. " over the quota is not caught by States.ALL", function()
+        local status, err = run(catch_all(c[2]), c[3])
+        assert.are.equal("FAILED", status)
+        assert.are.equal("States.DataLimitExceeded", err.Error)
+      end)
+    end
   end)
 
   -------------------------------------------------------------------------

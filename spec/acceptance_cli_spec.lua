@@ -1,4 +1,4 @@
--- Acceptance tests of the `emrflow` command, black-box from DESIGN.md "The command line":
+-- Acceptance tests of the `emrflow` command, black-box from the README, "The command line":
 --   emrflow run DEFINITION [--input JSON | --input-file FILE] [--name NAME]
 --               [--local] [--region R] [--endpoint-url URL] [--result-file FILE] [--events]
 --   emrflow validate DEFINITION
@@ -324,5 +324,130 @@ describe("acceptance: emrflow CLI", function()
       assert.are.equal(1, code)
       assert.truthy(err:find("/States/A", 1, true))
     end)
+  end)
+end)
+
+-- Issue #14: help, version, stdin, located JSON errors, pretty or compact output.
+describe("acceptance: the command line a user expects", function()
+  -- Runs a shell command line; returns code, stdout, stderr.
+  local function sh(cmdline)
+    local errf = tmp()
+    local p = io.popen(cmdline .. " 2>" .. errf)
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return code, out, read(errf) or ""
+  end
+
+  it("--help lists every command, the durable store's and the AWS ones included, with a line each", function()
+    local code, out = emrflow { "--help" }
+    assert.are.equal(0, code)
+    for _, name in ipairs { "run", "validate", "export", "graph", "resume", "redrive", "executions",
+                            "describe",
+                            "history", "deploy", "policy", "start", "stop" } do
+      assert.matches("\n  " .. name .. " +%a", out)
+    end
+  end)
+
+  for _, cmd in ipairs { "run", "validate", "export", "graph" } do
+    it("emrflow " .. cmd .. " --help describes each option (exit 0, on stdout)", function()
+      local code, out, err = emrflow { cmd, "--help" }
+      assert.are.equal(0, code, err)
+      assert.matches("^usage: emrflow " .. cmd, out)
+      local cli = require "emrflow.cli"
+      for _, o in ipairs(cli.commands[cmd].options) do
+        assert.matches("\n  %-%-" .. o.name:gsub("%-", "%%-") .. "[^\n]*%S", out)
+      end
+      -- -h is the same
+      local _, out2 = emrflow { cmd, "-h" }
+      assert.are.equal(out, out2)
+    end)
+  end
+
+  it("emrflow help COMMAND is COMMAND --help; an unknown one exits 1", function()
+    local code, out = emrflow { "help", "graph" }
+    assert.are.equal(0, code)
+    assert.are.equal(select(2, emrflow { "graph", "--help" }), out)
+    local code2, out2, err2 = emrflow { "help", "frobnicate" }
+    assert.are.equal(1, code2)
+    assert.are.equal("", out2)
+    assert.matches("unknown command 'frobnicate'", err2, 1, true)
+  end)
+
+  it("run --help lists the documented options of run", function()
+    local _, out = emrflow { "run", "--help" }
+    for _, o in ipairs { "input", "input-file", "name", "local", "scenario", "region", "endpoint-url",
+                         "result-file", "events", "progress", "quiet", "compact", "poll-rate" } do
+      assert.matches("\n  %-%-" .. o:gsub("%-", "%%-") .. "[ \n]", out)
+    end
+  end)
+
+  it("--version prints the version from emrflow.version", function()
+    local code, out = emrflow { "--version" }
+    assert.are.equal(0, code)
+    assert.are.equal("emrflow " .. require("emrflow.version").version .. "\n", out)
+  end)
+
+  it("- reads the DEFINITION from stdin (JSON or Lua)", function()
+    local code, out = sh("printf '%s' " .. q(OK_JSON) .. " | lua5.4 bin/emrflow run - --input '{\"a\":7}' "
+      .. "--clock virtual")
+    assert.are.equal(0, code)
+    assert.are.equal(7, json.decode(out).x)
+    local code2, out2 = sh("printf '%s' " .. q(LUA_DEF) .. " | lua5.4 bin/emrflow run - --input '{\"n\":4}'")
+    assert.are.equal(0, code2)
+    assert.are.same({ doubled = 8 }, json.decode(out2))
+  end)
+
+  it("--input - and --input-file - read the input from stdin", function()
+    local def = tmp(OK_JSON, ".json")
+    for _, opt in ipairs { "--input", "--input-file" } do
+      local code, out = sh("echo '{\"a\":\"in\"}' | lua5.4 bin/emrflow run " .. q(def) .. " " .. opt
+        .. " - --clock virtual")
+      assert.are.equal(0, code)
+      assert.are.equal("in", json.decode(out).x)
+    end
+    local code, _, err = sh("echo '{}' | lua5.4 bin/emrflow run - --input -")
+    assert.are.equal(1, code)
+    assert.matches("cannot both be -", err, 1, true)
+  end)
+
+  it("JSON errors name the file, the line and the column beside the byte offset", function()
+    local def = tmp('{\n  "StartAt": "A",\n  "States": {\n    "A": {"Type": "Pass" "End": true}\n  }\n}\n',
+      ".json")
+    local code, out, err = emrflow { "run", def }
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("emrflow: " .. def .. " is not valid JSON: expected ',' or '}', found '\"' at line 4, "
+      .. "column 26 (byte 60)\n", err)
+    local input = tmp('{"a": [1,\n2,,3]}', ".json")
+    local code2, _, err2 = emrflow { "run", tmp(OK_JSON, ".json"), "--input-file", input }
+    assert.are.equal(1, code2)
+    assert.matches("--input-file " .. input .. " is not valid JSON: expected a JSON value, found ',' "
+      .. "at line 2, column 3 (byte 13)", err2, 1, true)
+    local code3, _, err3 = emrflow { "validate", def }
+    assert.are.equal(1, code3)
+    assert.matches(def .. " is not valid JSON: .* at line 4, column 26", err3)
+  end)
+
+  it("prints the output pretty on a terminal, compact when piped or with --compact", function()
+    if not os.execute("command -v script >/dev/null 2>&1") then return pending("needs script(1)") end
+    local def = tmp([[{"StartAt":"P","States":{"P":{"Type":"Pass","Result":{"a":[1,2],"b":{}},"End":true}}}]],
+      ".json")
+    local function on_tty(args)
+      local p = io.popen("script -qec " .. q("lua5.4 bin/emrflow run " .. def .. args .. " 2>/dev/null")
+        .. " /dev/null")
+      local text = p:read("a"):gsub("\r\n", "\n")
+      p:close()
+      return text
+    end
+    assert.are.equal('{\n  "a": [\n    1,\n    2\n  ],\n  "b": {}\n}\n', on_tty(""))
+    assert.are.equal('{"a":[1,2],"b":{}}\n', on_tty(" --compact"))
+    local _, piped = emrflow { "run", def }
+    assert.are.equal('{"a":[1,2],"b":{}}\n', piped)
+  end)
+
+  it("an unknown option points at the command's --help", function()
+    local code, _, err = emrflow { "validate", tmp(OK_JSON, ".json"), "--bogus" }
+    assert.are.equal(1, code)
+    assert.matches("unknown option --bogus for 'validate' (see emrflow validate --help)", err, 1, true)
   end)
 end)

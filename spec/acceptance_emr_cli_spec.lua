@@ -1,6 +1,6 @@
 -- Acceptance: `emrflow run ... --local` (the built-in emulator) and against an endpoint,
--- black-box through bin/emrflow, from DESIGN.md ("The command line", "Emulator, polling and
--- stopping") and the integration issue (examples, --scenario, --poll-rate, --events,
+-- black-box through bin/emrflow, from the README ("The command line", "The emulator and its
+-- scenarios") and the integration issue (examples, --scenario, --poll-rate, --events,
 -- progress on stderr, SIGINT/SIGTERM).
 local json = require "emrflow.json"
 local core = require "emrflow.core"
@@ -80,7 +80,7 @@ end
 
 describe("acceptance: emrflow run --local", function()
   it("runs the JSON example: exit 0, the output on stdout", function()
-    -- DESIGN CLI: "On success stdout gets the output JSON"; examples: create, run, delete
+    -- the README: "On success stdout gets the output JSON"; examples: create, run, delete
     local code, out, err = emrflow("run " .. JSON_EX .. " --local")
     assert.are.equal(0, code, err)
     local o = json.decode(out)
@@ -120,7 +120,7 @@ describe("acceptance: emrflow run --local", function()
   end)
 
   it("--scenario: a FAILED job fails the run: exit 2, States.TaskFailed, the JobRun as cause", function()
-    -- DESIGN: job ends FAILED -> States.TaskFailed, Cause = the final JobRun as a JSON string
+    -- decided behaviour: job ends FAILED -> States.TaskFailed, Cause = the final JobRun as a JSON string
     local sc = tmpfile('{"jobs":[{"match":"MyJob*","final_state":"FAILED","failure_reason":"USER_ERROR",'
       .. '"state_details":"Exit code 1","running_seconds":120}]}')
     local rf = os.tmpname()
@@ -194,7 +194,7 @@ describe("acceptance: emrflow run --local", function()
   end)
 
   it("--poll-rate N caps the polls per second of every .sync job together", function()
-    -- DESIGN: CLI --poll-rate N sets rate (requests per second per endpoint, shared)
+    -- the README: --poll-rate N sets rate (requests per second per endpoint, shared)
     local n = 30
     local names = {}
     for i = 1, n do names[i] = '"job-' .. i .. '"' end
@@ -329,7 +329,7 @@ describe("acceptance: emrflow run --local", function()
     local code2, out2 = emrflow("export " .. LUA_EX)
     assert.are.equal(0, code2)
     assert.are.same(plain(json.decode(read(JSON_EX))), plain(json.decode(out2)))
-    -- createVirtualCluster.sync is rejected at load time (DESIGN: Resources)
+    -- createVirtualCluster.sync is rejected at load time (decided behaviour: Resources)
     local bad = tmpfile('{"StartAt":"C","States":{"C":{"Type":"Task",'
       .. '"Resource":"arn:aws:states:::emr-containers:createVirtualCluster.sync",'
       .. '"Parameters":{"Name":"vc","ContainerProvider":{"Id":"eks","Type":"EKS"}},"End":true}}}')
@@ -499,5 +499,134 @@ describe("acceptance: emrflow run against an endpoint (the fake server)", functi
     for _, d in ipairs(deletes) do if d.path:find("/jobruns/", 1, true) then cancelled = cancelled + 1 end end
     assert.are.equal(1, cancelled)
     assert.are.equal("CANCELLED", st.jobRuns[1].state)
+  end)
+end)
+
+-- Issue #14 item 2: configuration problems are found before the execution starts: exit 1, no
+-- state runs, a clear message without source paths, never a Task error a Catch could swallow.
+describe("acceptance: pre-flight checks of emrflow run", function()
+  -- The example's first Task wrapped in a Catch of everything: a configuration problem must
+  -- not become a caught Task failure (the run would "succeed").
+  local CAUGHT = [[{"StartAt":"Create","States":{
+    "Create":{"Type":"Task","Resource":"arn:aws:states:::emr-containers:createVirtualCluster",
+      "Parameters":{"Name":"vc","ContainerProvider":{"Id":"eks","Type":"EKS"}},
+      "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Swallowed"}],"End":true},
+    "Swallowed":{"Type":"Pass","End":true}}}]]
+  local def
+  setup(function() def = tmpfile(CAUGHT) end)
+  teardown(function() os.remove(def) end)
+
+  local cases = {
+    { "no region", FAKE_CREDS, "", "no AWS region: pass --region, or set AWS_REGION" },
+    { "a malformed --region", FAKE_CREDS, "--region 'us east 1'",
+      "region 'us east 1' is not a valid region name" },
+    { "a malformed AWS_REGION", FAKE_CREDS .. "AWS_REGION=us_east!1 ", "", "is not a valid region name" },
+    { "no credentials", "AWS_REGION=us-east-1 ", "", "no AWS credentials found" },
+    { "a session token with CR/LF",
+      FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_SESSION_TOKEN=\"$(printf 'tok\\r\\nen')\" ",
+      "", "session token from environment contains a line break" },
+    { "an unknown profile", "AWS_REGION=us-east-1 ", "--profile nosuch", "profile 'nosuch'" },
+    { "an unknown AWS_PROFILE", "AWS_REGION=us-east-1 AWS_PROFILE=nosuch ", "",
+      "profile 'nosuch' (from AWS_PROFILE)" },
+    { "an --endpoint-url without a scheme", FAKE_CREDS .. "AWS_REGION=us-east-1 ",
+      "--endpoint-url localhost:4566",
+      "--endpoint-url 'localhost:4566' is not an http:// or https:// URL" },
+    { "an AWS_ENDPOINT_URL without a scheme",
+      FAKE_CREDS .. "AWS_REGION=us-east-1 AWS_ENDPOINT_URL=localhost:4566 ",
+      "", "AWS_ENDPOINT_URL must be an http(s):// URL" },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1] .. ": exit 1 before any state runs, a clear message", function()
+      local code, out, err = emrflow("run " .. def .. " --events " .. c[3], c[2])
+      assert.are.equal(1, code, err)
+      assert.are.equal("", out)
+      assert.matches(c[4], err, 1, true)
+      assert.matches("^emrflow: ", err)
+      assert.is_nil(err:find("ExecutionStarted", 1, true), "no state ran:\n" .. err)
+      assert.is_nil(err:find("started arn:", 1, true), err)
+      assert.is_nil(err:find("%.lua:%d"), "no source path:\n" .. err)
+      assert.is_nil(err:find("tok\r\nen", 1, true))
+    end)
+  end
+
+  it("names the states that would call AWS", function()
+    local _, _, err = emrflow("run " .. def, "AWS_REGION=us-east-1 ")
+    assert.matches("for the EMR on EKS calls of Create:", err, 1, true)
+    -- several, in reading order
+    local _, _, err2 = emrflow("run " .. JSON_EX, "AWS_REGION=us-east-1 ")
+    assert.matches("calls of Create_Virtual_Cluster, Submit_Job, Delete_Virtual_Cluster:", err2, 1, true)
+  end)
+
+  it("is not done with --local, nor for a definition without AWS integrations", function()
+    local code = emrflow("run " .. def .. " --local")
+    assert.are.equal(0, code)
+    local pass = tmpfile([[{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}]])
+    local code2 = emrflow("run " .. pass)
+    os.remove(pass)
+    assert.are.equal(0, code2)
+  end)
+
+  it("skips Tasks that a handler or a mock answers (in-process)", function()
+    local cli = require "emrflow.cli"
+    local asl = require "emrflow.asl"
+    local m = asl.load(CAUGHT, { name = "caught" })
+    local handlers = { ["arn:aws:states:::emr-containers:*"] = function() end }
+    assert.are.same({}, cli.preflight(m, { handlers = handlers }))
+    local mocks = { config = { StateMachines = { caught = { TestCases = { happy = { Create = "R" } } } } },
+                    test_case = "happy" }
+    assert.are.same({}, cli.preflight(m, { mocks = mocks }))
+    assert.are.same({}, cli.preflight(m, { emr = { call = function() end } }))
+    -- with none of these, the state is listed (and the missing region found)
+    local ok, err = pcall(cli.preflight, m, { region = "bad region!", endpoint_url = "http://127.0.0.1:1" })
+    assert.is_false(ok)
+    assert.matches("Create", err.message, 1, true)
+  end)
+end)
+
+-- Issue #14 item 6: --local starts from existing virtual clusters (scenario virtual_clusters).
+describe("acceptance: --local with the scenario's virtual_clusters", function()
+  local JOB = [[{"StartAt":"Submit","States":{"Submit":{"Type":"Task",
+    "Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+    "Parameters":{"VirtualClusterId.$":"$.VirtualClusterId","Name":"nightly",
+      "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+      "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://my-bucket/x.py"}}},
+    "ResultSelector":{"State.$":"$.State","VirtualClusterId.$":"$.VirtualClusterId"},"End":true}}}]]
+  local VC = "abcdefghij0123456789abcde"
+
+  it("a workflow taking a VirtualClusterId as input runs locally", function()
+    local def = tmpfile(JOB)
+    local sc = tmpfile('{"virtual_clusters":[{"id":"' .. VC .. '","name":"prod","state":"RUNNING",'
+      .. '"container_provider_id":"eks-prod"}]}')
+    local input = " --input '{\"VirtualClusterId\":\"" .. VC .. "\"}'"
+    local code, out, err = emrflow("run " .. def .. " --local --scenario " .. sc .. input)
+    assert.are.equal(0, code, err)
+    assert.are.same({ State = "COMPLETED", VirtualClusterId = VC }, json.decode(out))
+    -- without it, the cluster does not exist
+    local code2, _, err2 = emrflow("run " .. def .. " --local" .. input)
+    assert.are.equal(2, code2)
+    assert.matches("EmrContainers.ResourceNotFoundException", err2, 1, true)
+    -- a TERMINATED one cannot take jobs
+    local sc2 = tmpfile('{"virtual_clusters":[{"id":"' .. VC .. '","state":"TERMINATED"}]}')
+    local code3 = emrflow("run " .. def .. " --local --scenario " .. sc2 .. input)
+    assert.are.equal(2, code3)
+    for _, f in ipairs { def, sc, sc2 } do os.remove(f) end
+  end)
+
+  it("a bad virtual_clusters entry exits 1 naming the file and the field", function()
+    local def = tmpfile(JOB)
+    for _, c in ipairs {
+      { '{"virtual_clusters":{}}', "virtual_clusters" },
+      { '{"virtual_clusters":[{"id":"UPPER"}]}', "id" },
+      { '{"virtual_clusters":[{"id":"abc","colour":"red"}]}', "colour" },
+      { '{"virtual_clusters":[{"id":"abc","state":"SLEEPY"}]}', "state" },
+    } do
+      local sc = tmpfile(c[1])
+      local code, _, err = emrflow("run " .. def .. " --local --scenario " .. sc)
+      assert.are.equal(1, code, err)
+      assert.matches(sc, err, 1, true)
+      assert.matches(c[2], err, 1, true)
+      os.remove(sc)
+    end
+    os.remove(def)
   end)
 end)

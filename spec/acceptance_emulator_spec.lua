@@ -799,23 +799,27 @@ describe("acceptance: Task integration on the emulator", function()
       assert.are.equal("user-token-1", runs2[1].ClientToken)
     end)
 
-    it("is derived deterministically: the same execution name and state give the same token", function()
+    it("is derived from the execution's unique id: a new execution never reuses one, even under the same name",
+      function()
       local emu = emulator.new()
       local vc = cluster(emu)
-      local function token_of(name)
+      local function token_of(name, execution_id)
         local s = scheduler.new{ clock = "virtual", start = T0 }
         local x = asl.load(one(SYNC, sync_params())):start({ VirtualClusterId = vc },
-          { emr = emu, scheduler = s, name = name })
+          { emr = emu, scheduler = s, name = name, execution_id = execution_id })
         local status, res = x:wait()
         assert.are.equal("SUCCEEDED", status)
         return res.ClientToken, res.Id
       end
       local t1, id1 = token_of("exec-a")
-      local t2, id2 = token_of("exec-b")
+      local t2, id2 = token_of("exec-a")
       assert.are_not.equal(t1, t2)
       assert.are_not.equal(id1, id2)
-      local t3 = token_of("exec-a")
-      assert.are.equal(t1, t3)
+      -- the same unique id (a resumed execution) gives the same token, so the same job back
+      local t3, id3 = token_of("exec-b", "0f8e2f4c-5d0b-4c59-9a7e-3d5a2b1c0e01")
+      local t4, id4 = token_of("exec-b", "0f8e2f4c-5d0b-4c59-9a7e-3d5a2b1c0e01")
+      assert.are.equal(t3, t4)
+      assert.are.equal(id3, id4)
     end)
   end)
 
@@ -1063,8 +1067,9 @@ describe("acceptance: Task integration on the emulator", function()
     assert.are.equal(#runs, #later)
   end)
 
-  it("a result over 262,144 bytes fails with States.DataLimitExceeded, catchable by States.ALL", function()
-    -- DESIGN: payload quota 262,144 bytes -> States.DataLimitExceeded, catchable by States.ALL
+  it("a result over 262,144 bytes fails with States.DataLimitExceeded, caught only when named", function()
+    -- DESIGN: payload quota 262,144 bytes -> States.DataLimitExceeded, a terminal error that
+    -- States.ALL does not catch; a catcher naming it does
     local emu = emulator.new()
     local vc = cluster(emu)
     -- 110 tags of 256-byte values ... too few; use properties: 3 classifications x 90 x 1000 bytes
@@ -1078,12 +1083,17 @@ describe("acceptance: Task integration on the emulator", function()
     local status, res = run(one(SYNC, params, { ResultPath = json.null }), { VirtualClusterId = vc }, emu)
     assert.are.equal("FAILED", status)
     assert.are.equal("States.DataLimitExceeded", res.Error)
-    local def = { StartAt = "T", States = {
-      T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null, Next = "Done",
-            Catch = { { ErrorEquals = { "States.ALL" }, ResultPath = "$.err", Next = "Caught" } } },
-      Done = { Type = "Succeed" },
-      Caught = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true } } }
-    local st2, out2 = run(def, { VirtualClusterId = vc }, emu)
+    local function caught_by(errors)
+      return { StartAt = "T", States = {
+        T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null, Next = "Done",
+              Catch = { { ErrorEquals = errors, ResultPath = "$.err", Next = "Caught" } } },
+        Done = { Type = "Succeed" },
+        Caught = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true } } }
+    end
+    local st1, out1 = run(caught_by{ "States.ALL" }, { VirtualClusterId = vc }, emu)
+    assert.are.equal("FAILED", st1)
+    assert.are.equal("States.DataLimitExceeded", out1.Error)
+    local st2, out2 = run(caught_by{ "States.DataLimitExceeded" }, { VirtualClusterId = vc }, emu)
     assert.are.equal("SUCCEEDED", st2)
     assert.are.equal("States.DataLimitExceeded", out2.e)
     -- a result under the quota is fine

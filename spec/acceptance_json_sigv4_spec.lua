@@ -1,5 +1,5 @@
--- Acceptance tests of emrflow.json and emrflow.sigv4, black-box from DESIGN.md "Public Lua API"
--- and doc/CONTRACTS.md "emrflow.json (beyond DESIGN.md)"; SigV4 vectors are read by path from
+-- Acceptance tests of emrflow.json and emrflow.sigv4, black-box from the public Lua API
+-- (README "Usage in Lua") and doc/CONTRACTS.md "emrflow.json"; SigV4 vectors are read by path from
 -- shared/conformance/sigv4 (AWS's official suite).
 local json = require "emrflow.json"
 local sigv4 = require "emrflow.sigv4"
@@ -72,7 +72,7 @@ describe("acceptance: emrflow.json", function()
       assert.are.same({ a = { 1, 2 } }, json.decode(' \t\n{ "a" : [ 1 , 2 ] } \r\n'))
     end)
 
-    -- DESIGN: "raises on bad input, message names the byte offset"
+    -- the documented contract: "raises on bad input, message names the byte offset"
     local bad = {
       { "empty text", "", nil },
       { "trailing garbage", "{} x", 4 },
@@ -352,7 +352,7 @@ describe("acceptance: emrflow.sigv4", function()
     end
   end)
 
-  it("rejects headers given as a map instead of ordered pairs (DESIGN: headers are ordered pairs)", function()
+  it("rejects headers given as a map instead of ordered pairs (headers are ordered pairs)", function()
       local ok, err = pcall(sigv4.sign, req { headers = { ["Content-Type"] = "application/json" } })
       assert.is_false(ok)
       assert.truthy(tostring(err):find("headers", 1, true))

@@ -108,17 +108,24 @@ describe("emrflow.asl engine", function()
       assert.truthy(x.arn:find(":execution:my%-machine:my%-exec$"))
     end)
 
-    it("States.DataLimitExceeded for outputs over 262,144 bytes, catchable by States.ALL", function()
+    it("States.DataLimitExceeded over 262,144 bytes: terminal for States.ALL, caught by name", function()
       local big = string.rep("a", 262144)
       local status, err = run({ StartAt = "A", States = { A = { Type = "Pass", Result = big, End = true } } })
       assert.are.equal("FAILED", status)
       assert.are.equal("States.DataLimitExceeded", err.Error)
       assert.are.equal("The state/task 'A' returned a result with a size exceeding the maximum number of "
         .. "bytes service limit.", err.Cause)
-      local s2, out = run({ StartAt = "T", States = {
-        T = { Type = "Task", Resource = function() return big end, End = true,
-          Catch = { { ErrorEquals = { "States.ALL" }, Next = "C" } } },
-        C = { Type = "Pass", End = true } } })
+      local function catching(names)
+        return { StartAt = "T", States = {
+          T = { Type = "Task", Resource = function() return big end, End = true,
+            Retry = { { ErrorEquals = { "States.ALL" }, MaxAttempts = 2 } },
+            Catch = { { ErrorEquals = names, Next = "C" } } },
+          C = { Type = "Pass", End = true } } }
+      end
+      local s1, e1 = run(catching { "States.ALL" })
+      assert.are.equal("FAILED", s1)
+      assert.are.equal("States.DataLimitExceeded", e1.Error)
+      local s2, out = run(catching { "States.DataLimitExceeded" })
       assert.are.equal("SUCCEEDED", s2)
       assert.are.equal("States.DataLimitExceeded", out.Error)
     end)
@@ -502,11 +509,22 @@ describe("emrflow.asl engine", function()
         true))
     end)
 
-    it("an unknown resource fails at load time", function()
+    it("a resource that is not an ARN fails at load time", function()
       local ok, err = pcall(asl.load, { StartAt = "T", States = { T = { Type = "Task",
-        Resource = "arn:aws:states:::nope:thing", End = true } } })
+        Resource = "nope:thing", End = true } } })
       assert.is_false(ok)
-      assert.truthy(tostring(err):find("/States/T/Resource: unknown resource", 1, true))
+      assert.truthy(tostring(err):find("/States/T/Resource: \"nope:thing\" is not a resource ARN", 1, true),
+        tostring(err))
+    end)
+
+    it("a resource of any service loads; with no implementation its Task fails (States.Runtime)", function()
+      local m = asl.load({ StartAt = "T", States = { T = { Type = "Task",
+        Resource = "arn:aws:states:::sns:publish", End = true } } })
+      local status, err = m:run({}, { clock = "virtual" })
+      assert.are.equal("FAILED", status)
+      assert.are.equal("States.Runtime", err.Error)
+      assert.truthy(err.Cause:find("arn:aws:states:::sns:publish", 1, true), err.Cause)
+      assert.truthy(err.Cause:find("state 'T'", 1, true), err.Cause)
     end)
 
     it("JSONata machines load but fail with a clear not-supported error", function()

@@ -231,4 +231,36 @@ describe("emrflow.asl.jsonpath", function()
     assert.is_false(jsonpath.deep_equal(json.decode("[1,2]"), json.decode("[2,1]")))
     assert.is_false(jsonpath.deep_equal(json.decode("{}"), json.decode("[]")))
   end)
+
+  describe("regular expression filters (=~)", function()
+    local function pick(path, text)
+      local c = assert(jsonpath.compile(path))
+      return jsonpath.query(c, json.decode(text))
+    end
+
+    it("match the whole string, with the i flag and ECMAScript classes", function()
+      local subject_doc = '{"l":[{"n":"Alpha-1"},{"n":"beta-22"},{"n":"x alpha-3"}]}'
+      assert.are.same({ "Alpha-1" }, pick("$.l[?(@.n =~ /A\\w+-\\d/)].n", subject_doc))
+      assert.are.same({ "Alpha-1", "beta-22" }, pick("$.l[?(@.n =~ /[a-z]+-\\d+/i)].n", subject_doc))
+    end)
+
+    it("stay linear on a pattern that backtracks exponentially elsewhere", function()
+      local subject = string.rep("a", 82) .. "!"
+      local subject_doc = json.encode { l = { { n = subject } } }
+      -- (a+)+$ on 82 a's and a "!" takes minutes with a backtracking matcher; here it ends
+      assert.are.same({}, pick("$.l[?(@.n =~ /(a+)+b/)].n", subject_doc))
+    end)
+
+    it("refuse a bad or unsupported pattern when the path is compiled (a load-time problem)", function()
+      for _, bad in ipairs { "$.l[?(@.n =~ /(a/)]", "$.l[?(@.n =~ /(a)\\1/)]", "$.l[?(@.n =~ /a/q)]" } do
+        local c, err = jsonpath.compile(bad)
+        assert.is_nil(c, bad)
+        assert.matches("invalid regular expression", tostring(err), 1, true)
+      end
+      local asl = require "emrflow.asl"
+      local problems = asl.validate { StartAt = "P", States = { P = { Type = "Pass", End = true,
+        InputPath = "$.l[?(@.n =~ /(a/)]" } } }
+      assert.are.equal("/States/P/InputPath", problems[1].path)
+    end)
+  end)
 end)

@@ -180,6 +180,31 @@ describe("emr-containers resources at load time", function()
     assert.are.equal(5, #p)
   end)
 
+  it("value constraints are warnings at load time, EmrContainers.ValidationException at run time", function()
+    -- the page's own "Namespace": "Namespace": valid ASL, rejected by EMR (upper case)
+    local def = one_task("arn:aws:states:::emr-containers:createVirtualCluster", {
+      Name = "vc", ContainerProvider = { Id = "eks", Type = "EKS",
+        Info = { EksInfo = { Namespace = "Namespace" } } } })
+    local p = asl.validate(def)
+    assert.are.equal(1, #p)
+    assert.are.equal("/States/T/Parameters/ContainerProvider/Info/EksInfo/Namespace", p[1].path)
+    assert.are.equal("warning", p[1].severity)
+    def.States.T.Catch = { { ErrorEquals = { "EmrContainers.ValidationException" }, Next = "Caught" } }
+    def.States.Caught = { Type = "Pass", End = true }
+    local status, out = run(def, {}, { emu = emulator.new() })
+    assert.are.equal("SUCCEEDED", status)
+    assert.are.equal("EmrContainers.ValidationException", out.Error)
+    assert.matches("Namespace", out.Cause)
+  end)
+
+  it("structure problems (unknown member, wrong type, missing required) stay errors", function()
+    local p = problems(SYNC, job_params{ Bogus = 1, JobDriver = { SparkSubmitJobDriver = {
+      EntryPointArguments = "60" } } })
+    assert.is_true(#p >= 3)
+    for _, pr in ipairs(p) do assert.is_nil(pr.severity, pr.path .. ": " .. pr.message) end
+    assert.has_error(function() asl.load(one_task(SYNC, job_params{ Bogus = 1 })) end)
+  end)
+
   it("leaves dynamic members to run time, and fills ClientToken itself", function()
     assert.are.same({}, problems(SYNC, job_params({ ["JobDriver.$"] = "$.driver" }, { "JobDriver" })))
     assert.are.same({}, problems("arn:aws:states:::emr-containers:deleteVirtualCluster.sync",
@@ -605,7 +630,7 @@ describe("emr-containers Task states on the emulator", function()
       return input
     end
 
-    it("a JobRun over 262,144 bytes fails with States.DataLimitExceeded, caught by States.ALL", function()
+    it("a JobRun over 262,144 bytes fails with States.DataLimitExceeded, caught only by name", function()
       local emu = emulator.new()
       local input = big_input(new_cluster(emu))
       local params = job_params{ ["ConfigurationOverrides.$"] = "$.overrides" }
@@ -613,13 +638,16 @@ describe("emr-containers Task states on the emulator", function()
       assert.are.equal("FAILED", status)
       assert.are.equal("States.DataLimitExceeded", res.Error)
       assert.matches("'emr%-containers' returned a result with a size exceeding", res.Cause)
-      local caught = machine({
-        T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null,
-              Catch = { { ErrorEquals = { "States.ALL" }, ResultPath = "$.err", Next = "Done" } },
-              End = true },
-        Done = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true },
-      }, "T")
-      local st2, out2 = run(caught, input, { emu = emu })
+      local function caught(names)
+        return machine({
+          T = { Type = "Task", Resource = SYNC, Parameters = params, ResultPath = json.null,
+                Catch = { { ErrorEquals = names, ResultPath = "$.err", Next = "Done" } },
+                End = true },
+          Done = { Type = "Pass", Parameters = { ["e.$"] = "$.err.Error" }, End = true },
+        }, "T")
+      end
+      assert.are.equal("FAILED", (run(caught { "States.ALL" }, input, { emu = emu })))
+      local st2, out2 = run(caught { "States.DataLimitExceeded" }, input, { emu = emu })
       assert.are.equal("SUCCEEDED", st2)
       assert.are.equal("States.DataLimitExceeded", out2.e)
     end)

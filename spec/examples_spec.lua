@@ -94,7 +94,7 @@ local PAGE = [[{
 }]]
 -- luacheck: pop
 
--- The substitutions the examples make (DESIGN.md: placeholders fail the model's patterns;
+-- The substitutions the examples make (the design: placeholders fail the model's patterns;
 -- a Kubernetes namespace is lower-case, so "Namespace" fails its pattern too).
 local function substitute(v)
   if type(v) == "string" then
@@ -205,7 +205,11 @@ describe("examples/emr-eks-pipeline", function()
       assert.are.equal("COMPLETED", out.JobRun.State)
       assert.are.equal("TERMINATED", out.VirtualCluster.State)
     end
-    assert.are.equal(outputs[1], outputs[2])
+    -- each execution has its own unique id, so its own ClientToken; everything else is equal
+    local a, b = json.decode(outputs[1]), json.decode(outputs[2])
+    assert.are_not.equal(a.JobRun.ClientToken, b.JobRun.ClientToken)
+    a.JobRun.ClientToken, b.JobRun.ClientToken = nil, nil
+    assert.are.same(plain(a), plain(b))
   end)
 
   it("emrflow run --local gives the same stdout for both, exit 0, and a result file", function()
@@ -218,6 +222,7 @@ describe("examples/emr-eks-pipeline", function()
     local a, b = json.decode(o1), json.decode(o2)
     a.JobRun.CreatedAt, a.JobRun.FinishedAt, a.VirtualCluster.CreatedAt = nil, nil, nil
     b.JobRun.CreatedAt, b.JobRun.FinishedAt, b.VirtualCluster.CreatedAt = nil, nil, nil
+    a.JobRun.ClientToken, b.JobRun.ClientToken = nil, nil  -- unique per execution
     assert.are.same(plain(a), plain(b))
     local result = json.decode(read(rf))
     os.remove(rf)
@@ -235,8 +240,8 @@ describe("examples/emr-eks-pipeline", function()
                            "execution SUCCEEDED" } do
       assert.is_truthy(err:find(want, 1, true), want .. " in:\n" .. err)
     end
-    -- each line carries the clock and the elapsed execution time
-    assert.matches("\n%d%d:%d%d:%d%d +%+%d+%.%ds +    job MyJobName %w+ RUNNING %-> COMPLETED", err)
+    -- each line carries the clock and the elapsed execution time, marked virtual (--local)
+    assert.matches("\n%[virtual %d%d:%d%d:%d%d %+%d+%.%ds%]     job MyJobName %w+ RUNNING %-> COMPLETED", err)
     -- quiet when stderr is not a terminal
     local _, _, quiet = run_cli(JSON_PATH .. " --local", "")
     assert.is_nil(quiet:find("> Submit_Job", 1, true))
@@ -362,5 +367,28 @@ describe("examples against the fake server", function()
     local l = normalize(local_out)
     l.JobRun.CreatedBy, results[1].JobRun.CreatedBy = nil, nil
     assert.are.same(l, results[1])
+  end)
+end)
+
+describe("examples/emr-eks-job with existing-cluster.scenario", function()
+  local VC = "cszt6tqby98mea88f1u26cob2"
+
+  it("runs the page's job on a virtual cluster given as input, locally", function()
+    local code, out, err = run_cli("examples/emr-eks-job.json --local --scenario "
+      .. "examples/existing-cluster.scenario.json --input '{\"VirtualClusterId\":\"" .. VC .. "\"}'")
+    assert.are.equal(0, code, err)
+    local o = json.decode(out)
+    assert.are.equal(VC, o.VirtualClusterId)
+    assert.are.equal("COMPLETED", o.JobRun.State)
+    assert.are.equal(VC, o.JobRun.VirtualClusterId)
+  end)
+
+  it("keeps the page's job parameters", function()
+    -- the same Parameters as the pipeline's Submit_Job (the page's, with its placeholders filled)
+    local pipeline = json.decode(read(JSON_PATH)).States.Submit_Job
+    local job = json.decode(read("examples/emr-eks-job.json")).States.Submit_Job
+    assert.are.equal(pipeline.Resource, job.Resource)
+    assert.are.same(pipeline.Parameters, job.Parameters)
+    assert.are.equal("$.VirtualClusterId", job.Parameters["VirtualClusterId.$"])
   end)
 end)

@@ -3,11 +3,9 @@ local core = require "emrflow.core"
 local cjson = require "cjson"
 local fake = require "support.fake"
 
-local has_socket, socket = pcall(require, "socket")
-local function now()
-  if has_socket then return socket.gettime() end
-  return os.time()
-end
+-- Sub-second wall clock (os.time() counts whole seconds: a 200 ms wait measured with it
+-- reads as 0 or 1 s depending on where the second boundary falls).
+local now = core.now
 
 -- Runs one request to completion on poller p; returns the completion.
 local function run(p, req)
@@ -395,7 +393,8 @@ describe("core.http", function()
           assert.equal(case.code, c.err.code)
           assert.is_true(c.err.retryable)
           assert.is_string(c.err.message)
-          if case.timeout_ms then assert.is_true(now() - t0 < 1.5) end
+          -- timed out by timeout_ms, before the fake's reply after 2 s
+          if case.timeout_ms then assert.is_true(now() - t0 < 1.9) end
           local recs = srv:requests{ path_prefix = "/x" }
           assert.equal(1, #recs)                  -- no silent retry below us
           assert.equal(case.fault.kind, recs[1].fault)
@@ -477,6 +476,45 @@ describe("core.http", function()
       assert.equal(1, p:stats().cancelled)
     end)
 
+    it("step(0) returns at once with a request in flight; step(t) returns when one finishes", function()
+      local p <close> = core.http.poller()
+      local slow = p:add{ method = "GET", url = srv.url .. "/sleep/1500" }
+      local t0 = now()
+      for _ = 1, 20 do assert.same({}, p:step(0)) end
+      assert.is_true(now() - t0 < 1.2)          -- 20 steps, none waiting for the reply
+      local fast = p:add{ method = "GET", url = srv.url .. "/" }
+      local first
+      repeat first = p:step(5000)[1] until first
+      assert.equal(fast, first.id)              -- step(5000) returned with the fast one
+      assert.is_true(p:cancel(slow))
+    end)
+
+    it("tells a host which sockets to watch and when to step, from libcurl's callbacks", function()
+      local p <close> = core.http.poller()
+      assert.is_nil(p:timeout())
+      assert.same({}, p:sockets())
+      local id = p:add{ method = "GET", url = srv.url .. "/sleep/200" }
+      assert.equal(0, p:timeout())              -- libcurl wants to start at once
+      local got, watched, t0 = nil, {}, now()
+      local sleeper <close> = core.http.poller()  -- stands for the host's own wait
+      while not got and now() - t0 < 20 do
+        for _, c in ipairs(p:step(0)) do got = c end
+        for _, sk in ipairs(p:sockets()) do
+          assert.equal("integer", math.type(sk.fd))
+          assert.equal("integer", math.type(sk.gen))
+          assert.is_true(sk.read or sk.write)
+          watched[sk.fd] = true
+        end
+        local t = p:timeout()
+        assert.is_true(t == nil or (math.type(t) == "integer" and t >= 0))
+        if not got then sleeper:step(5) end
+      end
+      assert.equal(id, got.id)
+      assert.equal(200, got.response.status)
+      assert.is_truthy(next(watched))
+      assert.same({}, p:sockets())              -- nothing in flight: nothing to watch
+    end)
+
     it("frees requests in flight when collected", function()
       do
         local p = core.http.poller()
@@ -494,6 +532,8 @@ describe("core.http", function()
       p:close()
       assert.matches("closed", tostring(p))
       for _, call in ipairs{
+        function() p:sockets() end,
+        function() p:timeout() end,
         function() p:add{ method = "GET", url = srv.url } end,
         function() p:step(0) end,
         function() p:cancel(1) end,
@@ -672,6 +712,8 @@ describe("core.http", function()
       local p <close> = core.http.poller()
       assert.has_error(function() p.add({}, { method = "GET", url = url }) end)
       assert.has_error(function() p.step(nil) end)
+      assert.has_error(function() p.sockets({}) end)
+      assert.has_error(function() p.timeout(42) end)
     end)
   end)
 end)

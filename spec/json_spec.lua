@@ -163,6 +163,8 @@ describe("emrflow.json", function()
     end)
 
     local errors = {
+      { '{\n  "a": 1,\n  "b": x\n}', "expected a JSON value, found 'x' at byte 20", line = 3, column = 8 },
+      { '["\u{e9}", ?]', "expected a JSON value, found '?' at byte 8", line = 1, column = 7 },
       { "", "unexpected end of input at byte 1" },
       { "   ", "unexpected end of input at byte 4" },
       { '{"a":1', "unexpected end of input at byte 7" },
@@ -225,7 +227,12 @@ describe("emrflow.json", function()
     }
     for _, c in ipairs(errors) do
       it(string.format("rejects %q", #c[1] > 40 and c[1]:sub(1, 40) .. "..." or c[1]), function()
-        assert.equal("emrflow.json: " .. c[2], err_of(json.decode, c[1]))
+        -- every case but two is on one line, where the column is the byte
+        local what, byte = c[2]:match("^(.*) at byte (%d+)$")
+        local line, col = 1, tonumber(byte)
+        if c.line then line, col = c.line, c.column end
+        assert.equal(string.format("emrflow.json: %s at line %d, column %d (byte %s)", what, line, col, byte),
+          err_of(json.decode, c[1]))
       end)
     end
 
@@ -261,7 +268,7 @@ describe("emrflow.json", function()
           local text = json.encode(v)
           assert.equal(text, json.encode(json.decode(text)))
         else
-          local at = tostring(v):match("^emrflow%.json: .+ at byte (%d+)$")
+          local at = tostring(v):match("^emrflow%.json: .+ at line %d+, column %d+ %(byte (%d+)%)$")
           assert(at, tostring(v))
           assert(tonumber(at) >= 1 and tonumber(at) <= #s + 1, tostring(v))
         end
@@ -270,9 +277,9 @@ describe("emrflow.json", function()
     end)
 
     it("honours max_depth", function()
-      assert.equal("emrflow.json: nesting deeper than 1 at byte 2",
+      assert.equal("emrflow.json: nesting deeper than 1 at line 1, column 2 (byte 2)",
         err_of(json.decode, "[[1]]", { max_depth = 1 }))
-      assert.equal("emrflow.json: nesting deeper than 2 at byte 11",
+      assert.equal("emrflow.json: nesting deeper than 2 at line 1, column 11 (byte 11)",
         err_of(json.decode, '{"a":{"b":[]}}', { max_depth = 2 }))
     end)
 

@@ -166,4 +166,116 @@ describe("emrflow.scheduler", function()
     assert.equal(10000, n)
     assert.equal(1000 + 96, s:now())
   end)
+  describe("for a host's own loop", function()
+    local core = require "emrflow.core"
+
+    it("step(0) never blocks; timeout() tells when the next step is due", function()
+      local s = scheduler.new{ clock = "real" }
+      assert.is_nil(s:timeout())                           -- nothing pending
+      local t = s:spawn(function() scheduler.sleep(30) return "slept" end)
+      assert.equal(0, s:timeout())                         -- ready to run now
+      local t0 = core.now()
+      assert.is_true(s:step(0))                            -- runs it up to its sleep
+      assert.is_false(t:done())
+      local left = s:timeout()
+      assert.is_true(left > 25 and left <= 30, tostring(left))
+      for _ = 1, 100 do s:step(0) end
+      assert.is_true(core.now() - t0 < 10)                 -- far below the 30 s sleep
+      s:cancel(t)
+      assert.equal(0, s:timeout())
+      s:step(0)
+      assert.is_true(t:done())
+      assert.is_nil(s:timeout())
+      assert.same({}, s:sockets())
+    end)
+
+    it("under a virtual clock a pending timer is due at once", function()
+      local s = virtual()
+      local t = s:spawn(function() scheduler.sleep(3600) end)
+      s:step(0)
+      assert.equal(0, s:timeout())
+      s:step(0)
+      assert.is_true(t:done())
+      assert.equal(1000 + 3600, s:now())
+    end)
+
+    it("lists the sockets of HTTP requests in flight, and completes them through step(0)", function()
+      local fake = require "support.fake"
+      local srv = fake.start("fake_echo", {})
+      local s = scheduler.new{ clock = "real" }
+      local t = s:spawn(function() return scheduler.http{ method = "GET", url = srv.url .. "/sleep/300" } end)
+      for _ = 1, 5 do s:step(0) end
+      assert.is_false(t:done())                            -- step(0) did not wait for the reply
+      local seen, t0 = {}, core.now()
+      local sleeper <close> = core.http.poller()           -- stands for the host's own wait
+      while not t:done() and core.now() - t0 < 20 do
+        for _, sk in ipairs(s:sockets()) do
+          assert.is_number(sk.fd)
+          assert.is_true(sk.read or sk.write)
+          seen[#seen + 1] = sk
+        end
+        local wait = s:timeout()
+        assert.is_truthy(wait or #s:sockets() > 0)         -- always something to wait for
+        s:step(0)
+        sleeper:step(math.min(20, math.ceil((wait or 0.02) * 1000)))
+      end
+      srv:stop()
+      local _, res = t:result()
+      assert.equal(200, res.status)
+      assert.is_true(#seen > 0)
+      assert.same({}, s:sockets())
+      assert.is_nil(s:timeout())
+    end)
+
+    it("calls the wakeup when host code makes work ready between steps, never inside a step", function()
+      local s = virtual()
+      local woken = 0
+      s:set_wakeup(function() woken = woken + 1 end)
+      local ev = scheduler.event()
+      local t = s:spawn(function() return ev:wait() end)   -- from outside a step
+      assert.equal(1, woken)
+      s:step(0)
+      assert.equal(1, woken)                               -- the step itself does not call it
+      ev:set("go")                                         -- host code
+      assert.equal(2, woken)
+      s:step(0)
+      assert.same({ true, "go" }, { t:result() })
+      s:set_wakeup(nil)
+      s:spawn(function() end)
+      assert.equal(2, woken)
+      assert.has_error(function() s:set_wakeup(42) end)
+    end)
+
+    it("a task that yields runs again on the next step, so a long loop lets the host in", function()
+      local s = virtual()
+      local n = 0
+      local t = s:spawn(function()
+        for _ = 1, 5 do n = n + 1 scheduler.yield() end
+      end)
+      s:step(0)
+      assert.equal(1, n)
+      assert.equal(0, s:timeout())
+      s:step(0)
+      assert.equal(2, n)
+      s:run_until(t)
+      assert.equal(5, n)
+    end)
+
+    it("keeps several schedulers in one Lua state apart", function()
+      local a, b = virtual(), scheduler.new{ clock = "virtual", start = 5000 }
+      local ta = a:spawn(function() scheduler.sleep(10) return scheduler.now() end)
+      local tb = b:spawn(function() scheduler.sleep(20) return scheduler.now() end)
+      b:step(0)
+      a:run_until(ta)
+      assert.is_false(tb:done())
+      b:run_until(tb)
+      assert.same({ true, 1010 }, { ta:result() })
+      assert.same({ true, 5020 }, { tb:result() })
+    end)
+
+    it("rejects a bad step argument", function()
+      assert.has_error(function() virtual():step("soon") end,
+        "emrflow.scheduler: step expects a number of seconds or nil")
+    end)
+  end)
 end)

@@ -670,6 +670,21 @@ describe("emrflow.sigv4", function()
       end)
     end
 
+    it("locates code mistakes at the caller, but not bad credential text (it comes from the environment)",
+        function()
+      local function from_lua_code(r)
+        local signed = sigv4.sign(r)   -- not a tail call: this function is the caller
+        return signed
+      end
+      local ok, err = pcall(from_lua_code, req { credentials = creds(TOKEN .. "\r\nX: y") })
+      assert.is_false(ok)
+      assert.are.equal("emrflow.sigv4.sign: credentials.session_token: invalid character at byte "
+        .. (#TOKEN + 1), err)
+      local ok2, err2 = pcall(from_lua_code, req { url = "ftp://example.com/" })
+      assert.is_false(ok2)
+      assert.matches("^spec/sigv4_spec%.lua:%d+: emrflow%.sigv4%.sign: url:", err2)
+    end)
+
     it("never shows secrets in the signer's text form", function()
       local signer = sigv4.signer{ credentials = creds(TOKEN) }
       assert.is_nil(tostring(signer):find(SECRET, 1, true))

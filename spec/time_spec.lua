@@ -216,6 +216,36 @@ describe("emrflow.time", function()
     end
   end)
 
+  describe("parse_iso(text, \"lenient\") reads API and credential-file timestamps", function()
+    local cases = {
+      { "2026-01-02T03:04:05Z", 1767323045000 },
+      { " 2026-01-02 03:04:05.5+0100 ", 1767319445500 },
+      { "2026-01-02t03:04:05.123456789z", 1767323045123, 456789 },
+      { "2026-01-02T03:04", 1767323040000 },
+      { "2026-01-02T03:04:05", 1767323045000 },
+      { "2026-01-02T03:04:05-05:30", 1767342845000 },
+      { "2026-02-30T00:00:00Z", false },
+      { "2026-01-02", false },
+      { "2026-01-02T03:04:05+25:00", false },
+      { "yesterday", false },
+    }
+    for _, c in ipairs(cases) do
+      it(("%q"):format(c[1]), function()
+        local ms, ns = time.parse_iso(c[1], "lenient")
+        if c[2] == false then
+          assert.is_nil(ms)
+          assert.is_string(ns)
+        else
+          assert.are.same({ c[2], c[3] or 0 }, { ms, ns })
+        end
+      end)
+    end
+
+    it("refuses an unknown flavour", function()
+      assert.has_error(function() time.parse_iso("2026-01-02T03:04:05Z", "strict-ish") end)
+    end)
+  end)
+
   describe("format_iso writes as $fromMillis does", function()
     for _, v in ipairs(JSONATA_FROM_MILLIS) do
       it(tostring(v[1]), function()
@@ -229,6 +259,12 @@ describe("emrflow.time", function()
       local s, why = time.format_iso("0")
       assert.is_nil(s)
       assert.matches("must be a number", why)
+    end)
+
+    it("writes seconds precision as AWS APIs do", function()
+      assert.are.equal("2016-03-14T01:59:00Z", time.format_iso(1457920740999, "seconds"))
+      assert.are.equal("1969-12-31T23:59:59Z", time.format_iso(-1, "seconds"))
+      assert.are.equal(os.date("!%Y-%m-%dT%H:%M:%SZ", 1767323045), time.format_iso(1767323045000, "seconds"))
     end)
 
     it("round-trips with parse_iso", function()

@@ -2,9 +2,12 @@
 #include "ef_http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EASY_POOL_MAX 16
 #define XFER_POOL_MAX 16
@@ -60,6 +63,14 @@ struct ef_http {
     char *last_url;
     CURLU *last_u;
     struct ef_http_stats stats;
+    /* What libcurl asked for through its socket and timer callbacks. */
+    struct ef_http_socket *socks;
+    size_t nsocks, socks_cap;
+    uint64_t next_gen;
+    int64_t timer_at_us;        /* monotonic time libcurl's timer is due; -1 = none */
+    int socks_oom;              /* the socket callback could not record a socket */
+    struct pollfd *pfds;        /* poll(2) array, sized with socks */
+    size_t pfds_cap;
 };
 
 static void list_push(struct list *l, struct ef_http_xfer *x)
@@ -92,6 +103,90 @@ static void set_err(char *errbuf, size_t errlen, const char *msg)
 {
     if (errbuf && errlen)
         snprintf(errbuf, errlen, "%s", msg);
+}
+
+/* ---- what libcurl waits for ------------------------------------------ */
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Index of fd in h->socks, or h->nsocks when libcurl does not watch it. */
+static size_t sock_find(const struct ef_http *h, curl_socket_t fd)
+{
+    size_t i = 0;
+    while (i < h->nsocks && h->socks[i].fd != fd)
+        i++;
+    return i;
+}
+
+/* Room for n recorded sockets and as many pollfds. */
+static int reserve_socks(struct ef_http *h, size_t n)
+{
+    if (n <= h->socks_cap && n <= h->pfds_cap)
+        return 1;
+    size_t cap = h->socks_cap > h->pfds_cap ? h->socks_cap : h->pfds_cap;
+    if (cap < 8)
+        cap = 8;
+    while (cap < n)
+        cap *= 2;
+    if (cap > h->socks_cap) {
+        struct ef_http_socket *ns = realloc(h->socks, cap * sizeof *ns);
+        if (!ns)
+            return 0;
+        h->socks = ns;
+        h->socks_cap = cap;
+    }
+    if (cap > h->pfds_cap) {
+        struct pollfd *np = realloc(h->pfds, cap * sizeof *np);
+        if (!np)
+            return 0;
+        h->pfds = np;
+        h->pfds_cap = cap;
+    }
+    return 1;
+}
+
+/* libcurl's socket callback: records what it wants for s. Runs inside libcurl: it only
+ * updates h->socks, never calls anyone. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct ef_http *h = userp;
+    (void)easy;
+    (void)socketp;
+    size_t i = sock_find(h, s);
+    if (what == CURL_POLL_REMOVE) {
+        if (i < h->nsocks)
+            h->socks[i] = h->socks[--h->nsocks];
+        return 0;
+    }
+    int want = ((what & CURL_POLL_IN) ? EF_HTTP_WANT_READ : 0) |
+               ((what & CURL_POLL_OUT) ? EF_HTTP_WANT_WRITE : 0);
+    if (i < h->nsocks) {
+        h->socks[i].want = want;
+        return 0;
+    }
+    if (!reserve_socks(h, h->nsocks + 1)) {
+        h->socks_oom = 1;               /* reported by the step running now */
+        return 0;
+    }
+    h->socks[h->nsocks].fd = s;
+    h->socks[h->nsocks].want = want;
+    h->socks[h->nsocks].gen = ++h->next_gen;
+    h->nsocks++;
+    return 0;
+}
+
+/* libcurl's timer callback: records when it next needs CURL_SOCKET_TIMEOUT. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct ef_http *h = userp;
+    (void)multi;
+    h->timer_at_us = timeout_ms < 0 ? -1 : mono_us() + (int64_t)timeout_ms * 1000;
+    return 0;
 }
 
 /* ---- easy handle pool -------------------------------------------------- */
@@ -510,6 +605,12 @@ int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *i
     if (rc != EF_HTTP_ADD_OK)
         return rc;
 
+    /* Room for the sockets of every transfer (a connect may try two addresses at once), so
+     * the socket callback seldom has to allocate. */
+    if (!reserve_socks(h, 2 * (h->active.n + 1) + 2)) {
+        curl_url_cleanup(u);
+        goto oom_nofree;
+    }
     struct ef_http_xfer *x = xfer_new(h);
     if (!x) {
         curl_url_cleanup(u);
@@ -664,6 +765,11 @@ struct ef_http *ef_http_new(const struct ef_http_options *opts)
     /* The connection cache keeps idle connections for a few hosts (EMR, STS, IMDS). */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxc * 4);
     curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    h->timer_at_us = -1;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, (void *)h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, (void *)h);
     return h;
 }
 
@@ -685,7 +791,9 @@ void ef_http_free(struct ef_http *h)
         curl_easy_cleanup(h->pool[--h->npool]);
     while (h->nspare)
         xfer_destroy(h->spare[--h->nspare]);
-    curl_multi_cleanup(h->multi);
+    curl_multi_cleanup(h->multi);       /* may still call on_socket: h stays valid */
+    free(h->socks);
+    free(h->pfds);
     free(h->last_url);
     curl_url_cleanup(h->last_u);
     free(h->noproxy);
@@ -794,31 +902,118 @@ static int multi_fail(CURLMcode mc, char *errbuf, size_t errlen)
     return EF_HTTP_ECURL;
 }
 
-int ef_http_step(struct ef_http *h, long timeout_ms, char *errbuf, size_t errlen)
+/* Hands libcurl every watched socket poll(2) found ready, then its timer when due. */
+static int dispatch(struct ef_http *h, nfds_t n, char *errbuf, size_t errlen)
 {
     int running = 0;
-    size_t done_before = h->done.n;
     CURLMcode mc;
-    if (h->active.n) {
-        mc = curl_multi_perform(h->multi, &running);
+    for (nfds_t i = 0; i < n; i++) {
+        short re = h->pfds[i].revents;
+        /* An earlier action may have made libcurl drop this socket: skip it then. */
+        if (!re || sock_find(h, h->pfds[i].fd) == h->nsocks)
+            continue;
+        int ev = 0;
+        if (re & (POLLIN | POLLHUP))
+            ev |= CURL_CSELECT_IN;
+        if (re & POLLOUT)
+            ev |= CURL_CSELECT_OUT;
+        if (re & (POLLERR | POLLNVAL))
+            ev |= CURL_CSELECT_ERR;
+        mc = curl_multi_socket_action(h->multi, h->pfds[i].fd, ev, &running);
         if (mc != CURLM_OK)
             return multi_fail(mc, errbuf, errlen);
-        collect(h);
     }
-    if (h->done.n == done_before && timeout_ms > 0) {
-        if (timeout_ms > EF_HTTP_MAX_TIMEOUT_MS)
-            timeout_ms = EF_HTTP_MAX_TIMEOUT_MS;
-        mc = curl_multi_poll(h->multi, NULL, 0, (int)timeout_ms, NULL);
+    if (h->timer_at_us >= 0 && h->timer_at_us <= mono_us()) {
+        mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         if (mc != CURLM_OK)
             return multi_fail(mc, errbuf, errlen);
-        if (h->active.n) {
-            mc = curl_multi_perform(h->multi, &running);
-            if (mc != CURLM_OK)
-                return multi_fail(mc, errbuf, errlen);
-            collect(h);
-        }
+    }
+    collect(h);
+    if (h->socks_oom) {
+        h->socks_oom = 0;
+        set_err(errbuf, errlen, "out of memory (recording a socket)");
+        return EF_HTTP_ENOMEM;
     }
     return EF_HTTP_ADD_OK;
+}
+
+/* Waits up to wait_ms (less when libcurl's timer is due sooner) for the sockets libcurl
+ * watches, then dispatches. A signal ends the wait early and sets *interrupted. */
+static int drive(struct ef_http *h, long wait_ms, int *interrupted, char *errbuf, size_t errlen)
+{
+    long t = ef_http_timeout(h);
+    if (t >= 0 && t < wait_ms)
+        wait_ms = t;
+    if (!reserve_socks(h, h->nsocks)) {
+        set_err(errbuf, errlen, "out of memory");
+        return EF_HTTP_ENOMEM;
+    }
+    nfds_t n = 0;
+    for (size_t i = 0; i < h->nsocks; i++) {
+        const struct ef_http_socket *sk = &h->socks[i];
+        if (!sk->want)
+            continue;
+        h->pfds[n].fd = sk->fd;
+        h->pfds[n].events = (short)(((sk->want & EF_HTTP_WANT_READ) ? POLLIN : 0) |
+                                    ((sk->want & EF_HTTP_WANT_WRITE) ? POLLOUT : 0));
+        h->pfds[n].revents = 0;
+        n++;
+    }
+    if (poll(n ? h->pfds : NULL, n, (int)wait_ms) < 0) {
+        if (errno != EINTR) {
+            if (errbuf && errlen)
+                snprintf(errbuf, errlen, "poll: %s", strerror(errno));
+            return EF_HTTP_ECURL;
+        }
+        *interrupted = 1;
+        for (nfds_t i = 0; i < n; i++)
+            h->pfds[i].revents = 0;
+    }
+    return dispatch(h, n, errbuf, errlen);
+}
+
+int ef_http_step(struct ef_http *h, long timeout_ms, char *errbuf, size_t errlen)
+{
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if (timeout_ms > EF_HTTP_MAX_TIMEOUT_MS)
+        timeout_ms = EF_HTTP_MAX_TIMEOUT_MS;
+    size_t done_before = h->done.n;
+    int64_t deadline = mono_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        int64_t left = deadline - mono_us();
+        int interrupted = 0;
+        int rc = drive(h, left > 0 ? (long)((left + 999) / 1000) : 0, &interrupted, errbuf,
+                       errlen);
+        if (rc != EF_HTTP_ADD_OK)
+            return rc;
+        if (h->done.n != done_before || interrupted || mono_us() >= deadline)
+            return EF_HTTP_ADD_OK;
+    }
+}
+
+size_t ef_http_sockets(const struct ef_http *h, struct ef_http_socket *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nsocks; i++) {
+        if (!h->socks[i].want)
+            continue;
+        if (n < max)
+            out[n] = h->socks[i];
+        n++;
+    }
+    return n;
+}
+
+long ef_http_timeout(const struct ef_http *h)
+{
+    if (h->timer_at_us < 0)
+        return -1;
+    int64_t left = h->timer_at_us - mono_us();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999) / 1000;           /* never report "due" before it is */
+    return ms > EF_HTTP_MAX_TIMEOUT_MS ? EF_HTTP_MAX_TIMEOUT_MS : (long)ms;
 }
 
 int ef_http_cancel(struct ef_http *h, uint64_t id)

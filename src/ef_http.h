@@ -9,6 +9,12 @@
  * "done" queue -> the caller reads it with ef_http_done_peek and frees it with
  * ef_http_done_pop. ef_http_cancel drops one at any point; ef_http_free drops all.
  *
+ * Waiting: the poller follows libcurl's event API. libcurl's socket and timer callbacks only
+ * record, in C, which sockets it wants watched and when it next needs to run; they never call
+ * the caller. ef_http_step polls exactly those sockets (its own poll(2)); a host with its own
+ * event loop reads them with ef_http_sockets and ef_http_timeout, waits itself, and calls
+ * ef_http_step(h, 0), which never blocks.
+ *
  * Connections are kept alive in the multi handle's connection cache, so N calls
  * in a row to one endpoint open one connection. TLS peer and host verification are
  * always on. Proxies come from libcurl's own environment variables: http_proxy,
@@ -94,11 +100,29 @@ void ef_http_free(struct ef_http *h);
 int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *id,
                 char *errbuf, size_t errlen);
 
-/* Drives the transfers once: performs, then (when nothing finished yet and
- * timeout_ms > 0) waits up to timeout_ms for activity and performs again; moves
- * finished transfers to the done queue. With no transfer in flight it simply
+/* Drives the transfers: hands libcurl every socket that is ready and its timer when due,
+ * moving finished transfers to the done queue; repeats, waiting for the sockets and the
+ * timer, until at least one transfer has finished, timeout_ms has passed or a signal
+ * interrupted the wait. timeout_ms = 0 never blocks. With no transfer in flight it simply
  * waits timeout_ms. Returns EF_HTTP_ADD_OK, or EF_HTTP_ENOMEM / EF_HTTP_ECURL. */
 int ef_http_step(struct ef_http *h, long timeout_ms, char *errbuf, size_t errlen);
+
+/* What libcurl waits for on one socket. gen changes whenever libcurl starts watching a
+ * socket anew, so a host can tell a reused descriptor number from the same socket. */
+enum { EF_HTTP_WANT_READ = 1, EF_HTTP_WANT_WRITE = 2 };
+struct ef_http_socket {
+    int fd;
+    int want;                   /* EF_HTTP_WANT_READ | EF_HTTP_WANT_WRITE */
+    uint64_t gen;
+};
+
+/* The sockets to watch now (libcurl's socket callback, recorded): copies up to max of them
+ * into out and returns how many there are. They change after every ef_http_step. */
+size_t ef_http_sockets(const struct ef_http *h, struct ef_http_socket *out, size_t max);
+
+/* Milliseconds until ef_http_step(h, 0) is due for libcurl's timer: 0 = now, -1 = no timer
+ * (libcurl's timer callback, recorded). */
+long ef_http_timeout(const struct ef_http *h);
 
 /* Drops a transfer (in flight or done); returns 1 when it existed. */
 int ef_http_cancel(struct ef_http *h, uint64_t id);

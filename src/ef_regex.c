@@ -812,12 +812,14 @@ static int s_in_ranges(const struct re_range *r, size_t n, uint32_t c)
 /* ------------------------------------------------------------------------ */
 /* Program                                                                   */
 
+/* The consuming instructions (CHAR, ANY, ANYNL, CLASS) continue at y. */
 enum op {
     OP_CHAR,   /* c */
     OP_ANY,    /* any code point */
     OP_ANYNL,  /* any but a line break */
     OP_CLASS,  /* x: class index */
     OP_MATCH,
+    OP_FAIL,   /* the thread dies (an optional iteration that matched nothing) */
     OP_JMP,    /* x */
     OP_SPLIT,  /* x preferred, then y */
     OP_SAVE,   /* x: capture slot */
@@ -852,6 +854,9 @@ struct ef_regex {
     int groups;
     int nlooks;
     size_t stack_cap;        /* addthread stack bound */
+    int has_first;           /* first[] is usable: a match must start with one of these bytes */
+    int first_single;        /* >= 0: the only such byte (memchr) */
+    unsigned char first[256];
     struct re_range *ranges;
     struct cls *classes;
     int nclasses;
@@ -1597,6 +1602,60 @@ static int s_iteration(struct comp *c, const struct node *nd)
     return s_compile(c, nd->a);
 }
 
+/* Can the node match the empty string? */
+static int s_nullable(const struct parser *ps, int id)
+{
+    const struct node *nd = &ps->nodes[id];
+    switch ((enum kind)nd->kind) {
+    case N_CHAR: case N_ANY: case N_CLASS:
+        return 0;
+    case N_CAT:
+        for (int k = nd->a; k >= 0; k = ps->nodes[k].next)
+            if (!s_nullable(ps, k))
+                return 0;
+        return 1;
+    case N_ALT:
+        for (int k = nd->a; k >= 0; k = ps->nodes[k].next)
+            if (s_nullable(ps, k))
+                return 1;
+        return 0;
+    case N_GROUP:
+        return s_nullable(ps, nd->a);
+    case N_REPEAT:
+        return nd->min == 0 || s_nullable(ps, nd->a);
+    default: /* N_EMPTY, N_ASSERT, N_LOOK */
+        return 1;
+    }
+}
+
+/* An optional iteration, which ECMAScript rejects when it matches nothing.
+ * Two copies of the atom: A ("nothing consumed yet") and B; every character A
+ * consumes moves the thread to the same place in B, and the end of A fails.
+ * The progress is in the program counter, so the VM's merging stays exact. */
+static int s_optional_iteration(struct comp *c, const struct node *nd)
+{
+    if (!s_nullable(c->ps, nd->a))
+        return s_iteration(c, nd);
+    uint32_t a0 = c->len;
+    if (s_iteration(c, nd) < 0)
+        return -1;
+    uint32_t a1 = c->len;
+    if (s_emit(c, OP_FAIL, 0, 0) < 0)
+        return -1;
+    uint32_t b0 = c->len;
+    if (s_iteration(c, nd) < 0)
+        return -1;
+    for (uint32_t pc = a0; pc < a1; pc++) {
+        struct inst *in = &c->prog[pc];
+        if (in->op == OP_LOOK) {
+            pc = in->y - 1; /* a lookahead's body consumes for itself */
+        } else if (in->op <= OP_CLASS && in->y >= a0 && in->y <= a1) {
+            in->y = in->y - a0 + b0;
+        }
+    }
+    return 0;
+}
+
 /* SPLIT to "stay" or "leave" in the quantifier's preference order; returns its index. */
 static int s_split(struct comp *c, int greedy)
 {
@@ -1629,7 +1688,7 @@ static int s_repeat(struct comp *c, const struct node *nd)
             return -1;
     if (nd->max < 0) {
         int loop = s_split(c, greedy);
-        if (loop < 0 || s_iteration(c, nd) < 0 || s_emit(c, OP_JMP, (uint32_t)loop, 0) < 0)
+        if (loop < 0 || s_optional_iteration(c, nd) < 0 || s_emit(c, OP_JMP, (uint32_t)loop, 0) < 0)
             return -1;
         s_set_leave(c, loop, greedy, c->len);
     } else if (nd->max > nd->min) {
@@ -1642,7 +1701,7 @@ static int s_repeat(struct comp *c, const struct node *nd)
                 return -1;
             c->prog[split].c = (uint32_t)chain;
             chain = split;
-            if (s_iteration(c, nd) < 0)
+            if (s_optional_iteration(c, nd) < 0)
                 return -1;
         }
         while (chain >= 0) {
@@ -1694,14 +1753,14 @@ static int s_compile(struct comp *c, int id)
     case N_EMPTY:
         return 0;
     case N_CHAR:
-        at = s_emit(c, OP_CHAR, 0, 0);
+        at = s_emit(c, OP_CHAR, 0, c->len + 1);
         if (at >= 0)
             c->prog[at].c = (c->flags & EF_REGEX_ICASE) ? s_canon(nd->v) : nd->v;
         return at < 0 ? -1 : 0;
     case N_ANY:
-        return s_emit(c, (c->flags & EF_REGEX_DOTALL) ? OP_ANY : OP_ANYNL, 0, 0) < 0 ? -1 : 0;
+        return s_emit(c, (c->flags & EF_REGEX_DOTALL) ? OP_ANY : OP_ANYNL, 0, c->len + 1) < 0 ? -1 : 0;
     case N_CLASS:
-        return s_emit(c, OP_CLASS, nd->v, 0) < 0 ? -1 : 0;
+        return s_emit(c, OP_CLASS, nd->v, c->len + 1) < 0 ? -1 : 0;
     case N_ASSERT:
         return s_emit(c, (enum op)nd->flag, 0, 0) < 0 ? -1 : 0;
     case N_CAT:
@@ -1735,6 +1794,8 @@ static int s_compile(struct comp *c, int id)
     }
     return -1;
 }
+
+static void s_analyse_start(struct ef_regex *re);
 
 static void s_parser_free(struct parser *ps)
 {
@@ -1815,10 +1876,88 @@ struct ef_regex *ef_regex_compile(const char *pattern, size_t len, unsigned flag
     re->classes = ps.classes;
     re->nclasses = ps.nclasses;
     re->looks = c.looks;
+    s_analyse_start(re);
     ps.ranges = NULL;
     ps.classes = NULL;
     s_parser_free(&ps);
     return re;
+}
+
+static int s_class_match(const struct ef_regex *re, uint32_t idx, uint32_t c);
+
+/* Marks in first[] the bytes a subject character matched by `in` can start with. */
+static void s_first_bytes(const struct ef_regex *re, const struct inst *in, unsigned char *first)
+{
+    if (in->op == OP_CHAR) {
+        uint32_t c = in->c;
+        if (c >= 0x80) {
+            memset(first + 0x80, 1, 0x80); /* UTF-8 lead bytes, and Latin-1 fallbacks */
+            return;
+        }
+        first[c] = 1;
+        if (re->flags & EF_REGEX_ICASE)
+            first[s_lower(c)] = 1;
+        return;
+    }
+    /* OP_CLASS: test each ASCII character; anything beyond may start with any high byte */
+    const struct cls *k = &re->classes[in->x];
+    for (uint32_t c = 0; c < 0x80; c++)
+        if (s_class_match(re, in->x, c))
+            first[c] = 1;
+    if (k->neg || k->count == 0 || re->ranges[k->first + k->count - 1].hi >= 0x80 ||
+        (re->flags & EF_REGEX_ICASE))
+        memset(first + 0x80, 1, 0x80);
+}
+
+/* Works out which bytes a match can start with, so a search can skip ahead
+ * while no thread is alive. Gives up when a match may be empty or start with
+ * any character. */
+static void s_analyse_start(struct ef_regex *re)
+{
+    re->has_first = 0;
+    re->first_single = -1;
+    memset(re->first, 0, sizeof re->first);
+    unsigned char *seen = calloc(re->len, 1);
+    uint32_t *stack = malloc((2 * (size_t)re->len + 2) * sizeof *stack);
+    if (!seen || !stack) {
+        free(seen);
+        free(stack);
+        return;
+    }
+    size_t top = 0;
+    int ok = 1;
+    stack[top++] = re->start;
+    while (top && ok) {
+        uint32_t pc = stack[--top];
+        if (seen[pc])
+            continue;
+        seen[pc] = 1;
+        const struct inst *in = &re->prog[pc];
+        switch ((enum op)in->op) {
+        case OP_JMP: stack[top++] = in->x; break;
+        case OP_SPLIT: stack[top++] = in->x; stack[top++] = in->y; break;
+        case OP_LOOK: stack[top++] = in->y; break;
+        case OP_SAVE: case OP_RESET: case OP_BOL: case OP_EOL: case OP_WORDB: case OP_NWORDB:
+            stack[top++] = pc + 1;
+            break;
+        case OP_CHAR: case OP_CLASS: s_first_bytes(re, in, re->first); break;
+        case OP_ANY: case OP_ANYNL: case OP_MATCH: ok = 0; break;
+        case OP_FAIL: break;
+        }
+    }
+    free(seen);
+    free(stack);
+    if (!ok)
+        return;
+    int count = 0, last = -1;
+    for (int b = 0; b < 256; b++) {
+        if (re->first[b] && b >= 0x80 && b < 0xC0)
+            return; /* could land inside a character: skipping is not safe */
+        if (re->first[b])
+            count++, last = b;
+    }
+    re->has_first = 1;
+    re->first_single = count == 1 ? last : -1;
 }
 
 int ef_regex_groups(const struct ef_regex *re)
@@ -1986,6 +2125,8 @@ static int s_add(struct run *r, struct tlist *l, uint32_t pc0, size_t pos, const
             if (s_assert(r->cx, (enum op)in->op, pos))
                 st[top++] = (struct frame){ pc + 1, -1, 0 };
             break;
+        case OP_FAIL:
+            break;
         case OP_LOOK: {
             const struct look *lk = &re->looks[in->c];
             int with_caps = r->ncap && !in->neg && lk->g1 > lk->g0;
@@ -2089,7 +2230,20 @@ static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptr
     s_clear(nl, re->len);
     int result = 0, matched = 0;
     size_t pos = start;
+    const unsigned char *s = cx->s;
     for (;;) {
+        if (mode == M_SEARCH && !matched && cl->n == 0 && re->has_first && pc0 == re->start) {
+            /* nothing alive: jump to the next byte a match can start with */
+            if (re->first_single >= 0) {
+                const void *hit = pos < cx->n ? memchr(s + pos, re->first_single, cx->n - pos) : NULL;
+                pos = hit ? (size_t)((const unsigned char *)hit - s) : cx->n;
+            } else {
+                while (pos < cx->n && !re->first[s[pos]])
+                    pos++;
+            }
+            if (pos >= cx->n)
+                break;
+        }
         if (!matched && (mode == M_SEARCH || pos == start) && s_add(&r, cl, pc0, pos, fresh) < 0)
             goto oom;
         if (cl->n == 0 && (matched || mode != M_SEARCH))
@@ -2111,7 +2265,7 @@ static int s_run(struct ctx *cx, uint32_t pc0, size_t start, enum mode mode, ptr
                 matched = 1;
                 break; /* lower-priority threads lose */
             }
-            if (s_step_ok(re, in, have, c) && s_add(&r, nl, t->pc + 1, pos + clen, t->caps) < 0)
+            if (s_step_ok(re, in, have, c) && s_add(&r, nl, in->y, pos + clen, t->caps) < 0)
                 goto oom;
         }
         struct tlist *tmp = cl;

@@ -23,9 +23,14 @@
  *       { id = id, err = errobj }   errobj.code: "connect", "timeout", "reset", "truncated",
  *                                   "tls", "dns", "http"; retryable = true for connect, timeout,
  *                                   reset, truncated
- *     Waits up to timeout_ms (0..86400000, default 0 = no wait) for activity; with nothing in
- *     flight it just sleeps timeout_ms. A nested p:step (e.g. from a __gc during p:step)
- *     returns nil, errobj (code "busy", message "already running").
+ *     Returns once a transfer has finished, timeout_ms (0..86400000, default 0) has passed or
+ *     a signal interrupted the wait; 0 never blocks (it only hands libcurl what is ready now).
+ *     With nothing in flight it just sleeps timeout_ms. A nested p:step (e.g. from a __gc
+ *     during p:step) returns nil, errobj (code "busy", message "already running").
+ *   p:sockets()  --> { { fd = 7, read = true, write = false, gen = 3 }, ... }: the sockets libcurl
+ *                waits on now (from its socket callback); gen changes when libcurl starts
+ *                watching a descriptor anew. For hosts that wait themselves, then call p:step(0).
+ *   p:timeout()  --> milliseconds until p:step(0) is due for libcurl's timer (0 = now), or nil
  *   p:cancel(id) --> true when the transfer existed (in flight or finished, not yet returned)
  *   p:pending()  --> transfers in flight plus finished ones not yet returned by step
  *   p:stats()    --> { connections_opened =, requests =, completed =, cancelled =, pending = }
@@ -315,6 +320,43 @@ static int poller_pending(lua_State *L)
     return 1;
 }
 
+static int poller_sockets(lua_State *L)
+{
+    struct l_poller *p = check_open(L);
+    struct ef_http_socket few[16];
+    size_t n = ef_http_sockets(p->h, few, 16);
+    struct ef_http_socket *all = few;
+    if (n > 16) {                       /* rare: a buffer the GC owns, so errors leak nothing */
+        all = lua_newuserdatauv(L, n * sizeof *all, 0);
+        n = ef_http_sockets(p->h, all, n);
+    }
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, all[i].fd);
+        lua_setfield(L, -2, "fd");
+        lua_pushboolean(L, all[i].want & EF_HTTP_WANT_READ);
+        lua_setfield(L, -2, "read");
+        lua_pushboolean(L, all[i].want & EF_HTTP_WANT_WRITE);
+        lua_setfield(L, -2, "write");
+        lua_pushinteger(L, (lua_Integer)all[i].gen);
+        lua_setfield(L, -2, "gen");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int poller_timeout(lua_State *L)
+{
+    struct l_poller *p = check_open(L);
+    long ms = ef_http_timeout(p->h);
+    if (ms < 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, (lua_Integer)ms);
+    return 1;
+}
+
 static void set_count(lua_State *L, const char *k, uint64_t v)
 {
     lua_pushinteger(L, (lua_Integer)v);
@@ -363,6 +405,7 @@ static int poller_tostring(lua_State *L)
 static const luaL_Reg s_methods[] = {
     { "add", poller_add },       { "step", poller_step },   { "cancel", poller_cancel },
     { "pending", poller_pending }, { "stats", poller_stats }, { "close", poller_gc },
+    { "sockets", poller_sockets }, { "timeout", poller_timeout },
     { NULL, NULL },
 };
 

@@ -24,7 +24,8 @@
  *     object an m of its own before it records a change (copy on write).
  *     Sharing saves a table per object for the ASL engine's payloads.
  *
- * Errors: decode raises "emrflow.json: <what> at byte <n>" (1-based offset);
+ * Errors: decode raises "emrflow.json: <what> at line <l>, column <c> (byte <n>)"
+ * (1-based; the column counts characters);
  * encode raises "emrflow.json: <what> at <path>" (JSONPath, 0-based indices).
  * Nothing here owns C memory while it may raise: scratch space is Lua
  * userdata or a luaL_Buffer. */
@@ -216,10 +217,31 @@ static const unsigned char s_plain[256] = {
 #undef R16
 };
 
+/* Line and column (1-based; the column counts UTF-8 characters, as editors do)
+ * of `at`.  Only computed on error, so decoding pays nothing for it. */
+static void s_dec_locate(const struct dec *d, const unsigned char *at, lua_Integer *line,
+                         lua_Integer *col)
+{
+    const unsigned char *q, *bol = d->start;
+    *line = 1;
+    for (q = d->start; q < at; q++)
+        if (*q == '\n') {
+            (*line)++;
+            bol = q + 1;
+        }
+    *col = 1;
+    for (q = bol; q < at; q++)
+        if ((*q & 0xC0) != 0x80)
+            (*col)++;
+}
+
 _Noreturn static void s_dec_fail(struct dec *d, const unsigned char *at, const char *what)
 {
     lua_State *L = d->L;
-    lua_pushfstring(L, "emrflow.json: %s at byte %I", what, (lua_Integer)(at - d->start) + 1);
+    lua_Integer line, col;
+    s_dec_locate(d, at, &line, &col);
+    lua_pushfstring(L, "emrflow.json: %s at line %I, column %I (byte %I)", what, line, col,
+                    (lua_Integer)(at - d->start) + 1);
     lua_error(L);
     abort(); /* not reached: lua_error does not return */
 }

@@ -332,8 +332,13 @@ static int l_signer_sign(lua_State *L)
 
     struct ef_sigv4_result res;
     struct ef_sigv4_err err;
-    if (ef_sigv4_sign(s, &r, &res, &err) != EF_SIGV4_OK)
-        return s_error(L, lv, S_WHERE "%s", err.message);
+    if (ef_sigv4_sign(s, &r, &res, &err) != EF_SIGV4_OK) {
+        /* Bad credential text (a pasted token with a line break) comes from the
+         * environment or a file, not from the calling code: no code position,
+         * which would send the user to emrflow's sources. */
+        int from_data = strncmp(err.message, "credentials", 11) == 0;
+        return s_error(L, from_data ? 0 : lv, S_WHERE "%s", err.message);
+    }
 
     /* result: each string pushed once, shared by its field and its header */
     lua_pushlstring(L, res.authorization, res.authorization_len);

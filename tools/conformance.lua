@@ -18,7 +18,7 @@ package.cpath = ROOT .. "/build/?.so;" .. package.cpath
 
 local json = require "emrflow.json"
 local asl = require "emrflow.asl"
-local engine = require "emrflow.asl.engine"
+local paths = require "emrflow.asl.paths"
 
 local C = {}
 
@@ -109,7 +109,7 @@ local function remove_path(v, path)
     path = path:sub(1, -7)
     key_only = true
   end
-  local segs = engine.parse_ref(path)
+  local segs = paths.parse_ref(path)
   if not segs or #segs == 0 then return v end
   local parent = v
   for i = 1, #segs - 1 do

@@ -1,4 +1,4 @@
--- AWS client configuration: region, endpoints, retry settings, file locations.
+--- AWS client configuration: region, endpoints, retry settings, file locations.
 --
 -- Sources, highest first, for each setting: the argument passed to resolve{}, the environment
 -- (read when resolve is called, through `env` when given, never at require time), then the
@@ -14,6 +14,7 @@
 --     is passed, in which case a missing region leaves region and endpoint_url nil.
 --   * Secrets from the files are never copied into the result (only file paths are kept; the
 --     credential providers read the files themselves).
+-- @module emrflow.config
 local ini = require "emrflow.ini"
 
 local M = {}

@@ -1,4 +1,4 @@
--- AWS credentials: the providers and the default chain, in the AWS SDKs' order.
+--- AWS credentials: the providers and the default chain, in the AWS SDKs' order.
 --
 --   local creds = require "emrflow.credentials"
 --   local provider = creds.chain{ credentials =, profile =, env =, config = cfg }
@@ -43,6 +43,7 @@
 -- and nothing in emrflow refers to them any more.
 --
 -- HTTP goes through scheduler.http (yields in a task, blocks outside); `http` replaces it.
+-- @module emrflow.credentials
 local config = require "emrflow.config"
 local common = require "emrflow.credentials.common"
 local sts = require "emrflow.credentials.sts"
@@ -58,9 +59,9 @@ M.parse_time = common.parse_time
 local DEFAULT_REFRESH_WINDOW_S = 300
 local FAILED_REFRESH_RETRY_S = 30
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Provider base: caching, single flight, errors
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local Provider = {}
 Provider.__index = Provider
@@ -237,9 +238,9 @@ function Provider:stats()
   return { fetches = self.fetches }
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 1. Static (explicit) credentials
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- creds.static{ access_key_id =, secret_access_key =, session_token =, expiration = }
 function M.static(t)
@@ -251,9 +252,9 @@ function M.static(t)
   return new_provider("static", "explicit credentials", function() return c end, {})
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 2. Environment
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function fetch_env(ctx)
   local getenv = ctx.getenv
@@ -286,9 +287,9 @@ function M.env(opts)
   end, opts)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 4. Web identity (defined before the profile provider, which uses it)
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function read_token_file(path, what)
   local f, err = io.open(path, "rb")
@@ -350,9 +351,9 @@ function M.web_identity(opts)
                    role_session_name = opts.role_session_name, duration_seconds = opts.duration_seconds } })
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 5. Container credentials (ECS, EKS Pod Identity)
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local ECS_HOST = "http://169.254.170.2"
 
@@ -480,9 +481,9 @@ function M.container(opts)
   end, opts)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 6. EC2 instance metadata (IMDSv2)
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local IMDS_TOKEN_TTL_S = 21600
 local IMDS_CREDS_PATH = "/latest/meta-data/iam/security-credentials/"
@@ -577,9 +578,9 @@ function M.imds(opts)
   return new_provider("imds", "EC2 instance metadata (IMDSv2)", fetch_imds, opts, { imds_state = {} })
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- 3. Shared config and credentials files
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local SOURCE_KINDS = { Environment = true, Ec2InstanceMetadata = true, EcsContainer = true }
 
@@ -753,9 +754,9 @@ function M.profile(opts)
   return new_provider("profile", "shared config/credentials files", fetch_profile, opts)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- The chain
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function fetch_chain(self)
   if self.winner then

@@ -8,15 +8,19 @@
 -- The modules behind it are usable alone: emrflow.asl, emrflow.emr, emrflow.json,
 -- emrflow.sigv4, emrflow.scheduler, emrflow.emulator.
 local json = require "emrflow.json"
+local asl = require "emrflow.asl"
+local version = require "emrflow.version"
 
 local M = {}
 
-M.VERSION = "0.1.0"
+M.VERSION = version.version
 M.null = json.null
 
---- Loads (validates and compiles) a state machine definition.
+--- Loads (validates and compiles) a state machine definition. The EMR on EKS integration
+-- is registered first, so its resources resolve.
 function M.load(definition, opts)
-  return require("emrflow.asl").load(definition, opts)
+  require "emrflow.emr"
+  return asl.load(definition, opts)
 end
 
 --- Runs a definition to completion: returns status, output | {Error=, Cause=}.

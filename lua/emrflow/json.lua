@@ -28,13 +28,15 @@
 --   (ephemeron tables slow every GC cycle) and no lookups outside the object.
 --
 -- Errors are raised:
---   decode: "emrflow.json: <what> at byte <n>" (1-based byte offset)
+--   decode: "emrflow.json: <what> at line <l>, column <c> (byte <n>)" (1-based; the
+--           column counts UTF-8 characters)
 --   encode: "emrflow.json: <what> at <path>" (JSONPath, 0-based indices,
 --           e.g. "$.a[3].b")
 --
 -- Functions:
 --   json.decode(text [, { max_depth = 1000 }])   --> value
 --   json.encode(value [, { max_depth = 1000 }])  --> compact JSON text
+--   json.pretty(value [, indent])                 --> the same text indented (default 2 spaces)
 --   json.array([t]) / json.object([t])           --> t, marked (new table if nil)
 --   json.is_array(v) / json.is_object(v)         --> boolean
 --   json.keys(obj)                                --> list of keys in order
@@ -55,6 +57,7 @@
 --                                                     text; past limit it stops early and
 --                                                     returns a number > limit; nil when v
 --                                                     cannot be encoded
+-- @module emrflow.json
 local core = require "emrflow.core"
 
 local cj = core.json
@@ -79,5 +82,45 @@ M.object_of = cj.object_of
 M.size = cj.size
 M.keyset = cj.keyset
 M.object_from = cj.object_from
+
+local function pretty(v, pad, step, out)
+  local n = #out
+  if type(v) ~= "table" or v == M.null then
+    out[n + 1] = M.encode(v)
+    return
+  end
+  local inner = pad .. step
+  if M.is_array(v) then
+    if #v == 0 then out[n + 1] = "[]" return end
+    out[n + 1] = "[\n"
+    for i = 1, #v do
+      out[#out + 1] = inner
+      pretty(v[i], inner, step, out)
+      out[#out + 1] = i < #v and ",\n" or "\n"
+    end
+    out[#out + 1] = pad .. "]"
+    return
+  end
+  local keys = M.keys(v)
+  if #keys == 0 then out[n + 1] = "{}" return end
+  out[n + 1] = "{\n"
+  for i, k in ipairs(keys) do
+    out[#out + 1] = inner .. M.encode(k) .. ": "
+    pretty(v[k], inner, step, out)
+    out[#out + 1] = i < #keys and ",\n" or "\n"
+  end
+  out[#out + 1] = pad .. "}"
+end
+
+--- JSON text of value indented by `indent` spaces (default 2) per level: the text
+-- json.encode gives, laid out for people. Raises as json.encode does.
+function M.pretty(value, indent)
+  -- encoding first checks the value (and raises as encode does); decoding its text
+  -- gives marked arrays and objects to lay out
+  local shaped = M.decode(M.encode(value))
+  local out = {}
+  pretty(shaped, "", string.rep(" ", indent or 2), out)
+  return table.concat(out)
+end
 
 return M

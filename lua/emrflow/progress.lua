@@ -1,26 +1,27 @@
--- emrflow.progress: what a running execution shows on stderr.
+--- emrflow.progress: what a running execution shows on stderr.
 --
 --   local progress = require "emrflow.progress"
---   local rep = progress.new{ stream = io.stderr, enabled = nil }  -- nil: only when stderr is a terminal
+--   local rep = progress.new{ stream = io.stderr, enabled = nil, virtual = false }
 --   machine:start(input, { on_event = rep:on_event(), on_emr_event = rep:on_emr_event(), ... })
---   rep:finish(execution)
 --
 -- It is fed by history events (the engine's on_event) and by the EMR on EKS integration
--- (on_emr_event: job submitted, job state changes, cancels), and prints one line each:
+-- (on_emr_event: job submitted, job state changes, cancels), and prints one line each,
+-- starting with the time and the time since the start; on the virtual clock (--local) the
+-- times are simulated and marked so:
 --
---   20:26:31   +0.0s  > Create_Virtual_Cluster
---   20:26:31   +0.0s  < Create_Virtual_Cluster
---   20:26:33   +2.0s      job MyJobName pm0hkw4339h9d3m1dgk PENDING
---   20:27:46  +75.0s      job MyJobName pm0hkw4339h9d3m1dgk RUNNING -> COMPLETED
---   20:28:32 +121.0s  execution SUCCEEDED in 121.0 s (virtual clock; 0.02 s real)
+--   [20:26:31 +0.0s] > Create_Virtual_Cluster
+--   [20:26:33 +2.0s]   job MyJobName pm0hkw4339h9d3m1dgk PENDING
+--   [virtual 20:27:46 +75.0s]   job MyJobName pm0hkw4339h9d3m1dgk RUNNING -> COMPLETED
+--   [virtual 20:28:32 +121.0s] execution SUCCEEDED after 121.0 s of virtual time (0.02 s CPU)
 --
--- Times are the execution's clock (virtual under --local). Inside Map iterations it
--- prints a summary every tenth of the iterations and only the first failures, so a Map
--- of 1,000 jobs stays readable.
+-- Inside Map iterations it prints a summary every tenth of the iterations and only the
+-- first failures, so a Map of 1,000 jobs stays readable. "retry" is said only of a Task
+-- attempt that follows a failed attempt of the same state visit (ASL Retry), never of
+-- another Map iteration.
 --
 --   progress.events_writer(stream)  --> on_event fn writing each history event as one JSON line
 --   progress.is_terminal(fd)        --> boolean (fd 2 by default)
---   progress.install_cli(cli)       -- adds --progress / --quiet and wires both into `emrflow run`
+-- @module emrflow.progress
 local core = require "emrflow.core"
 local json = require "emrflow.json"
 
@@ -42,7 +43,8 @@ end
 local MAP_DETAIL_LINES = 20
 local MAP_FAILURE_LINES = 10
 
---- new{ stream = io.stderr, enabled = bool | nil (auto: stderr is a terminal), real_clock = fn }
+--- new{ stream = io.stderr, enabled = bool | nil (auto: stderr is a terminal), real_clock = fn,
+-- virtual = bool (the execution runs on the virtual clock: times are marked "virtual") }
 function M.new(opts)
   opts = opts or {}
   local enabled = opts.enabled
@@ -50,13 +52,13 @@ function M.new(opts)
   return setmetatable({
     stream = opts.stream or io.stderr,
     enabled = enabled,
+    virtual = opts.virtual == true,
     real_clock = opts.real_clock or core.cpu,
     real_start = (opts.real_clock or core.cpu)(),
     t0 = nil,
     name_of = {},          -- event id -> state name
     in_map = {},           -- event id -> true inside a Map iteration
-    failed = {},           -- state key -> true after a TaskFailed (next TaskScheduled is a retry)
-    attempts = {},
+    failure = {},          -- event id -> true for a failed Task attempt (a TaskScheduled after it is a retry)
     maps = {},             -- id of MapStateStarted -> { name, n, done, failed }
     map_of = {},           -- event id -> map record
     map_lines = 0,
@@ -88,9 +90,16 @@ function Reporter:line(t, text, in_map)
     end
   end
   local t0 = self.t0 or t
-  local clock = t and os.date("!%H:%M:%S", math.floor(t)) or "--:--:--"
-  local elapsed = t and fmt("+%.1fs", t - t0) or ""
-  self.stream:write(fmt("%s %8s  %s\n", clock, elapsed, text))
+  local stamp
+  if t then
+    stamp = fmt("[%s%s +%.1fs]", self.virtual and "virtual " or "", os.date("!%H:%M:%S", math.floor(t)),
+      t - t0)
+  else
+    stamp = "[--:--:--]"
+  end
+  -- one space between the stamp and the text; the text's own leading spaces nest it
+  text = tostring(text):gsub("%s+$", "")
+  self.stream:write(stamp, " ", text, "\n")
   if self.stream.flush then self.stream:flush() end
   self.lines = self.lines + 1
 end
@@ -115,7 +124,8 @@ function Reporter:event(ev)
   local t = ev.timestamp
   if etype == "ExecutionStarted" then
     self.t0 = t
-    self:line(t, "execution started")
+    self:line(t, self.virtual and "execution started on the virtual clock (simulated times, nothing waits)"
+      or "execution started")
     return
   end
   local name = self.name_of[prev]
@@ -148,25 +158,26 @@ function Reporter:event(ev)
       end
     end
   elseif etype == "TaskScheduled" then
-    local key = tostring(name) .. "#" .. tostring(self.in_map[prev] and prev or "")
-    self.attempts[name or ""] = (self.attempts[name or ""] or 0) + 1
-    if self.failed[key] or self.failed[tostring(name)] then
-      self:line(t, fmt("  retry %s", tostring(name)), in_map)
-      self.failed[key], self.failed[tostring(name)] = nil, nil
-    end
+    -- a new attempt right after a failed one of the same visit: the Retry of ASL
+    if self.failure[prev] then self:line(t, "  retry " .. tostring(name), in_map) end
   elseif etype == "TaskFailed" or etype == "TaskTimedOut" then
-    self.failed[tostring(name)] = true
-    self:line(t, fmt("! %s %s: %s%s", tostring(name), etype == "TaskTimedOut" and "timed out" or "failed",
-      tostring(d and d.error or ""), d and d.cause and (" " .. clip(d.cause, 160)) or ""),
+    self.failure[id] = true
+    local err = d and d.error
+    local cause = d and d.cause
+    self:line(t, "! " .. tostring(name) .. (etype == "TaskTimedOut" and " timed out" or " failed")
+      .. ((err and err ~= "") and (": " .. tostring(err)) or "")
+      .. ((cause and cause ~= "") and (" " .. clip(cause, 160)) or ""),
       in_map and "failure" or nil)
   elseif etype == "ExecutionSucceeded" or etype == "ExecutionFailed" or etype == "ExecutionAborted"
       or etype == "ExecutionTimedOut" then
     local status = ({ ExecutionSucceeded = "SUCCEEDED", ExecutionFailed = "FAILED",
                       ExecutionAborted = "ABORTED", ExecutionTimedOut = "TIMED_OUT" })[etype]
     local extra = ""
-    if d and d.error then extra = fmt(": %s %s", tostring(d.error), clip(d.cause, 200)) end
-    self:line(t, fmt("execution %s in %.1f s (%.2f s CPU)%s", status, t - (self.t0 or t),
-      self.real_clock() - self.real_start, extra))
+    if d and d.error then
+      extra = ": " .. tostring(d.error) .. ((d.cause and d.cause ~= "") and (" " .. clip(d.cause, 200)) or "")
+    end
+    self:line(t, fmt("execution %s after %.1f s%s (%.2f s CPU)%s", status, t - (self.t0 or t),
+      self.virtual and " of virtual time" or "", self.real_clock() - self.real_start, extra))
   end
 end
 
@@ -183,10 +194,12 @@ function Reporter:emr(ev)
       or fmt("    %s %s", who, tostring(ev.state))
     local finished_at = ev.job and ev.job.FinishedAt
     local fin = type(finished_at) == "string" and finished_at:match("T(%d%d:%d%d:%d%d)")
-    if fin then text = text .. " (finished " .. fin .. ")" end
+    if fin then text = text .. " (finished " .. (self.virtual and "virtual " or "") .. fin .. ")" end
     if final and ev.job and (ev.job.FailureReason or ev.job.StateDetails) then
-      text = text .. fmt(" (%s%s)", tostring(ev.job.FailureReason or ""),
-        ev.job.StateDetails and (" " .. clip(ev.job.StateDetails, 120)) or "")
+      local why = {}
+      if ev.job.FailureReason then why[#why + 1] = tostring(ev.job.FailureReason) end
+      if ev.job.StateDetails then why[#why + 1] = clip(ev.job.StateDetails, 120) end
+      text = text .. " (" .. table.concat(why, " ") .. ")"
     end
     -- inside a Map: the first failures, and a few details
     self:line(t, text, in_map and (final and "failure" or true))
@@ -215,9 +228,9 @@ function Reporter:on_emr_event()
   return function(ev) self:emr(ev) end
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- History as JSON lines
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local JSON_MEMBERS = { input = true, output = true, parameters = true }
 
@@ -262,58 +275,10 @@ function M.events_writer(stream)
   end
 end
 
----------------------------------------------------------------------------
--- `emrflow run` wiring
----------------------------------------------------------------------------
-
-local installed = setmetatable({}, { __mode = "k" })
-
---- Adds --progress / --quiet to `emrflow run` and a start hook that feeds the reporter
--- (and, with --events, writes the history as JSON lines to stderr). Idempotent.
--- EMRFLOW_PROGRESS=1 / 0 forces progress on / off like --progress / --quiet.
-function M.install_cli(cli)
-  if installed[cli] or type(cli) ~= "table" or type(cli.start_hooks) ~= "table" then return false end
-  installed[cli] = true
-  local run = cli.options and cli.options.run
-  if run then
-    local have = {}
-    for _, o in ipairs(run) do have[o.name] = true end
-    if not have.progress then
-      run[#run + 1] = { name = "progress", help = "show progress on stderr even when it is not a terminal" }
-    end
-    if not have.quiet then
-      run[#run + 1] = { name = "quiet", help = "no progress on stderr" }
-    end
-  end
-  cli.start_hooks[#cli.start_hooks + 1] = function(opts, start, stderr)
-    stderr = stderr or io.stderr
-    local on_event = {}
-    if opts.events then on_event[#on_event + 1] = M.events_writer(stderr) end
-    local enabled
-    local env = os.getenv("EMRFLOW_PROGRESS")
-    if opts.quiet or env == "0" then enabled = false
-    elseif opts.progress or env == "1" then enabled = true
-    elseif opts.events then enabled = false
-    end
-    if enabled == nil then enabled = stderr == io.stderr and M.is_terminal(2) end
-    if enabled then
-      local rep = M.new{ stream = stderr, enabled = true }
-      on_event[#on_event + 1] = rep:on_event()
-      local prev_emr = start.on_emr_event
-      start.on_emr_event = function(ev)
-        if prev_emr then prev_emr(ev) end
-        rep:emr(ev)
-      end
-    end
-    if #on_event == 1 then
-      start.on_event = on_event[1]
-    elseif #on_event > 1 then
-      start.on_event = function(ev)
-        for i = 1, #on_event do on_event[i](ev) end
-      end
-    end
-  end
-  return true
+--- Kept for callers of the earlier wiring (emrflow.emr.tasks calls it when the CLI is
+-- loaded): emrflow.cli now adds --progress / --quiet and the reporter itself.
+function M.install_cli(_)
+  return false
 end
 
 M.Reporter = Reporter

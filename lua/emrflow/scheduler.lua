@@ -13,6 +13,11 @@
 -- Inside a task: scheduler.sleep(s), scheduler.http(req), scheduler.join(tasks),
 -- scheduler.wait_any(tasks, timeout), scheduler.event(), scheduler.yield().
 -- scheduler.http and scheduler.sleep also work outside any task: they block.
+--
+-- A host with its own event loop (doc/embedding.md) never blocks in here: it waits on
+-- s:sockets() and s:timeout() itself and calls s:step(0), which runs what is ready now.
+-- Several schedulers may live in one Lua state: all their state is in the scheduler object
+-- (task_of below only maps a coroutine to its own task).
 local core = require "emrflow.core"
 
 local M = {}
@@ -95,7 +100,7 @@ function M.new(opts)
     virtual = clock == "virtual",
     vnow = opts.start or core.now(),
     ready = {},        -- queue of { task, n, ... } to resume
-    rhead = 1,
+    later = {},        -- tasks that yielded: they run on the next step, after the host
     timers = {},
     seq = 0,
     http_opts = opts.http,
@@ -104,6 +109,7 @@ function M.new(opts)
     ninflight = 0,
     alive = 0,         -- tasks not yet done
     running = false,
+    wakeup = nil,      -- set_wakeup's function
   }, Scheduler)
   return s
 end
@@ -120,6 +126,8 @@ end
 local function enqueue(s, task, ...)
   local q = s.ready
   q[#q + 1] = table.pack(task, ...)
+  -- Work made ready from outside a step (a host callback): tell the host loop.
+  if not s.running and s.wakeup and #q == 1 then s.wakeup() end
 end
 
 local function finish(s, task, ok, ...)
@@ -171,8 +179,9 @@ local function arm(s, task, req)
                             timeout = true })
     end
   elseif op == "yield" then
+    -- Runs again on the next step: a long chain of states gives the host its turn.
     task.state = "ready"
-    enqueue(s, task)
+    s.later[#s.later + 1] = { task, n = 1 }
   else
     -- A bare coroutine.yield: nothing will ever resume it properly, so it ends.
     finish(s, task, false, "emrflow.scheduler: a task yielded outside the scheduler's API ("
@@ -238,18 +247,15 @@ local function resume(s, task, ...)
 end
 
 local function run_ready(s)
-  local ran = false
   while true do
     local q = s.ready
     if #q == 0 then break end
     s.ready = {}
     for i = 1, #q do
       local e = q[i]
-      ran = true
       resume(s, e[1], table.unpack(e, 2, e.n))
     end
   end
-  return ran
 end
 
 local function fire_timers(s, now)
@@ -280,6 +286,8 @@ local function next_deadline(s)
   return nil
 end
 
+-- Drives the poller for up to wait_s seconds (0: only what is ready now) and makes the
+-- tasks whose requests finished ready.
 local function poll_http(s, wait_s)
   local ms = 0
   if wait_s and wait_s > 0 then ms = math.min(math.ceil(wait_s * 1000), 3600000) end
@@ -301,48 +309,115 @@ local function poll_http(s, wait_s)
   end
 end
 
---- Runs every runnable task, then waits once (for I/O or the nearest timer,
--- at most max_wait_s). Returns true while tasks remain alive.
+-- Nothing is ready: waits (at most max_wait_s, nil = as long as needed) for I/O or the
+-- nearest timer, then makes ready what finished or fell due. Virtual time jumps to the
+-- nearest timer when no I/O is in flight.
+local function wait_for_work(s, max_wait_s)
+  local deadline = next_deadline(s)
+  if s.ninflight > 0 then
+    -- I/O in flight: wait for it (virtual time stands still meanwhile).
+    local wait = 1
+    if deadline and not s.virtual then wait = math.max(0, deadline - core.now()) end
+    if max_wait_s then wait = math.min(wait, max_wait_s) end
+    poll_http(s, wait)
+    if not s.virtual then fire_timers(s, core.now()) end
+  elseif deadline then
+    if s.virtual then
+      s.vnow = math.max(s.vnow, deadline)
+      fire_timers(s, s.vnow)
+    else
+      local wait = deadline - core.now()
+      if max_wait_s then wait = math.min(wait, max_wait_s) end
+      if wait > 0 then
+        poller_of(s)
+        poll_http(s, wait)
+      end
+      fire_timers(s, core.now())
+    end
+  end
+end
+
+-- Tasks are ready: collects finished I/O and due real-clock timers without waiting, so a
+-- long run of ready work cannot starve them.
+local function collect_now(s)
+  if s.ninflight > 0 then poll_http(s, 0) end
+  if not s.virtual and s.timers[1] then fire_timers(s, core.now()) end
+end
+
+local function step_once(s, max_wait_s)
+  local later = s.later
+  if #later > 0 then
+    s.later = {}
+    local q = s.ready
+    for i = 1, #later do q[#q + 1] = later[i] end
+  end
+  if s.alive > 0 then
+    if #s.ready == 0 then wait_for_work(s, max_wait_s) else collect_now(s) end
+  end
+  run_ready(s)
+end
+
+--- Waits, when nothing is ready, for I/O or the nearest timer (at most max_wait_s
+-- seconds; nil = as long as needed; 0 = never blocks), then runs everything that is ready.
+-- Returns true while tasks remain alive.
 function Scheduler:step(max_wait_s)
   if self.running then
     error("emrflow.scheduler: step() called from inside step()", 2)
   end
+  if max_wait_s ~= nil and (type(max_wait_s) ~= "number" or max_wait_s ~= max_wait_s) then
+    error("emrflow.scheduler: step expects a number of seconds or nil", 2)
+  end
   self.running = true
-  local ok, err = pcall(function()
-    run_ready(self)
-    if self.alive == 0 then return end
-    if #self.ready > 0 then return end
-    local deadline = next_deadline(self)
-    if self.ninflight > 0 then
-      -- I/O in flight: wait for it (virtual time stands still meanwhile).
-      local wait = 1
-      if deadline and not self.virtual then wait = math.max(0, deadline - core.now()) end
-      if max_wait_s then wait = math.min(wait, max_wait_s) end
-      poll_http(self, wait)
-      if not self.virtual then fire_timers(self, core.now()) end
-    elseif deadline then
-      if self.virtual then
-        self.vnow = math.max(self.vnow, deadline)
-        fire_timers(self, self.vnow)
-      else
-        local wait = deadline - core.now()
-        if max_wait_s then wait = math.min(wait, max_wait_s) end
-        if wait > 0 then
-          poller_of(self)
-          poll_http(self, wait)
-        end
-        fire_timers(self, core.now())
-      end
-    end
-  end)
+  local ok, err = pcall(step_once, self, max_wait_s)
   self.running = false
   if not ok then error(err, 0) end
   return self.alive > 0
 end
 
+--- Seconds until step(0) has work to do: 0 = now, nil = nothing to wait for (no task
+-- alive, or every task waits on something only the host can do, such as exec:stop()).
+-- Changes after every step and after every call into emrflow.
+function Scheduler:timeout()
+  if #self.ready > 0 or #self.later > 0 then return 0 end
+  if self.alive == 0 then return nil end
+  local t
+  local deadline = next_deadline(self)
+  if deadline then
+    if self.virtual then
+      if self.ninflight == 0 then return 0 end  -- virtual time jumps at once
+    else
+      t = math.max(0, deadline - core.now())
+    end
+  end
+  if self.ninflight > 0 and self.poller then
+    local ms = self.poller:timeout()
+    if ms and (not t or ms / 1000 < t) then t = ms / 1000 end
+  end
+  return t
+end
+
+--- The sockets to watch now, as libcurl asked for them:
+-- { { fd = 7, read = true, write = false, gen = 3 }, ... }. gen changes whenever libcurl
+-- starts watching a descriptor anew (a closed and reused number is a new socket).
+function Scheduler:sockets()
+  if self.ninflight == 0 or not self.poller then return {} end
+  return self.poller:sockets()
+end
+
+--- fn() is called when work becomes ready while no step runs (a host callback stopped
+-- an execution, set an event or started one), so a host loop that sleeps can arm a
+-- step(0). fn must not step the scheduler itself. nil removes it.
+function Scheduler:set_wakeup(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("emrflow.scheduler: set_wakeup expects a function or nil", 2)
+  end
+  self.wakeup = fn
+end
+
 --- True when no task can ever make progress (all wait for events nobody sets).
 function Scheduler:stuck()
-  return #self.ready == 0 and self.ninflight == 0 and next_deadline(self) == nil and self.alive > 0
+  return #self.ready == 0 and #self.later == 0 and self.ninflight == 0 and next_deadline(self) == nil
+    and self.alive > 0
 end
 
 --- Steps until task is done. Raises if nothing can make progress.

@@ -33,6 +33,7 @@
 --
 -- Bad input raises an error naming the field; no error ever contains a secret
 -- key, a session token, a header value or a signature.
+-- @module emrflow.sigv4
 local core = require "emrflow.core"
 
 local M = {}

@@ -3,7 +3,10 @@
 --   time.parse_iso(text)             --> epoch ms (integer), sub-ms nanoseconds | nil, reason
 --   time.parse_iso(text, "jsonata")  --> the same, accepting what JSONata's $toMillis does
 --                                        (nil, reason, "pattern" | "invalid": see below)
+--   time.parse_iso(text, "lenient")  --> the same, for timestamps from files and APIs (below)
 --   time.format_iso(ms)              --> "2024-01-02T03:04:05.678Z" | nil, reason
+--   time.format_iso(ms, "seconds")   --> "2024-01-02T03:04:05Z" (AWS API style, ms dropped)
+--   time.fields(ms)                  --> y, m, d, hour, min, sec, ms (UTC)
 --   time.days_from_civil(y, m, d)    --> days since 1970-01-01 (proleptic Gregorian)
 --   time.civil_from_days(days)       --> y, m, d
 --   time.now_ms()                    --> the real clock, epoch milliseconds
@@ -22,6 +25,10 @@
 -- Date.parse: missing parts are the first month/day/midnight, a time without an
 -- offset is taken as UTC, days up to 31 roll into the next month, 24:00:00 is
 -- the next midnight.
+--
+-- The "lenient" flavour reads what AWS APIs and credential files write: blanks
+-- around, T, t or a space between date and time, optional seconds and fraction, Z,
+-- +HH:MM, +HHMM or no offset at all (UTC).
 local core = require "emrflow.core"
 
 local M = {}
@@ -200,10 +207,40 @@ local function parse_jsonata(text)
   return secs * 1000 + ms, 0
 end
 
+local function parse_lenient(text)
+  local body = text:match("^%s*(.-)%s*$")
+  local y, mo, d, h, mi, tail = body:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d)(.*)$")
+  if not y then return bad(text, "layout") end
+  y, mo, d, h, mi = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi)
+  local sec, frac = 0, ""
+  local s2, tail2 = tail:match("^:(%d%d)(.*)$")
+  if s2 then
+    sec, tail = tonumber(s2), tail2
+    local f, tail3 = tail:match("^%.(%d+)(.*)$")
+    if f then frac, tail = f, tail3 end
+  end
+  local off = 0
+  if tail ~= "" and tail ~= "Z" and tail ~= "z" then
+    local sign, oh, om = tail:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return bad(text, "offset") end
+    oh, om = tonumber(oh), tonumber(om)
+    if oh > 18 or om > 59 then return bad(text, "offset") end
+    off = (oh * 3600 + om * 60) * (sign == "-" and -1 or 1)
+  end
+  if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) then return bad(text, "date") end
+  if h > 23 or mi > 59 or sec > 59 then return bad(text, "time") end
+  local ms, ns = fraction(frac:sub(1, 9))
+  return (M.days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) * 1000 + ms, ns
+end
+
 --- Parses an ISO-8601 timestamp: epoch ms and the nanoseconds below the ms, or nil, reason.
 function M.parse_iso(text, flavour)
   if type(text) ~= "string" then return nil, "a timestamp must be a string, got " .. type(text) end
   if flavour == "jsonata" then return parse_jsonata(text) end
+  if flavour == "lenient" then return parse_lenient(text) end
+  if flavour ~= nil and flavour ~= "step-functions" then
+    error("time.parse_iso: unknown flavour " .. tostring(flavour) .. " (jsonata, lenient)", 2)
+  end
   return parse_step_functions(text)
 end
 
@@ -222,10 +259,15 @@ function M.fields(ms)
 end
 
 --- "YYYY-MM-DDTHH:MM:SS.mmmZ" for epoch ms, as JSONata's $fromMillis writes it
--- (fractions of a ms truncated toward zero, the year's last 4 digits).
-function M.format_iso(ms)
+-- (fractions of a ms truncated toward zero, the year's last 4 digits);
+-- precision "seconds": "YYYY-MM-DDTHH:MM:SSZ", rounded down to the second.
+function M.format_iso(ms, precision)
   if type(ms) ~= "number" or ms ~= ms then return nil, "epoch milliseconds must be a number" end
   if ms > MAX_MS or ms < -MAX_MS then return nil, "epoch milliseconds out of range: " .. tostring(ms) end
+  if precision == "seconds" then
+    local y, m, d, h, mi, s = M.fields(floor(ms / 1000) * 1000)
+    return ("%s-%02d-%02dT%02d:%02d:%02dZ"):format(pad(y, 4), m, d, h, mi, s)
+  end
   ms = tointeger(ms) or (ms < 0 and -floor(-ms) or floor(ms))
   local y, m, d, h, mi, s, f = M.fields(ms)
   local year = (y < 0 and "-" or "") .. pad(math.abs(y) % 10000, 4)

@@ -129,6 +129,28 @@ static void test_utf8_and_latin1(void)
     EF_CHECK(s_full("\\p{L}+", "\xe4\xb8\xad\xce\xa9") == 1);
 }
 
+static void test_search_skips_ahead_safely(void)
+{
+    ptrdiff_t c[2];
+    /* the first-byte skip must land only where a character starts */
+    EF_CHECK(s_find("\\xa9", 0, "\xc3\xa9 \xa9", c) == 1 && c[0] == 3 && c[1] == 4);
+    EF_CHECK(s_find("[\\x80-\\xff]", 0, "ab\xe9", c) == 1 && c[0] == 2);
+    EF_CHECK(s_find("\xc3\xa9t\xc3\xa9", 0, "ete \xc3\xa9t\xc3\xa9", c) == 1 && c[0] == 4 && c[1] == 9);
+    EF_CHECK(s_find("B+", EF_REGEX_ICASE, "aaabbB", c) == 1 && c[0] == 3 && c[1] == 6);
+    EF_CHECK(s_find("(?=b)\\w", 0, "aab", c) == 1 && c[0] == 2);
+    EF_CHECK(s_find("x*y", 0, "aaaay", c) == 1 && c[0] == 4);
+    EF_CHECK(s_find("needle", 0, "haystack without it", c) == 0);
+}
+
+static void test_empty_optional_iteration(void)
+{
+    ptrdiff_t c[4];
+    /* ECMAScript: an optional iteration that matches nothing is rejected, so the
+     * iteration's other alternative is used */
+    EF_CHECK(s_find("(?:|a)?", 0, "a", c) == 1 && c[0] == 0 && c[1] == 1);
+    EF_CHECK(s_find("(a?\?)?b", 0, "ab", c) == 1 && c[2] == 0 && c[3] == 1);
+}
+
 static void test_start_offset(void)
 {
     struct ef_regex_err err;
@@ -163,6 +185,8 @@ int main(void)
     EF_RUN(test_linear_time);
     EF_RUN(test_utf8_and_latin1);
     EF_RUN(test_start_offset);
+    EF_RUN(test_search_skips_ahead_safely);
+    EF_RUN(test_empty_optional_iteration);
     EF_RUN(test_digest);
     return EF_DONE();
 }

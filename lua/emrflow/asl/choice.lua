@@ -22,74 +22,26 @@
 -- $var); StringMatches; IsNull, IsPresent, IsNumeric, IsString, IsBoolean, IsTimestamp;
 -- And, Or, Not.
 local json = require "emrflow.json"
+local time = require "emrflow.time"
 local jsonpath = require "emrflow.asl.jsonpath"
 local errors = require "emrflow.asl.errors"
 
 local M = {}
 
 local null = json.null
-local type, tonumber, sformat, sfind, ssub = type, tonumber, string.format, string.find, string.sub
+local type, sformat, sfind, ssub = type, string.format, string.find, string.sub
 
 ---------------------------------------------------------------------------------------------
 -- Timestamps
 ---------------------------------------------------------------------------------------------
 
-local function is_leap(y)
-  return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-end
-
-local MDAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
--- Days since 1970-01-01 of a proleptic Gregorian date.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
+-- Seconds and nanoseconds of an ISO-8601 extended offset date-time as Step Functions parses
+-- it (emrflow.time, the one timestamp parser), or nil.
 function M.parse_timestamp(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  y, mo, d, h, mi = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi)
-  local sec, nanos = 0, 0
-  local ss, r2 = rest:match("^:(%d%d)(.*)$")
-  if ss then
-    sec, rest = tonumber(ss), r2
-    local frac, r3 = rest:match("^%.(%d*)(.*)$")
-    if frac then
-      if #frac > 9 then return nil end
-      nanos = tonumber((frac .. "000000000"):sub(1, 9))
-      rest = r3
-    end
-  end
-  local off
-  if rest == "Z" or rest == "z" then
-    off = 0
-  else
-    local sign, oh, om, tail = rest:match("^([%+%-])(%d%d):(%d%d)(.*)$")
-    if not sign then return nil end
-    local os_ = 0
-    if tail ~= "" then
-      local t = tail:match("^:(%d%d)$")
-      if not t then return nil end
-      os_ = tonumber(t)
-    end
-    oh, om = tonumber(oh), tonumber(om)
-    if oh > 18 or om > 59 or os_ > 59 or (oh == 18 and (om > 0 or os_ > 0)) then return nil end
-    off = oh * 3600 + om * 60 + os_
-    if sign == "-" then off = -off end
-  end
-  if mo < 1 or mo > 12 or d < 1 then return nil end
-  local md = MDAYS[mo]
-  if mo == 2 and is_leap(y) then md = 29 end
-  if d > md or h > 23 or mi > 59 or sec > 59 then return nil end
-  local secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off
-  return secs, nanos
+  local ms, sub_ms = time.parse_iso(s)
+  if not ms then return nil end
+  return ms // 1000, (ms % 1000) * 1000000 + sub_ms
 end
 
 local function ts_compare(a, b)

@@ -13,11 +13,21 @@
 
 local json = require "emrflow.json"
 local engine = require "emrflow.asl.engine"
+local execution = require "emrflow.asl.execution"
 local validate = require "emrflow.asl.validate"
+local resolve = require "emrflow.asl.resolve"
+local definition = require "emrflow.asl.definition"
+local export = require "emrflow.asl.export"
+local common = require "emrflow.asl.common"
 
 local M = {}
 
 M.PAYLOAD_LIMIT = 262144
+
+--- JSON shapes for Lua-written definitions and inputs (re-exports of emrflow.json's).
+M.null = json.null
+M.array = json.array
+M.object = json.object
 
 ---------------------------------------------------------------------------
 -- Task resource registry
@@ -63,22 +73,8 @@ end
 local function lua_impl(fn)
   return { lua = true, run = function(input, ctx) return fn(input, ctx) end }
 end
-
--- The built-in integrations register themselves when first required; they require this
--- module, so they are loaded on the first load/validate rather than at require time.
-M.builtin_integrations = { "emrflow.emr.tasks" }
-local builtins_loaded = false
-
-local function load_builtins()
-  if builtins_loaded then return end
-  builtins_loaded = true
-  for _, name in ipairs(M.builtin_integrations) do
-    if package.searchpath(name, package.path) then require(name) end
-  end
-end
-
+-- fn(resource) --> the registered integration (or the machine's own, load option `resources`).
 local function resolver(opts)
-  load_builtins()
   local own = opts and opts.resources
   return function(resource)
     if type(resource) == "function" then return lua_impl(resource) end
@@ -99,65 +95,40 @@ end
 -- Definitions
 ---------------------------------------------------------------------------
 
--- Copies a Lua definition into JSON data shapes (marked arrays and objects, json.null kept),
--- leaving functions (Lua Task resources) in place.
-local function normalize(v, seen)
-  if type(v) ~= "table" then return v end
-  if seen[v] then error("emrflow.asl: the definition contains a cycle", 0) end
-  seen[v] = true
-  local out
-  local n = #v
-  local arrayish = json.is_array(v) or (not json.is_object(v) and n > 0)
-  if arrayish then
-    for k in pairs(v) do
-      if math.type(k) ~= "integer" or k < 1 or k > n then arrayish = false break end
-    end
-  end
-  if arrayish then
-    out = json.array {}
-    for i = 1, n do out[i] = normalize(v[i], seen) end
-  else
-    out = json.object {}
-    local keys = json.keys(v)
-    for _, k in ipairs(keys) do json.set(out, k, normalize(v[k], seen)) end
-    -- non-string keys are not JSON; keep them so the validator can report them
-    for k, x in pairs(v) do
-      if type(k) ~= "string" then out[k] = normalize(x, seen) end
-    end
-  end
-  seen[v] = nil
-  return out
-end
+local decode_definition = definition.decode
 
-local function decode_definition(def)
-  if type(def) == "string" then
-    local ok, v = pcall(json.decode, def)
-    if not ok then
-      error("emrflow.asl: the definition is not valid JSON: " .. tostring(v), 0)
-    end
-    return v, true
+-- Every problem of a decoded definition `d` (from `def`); never raises.
+local function problems_of(def, d, opts)
+  local ok, problems = pcall(validate.check, d, { resolve = resolver(opts) })
+  if not ok then
+    -- a checker bug must still be a located problem, not a Lua traceback
+    problems = { { path = "", message = "cannot validate the definition: "
+      .. tostring(type(problems) == "table" and problems.Cause or problems):gsub("^[^:]*%.lua:%d+: ", "") } }
   end
-  if type(def) ~= "table" then
-    error("emrflow.asl: a definition is a table or ASL JSON text, got " .. type(def), 0)
+  if type(def) == "string" and definition.may_have_duplicates(def, d) then
+    for _, p in ipairs(definition.duplicate_keys(def)) do problems[#problems + 1] = p end
   end
-  return normalize(def, {}), false
+  return problems
 end
 
 local function format_problems(problems)
   local lines = { "emrflow.asl: invalid state machine definition (" .. #problems .. " problem"
     .. (#problems == 1 and "" or "s") .. "):" }
   for _, p in ipairs(problems) do
-    lines[#lines + 1] = "  " .. (p.path == "" and "/" or p.path) .. ": " .. p.message
+    lines[#lines + 1] = "  " .. (p.path == "" and "/" or p.path) .. ": "
+      .. (p.severity == "warning" and "(warning) " or "") .. p.message
   end
   return table.concat(lines, "\n")
 end
 M.format_problems = format_problems
 
---- Validates a definition; returns the list of problems ({} when valid).
+--- Validates a definition; returns the list of problems ({} when valid). A problem with
+-- severity = "warning" (a value an integration's API rejects at run time, e.g. a pattern) does
+-- not stop asl.load; `emrflow validate` reports it and fails only with --strict.
 function M.validate(def, opts)
   local ok, d = pcall(decode_definition, def)
-  if not ok then return { { path = "", message = tostring(d) } } end
-  return validate.check(d, { resolve = resolver(opts) })
+  if not ok then return { type(d) == "table" and d or { path = "", message = tostring(d) } } end
+  return problems_of(def, d, opts)
 end
 
 ---------------------------------------------------------------------------
@@ -178,8 +149,12 @@ end
 function M.load(def, opts)
   opts = opts or {}
   local ok, d = pcall(decode_definition, def)
-  if not ok then error(d, 2) end
-  local problems = validate.check(d, { resolve = resolver(opts) })
+  if not ok then error(type(d) == "table" and format_problems({ d }) or d, 2) end
+  -- warnings (value constraints an integration checks again at run time) do not stop a load
+  local problems = {}
+  for _, p in ipairs(problems_of(def, d, opts)) do
+    if p.severity ~= "warning" then problems[#problems + 1] = p end
+  end
   if #problems > 0 then error(format_problems(problems), 2) end
   if opts.type ~= nil and opts.type ~= "STANDARD" and opts.type ~= "EXPRESS" then
     error("emrflow.asl: type must be \"STANDARD\" or \"EXPRESS\"", 2)
@@ -196,13 +171,16 @@ function M.load(def, opts)
     arn = string.format("arn:aws:states:%s:%s:stateMachine:%s", region, account, name),
     role_arn = opts.role_arn or string.format("arn:aws:iam::%s:role/emrflow-execution", account),
     timeout_s = d.TimeoutSeconds,
-    jsonata = engine.uses_jsonata(d),
+    jsonata = execution.uses_jsonata(d),
     from_json = type(def) == "string",
     type = opts.type or "STANDARD",
     express = opts.type == "EXPRESS",
   }, Machine)
-  local cok, program = pcall(engine.compile, d, { resolve = resolver(opts) })
-  if not cok then error("emrflow.asl: cannot compile the definition: " .. tostring(program), 2) end
+  m.resolve = resolver(opts)
+  local cok, program = pcall(engine.compile, d, { resolve = m.resolve })
+  if not cok then
+    error("emrflow.asl: cannot compile the definition: " .. common.plain_message(program), 2)
+  end
   m.program = program
   return m
 end
@@ -211,7 +189,41 @@ end
 -- (to share one), history (false keeps none), start_time (virtual clock start), role_arn,
 -- on_event(event); anything else (emr, poll, ...) reaches Task integrations as ctx.options.
 function Machine:start(input, opts)
-  return engine.start(self, input, opts)
+  return execution.start(self, input, opts)
+end
+
+-- Calls fn(state_def, pointer) for every state of a definition, nested ones included.
+local function each_state(def, path, fn)
+  if type(def) ~= "table" or type(def.States) ~= "table" then return end
+  for _, name in ipairs(json.keys(def.States)) do
+    local st = def.States[name]
+    local p = path .. "/States/" .. name
+    if type(st) == "table" then
+      fn(name, st, p)
+      if type(st.Branches) == "table" then
+        for i, br in ipairs(st.Branches) do each_state(br, p .. "/Branches/" .. (i - 1), fn) end
+      end
+      local proc = st.ItemProcessor and "ItemProcessor" or st.Iterator and "Iterator"
+      if proc then each_state(st[proc], p .. "/" .. proc, fn) end
+    end
+  end
+end
+
+--- The Task states nothing resolves with these start options (handlers, mocks, registered
+-- integrations): a list of { state = <JSON pointer>, resource = <ARN> }, sorted by pointer.
+function Machine:unresolved(opts)
+  opts = opts or {}
+  local handlers = resolve.handlers(opts.handlers)
+  local mocks = resolve.mocks(opts.mocks, self.name)
+  local lookup = self.resolve
+  local out = {}
+  each_state(self.definition, "", function(name, st, p)
+    if st.Type == "Task" and not resolve.resolvable(handlers, mocks, name, st.Resource, lookup) then
+      out[#out + 1] = { state = p, resource = st.Resource }
+    end
+  end)
+  table.sort(out, function(a, b) return a.state < b.state end)
+  return out
 end
 
 --- Convenience: start, then wait. Returns status, output | {Error=, Cause=}, execution.
@@ -221,66 +233,13 @@ function Machine:run(input, opts)
   return status, res, x
 end
 
--- Pretty JSON with two-space indentation, keeping the definition's key order.
-local function pretty(v, indent, out)
-  if type(v) ~= "table" then
-    out[#out + 1] = json.encode(v)
-    return
-  end
-  local pad = string.rep("  ", indent + 1)
-  if json.is_array(v) then
-    if #v == 0 then out[#out + 1] = "[]" return end
-    out[#out + 1] = "[\n"
-    for i = 1, #v do
-      out[#out + 1] = pad
-      pretty(v[i], indent + 1, out)
-      out[#out + 1] = i < #v and ",\n" or "\n"
-    end
-    out[#out + 1] = string.rep("  ", indent) .. "]"
-    return
-  end
-  local keys = json.keys(v)
-  if #keys == 0 then out[#out + 1] = "{}" return end
-  out[#out + 1] = "{\n"
-  for i, k in ipairs(keys) do
-    out[#out + 1] = pad .. json.encode(k) .. ": "
-    pretty(v[k], indent + 1, out)
-    out[#out + 1] = i < #keys and ",\n" or "\n"
-  end
-  out[#out + 1] = string.rep("  ", indent) .. "}"
-end
-
-local function exportable(v, path, opts)
-  if type(v) == "function" then
-    if opts.placeholder_arns then
-      return "arn:aws:states:::emrflow:lua-function"
-    end
-    error("emrflow.asl: " .. path .. " is a Lua function; it has no ASL form (pass "
-      .. "{ placeholder_arns = true } to emit a placeholder ARN)", 0)
-  end
-  if type(v) ~= "table" then return v end
-  if json.is_array(v) then
-    local out = json.array {}
-    for i = 1, #v do out[i] = exportable(v[i], path .. "/" .. (i - 1), opts) end
-    return out
-  end
-  local out = json.object {}
-  for _, k in ipairs(json.keys(v)) do
-    json.set(out, k, exportable(v[k], path .. "/" .. k, opts))
-  end
-  return out
-end
-
 --- The machine as ASL JSON text (pretty unless { compact = true }). A Lua function Resource
 -- raises unless { placeholder_arns = true }.
 function Machine:to_json(opts)
   opts = opts or {}
-  local ok, v = pcall(exportable, self.definition, "", opts)
-  if not ok then error(v, 2) end
-  if opts.compact then return json.encode(v) end
-  local out = {}
-  pretty(v, 0, out)
-  return table.concat(out)
+  local ok, text = pcall(export.to_json, self.definition, opts)
+  if not ok then error(text, 2) end
+  return text
 end
 
 --- Starts (and, by default, waits for) an execution of a definition in one call.

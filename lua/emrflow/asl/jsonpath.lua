@@ -38,6 +38,8 @@
 -- reference, eval = function(value, env) --> value | nil, err }.
 local json = require "emrflow.json"
 local errors = require "emrflow.asl.errors"
+local regex = require "emrflow.regex"
+local paths = require "emrflow.asl.paths"
 
 local M = {}
 
@@ -391,54 +393,19 @@ local BINOPS = {
   end,
 }
 
--- The Java regular expressions filters use most (literals, '.', '*', '+', '?', classes, \\d \\w
--- \\s, anchors, the i flag), translated to a Lua pattern; nil when it cannot be translated.
-local function regex_to_lua(re)
+-- A filter's /regular expression/flags, compiled by emrflow.regex (linear time: no pattern
+-- can make matching blow up). Returns the compiled regex, or nil and why.
+local function compile_regex(re)
   local src, flags = re:match("^/(.*)/(%a*)$")
-  if not src then return nil end
-  local icase = flags:find("i", 1, true) ~= nil
-  local classes = { d = "%d", w = "[%w_]", s = "%s", D = "%D", W = "[^%w_]", S = "%S" }
-  local out, i, n = {}, 1, #src
-  local anchored_start, anchored_end = false, false
-  while i <= n do
-    local c = ssub(src, i, i)
-    if c == "\\" then
-      local d = ssub(src, i + 1, i + 1)
-      if classes[d] then out[#out + 1] = classes[d]
-      elseif sfind(d, "%w") or d == "" then return nil
-      else out[#out + 1] = "%" .. d end
-      i = i + 2
-    elseif c == "." or c == "*" or c == "+" or c == "?" then
-      out[#out + 1] = c == "+" and "+" or c
-      i = i + 1
-    elseif c == "[" then
-      local close = sfind(src, "]", i + 2, true)
-      if not close then return nil end
-      out[#out + 1] = (ssub(src, i, close):gsub("\\", "%%"))
-      i = close + 1
-    elseif c == "^" and i == 1 then
-      anchored_start = true
-      i = i + 1
-    elseif c == "$" and i == n then
-      anchored_end = true
-      i = i + 1
-    elseif sfind(c, "[%(%)|{}]") then
-      return nil
-    elseif sfind(c, "%p") then
-      out[#out + 1] = "%" .. c
-      i = i + 1
-    else
-      if icase and sfind(c, "%a") then
-        out[#out + 1] = "[" .. c:lower() .. c:upper() .. "]"
-      else
-        out[#out + 1] = c
-      end
-      i = i + 1
-    end
+  if not src then return nil, "expected /pattern/flags" end
+  local keep = {}
+  for f in flags:gmatch(".") do
+    if f ~= "i" and f ~= "m" and f ~= "s" then return nil, "unknown flag '" .. f .. "'" end
+    keep[#keep + 1] = f
   end
-  -- Jayway's =~ uses Matcher.matches(): the whole string must match.
-  local _ = anchored_start or anchored_end
-  return "^" .. table.concat(out) .. "$"
+  local ok, compiled = pcall(regex.compile, src, table.concat(keep))
+  if not ok then return nil, tostring(compiled) end
+  return compiled
 end
 
 local function parse_operand(text, s, i)
@@ -462,9 +429,9 @@ local function parse_operand(text, s, i)
     end
     local _, fe = sfind(s, "^%a*", e + 1)
     local re = ssub(s, i, fe)
-    local pat = regex_to_lua(re)
-    if not pat then return perr(text, i, "unsupported regular expression " .. re) end
-    return { regex = pat }, fe + 1
+    local compiled, why = compile_regex(re)
+    if not compiled then return perr(text, i, "invalid regular expression " .. re .. ": " .. why) end
+    return { regex = compiled }, fe + 1
   elseif c == "[" then
     local close = sfind(s, "]", i, true)
     if not close then return perr(text, i, "missing ']'") end
@@ -517,11 +484,12 @@ local function parse_comparison(text, s, i)
   local right, nj = parse_operand(text, s, j + #op)
   if not right then return nil, nj end
   if op == "=~" then
-    local pat = right.regex
-    if not pat then return perr(text, j, "'=~' needs a /regular expression/") end
+    local re = right.regex
+    if not re then return perr(text, j, "'=~' needs a /regular expression/") end
+    -- Jayway's =~ uses Matcher.matches(): the whole string must match
     return function(node, root, env)
       local v = lf(node, root, env)
-      return type(v) == "string" and sfind(v, pat) ~= nil
+      return type(v) == "string" and re:full_match(v)
     end, nj
   end
   local rf, f = operand_fn(right), BINOPS[op]
@@ -904,12 +872,8 @@ local function copy_object(o)
   return c
 end
 
-local function copy_array(a)
-  local c = json.array({})
-  for i = 1, #a do c[i] = a[i] end
-  return c
-end
-
+-- ResultPath writing: the one path writer is emrflow.asl.paths; this keeps the
+-- (value | nil, err) form for callers that want it.
 function M.set(p, target, v)
   local c, err = compiled(p)
   if not c then return nil, err end
@@ -917,38 +881,14 @@ function M.set(p, target, v)
     return nil, { Error = errors.RUNTIME,
       Cause = sformat("The ResultPath '%s' is not a valid reference path", c.text) }
   end
-  local segs = c.segs
-  local function fail()
-    return nil, { Error = errors.RESULT_PATH_MATCH_FAILURE,
-      Cause = sformat("Unable to apply ReferencePath %s to input %s", c.text, encode(target)) }
-  end
-  local function put(node, idx)
-    if idx > #segs then return v end
-    local seg = segs[idx]
-    if seg.k == "name" then
-      local nk = kind(node)
-      local copy
-      if nk == "object" then copy = copy_object(node)
-      elseif nk == nil then copy = json.object({})
-      else return nil end
-      local child = put(copy[seg.name], idx + 1)
-      if child == nil then return nil end
-      json.set(copy, seg.name, child)
-      return copy
+  local ok, out = pcall(paths.set, c.text, target, v)
+  if not ok then
+    if type(out) == "table" and out.Error == errors.RESULT_PATH_MATCH_FAILURE then
+      out = { Error = out.Error, Cause = sformat("Unable to apply ReferencePath %s to input %s", c.text,
+        encode(target)) }
     end
-    if kind(node) ~= "array" then return nil end
-    local i = seg.i
-    if i < 0 then i = #node + i end
-    if i < 0 or i >= #node then return nil end
-    local copy = copy_array(node)
-    local child = put(copy[i + 1], idx + 1)
-    if child == nil then return nil end
-    copy[i + 1] = child
-    return copy
+    return nil, out
   end
-  if #segs == 0 then return v end
-  local out = put(target, 1)
-  if out == nil then return fail() end
   return out
 end
 

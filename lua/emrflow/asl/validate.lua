@@ -10,6 +10,10 @@
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
+local engine = require "emrflow.asl.engine"
+local query = require "emrflow.asl.query"
+
+local STATES = engine.STATES
 
 local M = {}
 
@@ -62,40 +66,9 @@ local function set(list)
 end
 
 local COMMON = { "Type", "Comment", "QueryLanguage" }
-local FIELDS_JSONPATH = {
-  Pass = { "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath", "Result", "Assign" },
-  Task = { "Next", "End", "Resource", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath",
-    "Retry", "Catch", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath",
-    "Credentials", "Assign" },
-  Choice = { "Choices", "Default", "InputPath", "OutputPath", "Assign" },
-  Wait = { "Next", "End", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "InputPath", "OutputPath",
-    "Assign" },
-  Succeed = { "InputPath", "OutputPath" },
-  Fail = { "Error", "ErrorPath", "Cause", "CausePath" },
-  Parallel = { "Next", "End", "Branches", "InputPath", "OutputPath", "Parameters", "ResultSelector",
-    "ResultPath", "Retry", "Catch", "Assign" },
-  Map = { "Next", "End", "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters",
-    "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailureCount", "ToleratedFailureCountPath",
-    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ItemReader", "ItemBatcher",
-    "ResultWriter", "Label", "InputPath", "OutputPath", "ResultSelector", "ResultPath", "Retry", "Catch",
-    "Assign" },
-}
-local FIELDS_JSONATA = {
-  Pass = { "Next", "End", "Output", "Assign" },
-  Task = { "Next", "End", "Resource", "Arguments", "Output", "Retry", "Catch", "TimeoutSeconds",
-    "HeartbeatSeconds", "Credentials", "Assign" },
-  Choice = { "Choices", "Default", "Output", "Assign" },
-  Wait = { "Next", "End", "Seconds", "Timestamp", "Output", "Assign" },
-  Succeed = { "Output" },
-  Fail = { "Error", "Cause" },
-  Parallel = { "Next", "End", "Branches", "Arguments", "Output", "Retry", "Catch", "Assign" },
-  Map = { "Next", "End", "ItemProcessor", "Iterator", "Items", "ItemSelector", "MaxConcurrency",
-    "ToleratedFailureCount", "ToleratedFailurePercentage", "ItemReader", "ItemBatcher", "ResultWriter",
-    "Label", "Output", "Retry", "Catch", "Assign", "Arguments" },
-}
 local ALLOWED = { JSONPath = {}, JSONata = {} }
-for lang, tbl in pairs { JSONPath = FIELDS_JSONPATH, JSONata = FIELDS_JSONATA } do
-  for t, list in pairs(tbl) do
+for t, st in pairs(STATES) do
+  for lang, list in pairs(st.fields) do
     local s = set(list)
     for _, c in ipairs(COMMON) do s[c] = true end
     ALLOWED[lang][t] = s
@@ -132,6 +105,8 @@ local VAR_NAME = "^[%a_][%w_]*$"
 
 local Checker = {}
 Checker.__index = Checker
+Checker.BRANCH_FIELDS = BRANCH_FIELDS
+Checker.PROCESSOR_FIELDS = PROCESSOR_FIELDS
 
 function Checker:add(path, message)
   self.problems[#self.problems + 1] = { path = path, message = message }
@@ -257,6 +232,7 @@ function Checker:retriers(list, path, lang)
       for _, k in ipairs(sorted_keys(r)) do
         if not RETRY_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a retrier", k)) end
       end
+      self:comment(r, p)
       local has_all = self:error_equals(r.ErrorEquals, join(p, "ErrorEquals"), true)
       if has_all and i < #list then
         self:add(join(p, "ErrorEquals"), "a retrier with States.ALL must be the last one")
@@ -288,6 +264,7 @@ function Checker:catchers(list, path, lang, scope)
       for _, k in ipairs(sorted_keys(c)) do
         if not CATCH_FIELDS[k] then self:add(join(p, k), fmt("field '%s' is not allowed in a catcher", k)) end
       end
+      self:comment(c, p)
       local has_all = self:error_equals(c.ErrorEquals, join(p, "ErrorEquals"))
       if has_all and i < #list then
         self:add(join(p, "ErrorEquals"), "a catcher with States.ALL must be the last one")
@@ -396,6 +373,7 @@ function Checker:choice_rule(r, path, top, lang)
     self:add(path, "a choice rule must be an object")
     return
   end
+  self:comment(r, path)
   if lang == "JSONata" then
     if r.Condition == nil then self:add(join(path, "Condition"), "is required in a JSONata choice rule")
     elseif type(r.Condition) ~= "boolean" and not is_jsonata_expr(r.Condition) then
@@ -456,6 +434,42 @@ function Checker:choice_rule(r, path, top, lang)
   end
 end
 
+-- The fields of a JSONata state that may hold expressions, compiled by the query language at
+-- load time so that a syntax error is a located problem (nothing to do while the language
+-- module is not installed: running such a state fails with a clear error).
+local EXPRESSION_FIELDS = { "Arguments", "Output", "Assign", "Items", "ItemSelector", "Seconds", "Timestamp",
+  "Error", "Cause", "MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage", "TimeoutSeconds",
+  "HeartbeatSeconds", "Credentials" }
+
+function Checker:expressions(def, path)
+  local q = query.get("JSONata")
+  if not q then return end
+  local function check(v, p, field)
+    if v == nil then return end
+    local ok, compiled, msg = pcall(q.compile_template, v, { path = p, field = field })
+    if not ok then compiled, msg = nil, compiled end
+    if compiled == nil then self:add(p, "invalid JSONata: " .. tostring(msg)) end
+  end
+  for _, f in ipairs(EXPRESSION_FIELDS) do check(def[f], join(path, f), f) end
+  for _, list in ipairs { "Choices", "Catch" } do
+    if is_array(def[list]) then
+      for i, r in ipairs(def[list]) do
+        if is_object(r) then
+          local rp = join(join(path, list), i - 1)
+          for _, f in ipairs { "Condition", "Output", "Assign" } do check(r[f], join(rp, f), f) end
+        end
+      end
+    end
+  end
+end
+
+-- Comment, wherever it may appear, is a string.
+function Checker:comment(def, path)
+  if def.Comment ~= nil and type(def.Comment) ~= "string" then
+    self:add(join(path, "Comment"), "Comment must be a string")
+  end
+end
+
 function Checker:exclusive(def, path, a, b)
   if def[a] ~= nil and def[b] ~= nil then
     self:add(join(path, b), fmt("%s and %s cannot both be set", a, b))
@@ -467,12 +481,15 @@ function Checker:state(name, def, path, scope, lang)
     self:add(path, "a state must be an object")
     return
   end
+  self:comment(def, path)
   local t = def.Type
   if t == nil then
     self:add(join(path, "Type"), "is required")
+    scope.bad_type = true
     return
   end
   if type(t) ~= "string" or not ALLOWED.JSONPath[t] then
+    scope.bad_type = true
     self:add(join(path, "Type"), fmt("unknown state type %q (expected Pass, Task, Choice, Wait, Succeed, "
       .. "Fail, Parallel or Map)", tostring(t)))
     return
@@ -531,160 +548,12 @@ function Checker:state(name, def, path, scope, lang)
     end
   end
   if def.Assign ~= nil then self:assign(def.Assign, join(path, "Assign"), slang) end
+  if slang == "JSONata" then self:expressions(def, path) end
   if def.Retry ~= nil then self:retriers(def.Retry, join(path, "Retry"), slang) end
   if def.Catch ~= nil then self:catchers(def.Catch, join(path, "Catch"), slang, scope) end
 
-  local check = self["state_" .. t]
+  local check = STATES[t].check
   if check then check(self, def, path, scope, slang) end
-end
-
-function Checker:state_Task(def, path, _, lang)
-  local r = def.Resource
-  if r == nil then
-    self:add(join(path, "Resource"), "is required")
-  elseif type(r) ~= "string" and type(r) ~= "function" then
-    self:add(join(path, "Resource"), "must be a resource ARN (or, in a Lua-defined machine, a function)")
-  else
-    local impl = self.resolve and self.resolve(r)
-    if not impl then
-      self:add(join(path, "Resource"), fmt("unknown resource %q (no integration is registered for it)",
-        tostring(r)))
-    elseif type(impl) == "table" and impl.validate then
-      local ok, err = pcall(impl.validate, def, path, self.problems)
-      if not ok then self:add(join(path, "Resource"), "integration check failed: " .. tostring(err)) end
-    end
-  end
-  self:exclusive(def, path, "TimeoutSeconds", "TimeoutSecondsPath")
-  self:exclusive(def, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
-  local jsonata = lang == "JSONata"
-  if def.TimeoutSeconds ~= nil and not (jsonata and is_jsonata_expr(def.TimeoutSeconds)) then
-    self:positive_int(def.TimeoutSeconds, join(path, "TimeoutSeconds"))
-  end
-  if def.HeartbeatSeconds ~= nil and not (jsonata and is_jsonata_expr(def.HeartbeatSeconds)) then
-    if self:positive_int(def.HeartbeatSeconds, join(path, "HeartbeatSeconds"))
-        and is_int(def.TimeoutSeconds) and def.HeartbeatSeconds >= def.TimeoutSeconds then
-      self:add(join(path, "HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds")
-    end
-  end
-  if def.TimeoutSecondsPath ~= nil then
-    self:path(def.TimeoutSecondsPath, join(path, "TimeoutSecondsPath"))
-  end
-  if def.HeartbeatSecondsPath ~= nil then
-    self:path(def.HeartbeatSecondsPath, join(path, "HeartbeatSecondsPath"))
-  end
-end
-
-function Checker:state_Choice(def, path, scope, lang)
-  local choices = def.Choices
-  if not is_array(choices) or #choices == 0 then
-    self:add(join(path, "Choices"), "Choices must be a non-empty array of rules")
-  else
-    for i, r in ipairs(choices) do
-      local p = join(join(path, "Choices"), i - 1)
-      self:choice_rule(r, p, true, lang)
-      if is_object(r) then
-        self:target(r.Next, join(p, "Next"), scope, true)
-        if r.Assign ~= nil then self:assign(r.Assign, join(p, "Assign"), lang) end
-      end
-    end
-  end
-  if def.Default ~= nil then self:target(def.Default, join(path, "Default"), scope) end
-end
-
-function Checker:state_Wait(def, path, _, lang)
-  local n = 0
-  for _, f in ipairs { "Seconds", "Timestamp", "SecondsPath", "TimestampPath" } do
-    if def[f] ~= nil then n = n + 1 end
-  end
-  if n ~= 1 then
-    self:add(path, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath or TimestampPath")
-  end
-  local jsonata = lang == "JSONata"
-  if def.Seconds ~= nil and not (jsonata and is_jsonata_expr(def.Seconds)) then
-    self:positive_int(def.Seconds, join(path, "Seconds"), true)
-  end
-  if def.Timestamp ~= nil and not (jsonata and is_jsonata_expr(def.Timestamp)) then
-    local context = require "emrflow.asl.context"
-    if not context.parse_timestamp(def.Timestamp) then
-      self:add(join(path, "Timestamp"),
-        "must be an ISO-8601 extended offset date-time (2016-03-14T01:59:00Z)")
-    end
-  end
-  if def.SecondsPath ~= nil then self:path(def.SecondsPath, join(path, "SecondsPath")) end
-  if def.TimestampPath ~= nil then self:path(def.TimestampPath, join(path, "TimestampPath")) end
-end
-
-function Checker:state_Fail(def, path)
-  self:exclusive(def, path, "Error", "ErrorPath")
-  self:exclusive(def, path, "Cause", "CausePath")
-  for _, f in ipairs { "Error", "Cause" } do
-    if def[f] ~= nil and type(def[f]) ~= "string" then self:add(join(path, f), "must be a string") end
-    if def[f .. "Path"] ~= nil then
-      self:path(def[f .. "Path"], join(path, f .. "Path"), { intrinsic = true })
-    end
-  end
-end
-
-function Checker:state_Parallel(def, path, _, lang)
-  local branches = def.Branches
-  if not is_array(branches) or #branches == 0 then
-    self:add(join(path, "Branches"), "Branches must be a non-empty array")
-    return
-  end
-  for i, br in ipairs(branches) do
-    self:nested(function() self:machine(br, join(join(path, "Branches"), i - 1), BRANCH_FIELDS, lang) end)
-  end
-end
-
-function Checker:state_Map(def, path, _, lang)
-  local proc_field = def.ItemProcessor ~= nil and "ItemProcessor" or "Iterator"
-  self:exclusive(def, path, "ItemProcessor", "Iterator")
-  self:exclusive(def, path, "ItemSelector", "Parameters")
-  self:exclusive(def, path, "MaxConcurrency", "MaxConcurrencyPath")
-  self:exclusive(def, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
-  self:exclusive(def, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
-  local proc = def[proc_field]
-  if proc == nil then
-    self:add(join(path, "ItemProcessor"), "is required")
-  else
-    local pp = join(path, proc_field)
-    local cfg = is_object(proc) and proc.ProcessorConfig
-    -- a distributed Map's child executions do not see the parent's variables
-    local isolated = is_object(cfg) and cfg.Mode == "DISTRIBUTED"
-    self:nested(function() self:machine(proc, pp, PROCESSOR_FIELDS, lang) end, isolated)
-    if cfg ~= nil and cfg ~= false then
-      if not is_object(cfg) then
-        self:add(join(pp, "ProcessorConfig"), "must be an object")
-      else
-        if cfg.Mode ~= nil and cfg.Mode ~= "INLINE" and cfg.Mode ~= "DISTRIBUTED" then
-          self:add(join(join(pp, "ProcessorConfig"), "Mode"), "Mode must be \"INLINE\" or \"DISTRIBUTED\"")
-        end
-        local et = cfg.ExecutionType
-        if et ~= nil and et ~= "STANDARD" and et ~= "EXPRESS" then
-          self:add(join(join(pp, "ProcessorConfig"), "ExecutionType"),
-            "ExecutionType must be \"STANDARD\" or \"EXPRESS\"")
-        end
-      end
-    end
-  end
-  local jsonata = lang == "JSONata"
-  if def.ItemsPath ~= nil then self:path(def.ItemsPath, join(path, "ItemsPath")) end
-  if def.MaxConcurrency ~= nil and not (jsonata and is_jsonata_expr(def.MaxConcurrency)) then
-    self:positive_int(def.MaxConcurrency, join(path, "MaxConcurrency"), true)
-  end
-  if def.ToleratedFailureCount ~= nil and not (jsonata and is_jsonata_expr(def.ToleratedFailureCount)) then
-    self:positive_int(def.ToleratedFailureCount, join(path, "ToleratedFailureCount"), true)
-  end
-  local pct = def.ToleratedFailurePercentage
-  if pct ~= nil and not (jsonata and is_jsonata_expr(pct)) then
-    if type(pct) ~= "number" or pct < 0 or pct > 100 then
-      self:add(join(path, "ToleratedFailurePercentage"), "must be a number between 0 and 100")
-    end
-  end
-  local path_fields = { "MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath" }
-  for _, f in ipairs(path_fields) do
-    if def[f] ~= nil then self:path(def[f], join(path, f)) end
-  end
 end
 
 -- A machine, branch or item processor: { StartAt, States }.
@@ -726,7 +595,8 @@ function Checker:machine(def, path, fields, lang)
   elseif states[def.StartAt] == nil then
     self:add(join(path, "StartAt"), fmt("no state named %q in States", def.StartAt))
   end
-  local scope = { states = states, edges = {} }
+  self:comment(def, path)
+  local scope = { states = states, edges = {}, bad_type = false, terminal = false }
   local graph = {}
   local spath = join(path, "States")
   for _, name in ipairs(sorted_keys(states)) do
@@ -743,10 +613,21 @@ function Checker:machine(def, path, fields, lang)
       scope.edges = {}
       self:state(name, states[name], p, scope, mlang)
       graph[name] = scope.edges
+      local sd = states[name]
+      if is_object(sd) and (sd.End == true or sd.Type == "Succeed" or sd.Type == "Fail") then
+        scope.terminal = true
+      end
     end
   end
-  -- reachability from StartAt
-  if type(def.StartAt) == "string" and states[def.StartAt] ~= nil then
+  -- AWS: MISSING_END_STATE (a scope needs a state that ends it: End, Succeed or Fail); not
+  -- reported when a state's Type is wrong (its fields cannot be known)
+  if not scope.terminal and not scope.bad_type then
+    self:add(spath, "no terminal state: one state needs \"End\": true, or be a Succeed or Fail state "
+      .. "(MISSING_END_STATE)")
+  end
+  -- reachability from StartAt; a state with an unknown Type hides its transitions, so what only it
+  -- could reach is not reported (no cascade after one mistyped Type)
+  if type(def.StartAt) == "string" and states[def.StartAt] ~= nil and not scope.bad_type then
     local seen, stack = { [def.StartAt] = true }, { def.StartAt }
     while #stack > 0 do
       local n = table.remove(stack)

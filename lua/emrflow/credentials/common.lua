@@ -1,10 +1,11 @@
--- Helpers shared by the credential providers: the masked credentials object, time parsing,
+--- Helpers shared by the credential providers: the masked credentials object, time parsing,
 -- URL encoding, redaction, and an HTTP call with a few retries.
+-- @module emrflow.credentials.common
 local errors = require "emrflow.errors"
 
 local M = {}
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- The credentials object
 --
 -- access_key_id, expiration and source are plain fields; secret_access_key and
@@ -13,7 +14,7 @@ local M = {}
 -- creds.secret_access_key still reads them (sigv4.sign reads fields this way).
 -- Lua strings cannot be wiped: when a provider refreshes, its cached object is
 -- dropped (and its secrets with it, once collected); nothing else keeps a copy.
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local secret_of = setmetatable({}, { __mode = "k" })
 
@@ -89,9 +90,9 @@ function M.check_static(t, where)
   return nil
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Time
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 local function days_from_civil(y, m, d)
@@ -125,9 +126,9 @@ function M.parse_time(s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Encoding, redaction, XML
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- application/x-www-form-urlencoded value encoding as botocore does (RFC 3986 unreserved kept).
 function M.urlencode(s)
@@ -195,9 +196,9 @@ function M.xml_text(xml, name, from)
   return M.xml_unescape(inner), l
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- HTTP and errors
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- A credentials error (code "credentials").
 function M.error(message, extra)

@@ -1,6 +1,7 @@
--- AWS STS over its Query API: AssumeRole (SigV4-signed with the source credentials) and
+--- AWS STS over its Query API: AssumeRole (SigV4-signed with the source credentials) and
 -- AssumeRoleWithWebIdentity (unsigned). POST form-encoded Action=...&Version=2011-06-15,
 -- XML reply; only the few fields needed are read.
+-- @module emrflow.credentials.sts
 local common = require "emrflow.credentials.common"
 
 local M = {}

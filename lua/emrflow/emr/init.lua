@@ -6,10 +6,12 @@
 --   local out, err = client:start_job_run{ VirtualClusterId = "...", ... }
 --   emr.model.validate("StartJobRun", params)      --> true | nil, err
 --   emr.model.to_wire(op, params), emr.model.from_wire(op, body)
---   emr.tasks                                      -- Task-state helpers (loaded on first use)
+--   emr.tasks                                      -- Task-state helpers; requiring emrflow.emr
+--                                                  -- registers the Task integration with emrflow.asl
 local client = require "emrflow.emr.client"
 local validate = require "emrflow.emr.validate"
 local data = require "emrflow.emr.model"
+local tasks = require "emrflow.emr.tasks"
 
 local M = {}
 
@@ -35,13 +37,6 @@ M.model = {
 M.uuid4 = client.uuid4
 M.methods = client.methods
 
-return setmetatable(M, {
-  __index = function(t, k)
-    if k == "tasks" then
-      local tasks = require "emrflow.emr.tasks"
-      rawset(t, "tasks", tasks)
-      return tasks
-    end
-    return nil
-  end,
-})
+M.tasks = tasks
+
+return M

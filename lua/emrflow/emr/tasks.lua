@@ -39,6 +39,7 @@ local scheduler = require "emrflow.scheduler"
 local model = require "emrflow.emr.model"
 local validate = require "emrflow.emr.validate"
 local sync = require "emrflow.emr.sync"
+local client = require "emrflow.emr.client"
 
 local M = {}
 
@@ -145,10 +146,27 @@ local function pointer(dotted, dyn_key)
   return s
 end
 
+-- The model's problem messages that break a value constraint (pattern, length, range, enum),
+-- as opposed to structure (unknown member, wrong JSON type, missing required member).
+local VALUE_CONSTRAINT = { "does not match the pattern", "is not one of", "must be at least",
+  "must be at most", "not valid UTF%-8" }
+
+--- Is a model problem message a value constraint (a run-time matter) rather than structure?
+function M.is_value_constraint(message)
+  for _, pat in ipairs(VALUE_CONSTRAINT) do
+    if message:find(pat) then return true end
+  end
+  return false
+end
+
 --- Load-time check of a Task state using one of these resources (impl.validate).
 function M.validate_state(state, path, problems)
   local r = M.parse_resource(state.Resource)
-  local function add(p, msg) problems[#problems + 1] = { path = p, message = msg } end
+  local function add(p, msg, value_constraint)
+    -- value constraints are the service's business (DESIGN "API model checks"): warnings
+    -- here, EmrContainers.ValidationException at run time
+    problems[#problems + 1] = { path = p, message = msg, severity = value_constraint and "warning" or nil }
+  end
   local rpath = path .. "/Resource"
   if r.kind == "optimized" then
     if not r.info then
@@ -196,11 +214,11 @@ function M.validate_state(state, path, problems)
   local ok, err = validate.check(r.op, p)
   if ok then return end
   for _, pr in ipairs(err.problems or { { path = "", message = err.message } }) do
-    local is_unknown = pr.message == "unknown parameter"
+    local is_unknown = pr.message:find("^unknown parameter") ~= nil
     if is_unknown or not under_dynamic(pr.path, dyn) then
       local dkey = is_unknown and dyn[pr.path]
       add(path .. "/" .. field .. pointer(pr.path, dkey),
-        fmt("%s: %s", r.op, pr.message))
+        fmt("%s: %s", r.op, pr.message), M.is_value_constraint(pr.message))
     end
   end
 end
@@ -224,8 +242,7 @@ function M.backend(ctx)
   end
   local c = clients[o]
   if not c then
-    local emr = require "emrflow.emr"
-    c = emr.client{ region = o.region, endpoint_url = o.endpoint_url, profile = o.profile }
+    c = client.new{ region = o.region, endpoint_url = o.endpoint_url, profile = o.profile }
     clients[o] = c
   end
   return c
@@ -299,7 +316,10 @@ function M.client_token(ctx)
   local n = (per[key] or 0) + 1
   per[key] = n
   local name = x.name or (type(c) == "table" and c.Execution and c.Execution.Name) or ""
-  local seed = table.concat({ tostring(x.arn or name), key, tostring(ctx.attempt or 0), tostring(n) }, "\n")
+  -- the execution's unique id + state path (+ branch / iteration) + attempt (DESIGN "ClientToken
+  -- (revised)"), and how many times this state ran (a loop visits a state again)
+  local seed = table.concat({ ctx.client_token_seed or tostring(x.id or x.arn or name), key,
+    tostring(ctx.attempt or 0), tostring(n) }, "\n")
   return "emrflow-" .. sigv4.payload_hash(seed):sub(1, 56)
 end
 
@@ -550,7 +570,6 @@ local registered = setmetatable({}, { __mode = "k" })
 
 --- Registers the integration with an emrflow.asl module (idempotent). Returns the entries.
 function M.register(asl)
-  asl = asl or require "emrflow.asl"
   if registered[asl] then return registered[asl] end
   local entries = {}
   for _, pr in ipairs(M.resources()) do
@@ -562,7 +581,6 @@ end
 
 --- Undoes register (for specs).
 function M.unregister(asl)
-  asl = asl or require "emrflow.asl"
   local entries = registered[asl]
   if not entries then return false end
   for _, e in ipairs(entries) do asl.unregister_resource(e) end

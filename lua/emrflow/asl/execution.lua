@@ -1,0 +1,276 @@
+-- emrflow.asl.execution: the life of an execution, in one place.
+--
+--   start(machine, input, opts) --> execution: its id (unique), name, ARN, input checks,
+--     history recorder and quota, the root frame, the scheduler task running it;
+--   the run: ExecutionStarted, the machine's TimeoutSeconds watchdog, the program, the output
+--     size check, the end event (ExecutionSucceeded / Failed / Aborted / TimedOut);
+--   Execution methods: wait, step, done, stop, history, describe.
+
+local json = require "emrflow.json"
+local scheduler = require "emrflow.scheduler"
+local history = require "emrflow.asl.history"
+local context = require "emrflow.asl.context"
+local common = require "emrflow.asl.common"
+local rt = require "emrflow.asl.runtime"
+local resolve = require "emrflow.asl.resolve"
+local query = require "emrflow.asl.query"
+
+local M = {}
+
+--- Events a Standard execution may have (asl-semantics.md §12); machine:start option
+-- history_limit = N | false overrides it.
+M.HISTORY_LIMIT = 25000
+
+local PAYLOAD_LIMIT = common.PAYLOAD_LIMIT
+local fmt = string.format
+local encode = json.encode
+local raise, normalize, to_data = common.raise, common.normalize, common.to_data
+local emit, new_frame, run_program = rt.emit, rt.new_frame, rt.run_program
+
+local Execution = {}
+Execution.__index = Execution
+M.Execution = Execution
+
+-- A UUID-like unique id (version 4 layout) from the system's random source, else math.random.
+local function new_id()
+  local bytes
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    bytes = f:read(16)
+    f:close()
+  end
+  if not bytes or #bytes ~= 16 then
+    local t = {}
+    for i = 1, 16 do t[i] = string.char(math.random(0, 255)) end
+    bytes = table.concat(t)
+  end
+  local b = { bytes:byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  local hex = string.format(string.rep("%02x", 16), table.unpack(b))
+  return fmt("%s-%s-%s-%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16), hex:sub(17, 20), hex:sub(21))
+end
+M.new_id = new_id
+
+local counter = 0
+local function new_name()
+  counter = counter + 1
+  return fmt("exec-%d-%04d-%d", os.time(), math.random(0, 9999), counter)
+end
+
+local function uses_jsonata(def)
+  if def.QueryLanguage == "JSONata" then return "the state machine" end
+  local function scan(states)
+    for name, s in pairs(states) do
+      if type(s) == "table" then
+        if s.QueryLanguage == "JSONata" then return "state '" .. name .. "'" end
+        local subs = {}
+        if s.Branches then for _, br in ipairs(s.Branches) do subs[#subs + 1] = br end end
+        if s.ItemProcessor then subs[#subs + 1] = s.ItemProcessor end
+        if s.Iterator then subs[#subs + 1] = s.Iterator end
+        for _, sub in ipairs(subs) do
+          local found = type(sub.States) == "table" and scan(sub.States)
+          if found then return found end
+        end
+      end
+    end
+    return nil
+  end
+  return scan(def.States)
+end
+M.uses_jsonata = uses_jsonata
+
+local function finish_execution(x, status, output, err)
+  x.status = status
+  x.stop_time = x.s:now()
+  local frame = x.frame
+  if status == "SUCCEEDED" then
+    x.output = output
+    emit(frame, "ExecutionSucceeded", "executionSucceededEventDetails",
+      x.keep and { output = output } or nil)
+  else
+    x.error = err and err.Error
+    x.cause = err and err.Cause
+    local etype = status == "FAILED" and "ExecutionFailed" or status == "ABORTED" and "ExecutionAborted"
+      or "ExecutionTimedOut"
+    local key = etype:sub(1, 1):lower() .. etype:sub(2) .. "EventDetails"
+    emit(frame, etype, key, x.keep and { error = x.error, cause = x.cause } or nil)
+  end
+end
+
+local function run_execution(x)
+  local frame = x.frame
+  emit(frame, "ExecutionStarted", "executionStartedEventDetails",
+    x.keep and { input = x.input, roleArn = x.role_arn } or nil)
+  if x.stop_requested then
+    return finish_execution(x, "ABORTED", nil, x.stop_requested)
+  end
+  local watchdog
+  local timeout = x.machine.timeout_s
+  if timeout then
+    local me = select(2, scheduler.current())
+    watchdog = x.s:spawn(function()
+      scheduler.sleep(timeout)
+      if not me:done() then
+        x.s:cancel(me, { Error = "States.Timeout", timed_out = true })
+      end
+    end)
+  end
+  local ok, res = pcall(function()
+    if x.machine.jsonata and not query.get("JSONata") then
+      raise("States.Runtime", "JSONata is not supported yet (" .. x.machine.jsonata
+        .. " uses QueryLanguage JSONata)")
+    end
+    if x.input_error then error(x.input_error, 0) end
+    local out = run_program(frame, x.machine.program, x.input)
+    if type(out) == "table" or type(out) == "string" then
+      local eok, text = pcall(encode, out)
+      if eok and #text > PAYLOAD_LIMIT then
+        raise("States.DataLimitExceeded",
+          "The execution output exceeds the maximum number of bytes service limit.")
+      end
+    end
+    return out
+  end)
+  if watchdog and not watchdog:done() then x.s:cancel(watchdog, { aborted = true }) end
+  if ok then
+    finish_execution(x, "SUCCEEDED", res)
+  else
+    local err = normalize(res)
+    if err.timed_out then
+      finish_execution(x, "TIMED_OUT", nil, nil)
+    elseif err.aborted then
+      finish_execution(x, "ABORTED", nil, err)
+    else
+      finish_execution(x, "FAILED", nil, err)
+    end
+  end
+end
+
+-- start(machine, input, opts) --> execution
+function M.start(machine, input, opts)
+  opts = opts or {}
+  local s = opts.scheduler
+  local clock = opts.clock
+  if type(clock) == "table" then s, clock = clock, nil end
+  if not s then
+    if clock ~= nil and clock ~= "virtual" and clock ~= "real" then
+      error("emrflow.asl: clock must be 'virtual', 'real' or a scheduler, got " .. tostring(clock), 3)
+    end
+    s = scheduler.new { clock = clock or "real", start = opts.start_time }
+  end
+  local name = opts.name or new_name()
+  if type(name) ~= "string" or #name < 1 or #name > 80 then
+    error("emrflow.asl: execution name must be a string of 1 to 80 characters", 3)
+  end
+  if input == nil then input = json.object {} end
+  local id = opts.execution_id
+  if id ~= nil and (type(id) ~= "string" or id == "") then
+    error("emrflow.asl: execution_id must be a non-empty string", 3)
+  end
+  local x = setmetatable({
+    machine = machine, s = s, name = name, status = "RUNNING",
+    options = opts, region = machine.region, entries = 0,
+    role_arn = opts.role_arn or machine.role_arn,
+    id = id or new_id(),
+    invocations = {},
+  }, Execution)
+  x.handlers = resolve.handlers(opts.handlers)
+  x.mocks = resolve.mocks(opts.mocks, machine.name)
+  if machine.express then
+    x.arn = machine.arn:gsub(":stateMachine:", ":express:") .. ":" .. name .. ":"
+      .. fmt("%08x-%04x-4%03x-a%03x-%012x",
+      math.random(0, 0xffffffff), math.random(0, 0xffff), math.random(0, 0xfff), math.random(0, 0xfff),
+      math.random(0, 0xffffffffffff))
+  else
+    x.arn = machine.arn:gsub(":stateMachine:", ":execution:") .. ":" .. name
+  end
+  x.handle = x
+  local ok, data = pcall(to_data, input, "the execution input")
+  if ok then
+    x.input = data
+    local text = encode(data)
+    if #text > PAYLOAD_LIMIT then
+      x.input_error = { Error = "States.DataLimitExceeded",
+        Cause = "The execution input exceeds the maximum number of bytes service limit." }
+    end
+  else
+    error("emrflow.asl: " .. tostring(type(data) == "table" and data.Cause or data), 3)
+  end
+  x.start_time = s:now()
+  local keep = opts.history ~= false
+  local limit = opts.history_limit
+  if limit == nil then limit = (not machine.express) and M.HISTORY_LIMIT or false end
+  if limit ~= false and (math.type(limit) ~= "integer" or limit < 1) then
+    error("emrflow.asl: history_limit must be a positive integer or false", 3)
+  end
+  x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event,
+    limit = limit or nil }
+  x.keep = keep or opts.on_event ~= nil
+  x.ctx_execution, x.ctx_machine = context.execution(x)
+  x.frame = new_frame(x, {}, 0, false)
+  x.task = s:spawn(run_execution, x)
+  return x
+end
+
+local function result_of(x)
+  if x.status == "SUCCEEDED" then return x.status, x.output end
+  return x.status, { Error = x.error, Cause = x.cause }
+end
+
+--- Drives the scheduler until the execution ends. Returns status, output | {Error=, Cause=}.
+function Execution:wait()
+  if self.task:done() then return result_of(self) end
+  if scheduler.current() == self.s then
+    scheduler.join({ self.task })
+  else
+    self.s:run_until(self.task)
+  end
+  local ok, err = self.task:result()
+  if not ok then error(err, 0) end
+  return result_of(self)
+end
+
+--- One scheduler step (for hosts with their own loop). Returns true while running.
+function Execution:step(max_wait_s)
+  if not self.task:done() then self.s:step(max_wait_s or 0) end
+  return not self.task:done()
+end
+
+function Execution:done()
+  return self.task:done()
+end
+
+--- Aborts the execution: in-flight work sees the error and runs its cleanup.
+function Execution:stop(err, cause)
+  if self.task:done() then return false end
+  local e = { Error = err, Cause = cause, aborted = true }
+  if not self.task.started then
+    self.stop_requested = e
+    return true
+  end
+  self.s:cancel(self.task, e)
+  return true
+end
+
+--- The history as GetExecutionHistory shapes it (payloads as JSON text), or with
+-- { raw = true } with payloads as Lua values.
+function Execution:history(opts)
+  if opts and opts.raw then return self.rec:expanded() end
+  return self.rec:materialize()
+end
+
+function Execution:event_types()
+  return self.rec:types()
+end
+
+function Execution:describe()
+  local d = { executionArn = self.arn, name = self.name, status = self.status,
+    startDate = self.start_time, stopDate = self.stop_time, input = self.input }
+  if self.status == "SUCCEEDED" then d.output = self.output else
+    d.error, d.cause = self.error, self.cause
+  end
+  return d
+end
+
+return M

@@ -1,0 +1,378 @@
+-- emrflow.asl.states.map: the Map state: its fields, its checks and its execution.
+
+local json = require "emrflow.json"
+local history = require "emrflow.asl.history"
+local context = require "emrflow.asl.context"
+local common = require "emrflow.asl.common"
+local qjsonpath = require "emrflow.asl.query.jsonpath"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+local handlers = require "emrflow.asl.handlers"
+
+local add_event = history.Recorder.add_event
+local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at once
+local is_object_marked = json.is_object
+local fmt = string.format
+local runtime = common.runtime
+local is_array = common.is_array
+local show = common.show
+local normalize = common.normalize
+local integer_value = common.integer_value
+local compile_path = qjsonpath.compile_path
+local missing_io_path = qjsonpath.missing_io_path
+local emit = rt.emit
+local child_frame = rt.child_frame
+local new_frame = rt.new_frame
+local run_program = rt.run_program
+local run_children = rt.run_children
+local compile_template = pipeline.compile_template
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local finish = pipeline.finish
+local compile_retriers = handlers.compile_retriers
+local compile_catchers = handlers.compile_catchers
+local handled = handlers.handled
+local is_jsonata_expr = common.is_jsonata_expr
+local is_object = common.is_object
+local join = common.join
+local words = common.words
+
+local M = {}
+
+
+local function path_integer(field, text, v, kind)
+  local n = integer_value(v)
+  if kind == "float" then
+    n = nil
+    if type(v) == "number" then
+      n = v
+    elseif type(v) == "string" and v:match("^%s*[+-]?%d*%.?%d+%s*$") then
+      n = tonumber(v)
+    end
+  end
+  if n == nil then
+    runtime(fmt("The %s field refers to value \"%s\" which is not a valid %s: %s", field, show(v),
+      kind or "integer", text))
+  end
+  return n
+end
+
+-- A Distributed Map iteration runs as a child execution of its own, as on AWS: its own id,
+-- ARN, context object and history (ExecutionStarted ... ExecutionSucceeded | Failed), its own
+-- variables (none of the parent's), so the parent's history gets only the Map Run events and
+-- a 10,000-item Map stays far from the parent's 25,000-event quota. Once it ends only a summary
+-- stays in x.map_runs[arn]; machine:start option on_child_execution(child) sees it whole first.
+local function child_execution(x, run_arn, index, input)
+  local c = setmetatable({}, { __index = x })
+  c.parent, c.entries, c.input = x, 0, input
+  c.id = x.id .. "/" .. run_arn:match("[^/]*$") .. "/" .. index
+  c.name = fmt("%s-%d", x.name, index):sub(-80)
+  c.arn = run_arn:gsub(":mapRun:", ":execution:") .. ":" .. index
+  c.start_time = x.s:now()
+  c.status = "RUNNING"
+  c.rec = history.new { enabled = x.keep, now = function() return x.s:now() end, limit = x.rec.limit }
+  c.handle = c
+  c.ctx_execution, c.ctx_machine = context.execution(c)
+  return c
+end
+
+local function child_iteration(frame, proc, run_arn, i, input)
+  local x = frame.x
+  local c = child_execution(x, run_arn, i - 1, input)
+  local f = new_frame(c, {}, 0, false, frame, "i", i - 1)
+  emit(f, "ExecutionStarted", "executionStartedEventDetails", c.keep and { input = input } or nil)
+  local ok, out = pcall(run_program, f, proc, input)
+  if ok then
+    c.status, c.output = "SUCCEEDED", out
+    emit(f, "ExecutionSucceeded", "executionSucceededEventDetails", c.keep and { output = out } or nil)
+  elseif type(out) == "table" and (out.aborted or out.timed_out) then
+    c.status = "ABORTED"
+    emit(f, "ExecutionAborted", "executionAbortedEventDetails")
+  else
+    local err = normalize(out, f)
+    c.status, c.error, c.cause = "FAILED", err.Error, err.Cause
+    emit(f, "ExecutionFailed", "executionFailedEventDetails", c.keep and { error = err.Error,
+      cause = err.Cause } or nil)
+  end
+  c.stop_time = x.s:now()
+  local on_child = x.options.on_child_execution
+  if on_child then on_child(c) end
+  local runs = x.map_runs
+  if not runs then
+    runs = {}
+    rawset(x, "map_runs", runs)
+  end
+  local list = runs[run_arn]
+  if not list then
+    list = {}
+    runs[run_arn] = list
+  end
+  list[i] = { name = c.name, arn = c.arn, status = c.status, events = c.rec.n }
+  -- the parent's frame is quiet about iterations: a stand-in that the caller's bookkeeping reads
+  return { quiet = true, prev = 0 }, ok, out
+end
+
+function M.compile(st, def, b)
+  io_fields(st, def)
+  st.retry = compile_retriers(def.Retry)
+  st.catch = compile_catchers(def.Catch, st)
+  st.failed_event = "MapStateFailed"
+  for _, f in ipairs { "ItemReader", "ResultWriter", "ItemBatcher" } do
+    if def[f] ~= nil then st.unsupported = f end
+  end
+  local proc_def = def.ItemProcessor or def.Iterator
+  local cfg = proc_def.ProcessorConfig
+  local distributed = cfg ~= nil and cfg.Mode == "DISTRIBUTED"
+  local proc = b:program(proc_def, b.prefix .. "/States/" .. st.name
+    .. (def.ItemProcessor and "/ItemProcessor" or "/Iterator"))
+  local selector_tpl = def.ItemSelector
+  if selector_tpl == nil and def.Parameters ~= nil then selector_tpl = def.Parameters end
+  st.parameters = nil
+  local selector = selector_tpl ~= nil and compile_template(selector_tpl, "ItemSelector") or nil
+  local items_path = def.ItemsPath and def.ItemsPath ~= "$" and compile_path(def.ItemsPath, missing_io_path)
+  local mc_path = def.MaxConcurrencyPath and compile_path(def.MaxConcurrencyPath, missing_io_path)
+  local tfc_path = def.ToleratedFailureCountPath
+    and compile_path(def.ToleratedFailureCountPath, missing_io_path)
+  local tfp_path = def.ToleratedFailurePercentagePath
+    and compile_path(def.ToleratedFailurePercentagePath, missing_io_path)
+  local mc_static, tfc_static, tfp_static = def.MaxConcurrency, def.ToleratedFailureCount,
+    def.ToleratedFailurePercentage
+  if st.jsonata then
+    -- JSONata: Items (the input by default) and ItemSelector in the state's language; the
+    -- numbers may be expressions, evaluated like the JSONPath *Path fields
+    if def.Items ~= nil then
+      local items_fn = pipeline.field(st, def, "Items")
+      items_path = function(_, env) return items_fn(env) end
+    end
+    selector = pipeline.field(st, def, "ItemSelector")
+    local function expression(name)
+      if not is_jsonata_expr(def[name]) then return nil end
+      local fn = pipeline.field(st, def, name)
+      return function(_, env) return fn(env) end
+    end
+    mc_path, tfc_path, tfp_path = expression("MaxConcurrency"), expression("ToleratedFailureCount"),
+      expression("ToleratedFailurePercentage")
+    if mc_path then mc_static = nil end
+    if tfc_path then tfc_static = nil end
+    if tfp_path then tfp_static = nil end
+  end
+  local has_tolerance = tfc_static ~= nil or tfp_static ~= nil
+    or tfc_path ~= nil or tfp_path ~= nil
+  local label = def.Label or st.name
+  local iter_started = history.descriptor("MapIterationStarted", "mapIterationStartedEventDetails", st.name)
+  local iter_succeeded = history.descriptor("MapIterationSucceeded", "mapIterationSucceededEventDetails",
+    st.name)
+  local iter_failed = history.descriptor("MapIterationFailed", "mapIterationFailedEventDetails", st.name)
+
+  local function work(frame, env)
+    local x = frame.x
+    local input = env.raw
+    if st.unsupported then
+      runtime(fmt("Map %s is not supported yet by emrflow (state '%s')", st.unsupported, st.name))
+    end
+    local eff = effective_input(st, input, env)
+    env.input = eff
+    local items = eff
+    if items_path then items = items_path(eff, env) end
+    if not is_array(items) and (type(items) ~= "table" or is_object_marked(items) or next(items) ~= nil) then
+      runtime(fmt("Map state input must be an array but was: %s", show(items)))
+    end
+    local max_conc = mc_static or 0
+    if mc_path then
+      max_conc = path_integer("MaxConcurrencyPath", def.MaxConcurrencyPath, mc_path(eff, env))
+      if max_conc < 0 then
+        runtime(fmt("The MaxConcurrencyPath field refers to value \"%s\" which is not a valid integer: %s",
+          show(max_conc), def.MaxConcurrencyPath))
+      end
+    end
+    local n = #items
+    -- Iteration inputs: the item, or the ItemSelector evaluated with $$.Map.Item.
+    local inputs = {}
+    if selector then
+      local senv = { input = eff, vars = frame.vars }
+      local base = context.object(x, st.name, x.s:now(), nil, nil)
+      local with_map_item = context.with_map_item
+      for i = 1, n do
+        senv.context = with_map_item(base, i - 1, items[i])
+        inputs[i] = selector(senv)
+      end
+    else
+      for i = 1, n do inputs[i] = items[i] end
+    end
+
+    emit(frame, "MapStateStarted", "mapStateStartedEventDetails", x.keep and { length = n } or nil)
+    -- AWS checks the tolerated failure settings once the Map has started
+    local tol_count = tfc_static
+    if tfc_path then
+      tol_count = path_integer("ToleratedFailureCountPath", def.ToleratedFailureCountPath, tfc_path(eff, env))
+    end
+    if tol_count and tol_count < 0 then runtime("ToleratedFailureCount cannot be negative.") end
+    local tol_pct = tfp_static
+    if tfp_path then
+      tol_pct = path_integer("ToleratedFailurePercentagePath", def.ToleratedFailurePercentagePath,
+        tfp_path(eff, env), "float")
+    end
+    if tol_pct and (tol_pct < 0 or tol_pct > 100) then
+      runtime("ToleratedFailurePercentage must be between 0 and 100.")
+    end
+
+    frame.started = true
+    if distributed then
+      emit(frame, "MapRunStarted", "mapRunStartedEventDetails",
+        x.keep and { mapRunArn = (x.machine.arn:gsub(":stateMachine:", ":mapRun:")) .. "/" .. label } or nil)
+    end
+
+    local results = json.array {}
+    local failures = 0
+    local next_i = 0
+    local failure
+    local last_prev = frame.prev
+    local vars_mt = proc.assigns and { __index = frame.vars } or false
+    local rec = x.rec
+    local run_arn = distributed and x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label
+    local function iteration(i)
+      if distributed then return child_iteration(frame, proc, run_arn, i, inputs[i]) end
+      local f = child_frame(frame, false, vars_mt, "i", i - 1)
+      if not f.quiet then
+        f.prev = add_event(rec, iter_started, f.prev, i - 1)
+      end
+      local ok, out = pcall(run_program, f, proc, inputs[i])
+      return f, ok, out
+    end
+    local function settle(i, f, ok, out)
+      if ok then
+        results[i] = out
+        if not f.quiet then
+          f.prev = add_event(rec, iter_succeeded, f.prev, i - 1)
+        end
+      else
+        local err = normalize(out, f)
+        if err.aborted or err.timed_out then error(err, 0) end
+        if not f.quiet then
+          f.prev = add_event(rec, iter_failed, f.prev, i - 1)
+        end
+        failures = failures + 1
+        local eo = json.object {}
+        if err.Error ~= nil then json.set(eo, "Error", err.Error) end
+        if err.Cause ~= nil then json.set(eo, "Cause", err.Cause) end
+        results[i] = eo
+        local exceeded
+        if has_tolerance then
+          exceeded = (tol_count == nil or failures > tol_count)
+            and (tol_pct == nil or failures * 100 > tol_pct * n)
+          if exceeded then
+            err = { Error = "States.ExceedToleratedFailureThreshold",
+              Cause = "The specified tolerated failure threshold was exceeded", located = true }
+          end
+        else
+          exceeded = true
+        end
+        if exceeded then
+          failure = failure or err
+          error(err, 0)
+        end
+      end
+      if f.prev > last_prev then last_prev = f.prev end
+    end
+    local function worker()
+      while failure == nil do
+        next_i = next_i + 1
+        local i = next_i
+        if i > n then return end
+        settle(i, iteration(i))
+      end
+    end
+    local pool = (max_conc > 0 and max_conc < INLINE_MAP_LIMIT) and max_conc or INLINE_MAP_LIMIT
+    if pool > n then pool = n end
+    if pool > 0 then
+      local fns = {}
+      for i = 1, pool do fns[i] = worker end
+      local ok, err = pcall(run_children, fns)
+      frame.prev = math.max(frame.prev, last_prev)
+      if not ok then
+        if distributed and not (type(err) == "table" and (err.aborted or err.timed_out)) then
+          emit(frame, "MapRunFailed", "mapRunFailedEventDetails",
+            x.keep and { error = err.Error, cause = err.Cause } or nil)
+        end
+        error(err, 0)
+      end
+    end
+    frame.started = false
+    if distributed then emit(frame, "MapRunSucceeded") end
+    emit(frame, "MapStateSucceeded")
+    return finish(frame, st, input, env, results)
+  end
+
+  st.exec = handled(st, work)
+end
+
+
+M.path_integer = path_integer
+
+
+-- The fields of a Map state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[
+    Next End ItemProcessor Iterator ItemsPath ItemSelector Parameters MaxConcurrency
+    MaxConcurrencyPath ToleratedFailureCount ToleratedFailureCountPath
+    ToleratedFailurePercentage ToleratedFailurePercentagePath ItemReader ItemBatcher
+    ResultWriter Label InputPath OutputPath ResultSelector ResultPath Retry Catch Assign]],
+  JSONata = words [[
+    Next End ItemProcessor Iterator Items ItemSelector MaxConcurrency ToleratedFailureCount
+    ToleratedFailurePercentage ItemReader ItemBatcher ResultWriter Label Output Retry Catch
+    Assign Arguments]],
+}
+
+-- Load-time checks of the fields (validate.lua calls it with its checker `c`).
+function M.check(c, def, path, _, lang)
+  local proc_field = def.ItemProcessor ~= nil and "ItemProcessor" or "Iterator"
+  c:exclusive(def, path, "ItemProcessor", "Iterator")
+  c:exclusive(def, path, "ItemSelector", "Parameters")
+  c:exclusive(def, path, "MaxConcurrency", "MaxConcurrencyPath")
+  c:exclusive(def, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
+  c:exclusive(def, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
+  local proc = def[proc_field]
+  if proc == nil then
+    c:add(join(path, "ItemProcessor"), "is required")
+  else
+    local pp = join(path, proc_field)
+    local cfg = is_object(proc) and proc.ProcessorConfig
+    -- a distributed Map's child executions do not see the parent's variables
+    local isolated = is_object(cfg) and cfg.Mode == "DISTRIBUTED"
+    c:nested(function() c:machine(proc, pp, c.PROCESSOR_FIELDS, lang) end, isolated)
+    if cfg ~= nil and cfg ~= false then
+      if not is_object(cfg) then
+        c:add(join(pp, "ProcessorConfig"), "must be an object")
+      else
+        if cfg.Mode ~= nil and cfg.Mode ~= "INLINE" and cfg.Mode ~= "DISTRIBUTED" then
+          c:add(join(join(pp, "ProcessorConfig"), "Mode"), "Mode must be \"INLINE\" or \"DISTRIBUTED\"")
+        end
+        local et = cfg.ExecutionType
+        if et ~= nil and et ~= "STANDARD" and et ~= "EXPRESS" then
+          c:add(join(join(pp, "ProcessorConfig"), "ExecutionType"),
+            "ExecutionType must be \"STANDARD\" or \"EXPRESS\"")
+        end
+      end
+    end
+  end
+  local jsonata = lang == "JSONata"
+  if def.ItemsPath ~= nil then c:path(def.ItemsPath, join(path, "ItemsPath")) end
+  if def.MaxConcurrency ~= nil and not (jsonata and is_jsonata_expr(def.MaxConcurrency)) then
+    c:positive_int(def.MaxConcurrency, join(path, "MaxConcurrency"), true)
+  end
+  if def.ToleratedFailureCount ~= nil and not (jsonata and is_jsonata_expr(def.ToleratedFailureCount)) then
+    c:positive_int(def.ToleratedFailureCount, join(path, "ToleratedFailureCount"), true)
+  end
+  local pct = def.ToleratedFailurePercentage
+  if pct ~= nil and not (jsonata and is_jsonata_expr(pct)) then
+    if type(pct) ~= "number" or pct < 0 or pct > 100 then
+      c:add(join(path, "ToleratedFailurePercentage"), "must be a number between 0 and 100")
+    end
+  end
+  local path_fields = { "MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath" }
+  for _, f in ipairs(path_fields) do
+    if def[f] ~= nil then c:path(def[f], join(path, f)) end
+  end
+end
+
+return M

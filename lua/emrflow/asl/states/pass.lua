@@ -1,0 +1,168 @@
+-- emrflow.asl.states.pass: the Pass state: its fields, its checks and its execution.
+
+local json = require "emrflow.json"
+local payload = require "emrflow.asl.payload"
+local history = require "emrflow.asl.history"
+local common = require "emrflow.asl.common"
+local paths = require "emrflow.asl.paths"
+local rt = require "emrflow.asl.runtime"
+local pipeline = require "emrflow.asl.pipeline"
+
+local PAYLOAD_LIMIT = common.PAYLOAD_LIMIT
+local is_object_marked = json.is_object
+local copy_shallow = json.copy_shallow
+local json_size = json.size
+local size_check = common.size_check
+local ref_set = paths.ref_set
+local enter = rt.enter
+local io_fields = pipeline.io_fields
+local effective_input = pipeline.effective_input
+local finish = pipeline.finish
+local words = common.words
+
+local M = {}
+
+local add_event = history.Recorder.add_event
+
+-- The common Pass: Parameters (or the input itself), then ResultPath "$", null or "$.name";
+-- no InputPath, OutputPath, Result or Assign. The same steps as the general exec below
+-- (enter, Parameters, ResultPath, size check, exit) with no call that has nothing to do.
+-- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
+-- since a long chain of states does not stay in the CPU caches.
+local P_NAME, P_ENTERED, P_EXITED, P_SHAPE, P_R = 1, 2, 3, 4, 5
+local P_KEY, P_MODE, P_SEGS, P_TEXT, P_NEXT, P_KEYLEN = 6, 7, 8, 9, 10, 11
+assert(P_KEYLEN <= payload.SHAPE_BASE)
+local MODE_KEY, MODE_DISCARD, MODE_WHOLE = 1, 2, 3
+
+-- exec of the common Pass; P is the state (its array part, set by fast_pass).
+local function fast_pass_exec(frame, input, P)
+  local quiet = frame.quiet
+  local x = frame.x
+  local id, t = 0, nil
+  if not quiet then
+    -- a Pass does not wait: its two events share one instant
+    t = x.s:now()
+    id = add_event(x.rec, P[P_ENTERED], frame.prev, input, nil, t)
+    frame.prev = id
+  end
+  local name = P[P_NAME]
+  frame.state_name = name
+  frame.entered_id = id
+  local r = input
+  local shape = P[P_SHAPE]
+  if shape then
+    local env = frame.env
+    env.input = input
+    env.context = nil
+    r = shape(env, P)
+  end
+  -- The output's encoded size (the 256 KiB check). The frame remembers the size of the last
+  -- output it made (so) and of the last Parameters result it put at the key (ro); values are
+  -- never changed once made, so when this input is that output, the new size follows from
+  -- the part that changes, without walking the rest (a large payload carried down a chain
+  -- is not re-measured at every state).
+  local out, size
+  local m = P[P_MODE]
+  if m == MODE_KEY then
+    if is_object_marked(input) then
+      local key = P[P_KEY]
+      out = copy_shallow(input, key, r)
+      if input == frame.so then
+        local rn = json_size(r, PAYLOAD_LIMIT)
+        if rn then
+          local old = input[key]
+          if old == nil then
+            local sn = frame.sn
+            size = sn + (sn > 2 and 1 or 0) + P[P_KEYLEN] + 1 + rn
+          else
+            local on
+            if old == frame.ro then on = frame.rn else on = json_size(old, PAYLOAD_LIMIT) end
+            if on then size = frame.sn - on + rn end
+          end
+          frame.ro, frame.rn = r, rn
+        end
+      end
+    else
+      out = ref_set(P[P_SEGS], input, r, P[P_TEXT])
+    end
+  elseif m == MODE_DISCARD then
+    out = input
+    if input == frame.so then size = frame.sn end
+  else
+    out = r
+  end
+  if size == nil then size = json_size(out, PAYLOAD_LIMIT) end
+  if size and size > PAYLOAD_LIMIT then size_check(name, out) end
+  frame.so, frame.sn = size and out or false, size or 0
+  if not quiet then
+    frame.prev = add_event(x.rec, P[P_EXITED], frame.prev, out, nil, t)
+  end
+  return P[P_NEXT], out
+end
+
+local function link_next(st) st[P_NEXT] = st.next or false end
+
+-- Sets st up for fast_pass_exec and returns it, or nil when st is not the common Pass.
+local function fast_pass(st, def)
+  local key = st.result_segs and #st.result_segs == 1 and type(st.result_segs[1]) == "string"
+    and st.result_segs[1] or nil
+  local mode = key and MODE_KEY or st.result_discard and MODE_DISCARD
+    or (st.result_segs == nil and MODE_WHOLE) or nil
+  if st.jsonata or def.Result ~= nil or st.input_null or st.input_path or st.output_null or st.output_path
+      or st.assign or st.result_selector or st.needs_context or not mode then
+    return nil
+  end
+  -- the template's values go after the fields, where its shape function reads them
+  local shape, R = false, false
+  if st.parameters then
+    if st.parameters_shape then
+      shape, R = st.parameters_shape, st.parameters_R
+      for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
+      st.parameters_R = nil
+    else
+      shape, R = function(env, P) return P[P_R](env) end, st.parameters
+    end
+  end
+  st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
+  st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
+  st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
+  st[P_KEYLEN] = key and json_size(key) or 0
+  st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
+  return fast_pass_exec
+end
+
+function M.compile(st, def)
+  io_fields(st, def)
+  local result = def.Result
+  local parameters = st.parameters
+  st.exec = fast_pass(st, def)
+  if st.exec then return end
+  st.exec = function(frame, input)
+    local env = enter(frame, st, input)
+    local r
+    if result ~= nil then
+      r = result
+    else
+      r = effective_input(st, input, env)
+      if parameters then
+        env.input = r
+        r = parameters(env)
+      end
+    end
+    return st.next, finish(frame, st, input, env, r)
+  end
+end
+
+
+M.add_event = add_event
+M.fast_pass_exec = fast_pass_exec
+M.fast_pass = fast_pass
+
+
+-- The fields of a Pass state in each query language (besides Type, Comment, QueryLanguage).
+M.fields = {
+  JSONPath = words [[Next End InputPath OutputPath Parameters ResultPath Result Assign]],
+  JSONata = words [[Next End Output Assign]],
+}
+
+return M
