@@ -1,12 +1,14 @@
 -- EMR on EKS Map benchmark: a Map of N startJobRun.sync iterations (MaxConcurrency 0).
 --
---   lua5.4 bench/emr_map_bench.lua [--jobs N] [--http-jobs M] [--sync-jobs 100,1000] [--no-http]
---                                  [--write FILE]
+--   lua5.4 bench/emr_map_bench.lua [--jobs N] [--http-jobs M] [--sync-jobs 100,1000]
+--                                  [--dmap-jobs 1000,3000,10000] [--no-http] [--write FILE]
 --
 -- 1. On the built-in emulator under virtual time: wall time, CPU, peak RSS, requests per job,
 --    and the busiest one-second window of polls against the rate limit.
 -- 2. Over HTTP against the fake server (spec/support/fake_emr.py, real time, short jobs):
 --    requests per job, TCP connections, wall time beyond the jobs' own durations.
+-- 4. A Distributed Map of N startJobRun.sync (each iteration a child execution) on the
+--    emulator: CPU and peak RSS of the whole process for 1,000, 3,000, 10,000 jobs (linearity).
 -- 3. N concurrent .sync waits on one virtual cluster over HTTP, all jobs at once: requests
 --    by kind with the C core's batched plan (ListJobRuns per cluster) and with one
 --    DescribeJobRun per job per interval (batch = false), side by side.
@@ -27,7 +29,7 @@ local sync = require "emrflow.emr.sync"
 tasks.register(asl)
 
 local args = { jobs = 1000, http_jobs = 1000, http = true, write = "bench/RESULTS.emr.md",
-               sync_jobs = { 100, 1000 } }
+               sync_jobs = { 100, 1000 }, dmap_jobs = { 1000, 3000, 10000 } }
 do
   local i = 1
   while i <= #arg do
@@ -35,6 +37,12 @@ do
     if a == "--jobs" then args.jobs = math.tointeger(tonumber(arg[i + 1])); i = i + 1
     elseif a == "--http-jobs" then args.http_jobs = math.tointeger(tonumber(arg[i + 1])); i = i + 1
     elseif a == "--no-http" then args.http = false
+    elseif a == "--dmap-jobs" then
+      args.dmap_jobs = {}
+      for v in arg[i + 1]:gmatch("%d+") do
+        args.dmap_jobs[#args.dmap_jobs + 1] = math.tointeger(tonumber(v))
+      end
+      i = i + 1
     elseif a == "--sync-jobs" then
       args.sync_jobs = {}
       for v in arg[i + 1]:gmatch("%d+") do
@@ -193,6 +201,56 @@ end
 
 
 ---------------------------------------------------------------------------
+-- 4. A Distributed Map on the emulator (virtual time)
+---------------------------------------------------------------------------
+
+local function bench_dmap(n)
+  collectgarbage("collect")
+  local emu = emulator.new{ defaults = { pending_seconds = 5, submitted_seconds = 10, running_seconds = 60 } }
+  local s = scheduler.new{ clock = "virtual", start = 1700000000 }
+  local vc
+  s:run_until(s:spawn(function()
+    vc = assert(emu:create_virtual_cluster{ Name = "bench",
+                                             ContainerProvider = { Id = "eks", Type = "EKS" } })
+  end))
+  local def = { StartAt = "Fan", States = { Fan = {
+    Type = "Map", MaxConcurrency = 0, ItemsPath = "$.items",
+    ItemSelector = { ["VirtualClusterId.$"] = "$.VirtualClusterId", ["name.$"] = "$$.Map.Item.Value" },
+    ItemProcessor = {
+      ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }, StartAt = "Job",
+      States = { Job = { Type = "Task", Resource = "arn:aws:states:::emr-containers:startJobRun.sync",
+        Parameters = { ["Name.$"] = "$.name", ["VirtualClusterId.$"] = "$.VirtualClusterId",
+          ExecutionRoleArn = ROLE, ReleaseLabel = "emr-6.2.0-latest",
+          JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/trip-count.py" } } },
+        ResultSelector = { ["State.$"] = "$.State" }, End = true } } },
+    End = true } } }
+  local ok, m = pcall(asl.load, def)
+  if not ok then return nil, tostring(m) end
+  local c0 = cpu()
+  local x = m:start({ VirtualClusterId = vc.Id, items = items(n) }, { emr = emu, scheduler = s })
+  local status, out = x:wait()
+  local cputime = cpu() - c0
+  if status ~= "SUCCEEDED" then
+    return nil, "run " .. tostring(status) .. ": " .. json.encode(out):sub(1, 200)
+  end
+  s:close()
+  return { jobs = n, cpu = cputime, rss_kb = peak_rss_kb(), virtual = s:now() - 1700000000 }
+end
+
+local dmaps, dmap_why = {}, nil
+for _, n in ipairs(args.dmap_jobs) do
+  local r
+  r, dmap_why = bench_dmap(n)
+  if not r then
+    io.stderr:write("distributed map: skipped (" .. tostring(dmap_why) .. ")\n")
+    break
+  end
+  dmaps[#dmaps + 1] = r
+  io.stderr:write(string.format("distributed map: %d jobs, %.2f s CPU, %.1f MB peak RSS\n", n, r.cpu,
+    (r.rss_kb or 0) / 1024))
+end
+
+---------------------------------------------------------------------------
 -- 3. Concurrent .sync waits on one virtual cluster: batched plan vs one poll per job
 ---------------------------------------------------------------------------
 
@@ -337,6 +395,32 @@ else
   lines[#lines + 1] = "Not run here: " .. tostring(why or "--no-http") .. "."
 end
 lines[#lines + 1] = ""
+lines[#lines + 1] = "### A Distributed Map of startJobRun.sync on the emulator, virtual time"
+lines[#lines + 1] = ""
+if #dmaps > 0 then
+  local more = {
+    "Each iteration a child execution (ProcessorConfig Mode DISTRIBUTED), all started at once;",
+    "jobs as in the first table; default polling (10 polls/s per endpoint, which is what",
+    "stretches the virtual time). CPU is this run's; peak RSS is the whole process's (VmHWM).",
+    "",
+    "| jobs | CPU | CPU per job | peak RSS | virtual time |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+  }
+  for _, r in ipairs(dmaps) do
+    more[#more + 1] = fmt("| %d | %.2f s | %.0f µs | %.1f MB | %.0f s |", r.jobs, r.cpu, r.cpu / r.jobs * 1e6,
+      (r.rss_kb or 0) / 1024, r.virtual)
+  end
+  local last = dmaps[#dmaps]
+  more[#more + 1] = ""
+  more[#more + 1] = fmt("Goal for 10,000 jobs: CPU < 3 s (%s), peak RSS < 150 MB (%s).",
+    last.jobs == 10000 and met(last.cpu < 3) or "not run",
+    last.jobs == 10000 and met((last.rss_kb or 0) < 150 * 1024) or "not run")
+  more[#more + 1] = ""
+  for _, l in ipairs(more) do lines[#lines + 1] = l end
+else
+  lines[#lines + 1] = "Not run here: " .. tostring(dmap_why) .. "."
+  lines[#lines + 1] = ""
+end
 if #syncs > 0 then
   local more = {
     "### Concurrent .sync waits on one virtual cluster, over HTTP",

@@ -36,7 +36,7 @@ local model = require "emrflow.emr.model"
 
 local M = {}
 
-M.VERSION = "0.1.0"
+M.VERSION = require("emrflow.version").version
 M.USER_AGENT = "emrflow/" .. M.VERSION .. " lua/" .. _VERSION:match("%d+%.%d+")
 
 local operations, shapes = model.operations, model.shapes
