@@ -19,12 +19,15 @@
 --   for page, err in client:paginate("ListJobRuns", params) do ... end
 --   client:list_all("ListJobRuns", params)   --> every item of every page | nil, err
 --
--- Each call: validate against the model (nothing is sent when that fails), fill
--- the idempotency token once, build the REST request (URI labels escaped, query
--- string, camelCase JSON body), sign it (SigV4; the body hash is computed once),
--- send it through emrflow.scheduler (yielding inside a scheduler task, blocking
--- outside on a poller the client keeps, so connections are reused), retry in the
--- SDKs' standard mode, and convert the reply to Step Functions' PascalCase.
+-- Each call: fill the idempotency token once, check against the model (nothing
+-- is sent when that fails), build the REST request (URI labels escaped, query
+-- string, camelCase JSON body), sign it (SigV4), send it, retry in the SDKs'
+-- standard mode, check the reply and convert it to Step Functions' PascalCase.
+-- The C core does the work (src/ef_emr*.c: checks, marshalling, reply checks,
+-- error parsing, retry decisions): a blocking call outside scheduler tasks runs
+-- its whole exchange in the C client (its own libcurl handle, kept alive);
+-- inside a task the request goes through scheduler.http (it yields). This file
+-- keeps options, credentials, the retry loop's bucket and pagination.
 local json = require "emrflow.json"
 local sigv4 = require "emrflow.sigv4"
 local scheduler = require "emrflow.scheduler"

@@ -5,18 +5,26 @@
 -- call first takes a slot from the one rate limiter of its endpoint, so a Map of
 -- 1,000 jobs never sends more than `rate` polls a second, however many jobs run.
 --
+-- Job runs awaited through an HTTP client (DescribeJobRun, no deadline, no heartbeat
+-- cap) are polled in batches by the C core's plan (src/ef_emr_sync.c): one ListJobRuns
+-- per virtual cluster and interval (final states, createdAfter), DescribeJobRun only when
+-- a job starts being watched and when it is over. `batch = false` keeps one poll per job.
+-- The emulator keeps per-job polls (its progress shows every state a job goes through).
+--
 --   local sync = require "emrflow.emr.sync"
 --   local sched = sync.schedule(poll)     -- poll: nil | "aws" | { initial =, factor =, max =, rate = }
 --   sched:first() --> seconds before the first poll; sched:next(interval, elapsed) --> the next
 --   local lim = sync.limiter(key [, rate])  -- the limiter of (current scheduler, endpoint key)
 --   lim:take()                            -- waits for a slot (yields inside a task)
+--   lim:reserve(t) --> the first free slot at or after t (taken; no waiting)
 --   local obj = sync.wait{ backend =, operation = "DescribeJobRun", params = {...},
 --                          unwrap = "JobRun", final = { COMPLETED = true, ... },
 --                          poll = ..., key = ..., deadline = unix_s | nil,
 --                          on_state = fn(obj, state, previous_state, at) | nil,
 --                          on_error = fn(err, consecutive) | nil, on_poll = fn(obj) | nil,
 --                          error_limit = 5, gone = fn(err) --> obj | nil,
---                          max_interval = s | nil }   -- never wait longer than this between polls
+--                          max_interval = s | nil,    -- never wait longer than this between polls
+--                          batch = true | false }     -- false: one DescribeJobRun per job per interval
 --     --> the final object (e.g. the JobRun), or nil, "deadline" when the deadline passed
 --     raises the API error (an emrflow error object) when polling cannot go on.
 --
