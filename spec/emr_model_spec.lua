@@ -474,3 +474,28 @@ describe("the C model table", function()
     assert.same({ x = 1 }, out.JobRun.NewMember)        -- newer than the model: renamed, kept
   end)
 end)
+
+-- Parameters cross into C as they are: what JSON cannot hold is named, never a crash.
+describe("the C checks on Lua values", function()
+  it("names functions, mixed tables and NUL-holding strings", function()
+    local ok, err = validate.check("DescribeJobRun", { VirtualClusterId = function() end, Id = { 1, x = 2 } })
+    assert.is_nil(ok)
+    assert.equal("Id", err.field)                  -- members in model order
+    assert.equal("expected a string, got table", err.problems[1].message)
+    assert.equal("VirtualClusterId", err.problems[2].path)
+    assert.equal("expected a string, got function", err.problems[2].message)
+    ok, err = validate.check("DescribeJobRun", { VirtualClusterId = "ab\0cd", Id = "x" })
+    assert.is_nil(ok)
+    assert.matches('"ab\\0cd" does not match the pattern', err.message, 1, true)
+  end)
+
+  it("stops at a cycle instead of following it forever", function()
+    local conf = { Classification = "spark-defaults" }
+    conf.Configurations = { conf }
+    local p = start_job_run_params()
+    p.ConfigurationOverrides = { ApplicationConfiguration = { conf } }
+    local ok, err = validate.check("StartJobRun", p)
+    assert.is_nil(ok)
+    assert.matches("nested too deeply", err.message, 1, true)
+  end)
+end)
