@@ -827,6 +827,8 @@ static int client_send(lua_State *L)
 }
 
 /* The compiled-pattern cache goes when the state closes (before the library unloads). */
+static const char s_patterns_key = 0;
+
 static int patterns_gc(lua_State *L)
 {
     (void)L;
@@ -889,13 +891,15 @@ int ef_l_open_emr(lua_State *L)
     lua_setfield(L, -2, "operations");
     lua_pushstring(L, ef_emr_model_source);
     lua_setfield(L, -2, "model_source");
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "emrflow.emr.patterns") == LUA_TNIL) {
+    /* keyed by this copy of the library's own address: a state that loads two copies
+     * (an installed one and a build) frees each copy's cache */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &s_patterns_key) == LUA_TNIL) {
         lua_newuserdatauv(L, 1, 0);
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, patterns_gc);
         lua_setfield(L, -2, "__gc");
         lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, "emrflow.emr.patterns");
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &s_patterns_key);
     }
     lua_pop(L, 1);
     lua_setfield(L, -2, "emr");
