@@ -52,10 +52,12 @@ describe("emrflow CLI", function()
     f:close()
   end)
 
-  it("run refuses to start when a Task's resource resolves to nothing, naming each and both remedies", function()
+  it("run refuses to start when a Task resource resolves to nothing, naming each and the remedies", function()
     local def = file([[{"StartAt":"Notify","States":{
-      "Notify":{"Type":"Task","Resource":"arn:aws:states:::sns:publish","Parameters":{"Message":"hi"},"Next":"Fn"},
-      "Fn":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f:live","End":true}}}]],
+      "Notify":{"Type":"Task","Resource":"arn:aws:states:::sns:publish",
+                "Parameters":{"Message":"hi"},"Next":"Fn"},
+      "Fn":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f:live",
+            "End":true}}}]],
       ".json")
     local code, out, err = emrflow("run " .. def)
     assert.are.equal(1, code)

@@ -885,6 +885,7 @@ local function cmd_validate(opts, pos, cli, io_)
       if not eok then fail(exported) end
       text = exported
     end
+    opts.definition = path
     return remote.validate_remote(text, opts, cli, io_)
   end
   local problems = asl.validate(def)
