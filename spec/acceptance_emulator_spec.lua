@@ -799,12 +799,7 @@ describe("acceptance: Task integration on the emulator", function()
       assert.are.equal("user-token-1", runs2[1].ClientToken)
     end)
 
-<<<<<<< HEAD
-    it("is derived from the execution's unique id: a new execution never reuses one, "
-       .. "even under the same name", function()
-=======
     it("comes from the execution's unique id: a new execution never reuses one, even by name", function()
->>>>>>> main
       local emu = emulator.new()
       local vc = cluster(emu)
       local function token_of(name, execution_id)
