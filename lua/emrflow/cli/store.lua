@@ -1,0 +1,180 @@
+--- emrflow.cli.store: the execution store's part of the `emrflow` command (a CLI extension,
+-- loaded by emrflow.cli when present).
+--
+--   emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N]
+--       one JSON object per line, newest first, ListExecutions' item members
+--   emrflow describe EXECUTION [--store PATH]     JSON shaped like DescribeExecution
+--   emrflow history EXECUTION [--store PATH]      JSON lines shaped like GetExecutionHistory events
+--   emrflow run ... [--store PATH | --no-store]   where `run` records its execution
+--
+-- EXECUTION is an execution ARN, its name (unique within the store) or its unique id. The
+-- store is --store PATH, else the default (see emrflow.store.default_path). `run` records
+-- in it unless --no-store; a --local run only when --store is given. When there is no
+-- default store yet and none can be created (a read-only HOME), `run` warns and runs
+-- without recording. Failures (no such
+-- store or execution, a locked, damaged or newer store) end with exit 1.
+
+local json = require "emrflow.json"
+local store = require "emrflow.store"
+
+local M = {}
+
+local EXIT_OK = 0
+
+local STORE_OPTION = { name = "store", arg = "PATH",
+  help = "the execution store (default $EMRFLOW_STORE, $XDG_DATA_HOME/emrflow/executions.db, "
+    .. "~/.local/share/emrflow/executions.db)" }
+
+M.run_options = {
+  STORE_OPTION,
+  { name = "no-store", help = "do not record this execution in the execution store" },
+}
+
+-- Opens the store a reading command names; a missing file is an error, not a new store.
+local function open_existing(opts, cli)
+  local path = opts.store
+  if path == nil then
+    local derr
+    path, derr = store.default_path()
+    if not path then cli.fail(derr.message) end
+  end
+  local f = io.open(path, "rb")
+  if not f then cli.fail("no execution store at " .. path .. " (nothing has been recorded there)") end
+  f:close()
+  local s, err = store.open(path)
+  if not s then cli.fail(err.message) end
+  return s
+end
+
+local function one_execution(positional, command, cli)
+  if #positional ~= 1 then
+    cli.fail(command .. " takes one EXECUTION (an execution ARN or name)")
+  end
+  return positional[1]
+end
+
+-- Prints one JSON value: as the CLI prints JSON when it offers that, else compact.
+local function print_json(value, opts, cli, io_)
+  if type(cli.print_json) == "function" then return cli.print_json(value, opts, io_) end
+  io_.stdout:write(json.encode(value), "\n")
+end
+
+local function cmd_executions(opts, positional, cli, io_)
+  if #positional > 0 then cli.fail("executions takes no arguments, got " .. positional[1]) end
+  local limit
+  if opts.limit then
+    limit = math.tointeger(tonumber(opts.limit))
+    if not limit or limit < 1 then cli.fail("--limit must be a positive integer") end
+  end
+  local s = open_existing(opts, cli)
+  local list, err = s:executions { status = opts.status, machine_name = opts["machine-name"],
+    limit = limit }
+  s:close()
+  if not list then cli.fail(err.message) end
+  for _, item in ipairs(list) do io_.stdout:write(json.encode(item), "\n") end
+  return EXIT_OK
+end
+
+local function cmd_describe(opts, positional, cli, io_)
+  local x = one_execution(positional, "describe", cli)
+  local s = open_existing(opts, cli)
+  local d, err = s:describe(x)
+  s:close()
+  if not d then cli.fail(err.message) end
+  print_json(d, opts, cli, io_)
+  return EXIT_OK
+end
+
+local function cmd_history(opts, positional, cli, io_)
+  local x = one_execution(positional, "history", cli)
+  local s = open_existing(opts, cli)
+  local events, err = s:history(x)
+  s:close()
+  if not events then cli.fail(err.message) end
+  local out = io_.stdout
+  if opts.reverse then
+    for i = #events, 1, -1 do out:write(json.encode(events[i]), "\n") end
+  else
+    for _, e in ipairs(events) do out:write(json.encode(e), "\n") end
+  end
+  return EXIT_OK
+end
+
+M.commands = {
+  executions = {
+    summary = "list the recorded executions, newest first (JSON lines)",
+    usage = "emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N]",
+    options = {
+      STORE_OPTION,
+      { name = "status", arg = "S", help = "only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED ones" },
+      { name = "machine-name", arg = "M", help = "only executions of this state machine" },
+      { name = "limit", arg = "N", help = "at most N executions" },
+    },
+    run = cmd_executions,
+  },
+  describe = {
+    summary = "describe a recorded execution (JSON, as DescribeExecution)",
+    usage = "emrflow describe EXECUTION [--store PATH]",
+    options = {
+      STORE_OPTION,
+      { name = "compact", help = "print compact JSON" },
+    },
+    run = cmd_describe,
+  },
+  history = {
+    summary = "the history events of a recorded execution (JSON lines, as GetExecutionHistory)",
+    usage = "emrflow history EXECUTION [--store PATH] [--reverse]",
+    options = {
+      STORE_OPTION,
+      { name = "reverse", help = "newest event first" },
+    },
+    run = cmd_history,
+  },
+}
+
+-- True when err says the default store could not be created: it does not exist yet and its
+-- directory cannot be made or written, and EMRFLOW_STORE did not ask for it by name. A store
+-- that exists but is bad (damaged, locked, newer) stops the run: nothing is overwritten.
+local function cannot_make_default(err)
+  local explicit = os.getenv("EMRFLOW_STORE")
+  if explicit and explicit ~= "" then return false end
+  if err.code ~= "cannot_open" and err.code ~= "read_only" then return false end
+  local path = store.default_path()
+  local f = path and io.open(path, "rb")
+  if f then
+    f:close()
+    return false
+  end
+  return true
+end
+
+--- Before `run` starts an execution: opens the store it records in (start.store), per
+-- DESIGN's rules: --no-store never, --store PATH always, the default store unless --local.
+function M.start_hook(opts, start, cli, io_)
+  if opts["no-store"] then
+    if opts.store then cli.fail("give --store or --no-store, not both") end
+    return
+  end
+  if opts["local"] and not opts.store then return end
+  local s, err = store.open(opts.store)
+  if not s then
+    if not opts.store and cannot_make_default(err) then
+      -- no store yet, and none can be made where the default lives (a read-only HOME in a
+      -- CI job, say): run, but say that this run will not survive its process
+      io_.stderr:write("emrflow: warning: this run is not recorded: ", err.message,
+        "; give --store PATH to record it, or --no-store to silence this warning\n")
+      return
+    end
+    cli.fail(err.message .. (opts.store and "" or "; give --store PATH, or --no-store to run "
+      .. "without recording"))
+  end
+  start.store = s
+  start.store_notice = io_ and io_.stderr
+  -- what resume and redrive take from the record when their command line omits it
+  start.store_options = {
+    ["local"] = opts["local"] or nil, scenario = opts.scenario, region = opts.region,
+    ["endpoint-url"] = opts["endpoint-url"], ["poll-rate"] = opts["poll-rate"], clock = opts.clock,
+  }
+end
+
+return M
