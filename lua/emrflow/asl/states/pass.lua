@@ -33,10 +33,12 @@ local add_event = history.Recorder.add_event
 -- (enter, Parameters, ResultPath, size check, exit) with no call that has nothing to do.
 -- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
 -- since a long chain of states does not stay in the CPU caches.
-local P_NAME, P_ENTERED, P_EXITED, P_SHAPE, P_R = 1, 2, 3, 4, 5
-local P_KEY, P_MODE, P_SEGS, P_TEXT, P_NEXT, P_KEYLEN, P_SIZES = 6, 7, 8, 9, 10, 11, 12
+-- (<const>: P[P_NAME] compiles to P[1], one VM instruction, not an upvalue read and an index)
+local P_NAME <const>, P_ENTERED <const>, P_EXITED <const>, P_SHAPE <const>, P_R <const> = 1, 2, 3, 4, 5
+local P_KEY <const>, P_MODE <const>, P_SEGS <const>, P_TEXT <const> = 6, 7, 8, 9
+local P_NEXT <const>, P_KEYLEN <const>, P_SIZES <const> = 10, 11, 12
 assert(P_SIZES <= payload.SHAPE_BASE)
-local MODE_KEY, MODE_DISCARD, MODE_WHOLE = 1, 2, 3
+local MODE_KEY <const>, MODE_DISCARD <const>, MODE_WHOLE <const> = 1, 2, 3
 
 -- exec of the common Pass; P is the state (its array part, set by fast_pass).
 local function fast_pass_exec(frame, input, P)
