@@ -165,6 +165,20 @@ describe("emrflow.graph", function()
     assert.is_false(ok)
     assert.matches("^h%.jsonl: line 2: invalid JSON: unexpected end of input at column 9 %(byte 9%)$", err)
   end)
+
+  it("reads an indented GetExecutionHistory reply, and says where a broken one breaks", function()
+    local indented = '{\n  "events": [\n    {\n      "id": 1,\n      "previousEventId": 0,\n'
+      .. '      "type": "PassStateEntered",\n      "stateEnteredEventDetails": { "name": "P" }\n'
+      .. '    }\n  ]\n}\n'
+    local events = graph.read_history(indented, "h.json")
+    assert.are.equal(1, #events)
+    assert.are.equal("PassStateEntered", events[1].type)
+    -- cut inside the 4th line: the error is the document's, not "line 1" of JSON lines
+    local ok, err = pcall(graph.read_history, indented:sub(1, 30), "h.json")
+    assert.is_false(ok)
+    assert.matches(
+      "^h%.json is not valid JSON: unexpected end of input.* at line 4, column %d+ %(byte %d+%)$", err)
+  end)
 end)
 
 describe("emrflow graph", function()

@@ -278,8 +278,7 @@ end
 -- GetExecutionHistory's `{"events":[...]}`. Raises naming the source, line and column of bad JSON.
 function M.read_history(text, source)
   source = source or "the history"
-  local trimmed = text:match("^%s*(.-)%s*$")
-  local ok, whole = pcall(json.decode, trimmed)
+  local ok, whole = pcall(json.decode, text)
   if ok then
     if type(whole) == "table" and json.is_array(whole) then return whole end
     if type(whole) == "table" and type(whole.events) == "table" then return whole.events end
@@ -292,6 +291,12 @@ function M.read_history(text, source)
     -- emrflow's own messages ("emrflow: started ...") share stderr with --events
     if line:match("%S") and not line:match("^emrflow: ") then
       local lok, ev = pcall(json.decode, line)
+      if not lok and #events == 0 and text:match("^%s*[%[{]") then
+        -- not JSON lines from the start: one JSON document (GetExecutionHistory's output is
+        -- indented), so its own error says where it breaks
+        error(string.format("%s is not valid JSON: %s", source,
+          tostring(whole):gsub("^emrflow%.json: ", "")), 0)
+      end
       if not lok then
         error(string.format("%s: line %d: invalid JSON: %s", source, n,
           tostring(ev):gsub("^emrflow%.json: ", ""):gsub("at line 1, column", "at column")), 0)
