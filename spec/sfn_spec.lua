@@ -280,7 +280,7 @@ describe("emrflow.sfn errors from something that is not Step Functions", functio
     local err = sfn.parse_error({ status = 500, headers = {}, body = page }, "StartExecution")
     assert.equal("500", err.code)
     assert.equal(500, err.status)
-    assert.matches('^HTTP 500: the endpoint answered with an HTML page %("500 Internal Server Error"%) '
+    assert.matches('^the endpoint answered HTTP 500 with an HTML page %("500 Internal Server Error"%) '
       .. "instead of Step Functions' JSON", err.message)
     assert.is_nil(err.message:find("<", 1, true))
     -- a plain-text body is still shown as it is

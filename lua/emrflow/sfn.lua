@@ -187,7 +187,7 @@ local function html_message(body, status)
   if not body:match("^%s*<") then return nil end
   local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>%s*(.-)%s*</")
   title = title and title:gsub("%s+", " "):sub(1, 120)
-  return ("HTTP %d: the endpoint answered with an HTML page%s instead of Step Functions' JSON "
+  return ("the endpoint answered HTTP %d with an HTML page%s instead of Step Functions' JSON "
     .. "(is it a Step Functions endpoint?)"):format(status, (title and title ~= "")
       and (' ("' .. title .. '")') or "")
 end
