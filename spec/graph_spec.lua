@@ -216,10 +216,31 @@ describe("emrflow graph", function()
       assert.are.equal(0, code)
       assert.matches("<svg", out, 1, true)
     end
-    local code, out, err = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=/nonexistent/dot ")
+    -- no dot on the PATH (only lua5.4 there)
+    local bin = os.tmpname()
+    os.remove(bin)
+    assert(os.execute("mkdir " .. bin .. " && ln -s \"$(command -v lua5.4)\" " .. bin .. "/lua5.4"))
+    local code, out, err = emrflow("graph " .. def .. " --format svg", "PATH=" .. bin .. " ")
+    os.execute("rm -r " .. bin)
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("emrflow: --format svg needs graphviz's dot program, which is not installed", err, 1, true)
+  end)
+
+  it("EMRFLOW_DOT may be a path or a command name; one that does not exist is named", function()
+    local def = tmp(DEF, ".json")
+    for _, missing in ipairs { "/nonexistent/dot", "no-such-dot-program" } do
+      local code, out, err = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=" .. missing .. " ")
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.matches("EMRFLOW_DOT names graphviz's dot program, but there is no '" .. missing .. "'", err,
+        1, true)
+    end
+    if graph.dot_command() then
+      local code, out = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=dot ")
+      assert.are.equal(0, code)
+      assert.matches("<svg", out, 1, true)
+    end
   end)
 
   it("--execution reads the history from the execution store", function()
