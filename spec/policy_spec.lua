@@ -219,11 +219,27 @@ describe("emrflow.policy: Distributed Map and cross-account tasks", function()
     assert.same({}, inline)
   end)
 
-  it("a Task with Credentials needs sts:AssumeRole on that role", function()
+  it("a Task with Credentials needs sts:AssumeRole on that role; the call's needs are that role's", function()
     local target = "arn:aws:iam::210987654321:role/cross-account"
-    local sts = statements(machine{ T = task("arn:aws:states:::sns:publish",
+    local sts, notes = statements(machine{ T = task("arn:aws:states:::sns:publish",
       { TopicArn = "arn:aws:sns:us-east-1:210987654321:t" }, { Credentials = { RoleArn = target } }) })
     assert.equal(target, find(sts, "sts:AssumeRole").Resource)
-    assert.equal("arn:aws:sns:us-east-1:210987654321:t", find(sts, "sns:Publish").Resource)
+    -- Step Functions publishes with the assumed role's credentials: not this role's permission
+    assert.is_nil(find(sts, "sns:Publish"))
+    assert.equal(1, #sts)
+    local said = table.concat(notes, "\n")
+    assert.matches("state T: runs with the credentials of " .. target:gsub("%p", "%%%0")
+      .. ", which needs %(not this role%): sns:Publish on arn:aws:sns:us%-east%-1:210987654321:t", said)
+  end)
+
+  it("a Task with dynamic Credentials: sts:AssumeRole on every role, the call's needs in a note", function()
+    local sts, notes = statements(machine{ T = task("arn:aws:states:::lambda:invoke",
+      { FunctionName = "arn:aws:lambda:us-east-1:210987654321:function:f" },
+      { Credentials = { ["RoleArn.$"] = "$.role" } }) })
+    assert.equal("*", find(sts, "sts:AssumeRole").Resource)
+    assert.is_nil(find(sts, "lambda:InvokeFunction"))
+    assert.matches("runs with the credentials of the assumed role, which needs %(not this role%): "
+      .. "lambda:InvokeFunction on arn:aws:lambda:us%-east%-1:210987654321:function:f",
+      table.concat(notes, "\n"))
   end)
 end)

@@ -19,7 +19,8 @@
 -- role's real name; the page spells it "AnAWSServiceRoleFor...").
 -- Also: Lambda (lambda:invoke and function ARNs), SNS publish, SQS sendMessage, DynamoDB item
 -- calls, Step Functions startExecution[.sync[:2]], HTTPS endpoints (http:invoke), aws-sdk:*
--- (the service's action on "*"), a Task's Credentials (sts:AssumeRole), Distributed Map child
+-- (the service's action on "*"), a Task's Credentials (sts:AssumeRole only: the call itself is
+-- made with the assumed role, whose needs are given as a note), Distributed Map child
 -- executions and its S3 ItemReader / ResultWriter; any other optimized integration gets the
 -- action its ARN names, with a note. Map and Parallel states are walked.
 local json = require "emrflow.json"
@@ -265,9 +266,8 @@ local function credentials_permissions(b, task, where)
   end
 end
 
--- One Task state's permissions.
-local function task_permissions(b, ctx, task, where)
-  credentials_permissions(b, task, where)
+-- What a Task's resource needs, whoever calls it.
+local function resource_permissions(b, ctx, task, where)
   local resource = task.Resource
   if type(resource) == "function" then
     note(b, where .. ": a Lua function resource: it runs only in emrflow and cannot be deployed")
@@ -297,6 +297,32 @@ local function task_permissions(b, ctx, task, where)
     return
   end
   note(b, where .. ": resource " .. resource .. " is not one emrflow knows")
+end
+
+-- "a:X, a:Y on r1, r2" for each statement of a builder (for notes).
+local function summary(tb)
+  local parts = {}
+  for _, st in ipairs(tb.order) do
+    parts[#parts + 1] = table.concat(st.actions, ", ") .. " on " .. table.concat(st.resources, ", ")
+      .. (st.condition and (" if " .. json.encode(st.condition)) or "")
+  end
+  return table.concat(parts, "; ")
+end
+
+-- One Task state's permissions. With Credentials, Step Functions calls the resource with
+-- the assumed role's credentials: this role needs only sts:AssumeRole, and what the call
+-- needs is the assumed role's business (said in a note).
+local function task_permissions(b, ctx, task, where)
+  if type(task.Credentials) ~= "table" then return resource_permissions(b, ctx, task, where) end
+  credentials_permissions(b, task, where)
+  local tb = new_builder()
+  resource_permissions(tb, ctx, task, where)
+  for _, text in ipairs(tb.notes) do note(b, text) end
+  if #tb.order > 0 then
+    local role = type(task.Credentials.RoleArn) == "string" and task.Credentials.RoleArn or "the assumed role"
+    note(b, fmt("%s: runs with the credentials of %s, which needs (not this role): %s", where, role,
+      summary(tb)))
+  end
 end
 
 -- A Map state's own permissions: a Distributed Map starts child executions; ItemReader and
