@@ -164,6 +164,27 @@ describe("emrflow.policy: other integrations", function()
       .. "StepFunctionsGetEventsForStepFunctionsExecutionRule", find(sts, "events:PutRule").Resource)
   end)
 
+  it("a child state machine elsewhere: its executions are in its own region and account", function()
+    local sts = statements(machine{
+      S = task("arn:aws:states:::states:startExecution.sync",
+        { StateMachineArn = "arn:aws:states:eu-west-1:210987654321:stateMachine:child" }) },
+      { region = "*", account = "*" })
+    assert.equal("arn:aws:states:eu-west-1:210987654321:execution:child:*",
+      find(sts, "states:DescribeExecution").Resource)
+  end)
+
+  it("http:invoke: RetrieveConnectionCredentials on the static Authentication.ConnectionArn", function()
+    local conn = "arn:aws:events:us-east-1:123456789012:connection/api/0a1b"
+    local sts = statements(machine{ H = task("arn:aws:states:::http:invoke",
+      { ApiEndpoint = "https://api.example.com/x", Method = "GET",
+        Authentication = { ConnectionArn = conn } }) })
+    assert.equal(conn, find(sts, "events:RetrieveConnectionCredentials").Resource)
+    local dyn = statements(machine{ H = task("arn:aws:states:::http:invoke",
+      { ApiEndpoint = "https://api.example.com/x", Method = "GET",
+        Authentication = { ["ConnectionArn.$"] = "$.conn" } }) })
+    assert.equal("*", find(dyn, "events:RetrieveConnectionCredentials").Resource)
+  end)
+
   it("an integration it has no template for: the action the ARN names, and a note", function()
     local sts, notes = statements(machine{ G = task("arn:aws:states:::glue:startJobRun.sync", {}) })
     assert.same({ Effect = "Allow", Action = "glue:StartJobRun", Resource = "*" }, sts[1])

@@ -108,13 +108,13 @@ end
 
 -- The static string value of member `name` of a Task's Parameters / Arguments, or nil
 -- (absent, a path "name.$", a JSONata expression, not a string).
-local function static(task, name)
+-- More names go down nested objects: static(task, "Authentication", "ConnectionArn").
+local function static(task, name, ...)
+  local inner = { ... }
   for _, field in ipairs { "Parameters", "Arguments" } do
-    local p = task[field]
-    if type(p) == "table" then
-      local v = p[name]
-      if type(v) == "string" and not v:match("^%s*{%%.*%%}%s*$") then return v end
-    end
+    local v = type(task[field]) == "table" and task[field][name]
+    for _, k in ipairs(inner) do v = type(v) == "table" and v[k] end
+    if type(v) == "string" and not v:match("^%s*{%%.*%%}%s*$") then return v end
   end
   return nil
 end
@@ -207,9 +207,11 @@ local function step_functions(b, ctx, suffix, task, where)
   if not sm then note(b, where .. ": StateMachineArn is dynamic: allowed on every state machine") end
   allow(b, "states:StartExecution", sm or fmt("arn:%s:states:%s:%s:stateMachine:*", p, r, a))
   if suffix == ".sync" or suffix == ".sync:2" then
-    local name = sm and sm:match(":stateMachine:([^:]+)")
-    allow(b, { "states:DescribeExecution", "states:StopExecution" },
-      fmt("arn:%s:states:%s:%s:execution:%s", p, r, a, name and (name .. ":*") or "*"))
+    -- the child's executions live in the child's region and account
+    local sm_region, sm_account, name =
+      (sm or ""):match("^arn:[%w%-]+:states:([^:]*):([^:]*):stateMachine:([^:]+)")
+    allow(b, { "states:DescribeExecution", "states:StopExecution" }, fmt("arn:%s:states:%s:%s:execution:%s",
+      p, sm_region or r, sm_account or a, name and (name .. ":*") or "*"))
     allow(b, { "events:PutTargets", "events:PutRule", "events:DescribeRule" },
       fmt("arn:%s:events:%s:%s:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule", p, r, a))
   end
@@ -241,7 +243,7 @@ local function optimized(b, ctx, service, api, suffix, task, where)
   end
   if service == "http" and api == "invoke" then
     allow(b, "states:InvokeHTTPEndpoint", "*")
-    local conn = static(task, "ConnectionArn")
+    local conn = static(task, "Authentication", "ConnectionArn")
     allow(b, "events:RetrieveConnectionCredentials", conn or "*")
     return allow(b, { "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret" },
       fmt("arn:%s:secretsmanager:*:*:secret:events!connection/*", ctx.partition))
