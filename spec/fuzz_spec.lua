@@ -71,24 +71,6 @@ describe("fuzzing", function()
   -- reported as pending (with its repro) instead of failing the suite, and any other cause
   -- fails it. Remove an entry once its fix is merged.
   local KNOWN = {
-    { sig = 'validate problem: unknown state type "_" %(expected', where = "asl/validate.lua",
-      repro = '{"StartAt":"A","States":{"A":{"Type":[]}}} -> unknown state type "emrflow.json.array: 0x..."' },
-    { sig = "attempt to call a nil value %(field '_'%)", where = "asl/states/choice.lua (rule without test)",
-      repro = '{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.x",'
-        .. '"TimestampEquals":"2024-01-02T24:00:00Z","Next":"B"}],"Default":"B"},"B":{"Type":"Succeed"}}}'
-        .. " -> States.Runtime: attempt to call a nil value (field 'test')" },
-    { sig = "%.lua:N: bad argument #N to '_' %(table has a non%-string key%)",
-      where = "asl/definition.lua (normalize)",
-      repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true, [1.5] = "x" } } })'
-        .. " -> definition.lua:52: bad argument #1 to 'keys' (table has a non-string key)" },
-    { sig = "%.lua:N: bad argument #N to '_' %(expected a JSON object, got an array%)",
-      where = "asl/definition.lua (normalize)",
-      repro = 'asl.validate({ StartAt = "A", States = { A = { Type = "Pass", End = true,'
-        .. ' Parameters = json.array({ 1, x = 2 }) } } })'
-        .. " -> definition.lua:52: bad argument #1 to 'keys' (expected a JSON object, got an array)" },
-    { sig = "executing the state%. stack overflow", where = "asl/paths.lua ref_put: `last and value or ...` with value false",
-      repro = '{"StartAt":"B","States":{"B":{"Type":"Pass","Result":false,"ResultPath":"$.s","End":true}}}'
-        .. " input {} -> States.Runtime 'stack overflow'" },
   }
 
   local known_hits = {}
