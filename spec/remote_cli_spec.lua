@@ -340,23 +340,6 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     assert.equal("ABORTED", d.status)
   end)
 
-  it("stop --remote --error --cause records them with the stop, as StopExecution does", function()
-    if skip() then return pending(why) end
-    local sm = assert(client:create_state_machine{ name = "stop-why", definition = PASS, roleArn = ROLE })
-    local x = assert(client:start_execution{ stateMachineArn = sm.stateMachineArn, name = "why" })
-    local code, _, err = emrflow(srv.url,
-      "stop " .. x.executionArn .. " --remote --error Ops.Cancelled --cause 'bad input file'")
-    assert.equal(0, code, err)
-    local d = assert(client:describe_execution{ executionArn = x.executionArn })
-    assert.equal("ABORTED", d.status)
-    assert.equal("Ops.Cancelled", d.error)
-    assert.equal("bad input file", d.cause)
-    local code2, _, err2 = emrflow(srv.url,
-      "stop " .. x.executionArn .. " --remote --error " .. ("E"):rep(257))
-    assert.equal(1, code2)
-    assert.matches("--error must be at most 256 characters", err2, 1, true)
-  end)
-
   it("a remote execution as cli.finish drives it: events in order, stop, final status", function()
     if skip() then return pending(why) end
     local remote = require "emrflow.cli.remote"

@@ -6,7 +6,7 @@
 --   emrflow policy DEFINITION [--region R] [--role-arn ARN]
 --   emrflow validate DEFINITION --remote        (emrflow.cli calls M.validate_remote)
 --   emrflow start STATE_MACHINE --remote [--input JSON | --input-file FILE] [--name NAME] [--wait]
---   emrflow stop EXECUTION_ARN --remote [--error CODE] [--cause TEXT]
+--   emrflow stop EXECUTION_ARN --remote
 --
 -- Every command takes --region, --endpoint-url and --profile for the Step Functions client
 -- (emrflow.sfn). `deploy` prints one JSON object {"stateMachineArn", "stateMachineVersionArn",
@@ -528,12 +528,9 @@ local function cmd_stop(opts, pos, cli, io_)
   if #pos ~= 1 or not pos[1]:match("^arn:[%w%-]+:states:[^:]*:%d*:execution:") then
     cli.fail("stop takes one EXECUTION_ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)")
   end
-  -- StopExecution's own limits: error up to 256 characters, cause up to 32768
-  if opts.error and #opts.error > 256 then cli.fail("--error must be at most 256 characters") end
-  if opts.cause and #opts.cause > 32768 then cli.fail("--cause must be at most 32768 characters") end
   local client = client_for(opts, cli)
   local out = must(cli, client, "StopExecution",
-    json.object_of("executionArn", pos[1], "error", opts.error, "cause", opts.cause))
+    { executionArn = pos[1] })
   io_.stdout:write(json.encode(json.object_of("executionArn", pos[1], "stopDate", out.stopDate)), "\n")
   return 0
 end
@@ -597,11 +594,9 @@ M.commands = {
   },
   stop = {
     summary = "stop an execution on AWS Step Functions",
-    usage = "emrflow stop EXECUTION_ARN --remote [--error CODE] [--cause TEXT]",
+    usage = "emrflow stop EXECUTION_ARN --remote",
     options = with_client_options {
       { name = "remote", help = "the execution runs on AWS Step Functions (required)" },
-      { name = "error", arg = "CODE", help = "the error code recorded with the stop (up to 256 characters)" },
-      { name = "cause", arg = "TEXT", help = "a more detailed explanation of the stop" },
     },
     run = cmd_stop,
   },
