@@ -405,7 +405,8 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     assert(os.execute("mkdir -m 700 " .. dir))
     local inner = CLEAN_ENV .. "AWS_ENDPOINT_URL_SFN=" .. q(srv.url)
       .. " lua5.4 bin/emrflow start early-stop --remote --wait --name early --result-file " .. dir
-      .. "/result >" .. dir .. "/out 2>" .. dir .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >" .. dir .. "/code"
+      .. "/result >" .. dir .. "/out 2>" .. dir .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >"
+      .. dir .. "/code"
     os.execute("sh -c " .. q(inner) .. " >/dev/null 2>&1 &")
     local function wait_for(test)
       for _ = 1, 300 do
