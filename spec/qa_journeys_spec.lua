@@ -107,4 +107,31 @@ describe("qa journeys", function()
       assert.is_nil(index_of(lines, "> Inner"), "states inside the outer Map stay summarised:\n" .. err)
     end)
   end)
+
+  describe("from a local pipeline to its IAM policy", function()
+    it("policy covers every service the example pipeline calls; notes go to stderr", function()
+      local code, out, err = emrflow("policy examples/nightly-report.json --region us-east-1"
+        .. " --role-arn arn:aws:iam::123456789012:role/sfn --compact")
+      assert.are.equal(0, code, err)
+      assert.are.equal(1, select(2, out:gsub("\n", "")), "one line with --compact")
+      local doc = json.decode(out)
+      assert.are.equal("2012-10-17", doc.Version)
+      local by_action = {}
+      for _, st in ipairs(doc.Statement) do
+        local actions = type(st.Action) == "table" and st.Action or { st.Action }
+        for _, a in ipairs(actions) do by_action[a] = st end
+      end
+      assert.are.same({ "arn:aws:lambda:us-east-1:123456789012:function:nightly-arguments",
+                        "arn:aws:lambda:us-east-1:123456789012:function:nightly-arguments:*" },
+        by_action["lambda:InvokeFunction"].Resource)
+      assert.are.equal("arn:aws:sns:us-east-1:123456789012:nightly-report", by_action["sns:Publish"].Resource)
+      assert.are.equal("arn:aws:emr-containers:us-east-1:123456789012:/virtualclusters/*",
+        by_action["emr-containers:StartJobRun"].Resource)
+      assert.is_table(by_action["emr-containers:DescribeJobRun"])
+      assert.is_table(by_action["emr-containers:CancelJobRun"])
+      assert.are.equal("arn:aws:iam::123456789012:role/job-execution-role",
+        by_action["iam:PassRole"].Resource)
+      assert.matches("VirtualClusterId is dynamic", err, 1, true)
+    end)
+  end)
 end)
