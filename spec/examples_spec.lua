@@ -392,3 +392,59 @@ describe("examples/emr-eks-job with existing-cluster.scenario", function()
     assert.are.equal("$.VirtualClusterId", job.Parameters["VirtualClusterId.$"])
   end)
 end)
+
+describe("examples/nightly-report: EMR on EKS locally, the other services mocked", function()
+  local VC = "cszt6tqby98mea88f1u26cob2"
+  local BASE = "examples/nightly-report.json --local --mock-config examples/nightly-report.mocks.json"
+    .. " --input '{\"VirtualClusterId\":\"" .. VC .. "\"}' --quiet"
+
+  it("HappyPath: the Lambda's date names the job and reaches it; the success is notified", function()
+    local code, out, err = run_cli(BASE .. " --scenario examples/existing-cluster.scenario.json"
+      .. " --test-case HappyPath --events")
+    assert.are.equal(0, code, err)
+    local o = json.decode(out)
+    assert.are.same({ Date = "2024-01-01" }, o.Arguments)
+    assert.are.equal("COMPLETED", o.JobRun.State)
+    assert.is_nil(o.Failure)
+    -- the job was started with the Lambda's date, through States.Format and States.Array
+    local params
+    for line in err:gmatch("[^\n]+") do
+      local ok, ev = pcall(json.decode, line)
+      if ok and type(ev) == "table" and ev.type == "TaskScheduled"
+          and ev.taskScheduledEventDetails.resourceType == "emr-containers" then
+        params = json.decode(ev.taskScheduledEventDetails.parameters)
+      end
+    end
+    assert.is_table(params, err)
+    assert.are.equal("nightly-report-2024-01-01", params.Name)
+    assert.are.same({ "--date", "2024-01-01" }, params.JobDriver.SparkSubmitJobDriver.EntryPointArguments)
+  end)
+
+  it("ThrottledLambda: two throttled invocations are retried, then the run succeeds", function()
+    local code, out, err = run_cli(BASE .. " --scenario examples/existing-cluster.scenario.json"
+      .. " --test-case ThrottledLambda --events")
+    assert.are.equal(0, code, err)
+    assert.are.equal("COMPLETED", json.decode(out).JobRun.State)
+    local scheduled = 0
+    for line in err:gmatch("[^\n]+") do
+      local ok, ev = pcall(json.decode, line)
+      if ok and type(ev) == "table" and ev.type == "TaskScheduled"
+          and ev.taskScheduledEventDetails.resourceType == "lambda" then
+        scheduled = scheduled + 1
+      end
+    end
+    assert.are.equal(3, scheduled)
+  end)
+
+  it("JobFails: the failed job is caught, notified, and the execution fails (exit 2)", function()
+    local result = os.tmpname()
+    local code, out, err = run_cli(BASE .. " --scenario examples/nightly-report.failing.scenario.json"
+      .. " --test-case JobFails --result-file " .. result)
+    assert.are.equal(2, code, err)
+    assert.are.equal("", out)
+    local r = json.decode(read(result))
+    os.remove(result)
+    assert.are.same({ status = "FAILED", error = "NightlyReportFailed",
+                      cause = "the Spark job did not complete; see the notification" }, r)
+  end)
+end)

@@ -165,6 +165,20 @@ describe("emrflow.graph", function()
     assert.is_false(ok)
     assert.matches("^h%.jsonl: line 2: invalid JSON: unexpected end of input at column 9 %(byte 9%)$", err)
   end)
+
+  it("reads an indented GetExecutionHistory reply, and says where a broken one breaks", function()
+    local indented = '{\n  "events": [\n    {\n      "id": 1,\n      "previousEventId": 0,\n'
+      .. '      "type": "PassStateEntered",\n      "stateEnteredEventDetails": { "name": "P" }\n'
+      .. '    }\n  ]\n}\n'
+    local events = graph.read_history(indented, "h.json")
+    assert.are.equal(1, #events)
+    assert.are.equal("PassStateEntered", events[1].type)
+    -- cut inside the 4th line: the error is the document's, not "line 1" of JSON lines
+    local ok, err = pcall(graph.read_history, indented:sub(1, 30), "h.json")
+    assert.is_false(ok)
+    assert.matches(
+      "^h%.json is not valid JSON: unexpected end of input.* at line 4, column %d+ %(byte %d+%)$", err)
+  end)
 end)
 
 describe("emrflow graph", function()
@@ -202,10 +216,31 @@ describe("emrflow graph", function()
       assert.are.equal(0, code)
       assert.matches("<svg", out, 1, true)
     end
-    local code, out, err = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=/nonexistent/dot ")
+    -- no dot on the PATH (only lua5.4 there)
+    local bin = os.tmpname()
+    os.remove(bin)
+    assert(os.execute("mkdir " .. bin .. " && ln -s \"$(command -v lua5.4)\" " .. bin .. "/lua5.4"))
+    local code, out, err = emrflow("graph " .. def .. " --format svg", "PATH=" .. bin .. " ")
+    os.execute("rm -r " .. bin)
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("emrflow: --format svg needs graphviz's dot program, which is not installed", err, 1, true)
+  end)
+
+  it("EMRFLOW_DOT may be a path or a command name; one that does not exist is named", function()
+    local def = tmp(DEF, ".json")
+    for _, missing in ipairs { "/nonexistent/dot", "no-such-dot-program" } do
+      local code, out, err = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=" .. missing .. " ")
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.matches("EMRFLOW_DOT names graphviz's dot program, but there is no '" .. missing .. "'", err,
+        1, true)
+    end
+    if graph.dot_command() then
+      local code, out = emrflow("graph " .. def .. " --format svg", "EMRFLOW_DOT=dot ")
+      assert.are.equal(0, code)
+      assert.matches("<svg", out, 1, true)
+    end
   end)
 
   it("--execution reads the history from the execution store", function()

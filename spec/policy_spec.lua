@@ -164,6 +164,27 @@ describe("emrflow.policy: other integrations", function()
       .. "StepFunctionsGetEventsForStepFunctionsExecutionRule", find(sts, "events:PutRule").Resource)
   end)
 
+  it("a child state machine elsewhere: its executions are in its own region and account", function()
+    local sts = statements(machine{
+      S = task("arn:aws:states:::states:startExecution.sync",
+        { StateMachineArn = "arn:aws:states:eu-west-1:210987654321:stateMachine:child" }) },
+      { region = "*", account = "*" })
+    assert.equal("arn:aws:states:eu-west-1:210987654321:execution:child:*",
+      find(sts, "states:DescribeExecution").Resource)
+  end)
+
+  it("http:invoke: RetrieveConnectionCredentials on the static Authentication.ConnectionArn", function()
+    local conn = "arn:aws:events:us-east-1:123456789012:connection/api/0a1b"
+    local sts = statements(machine{ H = task("arn:aws:states:::http:invoke",
+      { ApiEndpoint = "https://api.example.com/x", Method = "GET",
+        Authentication = { ConnectionArn = conn } }) })
+    assert.equal(conn, find(sts, "events:RetrieveConnectionCredentials").Resource)
+    local dyn = statements(machine{ H = task("arn:aws:states:::http:invoke",
+      { ApiEndpoint = "https://api.example.com/x", Method = "GET",
+        Authentication = { ["ConnectionArn.$"] = "$.conn" } }) })
+    assert.equal("*", find(dyn, "events:RetrieveConnectionCredentials").Resource)
+  end)
+
   it("an integration it has no template for: the action the ARN names, and a note", function()
     local sts, notes = statements(machine{ G = task("arn:aws:states:::glue:startJobRun.sync", {}) })
     assert.same({ Effect = "Allow", Action = "glue:StartJobRun", Resource = "*" }, sts[1])
@@ -219,11 +240,27 @@ describe("emrflow.policy: Distributed Map and cross-account tasks", function()
     assert.same({}, inline)
   end)
 
-  it("a Task with Credentials needs sts:AssumeRole on that role", function()
+  it("a Task with Credentials needs sts:AssumeRole on that role; the call's needs are that role's", function()
     local target = "arn:aws:iam::210987654321:role/cross-account"
-    local sts = statements(machine{ T = task("arn:aws:states:::sns:publish",
+    local sts, notes = statements(machine{ T = task("arn:aws:states:::sns:publish",
       { TopicArn = "arn:aws:sns:us-east-1:210987654321:t" }, { Credentials = { RoleArn = target } }) })
     assert.equal(target, find(sts, "sts:AssumeRole").Resource)
-    assert.equal("arn:aws:sns:us-east-1:210987654321:t", find(sts, "sns:Publish").Resource)
+    -- Step Functions publishes with the assumed role's credentials: not this role's permission
+    assert.is_nil(find(sts, "sns:Publish"))
+    assert.equal(1, #sts)
+    local said = table.concat(notes, "\n")
+    assert.matches("state T: runs with the credentials of " .. target:gsub("%p", "%%%0")
+      .. ", which needs %(not this role%): sns:Publish on arn:aws:sns:us%-east%-1:210987654321:t", said)
+  end)
+
+  it("a Task with dynamic Credentials: sts:AssumeRole on every role, the call's needs in a note", function()
+    local sts, notes = statements(machine{ T = task("arn:aws:states:::lambda:invoke",
+      { FunctionName = "arn:aws:lambda:us-east-1:210987654321:function:f" },
+      { Credentials = { ["RoleArn.$"] = "$.role" } }) })
+    assert.equal("*", find(sts, "sts:AssumeRole").Resource)
+    assert.is_nil(find(sts, "lambda:InvokeFunction"))
+    assert.matches("runs with the credentials of the assumed role, which needs %(not this role%): "
+      .. "lambda:InvokeFunction on arn:aws:lambda:us%-east%-1:210987654321:function:f",
+      table.concat(notes, "\n"))
   end)
 end)

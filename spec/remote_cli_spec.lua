@@ -395,6 +395,46 @@ describe("emrflow deploy --publish --alias, validate --remote, stop (fake_sfn)",
     os.execute("rm -rf " .. dir)
   end)
 
+  it("start --wait: a SIGTERM while StartExecution is in flight stops the new execution (exit 2)", function()
+    if skip() then return pending(why) end
+    assert(client:create_state_machine{ name = "early-stop", definition = PASS, roleArn = ROLE })
+    -- StartExecution takes 2 s: the signal arrives before emrflow knows the execution exists
+    srv:faults{ { kind = "slow", seconds = 2, count = 1, match = { body_contains = '"name":"early"' } } }
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 700 " .. dir))
+    local inner = CLEAN_ENV .. "AWS_ENDPOINT_URL_SFN=" .. q(srv.url)
+      .. " lua5.4 bin/emrflow start early-stop --remote --wait --name early --result-file " .. dir
+      .. "/result >" .. dir .. "/out 2>" .. dir .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >"
+      .. dir .. "/code"
+    os.execute("sh -c " .. q(inner) .. " >/dev/null 2>&1 &")
+    local function wait_for(test)
+      for _ = 1, 300 do
+        if test() then return true end
+        os.execute("sleep 0.05")
+      end
+      return false
+    end
+    assert.is_true(wait_for(function()
+      for _, r in ipairs(srv:requests()) do
+        if (r.body or ""):find('"name":"early"', 1, true) then return true end
+      end
+      return false
+    end))
+    local pid = assert(read(dir .. "/pid")):match("%d+")
+    os.execute("kill -TERM " .. pid)
+    local ended = wait_for(function() return (read(dir .. "/code") or "") ~= "" end)
+    if not ended then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end   -- never leave it polling
+    assert.is_true(ended)
+    assert.equal("2", read(dir .. "/code"):match("%d+"), read(dir .. "/err"))
+    assert.equal("ABORTED", json.decode(read(dir .. "/result")).status)
+    local d = assert(client:describe_execution{
+      executionArn = "arn:aws:states:us-east-1:123456789012:execution:early-stop:early" })
+    assert.equal("ABORTED", d.status)
+    assert.matches("SIGTERM", d.cause)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("reports what AWS rejects, and missing credentials, with exit 1 and no secret", function()
     if skip() then return pending(why) end
     local bad = tmpfile('{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"}}}', ".json")

@@ -274,3 +274,19 @@ describe("emrflow.sfn against moto", function()
     assert.equal(400, err.status)
   end)
 end)
+
+describe("emrflow.sfn errors from something that is not Step Functions", function()
+  it("an HTML error page becomes a short message with its title, not its markup", function()
+    local page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+      .. "<h1>Internal Server Error</h1><p>The server encountered an internal error.</p>"
+    local err = sfn.parse_error({ status = 500, headers = {}, body = page }, "StartExecution")
+    assert.equal("500", err.code)
+    assert.equal(500, err.status)
+    assert.matches('^the endpoint answered HTTP 500 with an HTML page %("500 Internal Server Error"%) '
+      .. "instead of Step Functions' JSON", err.message)
+    assert.is_nil(err.message:find("<", 1, true))
+    -- a plain-text body is still shown as it is
+    local plain = sfn.parse_error({ status = 502, headers = {}, body = "upstream  down\n" }, "StartExecution")
+    assert.equal("upstream down ", plain.message)
+  end)
+end)

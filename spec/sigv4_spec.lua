@@ -533,6 +533,13 @@ describe("emrflow.sigv4", function()
                        "emrflow.sigv4.signer: unknown option 'regoin'")
       assert.has_error(function() sigv4.signer{ region = 1 } end,
                        "emrflow.sigv4.signer: option 'region' must be a string, got number")
+      -- a misspelt field would sign another request than the one meant: refused
+      assert.has_error(function()
+        signer:sign{ method = "GET", url = "https://example.amazonaws.com/", normalise_path = false }
+      end, "emrflow.sigv4.sign: unknown field 'normalise_path'")
+      local r = req()
+      r.unsigned_body = true
+      assert.has_error(function() sigv4.sign(r) end, "emrflow.sigv4.sign: unknown field 'unsigned_body'")
     end)
 
     it("caches the signing key per secret, date, region and service", function()

@@ -248,11 +248,15 @@ _Noreturn static void s_dec_fail(struct dec *d, const unsigned char *at, const c
 
 _Noreturn static void s_dec_unexpected(struct dec *d, const unsigned char *at, const char *expected)
 {
-    char what[96];
+    char what[128];
     if (at >= d->end)
         s_dec_fail(d, d->end, "unexpected end of input");
     if (*at >= 0x20 && *at < 0x7f)
         snprintf(what, sizeof what, "expected %s, found '%c'", expected, *at);
+    else if (at == d->start && d->end - at >= 3 && at[0] == 0xEF && at[1] == 0xBB && at[2] == 0xBF)
+        /* editors that save "UTF-8 with BOM": say so, JSON text has none (RFC 8259 8.1) */
+        snprintf(what, sizeof what, "expected %s, found a UTF-8 byte order mark (save the text without BOM)",
+                 expected);
     else
         snprintf(what, sizeof what, "expected %s, found byte 0x%02X", expected, *at);
     s_dec_fail(d, at, what);

@@ -278,8 +278,7 @@ end
 -- GetExecutionHistory's `{"events":[...]}`. Raises naming the source, line and column of bad JSON.
 function M.read_history(text, source)
   source = source or "the history"
-  local trimmed = text:match("^%s*(.-)%s*$")
-  local ok, whole = pcall(json.decode, trimmed)
+  local ok, whole = pcall(json.decode, text)
   if ok then
     if type(whole) == "table" and json.is_array(whole) then return whole end
     if type(whole) == "table" and type(whole.events) == "table" then return whole.events end
@@ -292,6 +291,12 @@ function M.read_history(text, source)
     -- emrflow's own messages ("emrflow: started ...") share stderr with --events
     if line:match("%S") and not line:match("^emrflow: ") then
       local lok, ev = pcall(json.decode, line)
+      if not lok and #events == 0 and text:match("^%s*[%[{]") then
+        -- not JSON lines from the start: one JSON document (GetExecutionHistory's output is
+        -- indented), so its own error says where it breaks
+        error(string.format("%s is not valid JSON: %s", source,
+          tostring(whole):gsub("^emrflow%.json: ", "")), 0)
+      end
       if not lok then
         error(string.format("%s: line %d: invalid JSON: %s", source, n,
           tostring(ev):gsub("^emrflow%.json: ", ""):gsub("at line 1, column", "at column")), 0)
@@ -463,25 +468,36 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
---- The graphviz `dot` command: $EMRFLOW_DOT, else `dot` when it is on the PATH; nil when absent.
+local function on_path(name)
+  local ok = os.execute("command -v " .. shell_quote(name) .. " >/dev/null 2>&1")
+  return ok == true or ok == 0
+end
+
+--- The graphviz `dot` command: $EMRFLOW_DOT (a path, or a command on the PATH), else `dot`
+-- when it is on the PATH; nil, why when there is none.
 function M.dot_command()
   local cmd = os.getenv("EMRFLOW_DOT")
   if cmd and cmd ~= "" then
-    local f = io.open(cmd, "rb")
-    if not f then return nil end
-    f:close()
-    return cmd
+    local found
+    if cmd:find("/", 1, true) then
+      local f = io.open(cmd, "rb")
+      found = f ~= nil
+      if f then f:close() end
+    else
+      found = on_path(cmd)
+    end
+    if found then return cmd end
+    return nil, "EMRFLOW_DOT names graphviz's dot program, but there is no '" .. cmd .. "'"
   end
-  local ok = os.execute("command -v dot >/dev/null 2>&1")
-  if ok == true or ok == 0 then return "dot" end
-  return nil
+  if on_path("dot") then return "dot" end
+  return nil, "--format svg needs graphviz's dot program, which is not installed "
+    .. "(Debian: apt-get install graphviz; or set EMRFLOW_DOT to its path)"
 end
 
 local function svg(dot_source)
-  local cmd = M.dot_command()
+  local cmd, why = M.dot_command()
   if not cmd then
-    error("--format svg needs graphviz's dot program, which is not installed "
-      .. "(Debian: apt-get install graphviz); --format dot or mermaid need nothing", 0)
+    error(why .. "; --format dot or mermaid need nothing", 0)
   end
   local src = os.tmpname()
   local f = assert(io.open(src, "wb"))

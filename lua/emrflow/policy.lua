@@ -19,7 +19,8 @@
 -- role's real name; the page spells it "AnAWSServiceRoleFor...").
 -- Also: Lambda (lambda:invoke and function ARNs), SNS publish, SQS sendMessage, DynamoDB item
 -- calls, Step Functions startExecution[.sync[:2]], HTTPS endpoints (http:invoke), aws-sdk:*
--- (the service's action on "*"), a Task's Credentials (sts:AssumeRole), Distributed Map child
+-- (the service's action on "*"), a Task's Credentials (sts:AssumeRole only: the call itself is
+-- made with the assumed role, whose needs are given as a note), Distributed Map child
 -- executions and its S3 ItemReader / ResultWriter; any other optimized integration gets the
 -- action its ARN names, with a note. Map and Parallel states are walked.
 local json = require "emrflow.json"
@@ -107,13 +108,13 @@ end
 
 -- The static string value of member `name` of a Task's Parameters / Arguments, or nil
 -- (absent, a path "name.$", a JSONata expression, not a string).
-local function static(task, name)
+-- More names go down nested objects: static(task, "Authentication", "ConnectionArn").
+local function static(task, name, ...)
+  local inner = { ... }
   for _, field in ipairs { "Parameters", "Arguments" } do
-    local p = task[field]
-    if type(p) == "table" then
-      local v = p[name]
-      if type(v) == "string" and not v:match("^%s*{%%.*%%}%s*$") then return v end
-    end
+    local v = type(task[field]) == "table" and task[field][name]
+    for _, k in ipairs(inner) do v = type(v) == "table" and v[k] end
+    if type(v) == "string" and not v:match("^%s*{%%.*%%}%s*$") then return v end
   end
   return nil
 end
@@ -206,9 +207,11 @@ local function step_functions(b, ctx, suffix, task, where)
   if not sm then note(b, where .. ": StateMachineArn is dynamic: allowed on every state machine") end
   allow(b, "states:StartExecution", sm or fmt("arn:%s:states:%s:%s:stateMachine:*", p, r, a))
   if suffix == ".sync" or suffix == ".sync:2" then
-    local name = sm and sm:match(":stateMachine:([^:]+)")
-    allow(b, { "states:DescribeExecution", "states:StopExecution" },
-      fmt("arn:%s:states:%s:%s:execution:%s", p, r, a, name and (name .. ":*") or "*"))
+    -- the child's executions live in the child's region and account
+    local sm_region, sm_account, name =
+      (sm or ""):match("^arn:[%w%-]+:states:([^:]*):([^:]*):stateMachine:([^:]+)")
+    allow(b, { "states:DescribeExecution", "states:StopExecution" }, fmt("arn:%s:states:%s:%s:execution:%s",
+      p, sm_region or r, sm_account or a, name and (name .. ":*") or "*"))
     allow(b, { "events:PutTargets", "events:PutRule", "events:DescribeRule" },
       fmt("arn:%s:events:%s:%s:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule", p, r, a))
   end
@@ -240,7 +243,7 @@ local function optimized(b, ctx, service, api, suffix, task, where)
   end
   if service == "http" and api == "invoke" then
     allow(b, "states:InvokeHTTPEndpoint", "*")
-    local conn = static(task, "ConnectionArn")
+    local conn = static(task, "Authentication", "ConnectionArn")
     allow(b, "events:RetrieveConnectionCredentials", conn or "*")
     return allow(b, { "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret" },
       fmt("arn:%s:secretsmanager:*:*:secret:events!connection/*", ctx.partition))
@@ -265,9 +268,8 @@ local function credentials_permissions(b, task, where)
   end
 end
 
--- One Task state's permissions.
-local function task_permissions(b, ctx, task, where)
-  credentials_permissions(b, task, where)
+-- What a Task's resource needs, whoever calls it.
+local function resource_permissions(b, ctx, task, where)
   local resource = task.Resource
   if type(resource) == "function" then
     note(b, where .. ": a Lua function resource: it runs only in emrflow and cannot be deployed")
@@ -297,6 +299,32 @@ local function task_permissions(b, ctx, task, where)
     return
   end
   note(b, where .. ": resource " .. resource .. " is not one emrflow knows")
+end
+
+-- "a:X, a:Y on r1, r2" for each statement of a builder (for notes).
+local function summary(tb)
+  local parts = {}
+  for _, st in ipairs(tb.order) do
+    parts[#parts + 1] = table.concat(st.actions, ", ") .. " on " .. table.concat(st.resources, ", ")
+      .. (st.condition and (" if " .. json.encode(st.condition)) or "")
+  end
+  return table.concat(parts, "; ")
+end
+
+-- One Task state's permissions. With Credentials, Step Functions calls the resource with
+-- the assumed role's credentials: this role needs only sts:AssumeRole, and what the call
+-- needs is the assumed role's business (said in a note).
+local function task_permissions(b, ctx, task, where)
+  if type(task.Credentials) ~= "table" then return resource_permissions(b, ctx, task, where) end
+  credentials_permissions(b, task, where)
+  local tb = new_builder()
+  resource_permissions(tb, ctx, task, where)
+  for _, text in ipairs(tb.notes) do note(b, text) end
+  if #tb.order > 0 then
+    local role = type(task.Credentials.RoleArn) == "string" and task.Credentials.RoleArn or "the assumed role"
+    note(b, fmt("%s: runs with the credentials of %s, which needs (not this role): %s", where, role,
+      summary(tb)))
+  end
 end
 
 -- A Map state's own permissions: a Distributed Map starts child executions; ItemReader and

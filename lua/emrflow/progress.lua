@@ -41,6 +41,8 @@ function M.is_terminal(fd)
 end
 
 local MAP_DETAIL_LINES = 20
+-- the events that end a Map state (after them, its iterations are over)
+local MAP_ENDS = { MapStateSucceeded = true, MapStateFailed = true, MapStateAborted = true }
 local MAP_FAILURE_LINES = 10
 
 --- new{ stream = io.stderr, enabled = bool | nil (auto: stderr is a terminal), real_clock = fn,
@@ -135,6 +137,11 @@ function Reporter:event(ev)
   self.name_of[id] = name
   local in_map = self.in_map[prev] or etype == "MapIterationStarted"
   local map = self.map_of[prev]
+  if map and MAP_ENDS[etype] then
+    -- a Map's end follows its last iteration's event: back to where the Map state runs
+    name, in_map, map = map.name, map.outer_in_map, map.outer_map
+    self.name_of[id] = name
+  end
   if in_map then self.in_map[id] = true end
   if map then self.map_of[id] = map end
 
@@ -143,7 +150,8 @@ function Reporter:event(ev)
   elseif etype:sub(-11) == "StateExited" then
     if not in_map then self:line(t, "< " .. tostring(name)) end
   elseif etype == "MapStateStarted" then
-    local rec = { name = name, n = d and d.length or 0, done = 0, failed = 0 }
+    local rec = { name = name, n = d and d.length or 0, done = 0, failed = 0,
+                  outer_in_map = in_map, outer_map = map }
     self.map_of[id] = rec
     self:line(t, fmt("  Map %s: %d iterations", tostring(name), rec.n), in_map)
   elseif etype == "MapIterationSucceeded" or etype == "MapIterationFailed" then

@@ -181,6 +181,17 @@ local function request_id(resp)
   return header(resp, "x-amzn-requestid") or header(resp, "x-amz-request-id")
 end
 
+-- An HTML page where Step Functions answers JSON (a proxy, a load balancer, a server that
+-- is not Step Functions): a short message with the page's title instead of its markup.
+local function html_message(body, status)
+  if not body:match("^%s*<") then return nil end
+  local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>%s*(.-)%s*</")
+  title = title and title:gsub("%s+", " "):sub(1, 120)
+  return ("the endpoint answered HTTP %d with an HTML page%s instead of Step Functions' JSON "
+    .. "(is it a Step Functions endpoint?)"):format(status, (title and title ~= "")
+      and (' ("' .. title .. '")') or "")
+end
+
 -- The error of a reply with status >= 300: the code from x-amzn-ErrorType, else the
 -- body's __type (after the last '#'), else code/Code, else the status; the message from
 -- message/Message.
@@ -200,7 +211,11 @@ function M.parse_error(resp, operation)
   code = code or tostring(resp.status)
   local message = doc and (doc.message or doc.Message)
   if type(message) ~= "string" then
-    message = (body ~= "" and not doc) and body:gsub("%s+", " "):sub(1, 200) or ("HTTP " .. resp.status)
+    if body ~= "" and not doc then
+      message = html_message(body, resp.status) or body:gsub("%s+", " "):sub(1, 200)
+    else
+      message = "HTTP " .. resp.status
+    end
   end
   local e = errors.new{ code = code, aws_code = code, status = resp.status, message = message,
                         request_id = request_id(resp), operation = operation }

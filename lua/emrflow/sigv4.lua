@@ -45,11 +45,32 @@ local type, error, setmetatable, pairs = type, error, setmetatable, pairs
 -- The module's shared signer (and key cache), made on first use.
 local default_signer
 
+local DEFAULT_FIELDS = {
+  method = "string", url = "string", headers = "table", body = "string",
+  region = "string", service = "string", credentials = "table", time = "number",
+  normalize_path = "boolean", double_encode = "boolean", sign_body = "boolean",
+  unsigned_payload = "boolean", omit_session_token = "boolean",
+}
+
+-- A request's fields: the defaults' plus the body's hash of an earlier attempt.
+local REQUEST_FIELDS = { payload_hash = "string" }
+for k, v in pairs(DEFAULT_FIELDS) do REQUEST_FIELDS[k] = v end
+
+-- A misspelt option (normalise_path, unsigned_body) would silently sign the wrong request.
+local function check_fields(req)
+  for k in pairs(req) do
+    if not REQUEST_FIELDS[k] then
+      error("emrflow.sigv4.sign: unknown field '" .. tostring(k) .. "'", 3)
+    end
+  end
+end
+
 --- Signs one request with the module's shared signer.
 function M.sign(req)
   if type(req) ~= "table" then
     error("emrflow.sigv4.sign: expected a request table, got " .. type(req), 2)
   end
+  check_fields(req)
   local s = default_signer
   if not s then
     s = csigv4.new()
@@ -71,12 +92,6 @@ end
 local Signer = {}
 Signer.__index = Signer
 
-local DEFAULT_FIELDS = {
-  method = "string", url = "string", headers = "table", body = "string",
-  region = "string", service = "string", credentials = "table", time = "number",
-  normalize_path = "boolean", double_encode = "boolean", sign_body = "boolean",
-  unsigned_payload = "boolean", omit_session_token = "boolean",
-}
 
 --- A signer with its own key cache and defaults for any request field.
 function M.signer(opts)
@@ -101,6 +116,7 @@ function Signer:sign(req)
   if type(req) ~= "table" then
     error("emrflow.sigv4.sign: expected a request table, got " .. type(req), 2)
   end
+  check_fields(req)
   return self._c:sign(req, os_time(), 2)
 end
 

@@ -507,6 +507,10 @@ local function cmd_start(opts, pos, cli, io_)
   local input = cli.read_input(opts, io_)
   local client = client_for(opts, cli)
   local arn = state_machine_arn(pos[1], client, cli)
+  -- with --wait, a SIGINT / SIGTERM from now on stops the remote execution: caught, not fatal,
+  -- even before cli.finish watches for it (else it would kill emrflow and leave the execution
+  -- running with no result file)
+  if opts.wait then core.signal.watch() end
   local out = must(cli, client, "StartExecution",
     { stateMachineArn = arn, name = opts.name or uuid4(), input = json.encode(input) })
   if not opts.wait then
@@ -520,6 +524,11 @@ local function cmd_start(opts, pos, cli, io_)
       .. "(it goes to the state machine's CloudWatch Logs); the execution runs on")
   end
   local x = new_remote(client, out.executionArn, event_sink(opts, io_), cli)
+  local sig = core.signal.pending()
+  if sig then
+    io_.stderr:write("emrflow: ", sig, " received: stopping the execution\n")
+    x:stop("States.Aborted", "stopped by " .. sig)
+  end
   return cli.finish(x, opts, io_)
 end
 
