@@ -149,3 +149,26 @@ describe("emrflow.asl execution ids and idempotency seeds", function()
     assert.are.equal(3, n)
   end)
 end)
+
+describe("emrflow.asl: integrations found by convention", function()
+  it("an EMR on EKS machine runs and validates without requiring emrflow.emr first", function()
+    -- a fresh Lua process, so nothing registered the integration beforehand
+    local script = [[
+      local asl = require "emrflow.asl"
+      assert(package.loaded["emrflow.emr.tasks"] == nil)
+      local p = asl.validate('{"StartAt":"A","States":{"A":{"Type":"Task",'
+        .. '"Resource":"arn:aws:states:::emr-containers:createVirtualCluster.sync","End":true}}}')
+      assert(#p == 1 and p[1].message:find("does not support .sync", 1, true), p[1] and p[1].message)
+      local f = assert(io.open("examples/emr-eks-pipeline.json"))
+      local m = asl.load(f:read("a")); f:close()
+      local status = m:start({}, { emr = require("emrflow.emulator").new{}, clock = "virtual" }):wait()
+      io.write(status)
+    ]]
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "w")); f:write(script); f:close()
+    local p = io.popen("lua5.4 " .. tmp .. " 2>&1")
+    local out = p:read("a"); p:close()
+    os.remove(tmp)
+    assert.are.equal("SUCCEEDED", out)
+  end)
+end)

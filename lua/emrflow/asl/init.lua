@@ -70,6 +70,30 @@ function M.unregister_resource(entry)
   return false
 end
 
+-- Integrations are also found by convention, so that a machine using one works without the
+-- caller requiring it first: a resource of service S (the ARN's service part: "emr-containers"
+-- in arn:aws:states:::emr-containers:startJobRun, "emrcontainers" in
+-- arn:aws:states:::aws-sdk:emrcontainers:listJobRuns) loads the module
+-- emrflow.integrations.<S> (dashes as underscores) once, when it is installed; that module
+-- registers its resources. The interpreter itself names no service.
+local tried = {}
+local function discover(resource)
+  local service = resource:match("^arn:[%w%-]+:states:::aws%-sdk:([%w%-]+):")
+    or resource:match("^arn:[%w%-]+:states:::([%w%-]+):")
+  if not service or tried[service] then return false end
+  tried[service] = true
+  local name = "emrflow.integrations." .. (service:gsub("%-", "_"))
+  if not package.searchpath(name, package.path) then return false end
+  return (pcall(require, name))
+end
+
+local function registered(resource)
+  for _, e in ipairs(registry) do
+    if e.match(resource) then return e.impl end
+  end
+  return nil
+end
+
 local function lua_impl(fn)
   return { lua = true, run = function(input, ctx) return fn(input, ctx) end }
 end
@@ -84,10 +108,9 @@ local function resolver(opts)
       if type(r) == "function" then return lua_impl(r) end
       return r
     end
-    for _, e in ipairs(registry) do
-      if e.match(resource) then return e.impl end
-    end
-    return nil
+    local impl = registered(resource)
+    if impl == nil and discover(resource) then impl = registered(resource) end
+    return impl
   end
 end
 
