@@ -172,3 +172,19 @@ describe("emrflow.asl: integrations found by convention", function()
     assert.are.equal("SUCCEEDED", out)
   end)
 end)
+
+describe("emrflow.asl: errors raised by Lua handlers", function()
+  it("reach the Cause without the Lua position, wherever the handler was defined", function()
+    local asl = require "emrflow.asl"
+    local m = asl.load { StartAt = "T", States = {
+      T = { Type = "Task", Resource = "arn:aws:states:::lambda:invoke", End = true } } }
+    local from_file = function() error("boom") end           -- this spec file: "...lua:N: "
+    local from_chunk = load("return function() error('bang') end")()  -- '[string "..."]:1: '
+    for fn, want in pairs { [from_file] = "boom", [from_chunk] = "bang" } do
+      local status, err = m:run({}, { clock = "virtual", handlers = { ["arn:aws:states:::lambda:*"] = fn } })
+      assert.are.equal("FAILED", status)
+      assert.are.equal("States.TaskFailed", err.Error)
+      assert.are.equal(want, err.Cause)
+    end
+  end)
+end)

@@ -17,7 +17,11 @@ local M = {}
 -- Lua adds (users see ASL errors, never the interpreter's source positions).
 function M.plain_message(e)
   local text = tostring(e)
-  return (text:gsub("^[^\n]-%.lua:%d+: ", ""))
+  -- the Lua position error() adds: "file.lua:12: ", "[string \"...\"]:3: ", "stdin:1: "
+  text = text:gsub("^[^\n]-%.lua:%d+: ", "", 1)
+  text = text:gsub('^%[string ".-"%]:%d+: ', "", 1)
+  text = text:gsub("^stdin:%d+: ", "", 1)
+  return text
 end
 
 ---------------------------------------------------------------------------
