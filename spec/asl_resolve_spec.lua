@@ -175,7 +175,6 @@ end)
 
 describe("emrflow.asl: errors raised by Lua handlers", function()
   it("reach the Cause without the Lua position, wherever the handler was defined", function()
-    local asl = require "emrflow.asl"
     local m = asl.load { StartAt = "T", States = {
       T = { Type = "Task", Resource = "arn:aws:states:::lambda:invoke", End = true } } }
     local from_file = function() error("boom") end           -- this spec file: "...lua:N: "
