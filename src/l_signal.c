@@ -1,6 +1,6 @@
 /* core.signal: catch SIGINT / SIGTERM as a flag the caller polls.
  *
- *   core.signal.watch()      -- install handlers for SIGINT and SIGTERM
+ *   core.signal.watch()      -- install handlers for SIGINT and SIGTERM (again: keeps a pending one)
  *   core.signal.pending()    --> "SIGINT" | "SIGTERM" | nil   (and clears it)
  *   core.signal.unwatch()    -- restore the default dispositions
  *
@@ -12,6 +12,7 @@
 #include <string.h>
 
 static volatile sig_atomic_t s_caught;
+static int s_watching; /* our handlers are installed */
 
 static void s_on_signal(int sig)
 {
@@ -28,11 +29,15 @@ static void s_install(void (*handler)(int))
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Watching again while already watching keeps a signal caught meanwhile: one that arrived
+ * between two watch() calls (say, between starting an execution and driving it) is not lost. */
 static int l_signal_watch(lua_State *L)
 {
     (void)L;
-    s_caught = 0;
+    if (!s_watching)
+        s_caught = 0;
     s_install(s_on_signal);
+    s_watching = 1;
     return 0;
 }
 
@@ -40,6 +45,7 @@ static int l_signal_unwatch(lua_State *L)
 {
     (void)L;
     s_install(SIG_DFL);
+    s_watching = 0;
     return 0;
 }
 
