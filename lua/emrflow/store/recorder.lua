@@ -12,7 +12,16 @@
 -- also written once it holds GROUP_LIMIT events, to bound the memory it takes.
 
 local json = require "emrflow.json"
+local errors = require "emrflow.errors"
+local core = require "emrflow.core"
+local context = require "emrflow.asl.context"
 local events = require "emrflow.store.events"
+local replay = require "emrflow.store.replay"
+
+-- Now in epoch seconds, to the millisecond.
+local function now_s()
+  return math.floor(core.now() * 1000 + 0.5) / 1000
+end
 
 local M = {}
 
@@ -176,6 +185,114 @@ function M.start(s, machine, input, opts)
     opts.store_notice:write(string.format("emrflow: recording execution %s in %s\n", x.name, s.path))
   end
   return x
+end
+
+-- Why row cannot be resumed (resume) or redriven (redrive); nil when it can.
+local function refusal(s, row, redrive)
+  local what = "execution '" .. row.name .. "' (" .. row.arn .. ")"
+  if redrive then
+    local status, reason = redrive(row, os.time())
+    if status ~= "REDRIVABLE" then
+      return errors.new { code = "ExecutionNotRedrivable", aws_code = "ExecutionNotRedrivable",
+        message = "Execution Not Redrivable: " .. what .. ": " .. reason
+          .. (row.status == "RUNNING" and "; if its process is gone, resume it" or "") }
+    end
+  elseif row.status ~= "RUNNING" then
+    return errors.new { code = "not_resumable", message = "cannot resume " .. what .. ": it is "
+      .. row.status .. (row.status ~= "SUCCEEDED" and "; redrive it to run it again from the "
+      .. "state that failed" or "") .. " (execution store " .. s.path .. ")" }
+  end
+  return nil
+end
+
+-- The machine to run row with: opts.machine (checked against the record: a .lua definition
+-- loaded again from its file for its functions), else the recorded definition.
+local function machine_for(row, opts)
+  local machine = opts.machine
+  if machine then
+    if definition_text(machine) ~= row.definition then
+      return nil, errors.new { code = "definition_changed", message = "the definition of execution '"
+        .. row.name .. "'" .. (row.source_path and (" (" .. row.source_path .. ")") or "")
+        .. " has changed since it started: it can be resumed or redriven only with the "
+        .. "definition it was recorded with" }
+    end
+    return machine
+  end
+  local ok, m = pcall(require("emrflow.asl").load, row.definition,
+    { name = row.machine_name, region = row.region })
+  if not ok then
+    return nil, errors.new { code = "definition_changed", message = "the recorded definition of "
+      .. "execution '" .. row.name .. "' cannot be loaded: " .. tostring(m) }
+  end
+  return m
+end
+
+-- Tasks of an integration that counts its calls per state (EMR on EKS's ClientTokens) are
+-- counted for an attempt whose outcome was replayed too, so that the next attempt's token
+-- is the one the interrupted run used. The integration is asked only when already loaded.
+local function count_replayed(ctx)
+  local tasks = package.loaded["emrflow.emr.tasks"]
+  if type(tasks) == "table" and type(tasks.client_token) == "function" then
+    pcall(tasks.client_token, ctx)
+  end
+end
+
+--- Continues the recorded execution x of store s (resume), or runs it again from the state
+-- that failed (redrive = true): see emrflow.store.replay. opts: machine:start's options,
+-- plus machine (the loaded machine: needed for a .lua definition's functions). redrive is
+-- emrflow.store's redrive_status(row, now) for a redrive, nil for a resume. Returns the
+-- execution, or nil, err.
+function M.resume(s, x, opts, redrive)
+  opts = opts or {}
+  local row, err = s:find(x)
+  if not row then return nil, err end
+  local why = refusal(s, row, redrive)
+  if why then return nil, why end
+  local machine, merr = machine_for(row, opts)
+  if not machine then return nil, merr end
+  local recorded, herr = s:history(row)
+  if not recorded then return nil, herr end
+  local last = #recorded > 0 and recorded[#recorded].id or 0
+  local rp = replay.new(recorded, machine.definition, last)
+  if redrive then
+    local id = rp:redrive()
+    local ok, rerr = s:append_events(row, { { id = id, previousEventId = last, timestamp = now_s(),
+      type = "ExecutionRedriven",
+      executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) } })
+    if ok then ok, rerr = s:mark_redriven(row) end
+    if not ok then return nil, rerr end
+  end
+  local start_opts = {}
+  for k, v in pairs(opts) do
+    if not NOT_FOR_ENGINE[k] and k ~= "machine" then start_opts[k] = v end
+  end
+  start_opts.name = row.name
+  -- each redrive is a new generation of ClientTokens: a redriven Task starts a new job
+  start_opts.execution_id = rp.redrives == 0 and row.uid or (row.uid .. "/redrive-" .. rp.redrives)
+  start_opts.start_time = start_opts.start_time or row.start_date
+  local recorder = M.new(s, row)
+  local user_on_event = opts.on_event
+  start_opts.on_event = function(ev)
+    local out = rp:translate(ev)
+    if out then recorder:add(out) end
+    if user_on_event then user_on_event(ev) end
+  end
+  local input = json.decode(row.input)
+  local ex = machine:start(input, start_opts)
+  -- the same execution: its ARN and start time as recorded (nothing has run yet)
+  ex.arn, ex.start_time = row.arn, row.start_date
+  ex.ctx_execution, ex.ctx_machine = context.execution(ex)
+  if rp.redrives > 0 and not machine.express then
+    json.set(ex.ctx_execution, "RedriveCount", rp.redrives)
+  end
+  rp.x, rp.on_replayed_task = ex, count_replayed
+  ex.replay = rp
+  ex.store, ex.store_record, ex.store_recorder = s, row, recorder
+  if opts.store_notice then
+    opts.store_notice:write(string.format("emrflow: %s execution %s from %s\n",
+      redrive and "redriving" or "resuming", row.name, s.path))
+  end
+  return ex
 end
 
 M.Recorder = Recorder
