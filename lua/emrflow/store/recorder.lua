@@ -143,7 +143,14 @@ local function definition_text(machine)
   return text
 end
 
-local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true }
+-- s as one word of a shell command line.
+local function shell_word(s)
+  if s:match("^[%w%-_%./:=@]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true,
+  machine = true }
 
 --- Starts an execution of machine recorded in store s (what machine:start does with
 -- { store = s }). opts are machine:start's, plus source_path (a .lua definition's file),
@@ -182,7 +189,9 @@ function M.start(s, machine, input, opts)
   recorder = M.new(s, rec)
   x.store, x.store_record, x.store_recorder = s, rec, recorder
   if opts.store_notice then
-    opts.store_notice:write(string.format("emrflow: recording execution %s in %s\n", x.name, s.path))
+    opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
+      .. "dies, continue it with: emrflow resume %s --store %s)\n", x.name, s.path,
+      shell_word(x.name), shell_word(s.path)))
   end
   return x
 end
@@ -264,7 +273,7 @@ function M.resume(s, x, opts, redrive)
   end
   local start_opts = {}
   for k, v in pairs(opts) do
-    if not NOT_FOR_ENGINE[k] and k ~= "machine" then start_opts[k] = v end
+    if not NOT_FOR_ENGINE[k] then start_opts[k] = v end
   end
   start_opts.name = row.name
   -- each redrive is a new generation of ClientTokens: a redriven Task starts a new job
