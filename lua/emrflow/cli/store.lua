@@ -124,6 +124,12 @@ end
 -- (what is omitted comes from the record), ending as `run` does.
 local function continue(command, opts, positional, cli, io_)
   local x = one_execution(positional, command, cli)
+  for _, k in ipairs { "input", "input-file", "name", "no-store" } do
+    if opts[k] then
+      cli.fail(command .. " runs the execution with its recorded input and name: --" .. k
+        .. " does not apply")
+    end
+  end
   cli.check_result_file(opts)
   local s = open_existing(opts, cli)
   local row, err = s:find(x)
@@ -143,7 +149,7 @@ local function continue(command, opts, positional, cli, io_)
   start.machine = machine
   local ex, rerr
   if command == "redrive" then ex, rerr = s:redrive(row.arn, start) else ex, rerr = s:resume(row.arn, start) end
-  if not ex then cli.fail(rerr.message) end
+  if not ex then cli.fail((rerr.aws_code and (rerr.aws_code .. ": ") or "") .. rerr.message) end
   return cli.finish(ex, opts, io_)
 end
 
