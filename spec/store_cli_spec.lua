@@ -336,13 +336,15 @@ describe("emrflow resume and redrive", function()
     local dir = su.tmpdir()
     local path = dir .. "/x.db"
     local cluster = '"virtual_clusters":[{"id":"cszt6tqby98mea88f1u26cob2","name":"prod"}]'
-    su.write(dir .. "/fail.json", '{' .. cluster .. ',"defaults":{"final_state":"FAILED","running_seconds":5}}')
+    su.write(dir .. "/fail.json",
+      '{' .. cluster .. ',"defaults":{"final_state":"FAILED","running_seconds":5}}')
     su.write(dir .. "/ok.json", '{' .. cluster .. ',"defaults":{"running_seconds":5}}')
     local input = su.quote('{"VirtualClusterId":"cszt6tqby98mea88f1u26cob2"}')
     local _, out = emrflow("run examples/emr-eks-job.json --local --name j1 --input " .. input
       .. " --scenario " .. su.quote(dir .. "/fail.json") .. " --store " .. su.quote(path))
     assert.matches("exit=2", out)
-    _, out = emrflow("redrive j1 --compact --scenario " .. su.quote(dir .. "/ok.json") .. " --store " .. su.quote(path))
+    _, out = emrflow("redrive j1 --compact --scenario " .. su.quote(dir .. "/ok.json")
+      .. " --store " .. su.quote(path))
     assert.matches("exit=0", out)
     assert.matches('"State":"COMPLETED"', out, 1, true)
     local s = assert(store.open(path))

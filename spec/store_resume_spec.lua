@@ -12,13 +12,15 @@ local LAMBDA = "arn:aws:states:::lambda:invoke"
 local DEF = [[{
  "StartAt": "Prep",
  "States": {
-  "Prep": {"Type": "Pass", "Parameters": {"items.$": "$.items", "n": 1}, "Assign": {"base": 10}, "Next": "T1"},
+  "Prep": {"Type": "Pass", "Parameters": {"items.$": "$.items", "n": 1}, "Assign": {"base": 10},
+           "Next": "T1"},
   "T1": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
          "Parameters": {"step": "t1", "v.$": "$base"}, "ResultPath": "$.t1", "Next": "W"},
   "W": {"Type": "Wait", "Seconds": 30, "Next": "M"},
   "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "ResultPath": "$.m", "Next": "P",
         "ItemProcessor": {"StartAt": "MT", "States": {"MT": {"Type": "Task",
-          "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"step": "map", "v.$": "$"}, "End": true}}}},
+          "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"step": "map", "v.$": "$"},
+          "End": true}}}},
   "P": {"Type": "Parallel", "ResultPath": "$.p", "End": true, "Branches": [
       {"StartAt": "B0", "States": {"B0": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
          "Parameters": {"step": "b0"}, "End": true}}},

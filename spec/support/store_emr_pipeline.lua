@@ -39,7 +39,8 @@ report.ResultPath, report.Next = "$.report_job", "Done"
 local def = { StartAt = "CreateCluster", States = {
   CreateCluster = { Type = "Task", Resource = "arn:aws:states:::emr-containers:createVirtualCluster",
     Parameters = { Name = "pipeline-vc",
-      ContainerProvider = { Id = "eks-cluster", Type = "EKS", Info = { EksInfo = { Namespace = "default" } } } },
+      ContainerProvider = { Id = "eks-cluster", Type = "EKS",
+        Info = { EksInfo = { Namespace = "default" } } } },
     ResultSelector = { ["Id.$"] = "$.Id" }, ResultPath = "$.vc", Next = "Jobs" },
   Jobs = { Type = "Map", ItemsPath = "$.parts", MaxConcurrency = 2, ResultPath = "$.parts_done",
     ItemSelector = { ["part.$"] = "$$.Map.Item.Value", ["vc.$"] = "$.vc" },

@@ -148,7 +148,11 @@ local function continue(command, opts, positional, cli, io_)
   cli.preflight(machine, start)
   start.machine = machine
   local ex, rerr
-  if command == "redrive" then ex, rerr = s:redrive(row.arn, start) else ex, rerr = s:resume(row.arn, start) end
+  if command == "redrive" then
+    ex, rerr = s:redrive(row.arn, start)
+  else
+    ex, rerr = s:resume(row.arn, start)
+  end
   if not ex then cli.fail((rerr.aws_code and (rerr.aws_code .. ": ") or "") .. rerr.message) end
   return cli.finish(ex, opts, io_)
 end
