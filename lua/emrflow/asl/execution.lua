@@ -206,6 +206,7 @@ function M.start(machine, input, opts)
   end
   x.rec = history.new { enabled = keep, now = function() return s:now() end, on_event = opts.on_event,
     limit = limit or nil }
+  x.rec.sink = keep and opts.event_sink or nil -- store hook: events without a table each
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)
   x.frame = new_frame(x, {}, 0, false)

@@ -60,8 +60,8 @@ end
 -- self.error and raised as an ASL error, so the state that needed the write fails.
 function Recorder:write(with)
   local group = self.group
-  self.group = events.group()
   local ok, err = self.s:append_events(self.rec, group, with)
+  group:reset()
   if not ok then
     self.error = self.error or err
     self.enabled = false
@@ -111,6 +111,36 @@ function Recorder:add(ev)
     self:write { effect = effect }
   elseif EFFECT_RESULT[etype] or group.n >= M.GROUP_LIMIT then
     self:write()
+  end
+end
+
+-- Events the recorder looks at (the others, most of them, only join the group).
+local NOTABLE = { TaskScheduled = true }
+for k in pairs(BEFORE_EFFECT) do NOTABLE[k] = true end
+for k in pairs(EFFECT_RESULT) do NOTABLE[k] = true end
+for k in pairs(FINAL) do NOTABLE[k] = true end
+
+--- The event sink (machine:start's event_sink, emrflow.asl.history): takes each event as
+-- its parts, so that recording builds no table per event. A notable event (an effect, the
+-- end) is expanded and handled as add() handles it.
+function Recorder:sink()
+  local group_limit = M.GROUP_LIMIT
+  return function(desc, id, prev, payload, assigned, t)
+    if not self.enabled then return end
+    local etype = desc.etype
+    if NOTABLE[etype] then
+      local ev = { type = etype, id = id, previousEventId = prev, timestamp = t }
+      local field = desc.field
+      if field then
+        ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
+      elseif desc.key and payload ~= false then
+        ev[desc.key] = payload
+      end
+      return self:add(ev)
+    end
+    local group = self.group
+    group:add_parts(desc, id, prev, payload, assigned, t)
+    if group.n >= group_limit then self:write() end
   end
 end
 
@@ -168,10 +198,15 @@ function M.start(s, machine, input, opts)
   start_opts.name = opts.name or uid
   start_opts.execution_id = uid     -- the seed of the Tasks' ClientTokens
   local recorder
-  local user_on_event = opts.on_event
-  start_opts.on_event = function(ev)
-    recorder:add(ev)
-    if user_on_event then user_on_event(ev) end
+  if opts.history == false then
+    -- no history kept: the events come one by one to on_event
+    local user_on_event = opts.on_event
+    start_opts.on_event = function(ev)
+      recorder:add(ev)
+      if user_on_event then user_on_event(ev) end
+    end
+  else
+    start_opts.event_sink = function(...) return recorder.sink_fn(...) end
   end
   -- machine:start only schedules the execution: nothing has run (or been recorded) yet
   local x = machine:start(input, start_opts)
@@ -182,11 +217,12 @@ function M.start(s, machine, input, opts)
     endpoint = opts.endpoint_url, options = opts.store_options,
   }
   if not rec then
-    recorder = { add = function() end }
+    recorder = { add = function() end, sink_fn = function() end }
     x:stop("States.Runtime", "not started: " .. tostring(err.message))
     error(err, 0)
   end
   recorder = M.new(s, rec)
+  recorder.sink_fn = recorder:sink()
   x.store, x.store_record, x.store_recorder = s, rec, recorder
   if opts.store_notice then
     opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
