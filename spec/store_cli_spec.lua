@@ -332,6 +332,51 @@ describe("emrflow resume and redrive", function()
     assert.matches("recorded input", out)
   end)
 
+  -- Starts `emrflow run ARGS` in the background; kills it with kill -9 once its Wait state
+  -- has been entered (recorded before its timer is set). Returns what it printed.
+  local function run_and_kill_in_wait(args, path, name, dir)
+    local p = io.popen(string.format("cd %s && %s EMRFLOW_STORE=/dev/null/no-store lua5.4 %s/bin/emrflow "
+      .. "run %s > out 2>&1 & echo $!", su.quote(dir), su.lua_env(), su.quote(os.getenv("PWD") or "."),
+      args))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    assert.is_true(wait_for(function()
+      local s = store.open(path)
+      if not s then return false end
+      local h = s:history(name)
+      s:close()
+      return h and h[#h] and h[#h].type == "WaitStateEntered"
+    end))
+    os.execute("kill -9 " .. pid)
+    su.sleep(0.2)
+    return su.read(dir .. "/out")
+  end
+
+  it("resume loads a .lua definition again for its functions, and refuses a changed one", function()
+    local dir = su.tmpdir()
+    local path = dir .. "/x.db"
+    local flow = [[return { StartAt = "Add", States = {
+      Add = { Type = "Task", Resource = function(input) return { n = input.n + 1 } end, Next = "W" },
+      W = { Type = "Wait", Seconds = 2, Next = "Double" },
+      Double = { Type = "Task", Resource = function(input) return { n = input.n * 2 } end, End = true } } }]]
+    su.write(dir .. "/flow.lua", flow)
+    local input = "--input '{\"n\":4}' --store x.db"
+    local printed = run_and_kill_in_wait("flow.lua --name l1 " .. input, path, "l1", dir)
+    -- the hint names the store by its absolute path: it works from any directory
+    assert.matches("emrflow resume l1 %-%-store " .. dir:gsub("%p", "%%%0") .. "/x.db", printed)
+    local _, out = emrflow("resume l1 --compact --store " .. su.quote(path))
+    assert.matches("exit=0", out)
+    assert.matches('{"n":10}', out, 1, true)
+    run_and_kill_in_wait("flow.lua --name l2 " .. input, path, "l2", dir)
+    su.write(dir .. "/flow.lua", (flow:gsub("Seconds = 2", "Seconds = 3")))
+    _, out = emrflow("resume l2 --store " .. su.quote(path))
+    assert.matches("exit=1", out)
+    assert.matches("definition of execution 'l2' %(.*flow%.lua%) has changed", out)
+    local s = assert(store.open(path))
+    assert.equal("RUNNING", s:describe("l2").status)
+    s:close()
+  end)
+
   it("redrive runs a FAILED job again (with run's options), counts it, adds ExecutionRedriven", function()
     local dir = su.tmpdir()
     local path = dir .. "/x.db"

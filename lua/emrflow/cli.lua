@@ -849,6 +849,12 @@ local function shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local cwd = os.getenv("PWD")
+  return cwd and (cwd .. "/" .. path:gsub("^%./", "")) or path
+end
+
 -- After a recorded run stopped by a signal: how to run it on (the command line, with the
 -- execution's name). A stop that ended it (ABORTED) is redriven; one that left it running
 -- (a third signal) is resumed.
@@ -856,7 +862,7 @@ local function resume_hint(x, io_)
   if x.status ~= "ABORTED" then return end
   local command = x:done() and "redrive" or "resume"
   io_.stderr:write(string.format("emrflow: to continue this execution: emrflow %s %s --store %s\n",
-    command, shell_word(x.name), shell_word(x.store.path)))
+    command, shell_word(x.name), shell_word(absolute(x.store.path))))
 end
 
 local function cmd_run(opts, pos, cli, io_)

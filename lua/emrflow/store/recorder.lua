@@ -179,6 +179,13 @@ local function shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- path made absolute (the resume command line may be typed in another directory).
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local cwd = os.getenv("PWD")
+  return cwd and (cwd .. "/" .. path:gsub("^%./", "")) or path
+end
+
 local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true,
   machine = true }
 
@@ -227,7 +234,7 @@ function M.start(s, machine, input, opts)
   if opts.store_notice then
     opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
       .. "dies, continue it with: emrflow resume %s --store %s)\n", x.name, s.path,
-      shell_word(x.name), shell_word(s.path)))
+      shell_word(x.name), shell_word(absolute(s.path))))
   end
   return x
 end
