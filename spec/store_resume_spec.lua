@@ -148,6 +148,44 @@ describe("store:resume", function()
     s:close()
   end)
 
+  it("refuses an execution another live process is running, and takes it over once it has died", function()
+    local path = su.tmpdir() .. "/x.db"
+    local child = su.spawn([[
+      local store = require "emrflow.store"
+      local asl = require "emrflow.asl"
+      local s = assert(store.open(arg[1]))
+      local lambda = "arn:aws:states:::lambda:invoke"
+      local m = asl.load({ StartAt = "T", States = { T = { Type = "Task", Resource = lambda, End = true } } },
+        { name = "demo" })
+      local x = m:start({}, { store = s, name = "live", handlers = { [lambda] = function()
+        print("in the task")
+        io.stdout:flush()
+        io.read("a")   -- until the spec closes our stdin
+        os.exit(1)     -- then die without ending the execution
+      end } })
+      x:wait()
+    ]], { path })
+    child:wait_line("^in the task$")
+    local s = assert(store.open(path))
+    local x, err = s:resume("live", { clock = "virtual", handlers = { [LAMBDA] = recorder().handler } })
+    assert.is_nil(x)
+    assert.equal("still_running", err.code)
+    assert.matches("still running in process %d+", err.message)
+    child:finish()
+    local ok
+    for _ = 1, 200 do
+      x, err = s:resume("live", { clock = "virtual",
+        handlers = { [LAMBDA] = function() return { ok = 1 } end } })
+      if x then ok = true break end
+      su.sleep(0.05)
+    end
+    assert.is_true(ok, err and err.message)
+    local status, out = x:wait()
+    assert.equal("SUCCEEDED", status)
+    assert.same({ ok = 1 }, out)
+    s:close()
+  end)
+
   it("refuses an execution that has ended, a changed definition, and an unknown one", function()
     local path = su.tmpdir() .. "/x.db"
     local s = assert(store.open(path))

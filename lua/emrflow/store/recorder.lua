@@ -179,6 +179,57 @@ local function shell_word(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- The process running an execution: its pid, its start time (in clock ticks since boot) and
+-- the boot's id, so that a pid reused after a reboot or by another process is not mistaken
+-- for it. nil where /proc does not tell.
+local function read_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  return line
+end
+
+local function process_of(pid)
+  local stat = read_line("/proc/" .. pid .. "/stat")
+  -- the command name (in parentheses) may hold spaces: fields are counted after it
+  local rest = stat and stat:match("^%d+ %b() (.*)$")
+  if not rest then return nil end
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  return fields[20], fields[1] -- start time (field 22 of stat), state
+end
+
+local function this_process()
+  local stat = read_line("/proc/self/stat")
+  local pid = stat and stat:match("^(%d+)")
+  local start = pid and process_of(pid)
+  local boot = read_line("/proc/sys/kernel/random/boot_id")
+  if not (pid and start and boot) then return nil end
+  return json.object_of("pid", tonumber(pid), "start", start, "boot", boot)
+end
+
+-- The options recorded with an execution, with the process that runs it.
+local function with_owner(options)
+  local out = json.object {}
+  if type(options) == "table" then
+    for k, v in pairs(options) do out[k] = v end
+  end
+  out.owner = this_process()
+  return out
+end
+
+-- The pid of another process of this machine still running the execution, or nil.
+local function live_owner(options)
+  local owner = type(options) == "table" and options.owner
+  if type(owner) ~= "table" or type(owner.pid) ~= "number" then return nil end
+  local me = this_process()
+  if not me or me.boot ~= owner.boot or me.pid == owner.pid then return nil end
+  local start, state = process_of(math.tointeger(owner.pid))
+  if start ~= owner.start or state == "Z" then return nil end
+  return math.tointeger(owner.pid)
+end
+
 -- path made absolute (the resume command line may be typed in another directory).
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
@@ -213,7 +264,9 @@ function M.start(s, machine, input, opts)
       if user_on_event then user_on_event(ev) end
     end
   else
-    start_opts.event_sink = function(...) return recorder.sink_fn(...) end
+    start_opts.event_sink = function(desc, id, prev, payload, assigned, t)
+      return recorder.sink_fn(desc, id, prev, payload, assigned, t)
+    end
   end
   -- machine:start only schedules the execution: nothing has run (or been recorded) yet
   local x = machine:start(input, start_opts)
@@ -221,7 +274,7 @@ function M.start(s, machine, input, opts)
     arn = x.arn, uid = uid, name = x.name, machine_name = machine.name, machine_arn = machine.arn,
     definition = definition_text(machine), source_path = opts.source_path,
     input = x.input, start_date = x.start_time, region = x.region,
-    endpoint = opts.endpoint_url, options = opts.store_options,
+    endpoint = opts.endpoint_url, options = with_owner(opts.store_options),
   }
   if not rec then
     recorder = { add = function() end, sink_fn = function() end }
@@ -300,6 +353,13 @@ function M.resume(s, x, opts, redrive)
   if not row then return nil, err end
   local why = refusal(s, row, redrive)
   if why then return nil, why end
+  local options = row.options and json.decode(row.options) or nil
+  local pid = not redrive and live_owner(options)
+  if pid then
+    return nil, errors.new { code = "still_running", message = "execution '" .. row.name
+      .. "' is still running in process " .. pid .. " of this machine: resume it once that "
+      .. "process has ended (or stop it)" }
+  end
   local machine, merr = machine_for(row, opts)
   if not machine then return nil, merr end
   local recorded, herr = s:history(row)
@@ -322,6 +382,9 @@ function M.resume(s, x, opts, redrive)
   -- each redrive is a new generation of ClientTokens: a redriven Task starts a new job
   start_opts.execution_id = rp.redrives == 0 and row.uid or (row.uid .. "/redrive-" .. rp.redrives)
   start_opts.start_time = start_opts.start_time or row.start_date
+  -- this process runs it now
+  local ok, oerr = s:set_options(row, with_owner(options))
+  if not ok then return nil, oerr end
   local recorder = M.new(s, row)
   local user_on_event = opts.on_event
   start_opts.on_event = function(ev)
