@@ -100,8 +100,6 @@ local function cmd_history(opts, positional, cli, io_)
   return EXIT_OK
 end
 
--- What resume and redrive take from the record when their command line omits it.
-local RECORDED_OPTIONS = { "local", "scenario", "region", "endpoint-url", "poll-rate", "clock" }
 
 -- The machine a .lua definition gives, loaded again from its file for its Lua functions
 -- (the store checks it against the recorded definition); nil for an ASL JSON one, which the
@@ -134,9 +132,11 @@ local function continue(command, opts, positional, cli, io_)
   local s = open_existing(opts, cli)
   local row, err = s:find(x)
   if not row then cli.fail(err.message) end
+  -- the options recorded at `run` fill in what this command line omits (run's options only)
   local recorded = row.options and json.decode(row.options) or {}
-  for _, k in ipairs(RECORDED_OPTIONS) do
-    if opts[k] == nil and recorded[k] ~= nil and recorded[k] ~= json.null then opts[k] = recorded[k] end
+  for _, o in ipairs(cli.all_run_options()) do
+    local v = recorded[o.name]
+    if opts[o.name] == nil and (type(v) == "string" or v == true) then opts[o.name] = v end
   end
   if opts.region == nil and row.region then opts.region = row.region end
   opts.resuming = true -- the start hook opens no other store
@@ -209,6 +209,13 @@ M.commands = {
   },
 }
 
+-- Options of `run` that belong to one run, not to the execution: not recorded for resume.
+local NOT_RECORDED = {
+  input = true, ["input-file"] = true, name = true, ["result-file"] = true, events = true,
+  progress = true, quiet = true, compact = true, pretty = true, store = true, ["no-store"] = true,
+  help = true, definition = true, resuming = true,
+}
+
 -- True when err says the default store could not be created: it does not exist yet and its
 -- directory cannot be made or written, and EMRFLOW_STORE did not ask for it by name. A store
 -- that exists but is bad (damaged, locked, newer) stops the run: nothing is overwritten.
@@ -253,11 +260,14 @@ function M.start_hook(opts, start, cli, io_)
   if type(def) == "string" and def:sub(-4) == ".lua" then
     start.source_path = def:sub(1, 1) == "/" and def or ((os.getenv("PWD") or ".") .. "/" .. def)
   end
-  -- what resume and redrive take from the record when their command line omits it
-  start.store_options = {
-    ["local"] = opts["local"] or nil, scenario = opts.scenario, region = opts.region,
-    ["endpoint-url"] = opts["endpoint-url"], ["poll-rate"] = opts["poll-rate"], clock = opts.clock,
-  }
+  -- what resume and redrive take from the record when their command line omits it: how the
+  -- execution reaches its services (--local, --scenario, --region, --endpoint-url, --profile,
+  -- --poll-rate, --clock, an extension's --mock-config ...), not what is this run's own
+  local recorded = {}
+  for k, v in pairs(opts) do
+    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then recorded[k] = v end
+  end
+  start.store_options = recorded
 end
 
 return M
