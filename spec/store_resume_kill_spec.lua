@@ -34,8 +34,8 @@ end
 
 -- Runs the pipeline (mode run | resume); kills it kill_after seconds after it started, or
 -- lets it end. Returns its status and output when it ended by itself.
-local function step(mode, path, url, name, kill_after)
-  local child = su.spawn(su.read(SCRIPT), { mode, path, url, name })
+local function step(mode, path, url, name, kill_after, variant)
+  local child = su.spawn(su.read(SCRIPT), { mode, path, url, name, variant })
   local pid = tonumber(child:wait_line("^pid (%d+)$"))
   child:wait_line("^(started) ", 30)
   if kill_after then
@@ -103,5 +103,41 @@ describe("resume after kill -9 (fake emr-containers over HTTP, real clock)", fun
     end
     -- the kills fell while the pipeline ran (it takes about 3 s uninterrupted)
     assert.is_true(interrupted >= ROUNDS // 2, "only " .. interrupted .. " rounds were interrupted")
+  end)
+
+  it("a Task killed during its retry re-attaches to the retry's job: one job per attempt", function()
+    if not have_fake then pending("needs spec/support/fake.lua") return end
+    srv = fake.start("fake_emr", { job_seconds = 1 })
+    local dir = su.tmpdir()
+    local path = dir .. "/retry.db"
+    local child = su.spawn(su.read(SCRIPT), { "run", path, srv.url, "retried", "retry" })
+    local pid = tonumber(child:wait_line("^pid (%d+)$"))
+    local function wait_jobs(n)
+      for _ = 1, 600 do
+        local jobs = srv:control("GET", "/__fake/state").jobRuns
+        if #jobs >= n then return jobs end
+        su.sleep(0.05)
+      end
+      error("the fake never had " .. n .. " job runs")
+    end
+    -- the first attempt's job fails; the Retry starts a second one, then the process dies
+    local first = wait_jobs(1)[1]
+    srv:control("POST", "/__fake/jobs/" .. first.id .. "/state", { state = "FAILED" })
+    wait_jobs(2)
+    os.execute("kill -9 " .. pid)
+    wait_dead(pid)
+    child:finish()
+    local status, out = step("resume", path, srv.url, "retried", nil, "retry")
+    assert.equal("SUCCEEDED", status)
+    assert.same({ State = "COMPLETED" }, out)
+    assert.equal(2, srv:stats().job_runs, "one job per Task attempt")
+    local s = assert(store.open(path))
+    local failed, started = 0, 0
+    for _, e in ipairs(assert(s:history("retried"))) do
+      if e.type == "TaskFailed" then failed = failed + 1 end
+      if e.type == "TaskStarted" then started = started + 1 end
+    end
+    assert.same({ 1, 2 }, { failed, started })
+    s:close()
   end)
 end)

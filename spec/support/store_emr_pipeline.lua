@@ -4,14 +4,17 @@
 -- then runs (run) or continues (resume) the execution NAME recorded in STORE until it ends,
 -- and prints "status S" and "output <JSON>".
 --
---   lua5.4 spec/support/store_emr_pipeline.lua run|resume STORE ENDPOINT_URL NAME
+-- With a fifth argument "retry": one job (Retry: one more attempt after 1 s) on a virtual
+-- cluster made first by the client, instead.
+--
+--   lua5.4 spec/support/store_emr_pipeline.lua run|resume STORE ENDPOINT_URL NAME [retry]
 local store = require "emrflow.store"
 local asl = require "emrflow.asl"
 local emr = require "emrflow.emr"
 local json = require "emrflow.json"
 require "emrflow.emr.tasks"
 
-local mode, path, url, name = arg[1], arg[2], arg[3], arg[4]
+local mode, path, url, name, variant = arg[1], arg[2], arg[3], arg[4], arg[5]
 local pid = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
 print("pid " .. pid)
 io.stdout:flush()
@@ -50,12 +53,25 @@ local def = { StartAt = "CreateCluster", States = {
     End = true },
 } }
 
+local input = { parts = { 1, 2, 3 }, report = "report" }
+if variant == "retry" then
+  local once = job("$.report")
+  once.Retry = { { ErrorEquals = { "States.ALL" }, IntervalSeconds = 1, MaxAttempts = 1 } }
+  once.End, once.ResultSelector = true, { ["State.$"] = "$.State" }
+  def = { StartAt = "Once", States = { Once = once } }
+  if mode == "run" then
+    local vc = assert(client:create_virtual_cluster { Name = "vc-" .. name,
+      ContainerProvider = { Id = "eks", Type = "EKS" } }).Id
+    input = { vc = { Id = vc }, report = "once" }
+  end
+end
+
 local s = assert(store.open(path))
 local opts = { emr = client, clock = "real", poll = { initial = 0.05, factor = 1.5, max = 0.2 } }
 local x, err
 if mode == "run" then
   opts.name = name
-  x = s:start(asl.load(def, { name = "emr-pipeline" }), { parts = { 1, 2, 3 }, report = "report" }, opts)
+  x = s:start(asl.load(def, { name = "emr-pipeline" }), input, opts)
 else
   x, err = s:resume(name, opts)
   if not x then
