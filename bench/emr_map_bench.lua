@@ -1,11 +1,17 @@
 -- EMR on EKS Map benchmark: a Map of N startJobRun.sync iterations (MaxConcurrency 0).
 --
---   lua5.4 bench/emr_map_bench.lua [--jobs N] [--http-jobs M] [--no-http] [--write FILE]
+--   lua5.4 bench/emr_map_bench.lua [--jobs N] [--http-jobs M] [--sync-jobs 100,1000]
+--                                  [--dmap-jobs 1000,3000,10000] [--no-http] [--write FILE]
 --
 -- 1. On the built-in emulator under virtual time: wall time, CPU, peak RSS, requests per job,
 --    and the busiest one-second window of polls against the rate limit.
 -- 2. Over HTTP against the fake server (spec/support/fake_emr.py, real time, short jobs):
 --    requests per job, TCP connections, wall time beyond the jobs' own durations.
+-- 4. A Distributed Map of N startJobRun.sync (each iteration a child execution) on the
+--    emulator: CPU and peak RSS of the whole process for 1,000, 3,000, 10,000 jobs (linearity).
+-- 3. N concurrent .sync waits on one virtual cluster over HTTP, all jobs at once: requests
+--    by kind with the C core's batched plan (ListJobRuns per cluster) and with one
+--    DescribeJobRun per job per interval (batch = false), side by side.
 -- Goals: < 2 s CPU and < 100 MB RSS for 1,000 jobs; at most one request per poll interval
 -- per job, plus two (StartJobRun and the poll that sees the end).
 -- Writes bench/RESULTS.emr.md (or --write FILE).
@@ -22,7 +28,8 @@ local sync = require "emrflow.emr.sync"
 
 tasks.register(asl)
 
-local args = { jobs = 1000, http_jobs = 1000, http = true, write = "bench/RESULTS.emr.md" }
+local args = { jobs = 1000, http_jobs = 1000, http = true, write = "bench/RESULTS.emr.md",
+               sync_jobs = { 100, 1000 }, dmap_jobs = { 1000, 3000, 10000 } }
 do
   local i = 1
   while i <= #arg do
@@ -30,6 +37,18 @@ do
     if a == "--jobs" then args.jobs = math.tointeger(tonumber(arg[i + 1])); i = i + 1
     elseif a == "--http-jobs" then args.http_jobs = math.tointeger(tonumber(arg[i + 1])); i = i + 1
     elseif a == "--no-http" then args.http = false
+    elseif a == "--dmap-jobs" then
+      args.dmap_jobs = {}
+      for v in arg[i + 1]:gmatch("%d+") do
+        args.dmap_jobs[#args.dmap_jobs + 1] = math.tointeger(tonumber(v))
+      end
+      i = i + 1
+    elseif a == "--sync-jobs" then
+      args.sync_jobs = {}
+      for v in arg[i + 1]:gmatch("%d+") do
+        args.sync_jobs[#args.sync_jobs + 1] = math.tointeger(tonumber(v))
+      end
+      i = i + 1
     elseif a == "--write" then args.write = arg[i + 1]; i = i + 1
     else error("emr_map_bench: unknown argument " .. a) end
     i = i + 1
@@ -180,6 +199,119 @@ local function bench_http(n, rate)
   }
 end
 
+
+---------------------------------------------------------------------------
+-- 4. A Distributed Map on the emulator (virtual time)
+---------------------------------------------------------------------------
+
+local function bench_dmap(n)
+  collectgarbage("collect")
+  local emu = emulator.new{ defaults = { pending_seconds = 5, submitted_seconds = 10, running_seconds = 60 } }
+  local s = scheduler.new{ clock = "virtual", start = 1700000000 }
+  local vc
+  s:run_until(s:spawn(function()
+    vc = assert(emu:create_virtual_cluster{ Name = "bench",
+                                             ContainerProvider = { Id = "eks", Type = "EKS" } })
+  end))
+  local def = { StartAt = "Fan", States = { Fan = {
+    Type = "Map", MaxConcurrency = 0, ItemsPath = "$.items",
+    ItemSelector = { ["VirtualClusterId.$"] = "$.VirtualClusterId", ["name.$"] = "$$.Map.Item.Value" },
+    ItemProcessor = {
+      ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }, StartAt = "Job",
+      States = { Job = { Type = "Task", Resource = "arn:aws:states:::emr-containers:startJobRun.sync",
+        Parameters = { ["Name.$"] = "$.name", ["VirtualClusterId.$"] = "$.VirtualClusterId",
+          ExecutionRoleArn = ROLE, ReleaseLabel = "emr-6.2.0-latest",
+          JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/trip-count.py" } } },
+        ResultSelector = { ["State.$"] = "$.State" }, End = true } } },
+    End = true } } }
+  local ok, m = pcall(asl.load, def)
+  if not ok then return nil, tostring(m) end
+  local c0 = cpu()
+  local x = m:start({ VirtualClusterId = vc.Id, items = items(n) }, { emr = emu, scheduler = s })
+  local status, out = x:wait()
+  local cputime = cpu() - c0
+  if status ~= "SUCCEEDED" then
+    return nil, "run " .. tostring(status) .. ": " .. json.encode(out):sub(1, 200)
+  end
+  s:close()
+  return { jobs = n, cpu = cputime, rss_kb = peak_rss_kb(), virtual = s:now() - 1700000000 }
+end
+
+local dmaps, dmap_why = {}, nil
+for _, n in ipairs(args.dmap_jobs) do
+  local r
+  r, dmap_why = bench_dmap(n)
+  if not r then
+    io.stderr:write("distributed map: skipped (" .. tostring(dmap_why) .. ")\n")
+    break
+  end
+  dmaps[#dmaps + 1] = r
+  io.stderr:write(string.format("distributed map: %d jobs, %.2f s CPU, %.1f MB peak RSS\n", n, r.cpu,
+    (r.rss_kb or 0) / 1024))
+end
+
+---------------------------------------------------------------------------
+-- 3. Concurrent .sync waits on one virtual cluster: batched plan vs one poll per job
+---------------------------------------------------------------------------
+
+local SYNC_JOB_S = 1.0
+
+local function bench_sync(n, batch)
+  local poll = { initial = 0.2, factor = 1.5, max = 1, rate = 1000 }
+  if not (type(core.http) == "table" and core.http.poller) then return nil, "core.http is not built" end
+  local have_fake, fake = pcall(require, "support.fake")
+  if not have_fake then return nil, "spec/support/fake.lua is missing" end
+  local emr = require "emrflow.emr"
+  local srv = fake.start("fake_emr", { "--job-seconds", tostring(SYNC_JOB_S), "--no-verify-signature" })
+  local client = emr.client{ region = "us-east-1", endpoint_url = srv.url, credentials = CREDS, env = {} }
+  local vc = assert(client:create_virtual_cluster{ Name = "bench",
+                                                    ContainerProvider = { Id = "eks", Type = "EKS" } })
+  local final = { COMPLETED = true, FAILED = true, CANCELLED = true }
+  local s = scheduler.new{ clock = "real" }
+  local c0 = cpu()
+  local ts = {}
+  for i = 1, n do
+    ts[i] = s:spawn(function()
+      local run = assert(client:start_job_run{ VirtualClusterId = vc.Id, Name = "job-" .. i,
+        ExecutionRoleArn = ROLE, ReleaseLabel = "emr-6.2.0-latest",
+        JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/trip-count.py" } } })
+      return sync.wait{ backend = client, operation = "DescribeJobRun", poll = poll, batch = batch,
+                        params = { VirtualClusterId = vc.Id, Id = run.Id }, unwrap = "JobRun",
+                        final = final }
+    end)
+  end
+  for i = 1, n do
+    s:run_until(ts[i])
+    local ok, job = ts[i]:result()
+    assert(ok and job.State == "COMPLETED", "sync bench: " .. tostring(job))
+  end
+  local cputime = cpu() - c0
+  local describes, lists, starts = 0, 0, 0
+  for _, r in ipairs(srv:requests{}) do
+    if r.method == "POST" then starts = starts + 1
+    elseif r.path:find("/jobruns/", 1, true) then describes = describes + 1
+    elseif r.path:find("/jobruns$") then lists = lists + 1 end
+  end
+  s:close()
+  client:close()
+  srv:stop()
+  return { jobs = n, batch = batch ~= false, describes = describes, lists = lists, cpu = cputime,
+           starts = starts }
+end
+
+local syncs = {}
+if args.http then
+  for _, n in ipairs(args.sync_jobs) do
+    for _, batch in ipairs{ true, false } do
+      local r, why3 = bench_sync(n, batch)
+      if not r then io.stderr:write("sync: skipped (" .. tostring(why3) .. ")\n") break end
+      syncs[#syncs + 1] = r
+      io.stderr:write(string.format("sync: %d jobs, %s: %d DescribeJobRun, %d ListJobRuns\n", n,
+        batch and "batched" or "per job", r.describes, r.lists))
+    end
+  end
+end
+
 ---------------------------------------------------------------------------
 
 local e = bench_emulator(args.jobs, false)
@@ -263,6 +395,54 @@ else
   lines[#lines + 1] = "Not run here: " .. tostring(why or "--no-http") .. "."
 end
 lines[#lines + 1] = ""
+lines[#lines + 1] = "### A Distributed Map of startJobRun.sync on the emulator, virtual time"
+lines[#lines + 1] = ""
+if #dmaps > 0 then
+  local more = {
+    "Each iteration a child execution (ProcessorConfig Mode DISTRIBUTED), all started at once;",
+    "jobs as in the first table; default polling (10 polls/s per endpoint, which is what",
+    "stretches the virtual time). CPU is this run's; peak RSS is the whole process's (VmHWM).",
+    "",
+    "| jobs | CPU | CPU per job | peak RSS | virtual time |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+  }
+  for _, r in ipairs(dmaps) do
+    more[#more + 1] = fmt("| %d | %.2f s | %.0f µs | %.1f MB | %.0f s |", r.jobs, r.cpu, r.cpu / r.jobs * 1e6,
+      (r.rss_kb or 0) / 1024, r.virtual)
+  end
+  local last = dmaps[#dmaps]
+  more[#more + 1] = ""
+  more[#more + 1] = fmt("Goal for 10,000 jobs: CPU < 3 s (%s), peak RSS < 150 MB (%s).",
+    last.jobs == 10000 and met(last.cpu < 3) or "not run",
+    last.jobs == 10000 and met((last.rss_kb or 0) < 150 * 1024) or "not run")
+  more[#more + 1] = ""
+  for _, l in ipairs(more) do lines[#lines + 1] = l end
+else
+  lines[#lines + 1] = "Not run here: " .. tostring(dmap_why) .. "."
+  lines[#lines + 1] = ""
+end
+if #syncs > 0 then
+  local more = {
+    "### Concurrent .sync waits on one virtual cluster, over HTTP",
+    "",
+    fmt("All N jobs started at once on one virtual cluster of the fake (%.1f s in each of PENDING,",
+      SYNC_JOB_S),
+    "SUBMITTED, RUNNING), each awaited by `sync.wait` as a `startJobRun.sync` Task does; polling",
+    "every 0.2 s x1.5 up to 1 s. Batched: the C core's plan (src/ef_emr_sync.c) describes each job",
+    "when it starts and when a ListJobRuns of its cluster (final states, createdAfter) shows it",
+    "ended; the listings are per cluster, not per job. Per job: `batch = false`, one",
+    "DescribeJobRun per job per interval. CPU is this process's, starts included.",
+    "",
+    "| jobs | polling | DescribeJobRun | ListJobRuns | poll requests/job | CPU |",
+    "| ---: | --- | ---: | ---: | ---: | ---: |",
+  }
+  for _, r in ipairs(syncs) do
+    more[#more + 1] = fmt("| %d | %s | %d | %d | %.2f | %.2f s |", r.jobs, r.batch and "batched" or "per job",
+      r.describes, r.lists, (r.describes + r.lists) / r.jobs, r.cpu)
+  end
+  more[#more + 1] = ""
+  for _, l in ipairs(more) do lines[#lines + 1] = l end
+end
 
 if args.write then
   local f = assert(io.open(args.write, "w"))

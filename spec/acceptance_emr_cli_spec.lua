@@ -574,7 +574,8 @@ describe("acceptance: pre-flight checks of emrflow run", function()
     local m = asl.load(CAUGHT, { name = "caught" })
     local handlers = { ["arn:aws:states:::emr-containers:*"] = function() end }
     assert.are.same({}, cli.preflight(m, { handlers = handlers }))
-    local mocks = { config = { StateMachines = { caught = { TestCases = { happy = { Create = "R" } } } } },
+    local mocks = { config = { StateMachines = { caught = { TestCases = { happy = { Create = "R" } } } },
+                               MockedResponses = { R = { ["0"] = { Return = {} } } } },
                     test_case = "happy" }
     assert.are.same({}, cli.preflight(m, { mocks = mocks }))
     assert.are.same({}, cli.preflight(m, { emr = { call = function() end } }))

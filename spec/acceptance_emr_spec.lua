@@ -8,6 +8,7 @@ local json = require "emrflow.json"
 local emr = require "emrflow.emr"
 local asl = require "emrflow.asl"
 local scheduler = require "emrflow.scheduler"
+local sync = require "emrflow.emr.sync"
 local core = require "emrflow.core"
 
 require "emrflow.emr.tasks"
@@ -834,6 +835,89 @@ describe("acceptance: the Task integration over HTTP", function()
     for i = rate + 3, #polls do
       assert.is_true(polls[i] - polls[i - rate - 2] >= 1 - 0.05, "over the rate at poll " .. i)
     end
+  end)
+
+  live("many .sync jobs on one virtual cluster are polled per cluster, not one request per job", function()
+    -- issue #13: ListJobRuns (final states, createdAfter) per cluster; DescribeJobRun when a
+    -- job starts being watched and when the listing shows it ended
+    local slow = fake.start("fake_emr", { job_seconds = 0.4 })
+    local ok, perr = pcall(function()
+      local c = emr.client{ region = "us-east-1", endpoint_url = slow.url, credentials = CREDS, env = env() }
+      local vc = assert(c:create_virtual_cluster{ Name = "vc-many", ContainerProvider = { Id = "eks",
+          Type = "EKS" } }).Id
+      local n = 30
+      local poll = { initial = 0.1, factor = 1.5, max = 0.3, rate = 1000 }
+      local s = scheduler.new{ clock = "real" }
+      local final = { COMPLETED = true, FAILED = true, CANCELLED = true }
+      local seen, ts = {}, {}
+      for i = 1, n do
+        ts[i] = s:spawn(function()
+          local started = assert(c:start_job_run{ VirtualClusterId = vc, Name = "many-" .. i,
+            ExecutionRoleArn = ROLE, ReleaseLabel = "emr-6.2.0-latest",
+            JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/trip-count.py" } } })
+          return sync.wait{ backend = c, operation = "DescribeJobRun", poll = poll, unwrap = "JobRun",
+            params = { VirtualClusterId = vc, Id = started.Id }, final = final,
+            on_state = function(_, state) seen[state] = (seen[state] or 0) + 1 end }
+        end)
+      end
+      for i = 1, n do
+        s:run_until(ts[i])
+        local done, job = ts[i]:result()
+        assert.is_true(done, tostring(job))
+        assert.are.equal("COMPLETED", job.State)
+        assert.is_string(job.Arn)                    -- the full JobRun, not a list summary
+      end
+      s:close()
+      c:close()
+      assert.are.equal(n, seen.COMPLETED)
+      local describes, lists = 0, 0
+      for _, r in ipairs(slow:requests{ method = "GET" }) do
+        if r.path:find("/jobruns/", 1, true) then
+          describes = describes + 1
+        else
+          lists = lists + 1
+          assert.matches("states=COMPLETED&states=FAILED&states=CANCELLED", r.query, 1, true)
+          assert.matches("createdAfter=", r.query, 1, true)
+        end
+      end
+      -- each job: one look when it starts, one when it is over (or one, when over at once)
+      assert.is_true(describes >= n and describes <= 2 * n, describes .. " describes")
+      assert.is_true(describes > n + n // 2, "the listings found most jobs: " .. describes)
+      assert.is_true(lists >= 1 and lists < n // 2, lists .. " listings for " .. n .. " jobs")
+    end)
+    slow:stop()
+    if not ok then error(perr, 0) end
+  end)
+
+  live("a stopped .sync wait leaves the batched poller (the scheduler finishes)", function()
+    local slow = fake.start("fake_emr", { pending_seconds = 0.05, submitted_seconds = 0.05,
+                                          running_seconds = 60 })
+    local ok, perr = pcall(function()
+      local c = emr.client{ region = "us-east-1", endpoint_url = slow.url, credentials = CREDS, env = env() }
+      local vc = assert(c:create_virtual_cluster{ Name = "vc-b", ContainerProvider = { Id = "eks",
+          Type = "EKS" } }).Id
+      local s = scheduler.new{ clock = "real" }
+      local waiter = s:spawn(function()
+        local started = assert(c:start_job_run{ VirtualClusterId = vc, Name = "long", ExecutionRoleArn = ROLE,
+          ReleaseLabel = "emr-6.2.0-latest",
+          JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/trip-count.py" } } })
+        return sync.wait{ backend = c, operation = "DescribeJobRun", poll = FAST, unwrap = "JobRun",
+          params = { VirtualClusterId = vc, Id = started.Id }, final = { COMPLETED = true } }
+      end)
+      s:spawn(function()
+        scheduler.sleep(0.5)
+        s:cancel(waiter, { Error = "Stopped" })
+      end)
+      s:run()                                        -- returns: nothing is left waiting
+      local done, err = waiter:result()
+      assert.is_false(done)
+      assert.are.equal("Stopped", err.Error)
+      assert.is_true(#slow:requests{ method = "GET" } >= 2)
+      s:close()
+      c:close()
+    end)
+    slow:stop()
+    if not ok then error(perr, 0) end
   end)
 
   live("stopping a running execution cancels every job still running", function()

@@ -527,11 +527,19 @@ describe("emrflow.asl engine", function()
       assert.truthy(err.Cause:find("state 'T'", 1, true), err.Cause)
     end)
 
-    it("JSONata machines load but fail with a clear not-supported error", function()
-      local status, err = run({ QueryLanguage = "JSONata", StartAt = "A", States = {
+    it("JSONata machines run; a failed evaluation records EvaluationFailed (QueryEvaluationError)", function()
+      local status, out = run({ QueryLanguage = "JSONata", StartAt = "A", States = {
         A = { Type = "Pass", Output = "{% 1 + 1 %}", End = true } } })
-      assert.are.equal("FAILED", status)
-      assert.truthy(err.Cause:find("JSONata is not supported yet", 1, true))
+      assert.are.equal("SUCCEEDED", status)
+      assert.are.equal(2, out)
+      local m = asl.load({ QueryLanguage = "JSONata", StartAt = "A", States = {
+        A = { Type = "Pass", Output = "{% $states.input.missing.deeper %}", End = true } } })
+      local x = m:start({}, { clock = "virtual" })
+      local st, err = x:wait()
+      assert.are.equal("FAILED", st)
+      assert.are.equal("States.QueryEvaluationError", err.Error)
+      assert.are.same({ "ExecutionStarted", "PassStateEntered", "EvaluationFailed", "ExecutionFailed" },
+        x:event_types())
     end)
 
     it("rejects bad ASL JSON text with the byte offset", function()

@@ -27,6 +27,13 @@ local function run(text)
   return fn(env)
 end
 
+-- text evaluated with $ = input
+local function run_on(text, input)
+  local fn, msg = intrinsics.compile(text, "r.$")
+  assert(fn, msg)
+  return fn({ input = input, context = env.context, vars = env.vars })
+end
+
 describe("emrflow.asl.intrinsics", function()
   local cases = {
     -- States.Format
@@ -159,6 +166,7 @@ describe("emrflow.asl.intrinsics", function()
     { "States.MathAdd($.s, 1)", "must be a number" },
     { "States.MathAdd(2147483648, 1)", "between -2147483648 and 2147483647" },
     { "States.Hash('x', 'SHA-3')", "not supported" },
+    { "States.Hash('x', 'sha-256')", "not supported" },
     { "States.Hash($.n, 'MD5')", "must be a string, but was number" },
     { "States.Base64Decode('!!!!')", "not valid base64" },
     { "States.MathRandom(5, 1)", "must not be greater" },
@@ -272,4 +280,123 @@ describe("the intrinsic_functions corpus", function()
       end)
     end
   end
+end)
+
+-- Robustness (issue #9 item 4): every bad call ends in a located parse problem or an ASL
+-- error, never a Lua error text; huge ranges fail without being built.
+describe("intrinsics on hostile input", function()
+  local asl = require "emrflow.asl"
+
+  local function asl_error(text, input)
+    local fn, msg = intrinsics.compile(text, "r.$")
+    assert(fn, msg)
+    local ok, err = pcall(fn, { input = input or env.input, context = env.context, vars = env.vars })
+    assert.is_false(ok, "expected a failure")
+    assert.is_table(err, tostring(err))
+    return err
+  end
+
+  local function pass_machine(params)
+    return { StartAt = "A", States = { A = { Type = "Pass", Parameters = params, End = true } } }
+  end
+
+  it("reports an unterminated quote after a path argument with its position", function()
+    for _, text in ipairs({ [[States.Array($.a")]], [[States.Array($.a')]], [[States.Format('{}', $['x)]] }) do
+      local fn, msg = intrinsics.compile(text)
+      assert.is_nil(fn)
+      assert.matches("unterminated quote in the path argument that starts at position", msg, 1, true)
+    end
+  end)
+
+  it("lets asl.validate return that problem, located, instead of raising", function()
+    local ok, problems = pcall(asl.validate, pass_machine({ ["x.$"] = [[States.Array($.a")]] }))
+    assert.is_true(ok, tostring(problems))
+    assert.equal(1, #problems)
+    local p = problems[1]
+    assert.equal("/States/A/Parameters/x.$", p.path)
+    assert.matches("unterminated quote", p.message, 1, true)
+  end)
+
+  it("refuses a number literal beyond the doubles, which JSON cannot hold", function()
+    for _, text in ipairs({ "States.Array(1e400)", "States.MathAdd(-1e999, 1)" }) do
+      local fn, msg = intrinsics.compile(text)
+      assert.is_nil(fn, text)
+      assert.matches("is out of range (JSON has no infinity)", msg, 1, true)
+    end
+  end)
+
+  it("reports text ending inside a call", function()
+    for _, text in ipairs({ "States.Array(", "States.Array(  ", "States.Format('{}',", "States.Array($.a," }) do
+      local fn, msg = intrinsics.compile(text)
+      assert.is_nil(fn, text)
+      assert.matches("at position %d+", msg)
+    end
+  end)
+
+  it("fails States.MathRandom cleanly on bounds beyond Java's int", function()
+    for _, text in ipairs({ "States.MathRandom(-1e300, 1e300)", "States.MathRandom(0, 9223372036854775807)",
+        "States.MathRandom(0, 1e19, 3)", "States.MathRandom(-2147483649, 0)" }) do
+      local err = asl_error(text)
+      assert.equal("States.IntrinsicFailure", err.Error)
+      assert.matches("must be between %-2147483648 and 2147483647", err.Cause)
+    end
+  end)
+
+  it("draws seeded numbers over the whole int range without looping", function()
+    local a = run("States.MathRandom(-2147483648, 2147483647, 7)")
+    assert.equal(a, run("States.MathRandom(-2147483648, 2147483647, 7)"))
+    assert.is_true(a >= -2147483648 and a <= 2147483647)
+  end)
+
+  it("fails States.ArrayRange over 1,000 items even when the count overflows", function()
+    for _, text in ipairs({ "States.ArrayRange(0, 9223372036854775807, 1)",
+        "States.ArrayRange(-9223372036854775807, 9223372036854775807, 2)",
+        "States.ArrayRange(9223372036854775807, -9223372036854775807, -1)", "States.ArrayRange(0, 1000, 1)" }) do
+      local err = asl_error(text)
+      assert.equal("States.IntrinsicFailure", err.Error)
+      assert.matches("more than the limit of 1000 items", err.Cause, 1, true)
+    end
+    assert.equal(1000, #run("States.ArrayRange(1, 1000, 1)"))
+  end)
+
+  it("ends States.ArrayRange at the edge of the integers", function()
+    assert.same({ 9223372036854775800, 9223372036854775803, 9223372036854775806 },
+      run("States.ArrayRange(9223372036854775800, 9223372036854775807, 3)"))
+    assert.same({ -9223372036854775807, -9223372036854775808 },
+      run("States.ArrayRange(-9223372036854775807, -9223372036854775808, -1)"))
+  end)
+
+  it("splits text that is not UTF-8 on bytes", function()
+    local bytes = { s = "a\255b,c\200", d = ",\255" }
+    assert.same({ "a", "b", "c\200" }, run_on("States.StringSplit($.s, $.d)", bytes))
+    assert.same({ "a", "b", "cé" }, run_on("States.StringSplit($.s, $.d)", { s = "añb,cé", d = "ñ," }))
+  end)
+
+  it("decodes base64 of bytes that are not UTF-8 to text with U+FFFD", function()
+    assert.equal("\u{FFFD}", run("States.Base64Decode('/w==')"))
+    local enc = intrinsics.base64_encode("a\xE2\x82b\u{1F600}\xC0")
+    assert.equal("a\u{FFFD}b\u{1F600}\u{FFFD}", run_on("States.Base64Decode($.e)", { e = enc }))
+  end)
+
+  it("runs Base64Decode('/w==') then JsonToString($) to a clean SUCCEEDED", function()
+    local m = asl.load({ StartAt = "A", States = {
+      A = { Type = "Pass", Parameters = { ["d.$"] = "States.Base64Decode('/w==')" }, Next = "B" },
+      B = { Type = "Pass", Parameters = { ["s.$"] = "States.JsonToString($)" }, End = true } } })
+    local status, out = m:start(json.object({}), { clock = "virtual" }):wait()
+    assert.equal("SUCCEEDED", status)
+    assert.equal('{"d":"\u{FFFD}"}', out.s)
+    assert.equal('{"s":"{\\"d\\":\\"\u{FFFD}\\"}"}', json.encode(out))
+  end)
+
+  it("never encodes a value as a Lua address in States.JsonToString", function()
+    local err = asl_error("States.JsonToString($.v)", { v = { k = "\255" } })
+    assert.equal("States.IntrinsicFailure", err.Error)
+    assert.matches("cannot be encoded as JSON", err.Cause, 1, true)
+    assert.not_matches("0x%x+", err.Cause)
+    err = asl_error("States.JsonToString($.v)", { v = { f = print } })
+    assert.not_matches("0x%x+", err.Cause)
+    err = asl_error("States.Format('{}', $.v)", { v = print })
+    assert.equal("States.IntrinsicFailure", err.Error)
+    assert.equal("States.Format cannot print a function value", err.Cause)
+  end)
 end)

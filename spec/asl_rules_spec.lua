@@ -99,3 +99,51 @@ describe("emrflow.asl errors users see", function()
     assert.are.equal("disk full", err.Cause)
   end)
 end)
+
+describe("emrflow.asl: odd definitions are located problems (fuzzing finds)", function()
+  local json = require "emrflow.json"
+
+  it("a Type that is not a string is named by its JSON type, never a Lua address", function()
+    local problems = asl.validate [[{"StartAt":"A","States":{"A":{"Type":[]}}}]]
+    assert.is_true(has_problem(problems, "/States/A/Type", "of JSON type array"), dump(problems))
+    assert.is_nil(dump(problems):find("0x", 1, true))
+  end)
+
+  it("a Lua table with a key JSON cannot have is a located problem", function()
+    for _, result in ipairs { { [1.5] = "x" }, json.array { 1, x = 2 }, { 1, 2, x = 3 } } do
+      local problems = asl.validate { StartAt = "A",
+        States = { A = { Type = "Pass", Result = result, End = true } } }
+      assert.is_true(has_problem(problems, "/States/A/Result", "not a string"), dump(problems))
+      assert.is_nil(dump(problems):find("%.lua:%d"))
+    end
+  end)
+
+  it("a timestamp operand that is no date-time is a load-time problem, not a run-time crash", function()
+    for _, ts in ipairs { "2024-01-02T24:00:00Z", "2024-02-30T00:00:00Z", "yesterday" } do
+      local problems = asl.validate { StartAt = "C", States = {
+        C = { Type = "Choice", Default = "B",
+              Choices = { { Variable = "$.t", TimestampEquals = ts, Next = "B" } } },
+        B = { Type = "Succeed" } } }
+      assert.is_true(has_problem(problems, "/States/C/Choices/0/TimestampEquals", "ISO-8601"), dump(problems))
+    end
+  end)
+
+  it("a state mocked only from its second invocation on counts as resolved", function()
+    local m = asl.load({ StartAt = "T", States = {
+      T = { Type = "Task", Resource = "arn:aws:states:::sns:publish", End = true } } }, { name = "m" })
+    local mocks = { config = { StateMachines = { m = { TestCases = { later = { T = "R" } } } },
+                               MockedResponses = { R = { ["1"] = { Return = {} } } } },
+                    test_case = "later" }
+    assert.are.same({}, m:unresolved { mocks = mocks })
+    assert.are.equal(1, #m:unresolved {})
+  end)
+
+  it("a ResultPath writes false like any other value", function()
+    local m = asl.load [[{"StartAt":"B","States":{"B":{"Type":"Pass","Result":false,"ResultPath":"$.s",
+      "Next":"C"},"C":{"Type":"Pass","Result":false,"ResultPath":"$.a[0]","End":true}}}]]
+    local status, out = m:run({ a = { true } }, { clock = "virtual" })
+    assert.are.equal("SUCCEEDED", status)
+    assert.are.equal(false, out.s)
+    assert.are.equal(false, out.a[1])
+  end)
+end)

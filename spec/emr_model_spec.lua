@@ -416,3 +416,86 @@ describe("emr.model.from_wire", function()
     assert.equal('{}', json.encode(out))
   end)
 end)
+
+-- The C core's operation table (src/ef_emr_model.c) is generated from model.lua:
+-- the committed file must be what the generator prints, so C and Lua read one model.
+describe("the C model table", function()
+  local core = require "emrflow.core"
+
+  it("is what tools/gen-emr-model.lua generates from model.lua", function()
+    local p = assert(io.popen("lua5.4 tools/gen-emr-model.lua lua/emrflow/emr/model.lua"))
+    local generated = p:read("a")
+    p:close()
+    local committed = read_file("src/ef_emr_model.c")
+    assert.is_truthy(committed, "src/ef_emr_model.c missing")
+    assert.is_true(generated == committed,
+      "src/ef_emr_model.c is stale: run lua5.4 tools/gen-emr-model.lua > src/ef_emr_model.c")
+  end)
+
+  it("knows every operation of the Lua model, and no other", function()
+    local n = 0
+    for name in pairs(model.operations) do
+      n = n + 1
+      assert.is_true(core.emr.operations[name], name)
+    end
+    for name in pairs(core.emr.operations) do assert.truthy(model.operations[name], name) end
+    assert.is_true(n > 20)
+  end)
+
+  it("marshals a request as Step Functions spells it, onto the wire the model describes", function()
+    local method, target, body = core.emr.build("ListJobRuns", {
+      VirtualClusterId = "vc 1/2", States = { "RUNNING", "PENDING" }, MaxResults = 10,
+      CreatedAfter = 1440938160.25, Name = "a&b" })
+    assert.equal("GET", method)
+    assert.equal("/virtualclusters/vc%201%2F2/jobruns?createdAfter=2015-08-30T12%3A36%3A00.250000Z"
+                 .. "&name=a%26b&states=RUNNING&states=PENDING&maxResults=10", target)
+    assert.is_nil(body)
+    method, target, body = core.emr.build("StartJobRun", start_job_run_params())
+    assert.equal("POST", method)
+    assert.equal("/virtualclusters/abc123def456/jobruns", target)
+    local doc = json.decode(body)
+    assert.equal("tok-1", doc.clientToken)
+    assert.equal("s3://my-bucket/scripts/main.py", doc.jobDriver.sparkSubmitJobDriver.entryPoint)
+    assert.is_nil(doc.virtualClusterId)           -- a URI label, not a body member
+    -- keys sorted at every level: the same parameters give the same bytes
+    assert.equal(body, select(3, core.emr.build("StartJobRun", start_job_run_params())))
+  end)
+
+  it("refuses replies without the result and renames the others to PascalCase", function()
+    local out, code, msg = core.emr.decode("DescribeJobRun", 200, "")
+    assert.is_nil(out)
+    assert.equal("json", code)
+    assert.matches("empty body", msg, 1, true)
+    out = assert(core.emr.decode("DescribeJobRun", 200,
+      '{"jobRun":{"id":"j1","state":"RUNNING","tags":{"camelKey":"v"},"newMember":{"x":1}}}'))
+    assert.equal("j1", out.JobRun.Id)
+    assert.equal("RUNNING", out.JobRun.State)
+    assert.same({ camelKey = "v" }, out.JobRun.Tags)   -- map keys are data
+    assert.same({ x = 1 }, out.JobRun.NewMember)        -- newer than the model: renamed, kept
+  end)
+end)
+
+-- Parameters cross into C as they are: what JSON cannot hold is named, never a crash.
+describe("the C checks on Lua values", function()
+  it("names functions, mixed tables and NUL-holding strings", function()
+    local ok, err = validate.check("DescribeJobRun", { VirtualClusterId = function() end, Id = { 1, x = 2 } })
+    assert.is_nil(ok)
+    assert.equal("Id", err.field)                  -- members in model order
+    assert.equal("expected a string, got table", err.problems[1].message)
+    assert.equal("VirtualClusterId", err.problems[2].path)
+    assert.equal("expected a string, got function", err.problems[2].message)
+    ok, err = validate.check("DescribeJobRun", { VirtualClusterId = "ab\0cd", Id = "x" })
+    assert.is_nil(ok)
+    assert.matches('"ab\\0cd" does not match the pattern', err.message, 1, true)
+  end)
+
+  it("stops at a cycle instead of following it forever", function()
+    local conf = { Classification = "spark-defaults" }
+    conf.Configurations = { conf }
+    local p = start_job_run_params()
+    p.ConfigurationOverrides = { ApplicationConfiguration = { conf } }
+    local ok, err = validate.check("StartJobRun", p)
+    assert.is_nil(ok)
+    assert.matches("nested too deeply", err.message, 1, true)
+  end)
+end)

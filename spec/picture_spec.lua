@@ -1534,6 +1534,156 @@ local VECTORS = {
   { "parse_datetime", { n = 2, "literal", "literal" }, { undefined = true } },
   { "parse_datetime", { n = 2, "[2018]", "[[[Y]]]" }, { ok = 1514764800000 } },
   { "parse_datetime", { n = 2, "2018-03-23T10:33:36Z", "[Y]-[M01]-[D01]T[H01]:[m]:[s][Z]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "1983-03-29", "[Y0001]-[M01]-[D01]" }, { ok = 417744000000 } },
+  { "parse_datetime", { n = 2, "1987-11-21", "[Y0001]-[M01]-[D01]" }, { ok = 564451200000 } },
+  { "parse_datetime", { n = 2, "aa/l/1996", "[Da]/[Ma]/[Y]" }, { ok = 851644800000 } },
+  { "parse_datetime", { n = 2, "28.617", "[s].[f]" }, { ok = 1521801208617 } },
+  { "parse_datetime", { n = 2, "55.40", "[s].[f]" }, { ok = 1521801235400 } },
+  { "parse_datetime", { n = 2, "2018-82", "[Y]-[d]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "1968-05-29", "[Y0001]-[M01]-[D01]" }, { ok = -50284800000 } },
+  { "parse_datetime", { n = 2, "January 2007", "[MNn] [Y]" }, { ok = 1167609600000 } },
+  { "parse_datetime", { n = 2, "2018-03-22T20:46:48+0530", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521731808000 } },
+  { "parse_datetime", { n = 2, "28/11/2014 00:29:22.560", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1417134562560 } },
+  { "parse_datetime", { n = 2, "23/03/2018 06:04:56.617", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1521785096617 } },
+  { "parse_datetime", { n = 2, "28/10/2030 18:54:55.680", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1919444095680 } },
+  { "parse_datetime", { n = 2, "August 1988", "[MNn] [Y]" }, { ok = 586396800000 } },
+  { "parse_datetime", { n = 2, "1991-03-19", "[Y0001]-[M01]-[D01]" }, { ok = 669340800000 } },
+  { "parse_datetime", { n = 2, "2018-03-22T08:48:32+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521708512000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "12th January 2050", "[D1o] [MNn] [Y]" }, { ok = 2525558400000 } },
+  { "parse_datetime", { n = 2, "1960-204", "[Y]-[d]" }, { ok = -298080000000 } },
+  { "parse_datetime", { n = 2, "8th july 2026", "[D1o] [MNn] [Y]" }, { code = "D3136" } },
+  { "parse_datetime", { n = 2, "2018-03-23", "[Y0001]-[M01]-[D01]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "1972-09-30", "[Y0001]-[M01]-[D01]" }, { ok = 86659200000 } },
+  { "parse_datetime", { n = 2, "00.617", "[s].[f]" }, { ok = 1521801180617 } },
+  { "parse_datetime", { n = 2, "2018-03-23T22:08:32+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521842912000 } },
+  { "parse_datetime", { n = 2, "fifteenth of January two thousand and eighteen", "[Dwo] of [MNn] [Yw]" }, { ok = 1515974400000 } },
+  { "parse_datetime", { n = 2, "ac/g/1952", "[Da]/[Ma]/[Y]" }, { ok = -549936000000 } },
+  { "parse_datetime", { n = 2, "May 2036", "[MNn] [Y]" }, { ok = 2093212800000 } },
+  { "parse_datetime", { n = 2, "2018-03-22", "[Y0001]-[M01]-[D01]" }, { ok = 1521676800000 } },
+  { "parse_datetime", { n = 2, "2nd March 1998", "[D1o] [MNn] [Y]" }, { ok = 888796800000 } },
+  { "parse_datetime", { n = 2, "4/18", "[M]/[D]" }, { ok = 1524009600000 } },
+  { "parse_datetime", { n = 2, "March 2050", "[MNn] [Y]" }, { ok = 2529705600000 } },
+  { "parse_datetime", { n = 2, "1999-03-07", "[Y0001]-[M01]-[D01]" }, { ok = 920764800000 } },
+  { "parse_datetime", { n = 2, "w/c/2018", "[Da]/[Ma]/[Y]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "2018-03-22T07:34:56Z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "k/f/1993", "[Da]/[Ma]/[Y]" }, { ok = 739756800000 } },
+  { "parse_datetime", { n = 2, "23rd March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "twenty-fourth of March two thousand and eightee", "[Dwo] of [MNn] [Yw]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "25/03/2050 00:11:28.384", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 2531779888384 } },
+  { "parse_datetime", { n = 2, "1975-06-25T06:38:55-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 172928335000 } },
+  { "parse_datetime", { n = 2, "15/07/2020 17:57:48.160", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1594835868160 } },
+  { "parse_datetime", { n = 2, "12.617", "[s].[f]" }, { ok = 1521801192617 } },
+  { "parse_datetime", { n = 2, "sixth of May two thousand and forty-five", "[Dwo] of [MNn] [Yw]" }, { ok = 2377641600000 } },
+  { "parse_datetime", { n = 2, "22nd March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521676800000 } },
+  { "parse_datetime", { n = 2, "51.736", "[s].[f]" }, { ok = 1521801231736 } },
+  { "parse_datetime", { n = 2, "w/c/2018", "[Da]/[Ma]/[Y]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "2035-05-11T20:41:41+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2062528901000 } },
+  { "parse_datetime", { n = 2, "2018-82", "[Y]-[d]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "03/10/1961 21:33:47.392", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = -260159172608 } },
+  { "parse_datetime", { n = 2, "9/1", "[M]/[D]" }, { ok = 1535760000000 } },
+  { "parse_datetime", { n = 2, "1995-11-08T06:35:56+01:00", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { ok = 815808956000 } },
+  { "parse_datetime", { n = 2, "1997-06-26", "[Y0001]-[M01]-[D01]" }, { ok = 867283200000 } },
+  { "parse_datetime", { n = 2, "32.992", "[s].[f]" }, { ok = 1521801212992 } },
+  { "parse_datetime", { n = 2, "2016-06-22t01:59:28+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1466560768000 } },
+  { "parse_datetime", { n = 2, "5th January 1967", "[D1o] [MNn] [Y]" }, { ok = -94348800000 } },
+  { "parse_datetime", { n = 2, "n/b/203", "[Da]/[Ma]/[Y]" }, { ok = -55757376000000 } },
+  { "parse_datetime", { n = 2, "1/31", "[M]/[D]" }, { ok = 1517356800000 } },
+  { "parse_datetime", { n = 2, "October 1944", "[MNn] [Y]" }, { ok = -796867200000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "1974-06-26T13:54:51-05:00", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { ok = 141504891000 } },
+  { "parse_datetime", { n = 2, "2018-03-24T13:51:28Z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "2018-03-24", "[Y0001]-[M01]-[D01]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "19.392", "[s].[f]" }, { ok = 1521801199392 } },
+  { "parse_datetime", { n = 2, "19.936", "[s].[f]" }, { ok = 1521801199936 } },
+  { "parse_datetime", { n = 2, "2018-83", "[Y]-[d]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "d/d/2025", "[Da]/[Ma]/[Y]" }, { ok = 1743724800000 } },
+  { "parse_datetime", { n = 2, "6th November 2045", "[D1o] [MNn] [Y]" }, { ok = 2393539200000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "2035-10-19t02:05:59+0530", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2076352559000 } },
+  { "parse_datetime", { n = 2, "2022-05-19", "[Y0001]-[M01]-[D01]" }, { ok = 1652918400000 } },
+  { "parse_datetime", { n = 2, "ad/d/2031", "[Da]/[Ma]/[Y]" }, { ok = 1935273600000 } },
+  { "parse_datetime", { n = 2, "2063-01-11T07:35:52-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2935744552000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "42.496", "[s].[f]" }, { ok = 1521801222496 } },
+  { "parse_datetime", { n = 2, "v/c/2018", "[Da]/[Ma]/[Y]" }, { ok = 1521676800000 } },
+  { "parse_datetime", { n = 2, "16th December 2054", "[D1o] [MNn] [Y]" }, { ok = 2680992000000 } },
+  { "parse_datetime", { n = 2, "3/23", "[M]/[D]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "2033-10-31T14:44:04-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2014400644000 } },
+  { "parse_datetime", { n = 2, "2018-03-24", "[Y0001]-[M01]-[D01]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "b/l/2046", "[Da]/[Ma]/[Y]" }, { ok = 2427321600000 } },
+  { "parse_datetime", { n = 2, "g/l/2013", "[Da]/[Ma]/[Y]" }, { ok = 1386374400000 } },
+  { "parse_datetime", { n = 2, "1951-07-27T09:51:17+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = -581695723000 } },
+  { "parse_datetime", { n = 2, "3/24", "[M]/[D]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "40.928", "[s].[f]" }, { ok = 1521801220928 } },
+  { "parse_datetime", { n = 2, "2016-100", "[Y]-[d]" }, { ok = 1460160000000 } },
+  { "parse_datetime", { n = 2, "2018-03-23t08:16:32z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "6/7", "[M]/[D]" }, { ok = 1528329600000 } },
+  { "parse_datetime", { n = 2, "1996-347", "[Y]-[d]" }, { ok = 850348800000 } },
+  { "parse_datetime", { n = 2, "1999-06-04T17:02:45+010", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 928512165000 } },
+  { "parse_datetime", { n = 2, "2018-03-23", "[Y0001]-[M01]-[D01]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "23rd March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "1980-07-07", "[Y0001]-[M01]-[D01]" }, { ok = 331776000000 } },
+  { "parse_datetime", { n = 2, "6th April 2056", "[D1o] [MNn] [Y]" }, { ok = 2722204800000 } },
+  { "parse_datetime", { n = 2, "24th March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "1973-11-19T13:38:27+01:00", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { ok = 122560707000 } },
+  { "parse_datetime", { n = 2, "march 201", "[MNn] [Y]" }, { ok = -55824249600000 } },
+  { "parse_datetime", { n = 2, "17/11/2020 17:08:03.456", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1605632883456 } },
+  { "parse_datetime", { n = 2, "2018-03-22", "[Y0001]-[M01]-[D01]" }, { ok = 1521676800000 } },
+  { "parse_datetime", { n = 2, "g/b/1977", "[Da]/[Ma]/[Y]" }, { ok = 224121600000 } },
+  { "parse_datetime", { n = 2, "23/03/2018 11:40:16.61", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1521805216610 } },
+  { "parse_datetime", { n = 2, "2018-03-24T02:29:52Z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "10/14", "[M]/[D]" }, { ok = 1539475200000 } },
+  { "parse_datetime", { n = 2, "00.617", "[s].[f]" }, { ok = 1521801180617 } },
+  { "parse_datetime", { n = 2, "aa/d/2061", "[Da]/[Ma]/[Y]" }, { ok = 2881785600000 } },
+  { "parse_datetime", { n = 2, "2018-03-23", "[Y0001]-[M01]-[D01]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "3/23", "[M]/[D]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "May 2056", "[MNn] [Y]" }, { ok = 2724364800000 } },
+  { "parse_datetime", { n = 2, "1981-08-16T10:07:56+05:30", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { ok = 366784676000 } },
+  { "parse_datetime", { n = 2, "z/j/2036", "[Da]/[Ma]/[Y]" }, { ok = 2108592000000 } },
+  { "parse_datetime", { n = 2, "2018-03-22T11:01:52+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521716512000 } },
+  { "parse_datetime", { n = 2, "9th December 1952", "[D1o] [MNn] [Y]" }, { ok = -538444800000 } },
+  { "parse_datetime", { n = 2, "2018-82", "[Y]-[d]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "q/h/1959", "[Da]/[Ma]/[Y]" }, { ok = -327456000000 } },
+  { "parse_datetime", { n = 2, "30th august 1989", "[D1o] [MNn] [Y]" }, { code = "D3136" } },
+  { "parse_datetime", { n = 2, "23rd March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "8/16", "[M]/[D]" }, { ok = 1534377600000 } },
+  { "parse_datetime", { n = 2, "1951-205", "[Y]-[d]" }, { ok = -581990400000 } },
+  { "parse_datetime", { n = 2, "09.60", "[s].[f]" }, { ok = 1521801189600 } },
+  { "parse_datetime", { n = 2, "3/23", "[M]/[D]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "1978-03-08T16:30:15-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 258240615000 } },
+  { "parse_datetime", { n = 2, "2036-09-18T10:53:59+0100", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2105344439000 } },
+  { "parse_datetime", { n = 2, "n/a/2025", "[Da]/[Ma]/[Y]" }, { ok = 1736812800000 } },
+  { "parse_datetime", { n = 2, "2038-03-19T19:40:30+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2152640430000 } },
+  { "parse_datetime", { n = 2, "2064-11-14", "[Y0001]-[M01]-[D01]" }, { ok = 2993846400000 } },
+  { "parse_datetime", { n = 2, "2038-06-05T02:09:53+0530", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2159296793000 } },
+  { "parse_datetime", { n = 2, "1944-02-05T12:34:28Z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "1947-66", "[Y]-[d]" }, { ok = -720230400000 } },
+  { "parse_datetime", { n = 2, "1978-11-09T19:43:25Z", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "11/28", "[M]/[D]" }, { ok = 1543363200000 } },
+  { "parse_datetime", { n = 2, "2018-03-23T20:30:08-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521855008000 } },
+  { "parse_datetime", { n = 2, "28/01/2014 07:35:03.232", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 1390894503232 } },
+  { "parse_datetime", { n = 2, "34.560", "[s].[f]" }, { ok = 1521801214560 } },
+  { "parse_datetime", { n = 2, "2009-03-26t12:59:43", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { undefined = true } },
+  { "parse_datetime", { n = 2, "1997-25", "[Y]-[d]" }, { ok = 854150400000 } },
+  { "parse_datetime", { n = 2, "2057-137", "[Y]-[d]" }, { ok = 2757283200000 } },
+  { "parse_datetime", { n = 2, "12/07/2058 20:47:54.61", "[D01]/[M01]/[Y0001] [H01]:[m01]:[s01].[f001]" }, { ok = 2793732474610 } },
+  { "parse_datetime", { n = 2, "2018-03-22T19:45:36+0000", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1521747936000 } },
+  { "parse_datetime", { n = 2, "24th March 2018", "[D1o] [MNn] [Y]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "1961-07-24T13:47:16-05:0", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z01:01t]" }, { ok = -266303564000 } },
+  { "parse_datetime", { n = 2, "March 2018", "[MNn] [Y]" }, { ok = 1519862400000 } },
+  { "parse_datetime", { n = 2, "2018-03-23", "[Y0001]-[M01]-[D01]" }, { ok = 1521763200000 } },
+  { "parse_datetime", { n = 2, "51.488", "[s].[f]" }, { ok = 1521801231488 } },
+  { "parse_datetime", { n = 2, "2049-03-24T04:14:43+0530", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 2500152283000 } },
+  { "parse_datetime", { n = 2, "nineteenth of february two thousand and forty-one", "[Dwo] of [MNn] [Yw]" }, { code = "D3136" } },
+  { "parse_datetime", { n = 2, "11.87", "[s].[f]" }, { ok = 1521801191870 } },
+  { "parse_datetime", { n = 2, "f/a/2055", "[Da]/[Ma]/[Y]" }, { ok = 2682806400000 } },
+  { "parse_datetime", { n = 2, "x/c/2018", "[Da]/[Ma]/[Y]" }, { ok = 1521849600000 } },
+  { "parse_datetime", { n = 2, "2017-10-03T00:30:47-0500", "[Y]-[M01]-[D01]T[H01]:[m01]:[s01][Z0101]" }, { ok = 1507008647000 } },
+  { "parse_datetime", { n = 2, "j/h/2000", "[Da]/[Ma]/[Y]" }, { ok = 965865600000 } },
+  { "parse_datetime", { n = 2, "11th october 199", "[D1o] [MNn] [Y]" }, { code = "D3136" } },
+  { "parse_datetime", { n = 2, "July 196", "[MNn] [Y]" }, { ok = -55966291200000 } },
 }
 
 local NOW = 1521801216617 -- the clock the vectors were made with
@@ -1581,8 +1731,11 @@ describe("emrflow.picture", function()
 
   describe("errors", function()
     it("carry JSONata's codes and messages", function()
-      local ok, err = pcall(picture.format_number, 1, "#;#;#")
-      local _
+      local _, err = pcall(picture.format_integer, 1, ("#"):rep(1000))
+      local ok
+      assert.are.equal("D3130", err.code)
+      assert.is_true(#err.message < 200, "long values are shortened in messages")
+      ok, err = pcall(picture.format_number, 1, "#;#;#")
       assert.is_false(ok)
       assert.are.same({ "D3080", "The picture string must only contain a maximum of two sub-pictures" },
         { err.code, err.message })
@@ -1613,6 +1766,32 @@ describe("emrflow.picture", function()
       local ok, err = pcall(picture.format_integer, 1e12, "I")
       assert.is_false(ok)
       assert.matches("too large", err.message)
+    end)
+
+    it("refuse a name presentation on fractional seconds cleanly (jsonata-js fails with a TypeError)", function()
+      local ok, err = pcall(picture.format_datetime, 0, "[fNn]")
+      assert.is_false(ok)
+      assert.are.equal("D3133", err.code)
+    end)
+
+    it("take time in proportion to the picture's length", function()
+      -- (not timed: 100,000-character pictures simply finish)
+      local long = "#" .. (",###"):rep(25000)
+      assert.are.equal("123,456,789", picture.format_number(123456789, long))
+      assert.are.equal("123,456,789", picture.format_integer(123456789, long .. ",##0"))
+      assert.are.equal("1,2,3", picture.format_integer(123, ("#,"):rep(50000) .. "0"))
+      assert.are.equal(100000, #picture.format_integer(5, ("0"):rep(100000)))
+      assert.are.equal(("1970"):rep(20000), picture.format_datetime(0, ("[Y]"):rep(20000)))
+    end)
+
+    it("refuse infinite and NaN integers instead of looping", function()
+      for _, pic in ipairs { "w", "a", "I", "0" } do
+        local ok, err = pcall(picture.format_integer, math.huge, pic)
+        assert.is_false(ok)
+        assert.are.equal("D1001", err.code)
+        ok = pcall(picture.format_integer, 0 / 0, pic)
+        assert.is_false(ok)
+      end
     end)
 
     it("stop on infinite numbers with an exponent picture (jsonata-js would loop)", function()

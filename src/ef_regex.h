@@ -6,10 +6,13 @@
  * \p{Lu}, \p{Ll}, \p{M}, \p{N}, \p{Nd}, \p{P}, \p{S}, \p{Z}, \p{Zs} (and \P{..}).
  *
  * Matching: a Pike VM over Unicode code points, leftmost-first (ECMAScript
- * priorities), O(program * subject). Lookahead (?= ) (?! ) is supported: each
- * one is evaluated at most once per subject position (memoised), so the cost
- * stays polynomial, never exponential. Subjects are UTF-8; a byte that does not
- * start a valid UTF-8 sequence counts as one character, its Latin-1 code point.
+ * priorities), O(program * subject). Lookahead (?= ) (?! ) is supported and
+ * stays linear: a few forward runs answer it first; past a budget of about
+ * twice the subject's length, where it holds is worked out for every position
+ * at once, by one backward pass with its body compiled backwards. (A positive
+ * lookahead with capture groups also runs forward where a match needs them.) Subjects are
+ * UTF-8; a byte that does not start a valid UTF-8 sequence counts as one
+ * character, its Latin-1 code point.
  *
  *   struct ef_regex_err err;
  *   struct ef_regex *re = ef_regex_compile(pat, len, EF_REGEX_ICASE, &err);
@@ -23,9 +26,14 @@
 
 #include <stddef.h>
 
-#define EF_REGEX_ICASE     1u /* "i": case-insensitive (ASCII, Latin-1, Latin Ext-A, Greek, Cyrillic) */
+#define EF_REGEX_ICASE     1u /* "i": case-insensitive as ECMAScript's /i (simple upper case, BMP) */
 #define EF_REGEX_MULTILINE 2u /* "m": ^ and $ also match at line breaks */
 #define EF_REGEX_DOTALL    4u /* "s": . also matches line breaks */
+#define EF_REGEX_JAVA      8u /* "j": java.util.regex's meaning where it differs from ECMAScript:
+                               * \s and \S are ASCII ([ \t\n\x0B\f\r]), . also stops at U+0085 */
+
+/* For tests: lookaheads always use the backward tables (no forward runs first). */
+#define EF_REGEX_LOOK_TABLES 0x100u
 
 /* Programs larger than this many instructions are refused (counted repetition). */
 #define EF_REGEX_MAX_PROGRAM 10000

@@ -35,9 +35,10 @@ static int l_regex_compile(lua_State *L)
         case 'i': flags |= EF_REGEX_ICASE; break;
         case 'm': flags |= EF_REGEX_MULTILINE; break;
         case 's': flags |= EF_REGEX_DOTALL; break;
+        case 'j': flags |= EF_REGEX_JAVA; break;
         default:
             lua_pushnil(L);
-            lua_pushfstring(L, "unknown flag '%c' (expected i, m or s)", *f);
+            lua_pushfstring(L, "unknown flag '%c' (expected i, m, s or j)", *f);
             lua_pushinteger(L, 0);
             return 3;
         }

@@ -649,6 +649,7 @@ end
 -- credentials. Fails (exit 1) with a clear message otherwise: such a problem must never
 -- become a Task error that a Catch could swallow. Returns the Task states that call AWS.
 function M.preflight(machine, start)
+  load_integrations()
   local missing = type(machine.unresolved) == "function" and machine:unresolved(start) or {}
   if #missing > 0 then
     local lines = {}

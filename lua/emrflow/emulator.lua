@@ -91,10 +91,10 @@ end
 -- plainly, as the client's results are, so both encode in the same (sorted) order.
 local function obj(...)
   local t = json.object({})
-  local n = select("#", ...)
-  for i = 1, n, 2 do
-    local k, v = select(i, ...)
-    if v ~= nil then t[k] = v end
+  local a = table.pack(...)
+  for i = 1, a.n, 2 do
+    local v = a[i + 1]
+    if v ~= nil then t[a[i]] = v end
   end
   return t
 end
@@ -350,6 +350,7 @@ function M.new(scenario, opts)
     endpoint_key = opts.endpoint_key,
   }, Emulator)
   if not self.endpoint_key then self.endpoint_key = self end
+  self.created_by = "arn:aws:iam::" .. self.account .. ":user/emrflow-local"
   return self
 end
 
@@ -442,7 +443,7 @@ end
 
 local function tag_copy(tags)
   if tags == nil then return nil end
-  return copy(tags)
+  return json.copy(tags)     -- stored normalized: the C deep copy keeps it as it is
 end
 
 function Emulator:job_view(job, t)
@@ -454,24 +455,33 @@ function Emulator:job_view(job, t)
   elseif state == "CANCELLED" then
     sd = job.cancel_at and "Job run cancelled by CancelJobRun." or job.profile.state_details
   end
-  return obj(
-    "Id", job.id,
-    "Name", p.Name,
-    "VirtualClusterId", job.vc_id,
-    "Arn", job.arn,
-    "State", state,
-    "ClientToken", job.client_token,
-    "ExecutionRoleArn", p.ExecutionRoleArn,
-    "ReleaseLabel", p.ReleaseLabel,
-    "ConfigurationOverrides", p.ConfigurationOverrides ~= nil and copy(p.ConfigurationOverrides) or nil,
-    "JobDriver", p.JobDriver ~= nil and copy(p.JobDriver) or nil,
-    "CreatedAt", M.timestamp(job.created),
-    "CreatedBy", "arn:aws:iam::" .. self.account .. ":user/emrflow-local",
-    "FinishedAt", finished and M.timestamp(finished) or nil,
-    "StateDetails", sd,
-    "FailureReason", fr,
-    "Tags", tag_copy(self.tags[job.arn]) or obj(),
-    "RetryPolicyConfiguration", p.RetryPolicyConfiguration ~= nil and copy(p.RetryPolicyConfiguration) or nil)
+  -- polled again and again: the fixed texts are made once per job
+  local created_at = job.created_at_text
+  if not created_at then
+    created_at = M.timestamp(job.created)
+    job.created_at_text = created_at
+  end
+  return json.object{
+    Id = job.id,
+    Name = p.Name,
+    VirtualClusterId = job.vc_id,
+    Arn = job.arn,
+    State = state,
+    ClientToken = job.client_token,
+    ExecutionRoleArn = p.ExecutionRoleArn,
+    ReleaseLabel = p.ReleaseLabel,
+    -- job.params is this emulator's own normalized copy: the C deep copy keeps it as it is
+    ConfigurationOverrides = p.ConfigurationOverrides ~= nil and json.copy(p.ConfigurationOverrides) or nil,
+    JobDriver = p.JobDriver ~= nil and json.copy(p.JobDriver) or nil,
+    CreatedAt = created_at,
+    CreatedBy = self.created_by,
+    FinishedAt = finished and M.timestamp(finished) or nil,
+    StateDetails = sd,
+    FailureReason = fr,
+    Tags = tag_copy(self.tags[job.arn]) or obj(),
+    RetryPolicyConfiguration = p.RetryPolicyConfiguration ~= nil and json.copy(p.RetryPolicyConfiguration)
+      or nil,
+  }
 end
 
 function Emulator:cluster_view(vc, t)
@@ -925,12 +935,19 @@ local function take_injected(self, op)
   return nil
 end
 
+local token_members = {}     -- operation --> its idempotency-token member, or false
+
 local function token_member(op)
-  local shape = model.shapes[model.operations[op].input]
-  for _, m in ipairs(shape and shape.members or {}) do
-    if m.idempotency_token then return m.pascal end
+  local tm = token_members[op]
+  if tm == nil then
+    tm = false
+    local shape = model.shapes[model.operations[op].input]
+    for _, m in ipairs(shape and shape.members or {}) do
+      if m.idempotency_token then tm = m.pascal end
+    end
+    token_members[op] = tm
   end
-  return nil
+  return tm or nil
 end
 
 local function random_token()

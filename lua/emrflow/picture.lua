@@ -13,12 +13,16 @@
 --                         valid time; parts left out before the first one given come from now_ms)
 --   picture.format_base(number [, radix])                -- $formatBase
 --
--- Errors raise { code = "D3080", message = ... } with jsonata-js's codes (D3080-D3093,
--- D3100, D3130-D3136). Where jsonata-js has quirks (Date.UTC reading years 0-99 as 19xx,
--- "-0530" read as -6 hours and -30 minutes, unknown components printed as "undefined"),
+-- Errors raise { code = "D3080", message = ..., value = ... } with jsonata-js's codes
+-- (D3080-D3093, D3100, D3130-D3136). Where jsonata-js would crash or loop, a clear error
+-- instead: D1001 for an infinite integer, D3137 for a timezone that is not +hhmm or a
+-- time outside JavaScript's dates; T0410 for an argument of the wrong type.
+-- Where jsonata-js has quirks (Date.UTC reading years 0-99 as 19xx, "-0530" read as
+-- -6 hours and -30 minutes, unknown components printed as "undefined"),
 -- this module follows it: the point is to give the same answers.
 -- Strings are handled as sequences of code points (jsonata-js uses UTF-16 units: the two
--- differ only for characters beyond U+FFFF in pictures).
+-- differ only for characters beyond U+FFFF in pictures). Analysed pictures are cached.
+-- Every function takes time in proportion to the picture's and the text's length.
 local regex = require "emrflow.regex"
 local time = require "emrflow.time"
 
@@ -67,7 +71,11 @@ local error_mt = { __tostring = function(e) return e.code .. ": " .. e.message e
 
 local function raise(code, value, message)
   local text = message or MESSAGES[code]
-  if value ~= nil then text = sformat(text, tostring(value)) end
+  if value ~= nil then
+    local shown = tostring(value)
+    if #shown > 60 then shown = shown:sub(1, 57) .. "..." end
+    text = sformat(text, shown)
+  end
   error(setmetatable({ code = code, message = text, value = value }, error_mt), 0)
 end
 
@@ -113,8 +121,13 @@ local function index_of(hay, needle, from) -- 0-based, -1 when absent (String.pr
 end
 
 local function last_index_of(hay, needle)
-  for i = #hay - #needle, 0, -1 do
-    if index_of(hay, needle, i) == i then return i end
+  local nl = #needle
+  for i = #hay - nl, 0, -1 do
+    local hit = true
+    for k = 1, nl do
+      if hay[i + k] ~= needle[k] then hit = false; break end
+    end
+    if hit then return i end
   end
   return -1
 end
@@ -124,6 +137,8 @@ end
 
 -- Number.prototype.toString(): the shortest round-trip digits, JavaScript's layout.
 local function js_tostring(x)
+  local int = math.tointeger(x)
+  if int and int > -2 ^ 53 and int < 2 ^ 53 then return sformat("%d", int) end
   x = x + 0.0
   if x ~= x then return "NaN" end
   if x == math.huge then return "Infinity" end
@@ -131,10 +146,21 @@ local function js_tostring(x)
   if x == 0 then return "0" end
   local sign = x < 0 and "-" or ""
   x = abs(x)
+  -- For normal numbers 15 significant digits round-trip whenever fewer do
+  -- (DBL_DIG), and then equal the shortest form once trailing zeros go;
+  -- subnormals have fewer digits of precision: search from one digit up.
   local text
-  for p = 0, 16 do
-    text = sformat("%." .. p .. "e", x)
-    if tonumber(text) == x then break end
+  if x >= 2.2250738585072014e-308 then
+    text = sformat("%.14e", x)
+    if tonumber(text) ~= x then
+      text = sformat("%.15e", x)
+      if tonumber(text) ~= x then text = sformat("%.16e", x) end
+    end
+  else
+    for p = 0, 16 do
+      text = sformat("%." .. p .. "e", x)
+      if tonumber(text) == x then break end
+    end
   end
   local m, e = text:match("^(%d[%.%d]*)e([-+]%d+)$")
   local digits = m:gsub("%.", "")
@@ -433,13 +459,11 @@ local function regular_interval(positions, characters)
     end
   end
   local factor = positions[1]
+  local present = {}
   for i = 2, #positions do factor = gcd(factor, positions[i]) end
+  for _, p in ipairs(positions) do present[p] = true end
   for index = 1, #positions do
-    local found = false
-    for _, p in ipairs(positions) do
-      if p == index * factor then found = true; break end
-    end
-    if not found then return 0 end
+    if not present[index * factor] then return 0 end
   end
   return factor
 end
@@ -510,6 +534,21 @@ local function analyse_integer(picture)
   return fmt
 end
 
+-- A copy of arr with sep (an array) before each index upto - g * step, g = 1, 2, ...
+-- while that index is at least 1: regular grouping in one pass.
+local function group_regular(arr, upto, step, sep)
+  local out = {}
+  local first = upto - ((upto - 1) // step) * step -- the leftmost index that gets one
+  for i = 1, #arr do
+    local at = i - 1
+    if at >= first and at < upto and (upto - at) % step == 0 and at >= 1 then
+      for _, ch in ipairs(sep) do out[#out + 1] = ch end
+    end
+    out[#out + 1] = arr[i]
+  end
+  return out
+end
+
 -- String.prototype.substr(start[, length]) on a code point array, 0-based.
 local function substr(arr, start, length)
   local n = #arr
@@ -539,6 +578,11 @@ local function append(a, b)
 end
 
 local function format_decimal(value, fmt)
+  if fmt.zero == 0x30 and not fmt.ordinal and not fmt.regular and #fmt.separators == 0 then
+    local text = js_tostring(value) -- the common case: ASCII digits, padding only
+    local pad = fmt.mandatory - #text
+    return pad > 0 and ("0"):rep(pad) .. text or text
+  end
   local s = chars(js_tostring(value))
   local pad = fmt.mandatory - #s
   if pad > 0 then
@@ -550,12 +594,7 @@ local function format_decimal(value, fmt)
     for i, ch in ipairs(s) do s[i] = utf8.char(codepoint(ch) + fmt.zero - 0x30) end
   end
   if fmt.regular then
-    local step = fmt.separators.position
-    local groups = (#s - 1) // step
-    for g = groups, 1, -1 do
-      local pos = #s - g * step
-      s = append(append(substr(s, 0, pos), { fmt.separators.character }), substr(s, pos))
-    end
+    s = group_regular(s, #s, fmt.separators.position, { fmt.separators.character })
   else
     for i = #fmt.separators, 1, -1 do
       local sep = fmt.separators[i]
@@ -573,7 +612,8 @@ local function format_decimal(value, fmt)
 end
 
 -- _formatInteger
-local function format_with(value, fmt)
+local function format_with(value, fmt, component)
+  if fmt == nil then raise("D3133", component) end -- a name presentation on a numeric component
   local negative = value < 0
   value = abs(value)
   local out
@@ -615,6 +655,9 @@ end
 function M.format_integer(number, picture)
   number = check_number(number, "the number")
   check_string(picture, "the picture")
+  if number ~= number or abs(number) == math.huge then
+    raise("D1001", nil, "Number out of range: " .. js_tostring(number))
+  end
   return format_with(floor(number) + 0.0, analyse_integer(picture))
 end
 
@@ -775,11 +818,15 @@ end
 local function analyse_parts(parts, P)
   local function is_digitish(ch) return P.is_digit(ch) or ch == P.digit end
   local function grouping_positions(part, to_left)
+    -- before[i]: digit characters in part[0, i) (counts in one pass, not per separator)
+    local before = { [0] = 0 }
+    for i, ch in ipairs(part) do before[i] = before[i - 1] + (is_digitish(ch) and 1 or 0) end
     local positions = {}
     local gp = index_of(part, P.grouping_chars)
     while gp ~= -1 do
-      local side = to_left and sub(part, 0, gp) or sub(part, gp, #part)
-      positions[#positions + 1] = count(side, is_digitish)
+      local at = math.min(gp, #part)
+      positions[#positions + 1] = to_left and before[at] or before[#part] - before[at]
+      -- (jsonata-js looks for the next one in the integer part, whichever part this is)
       gp = index_of(parts.integer, P.grouping_chars, gp + 1)
     end
     return positions
@@ -821,11 +868,21 @@ local function rep(ch, n)
   return out
 end
 
---- $formatNumber(number, picture [, options])
-function M.format_number(value, picture, options)
-  value = check_number(value, "the number")
-  check_string(picture, "the picture")
-  local props = format_properties(options)
+-- Analysed pictures, by picture and options; emptied when it grows large.
+local number_cache, number_cached = {}, 0
+local CACHE_MAX = 256
+
+local function option_key(props)
+  local keys = {}
+  for k in pairs(DEFAULT_FORMAT) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = props[k] end
+  return concat(parts, "\0")
+end
+
+-- F&O 4.7.3-4.7.4: the picture's sub-pictures validated and analysed.
+local function analyse_number_picture(picture, props)
   local P = {}
   P.zero_cp = codepoint(chars(props["zero-digit"])[1] or "0")
   P.family = {}
@@ -840,6 +897,7 @@ function M.format_number(value, picture, options)
   P.decimal_chars, P.grouping_chars = chars(P.decimal), chars(P.grouping)
   P.exponent_chars, P.digit_chars = chars(P.exponent), chars(P.digit)
   P.percent_chars, P.permille_chars = chars(props.percent), chars(props["per-mille"])
+  P.minus_chars = chars(props["minus-sign"])
   P.is_digit = function(ch) return family_set[ch] == true end
   local active_set = {}
   for k in pairs(family_set) do active_set[k] = true end
@@ -861,18 +919,40 @@ function M.format_number(value, picture, options)
   for _, p in ipairs(parts) do validate_parts(p, P) end
   local vars = {}
   for i, p in ipairs(parts) do vars[i] = analyse_parts(p, P) end
-  local minus, zero = props["minus-sign"], P.family[1]
   if #vars == 1 then
     local copy = {}
     for k, v in pairs(vars[1]) do copy[k] = v end
-    copy.prefix = append(chars(minus), vars[1].prefix)
+    copy.prefix = append(P.minus_chars, vars[1].prefix)
     vars[2] = copy
   end
+  for _, v in ipairs(vars) do
+    v.percent = index_of(v.picture, P.percent_chars) ~= -1
+    v.permille = index_of(v.picture, P.permille_chars) ~= -1
+    v.has_decimal = index_of(v.picture, P.decimal_chars) ~= -1
+  end
+  return { P = P, vars = vars }
+end
+
+--- $formatNumber(number, picture [, options])
+function M.format_number(value, picture, options)
+  value = check_number(value, "the number")
+  check_string(picture, "the picture")
+  local props = format_properties(options)
+  local key = picture .. "\1" .. option_key(props)
+  local analysis = number_cache[key]
+  if not analysis then
+    analysis = analyse_number_picture(picture, props)
+    if number_cached >= CACHE_MAX then number_cache, number_cached = {}, 0 end
+    number_cache[key] = analysis
+    number_cached = number_cached + 1
+  end
+  local P, vars = analysis.P, analysis.vars
+  local minus, zero = props["minus-sign"], P.family[1]
   local pic = value >= 0 and vars[1] or vars[2]
   local adjusted = value
-  if index_of(pic.picture, P.percent_chars) ~= -1 then
+  if pic.percent then
     adjusted = value * 100
-  elseif index_of(pic.picture, P.permille_chars) ~= -1 then
+  elseif pic.permille then
     adjusted = value * 1000
   end
   local mantissa, exponent = adjusted, nil
@@ -902,11 +982,7 @@ function M.format_number(value, picture, options)
   if pad_right > 0 then s = append(s, rep(zero, pad_right)) end
   dpos = index_of(s, P.decimal_chars)
   if pic.regular > 0 then
-    local groups = (dpos - 1) // pic.regular
-    for g = 1, groups do
-      local at = dpos - g * pic.regular
-      s = append(append(slice(s, 0, at), P.grouping_chars), slice(s, at))
-    end
+    s = group_regular(s, dpos, pic.regular, P.grouping_chars)
   else
     for _, pos in ipairs(pic.int_positions) do
       s = append(append(slice(s, 0, dpos - pos), P.grouping_chars), slice(s, dpos - pos))
@@ -919,7 +995,7 @@ function M.format_number(value, picture, options)
     s = append(append(slice(s, 0, at), P.grouping_chars), slice(s, at))
   end
   dpos = index_of(s, P.decimal_chars)
-  if index_of(pic.picture, P.decimal_chars) == -1 or dpos == #s - 1 then remove(s) end
+  if not pic.has_decimal or dpos == #s - 1 then remove(s) end
   if exponent ~= nil then
     local e = make_string(exponent, 0, P)
     local pad = pic.min_exp - #e
@@ -1088,6 +1164,20 @@ end
 
 local ISO_PICTURE = "[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01].[f001][Z01:01t]"
 
+-- Analysed date/time pictures (and their parsers), by picture.
+local spec_cache, spec_cached = {}, 0
+
+local function cached_spec(picture)
+  local entry = spec_cache[picture]
+  if not entry then
+    entry = { spec = analyse_datetime(picture) }
+    if spec_cached >= CACHE_MAX then spec_cache, spec_cached = {}, 0 end
+    spec_cache[picture] = entry
+    spec_cached = spec_cached + 1
+  end
+  return entry.spec, entry
+end
+
 local function start_of_first_week(year, month0)
   local first = js_date_utc(year, month0)
   local dow = date_fields(first).day
@@ -1183,7 +1273,7 @@ local function format_component(d, part, offset_h, offset_m)
     end
     return format_with(value + 0.0, part.int)
   elseif c == "f" then
-    return format_with(value + 0.0, part.int)
+    return format_with(value + 0.0, part.int, c)
   elseif c == "Z" or c == "z" then
     local offset = offset_h * 100 + offset_m
     local out
@@ -1231,7 +1321,7 @@ function M.format_datetime(ms, picture, timezone)
     iso_spec = iso_spec or analyse_datetime(ISO_PICTURE)
     spec = iso_spec
   else
-    spec = analyse_datetime(check_string(picture, "the picture"))
+    spec = cached_spec(check_string(picture, "the picture"))
   end
   local t = ms + (60 * offset_h + offset_m) * 60000
   t = t < 0 and -floor(-t) or floor(t)
@@ -1316,14 +1406,18 @@ end
 --- $toMillis(text, picture [, now_ms]) --> ms | nil (the text does not fit the picture) | NaN
 function M.parse_datetime(text, picture, now_ms)
   check_string(text, "the timestamp")
-  local spec = analyse_datetime(check_string(picture, "the picture"))
-  local parts, patterns = {}, {}
-  for i, part in ipairs(spec) do
-    parts[i] = part_matcher(part)
-    patterns[i] = "(" .. parts[i].pattern .. ")"
+  local spec, entry = cached_spec(check_string(picture, "the picture"))
+  if not entry.re then
+    local parts, patterns = {}, {}
+    for i, part in ipairs(spec) do
+      parts[i] = part_matcher(part)
+      patterns[i] = "(" .. parts[i].pattern .. ")"
+    end
+    entry.re = regex.compile("^" .. concat(patterns) .. "$", "i")
+    entry.parts = parts
   end
-  local re = regex.compile("^" .. concat(patterns) .. "$", "i")
-  local start, _, caps = re:exec(text)
+  local parts = entry.parts
+  local start, _, caps = entry.re:exec(text)
   if not start then return nil end
   local components, any = {}, false
   for i, m in ipairs(parts) do

@@ -3,7 +3,7 @@
 -- A Pike VM in the C core: leftmost-first matches with capture groups in
 -- O(pattern * subject) time, never exponential, whatever the pattern.
 --
---   local re = regex.compile("(\\w+)@(\\w+)", "i")  -- flags: "i", "m", "s"
+--   local re = regex.compile("(\\w+)@(\\w+)", "i")  -- flags: "i", "m", "s", "j"
 --   local start, stop, caps = re:exec("mail bob@host", 1)
 --     --> 6, 13, { 6, 8, 10, 13 }     (stop = start - 1 for an empty match;
 --                                       false, false for a group that did not take part)
@@ -13,11 +13,14 @@
 --   regex.full_match(pattern, subject [, flags]) --> boolean (compiled patterns cached)
 --
 -- Syntax: ECMAScript (with its Annex B leniencies: a lone "{" or "]" is a
--- literal, unknown escapes stand for the character), lookahead (?= ) (?! ),
+-- literal, unknown escapes stand for the character; \u{...} is read without
+-- the u flag too), lookahead (?= ) (?! ) (also linear: see src/ef_regex.h),
 -- named groups (?<name> ), and Java's \p{Alnum}-style POSIX classes plus
 -- Unicode categories \p{L} \p{Lu} \p{Ll} \p{M} \p{N} \p{Nd} \p{P} \p{S} \p{Z} \p{Zs}.
 -- Backreferences and lookbehind are refused. "." and classes match whole code
 -- points; a subject byte that is not valid UTF-8 counts as one Latin-1 character.
+-- "i" follows ECMAScript's /i (upper-case mapping of the BMP). Patterns whose
+-- program would pass 10,000 instructions (counted repetition) are refused.
 -- A bad pattern raises { code = "regex", message =, position = } (1-based byte
 -- offset in the pattern), printed as "regex: message at position N".
 local core = require "emrflow.core"
@@ -38,13 +41,16 @@ local function raise(message, position)
   error(setmetatable({ code = "regex", message = message, position = position }, error_mt), 0)
 end
 
---- Compiles `pattern` with `flags` (a string of "i", "m", "s"; default "").
+--- Compiles `pattern` with `flags` (a string of "i", "m", "s", "j"; default "").
+-- i: case-insensitive; m: ^ and $ at line breaks; s: . matches line breaks;
+-- j: Java's meaning where java.util.regex differs (\s is ASCII, . also stops at
+-- U+0085): use it for AWS API model patterns, which Java validates.
 function M.compile(pattern, flags)
   if type(pattern) ~= "string" then
     raise("the pattern must be a string, got " .. type(pattern), 0)
   end
   if flags ~= nil and type(flags) ~= "string" then
-    raise("flags must be a string of i, m, s; got " .. type(flags), 0)
+    raise("flags must be a string of i, m, s, j; got " .. type(flags), 0)
   end
   local re, message, position = core.regex_compile(pattern, flags or "")
   if not re then raise(message, position) end
@@ -55,7 +61,7 @@ end
 local cache, cached = {}, 0
 local CACHE_MAX = 512
 
---- True when the whole `subject` matches `pattern`.
+--- True when the whole `subject` matches `pattern` (compiled with `flags`, default "").
 function M.full_match(pattern, subject, flags)
   local key = (flags or "") .. "/" .. pattern
   local re = cache[key]

@@ -151,6 +151,53 @@ static void test_empty_optional_iteration(void)
     EF_CHECK(s_find("(a?\?)?b", 0, "ab", c) == 1 && c[2] == 0 && c[3] == 1);
 }
 
+/* Lookahead answered by forward runs and by the backward tables must agree. */
+static void test_lookahead_tables_agree(void)
+{
+    static const char *const patterns[] = {
+        "(?=a)\\w", "\\w(?!b)", "(?=.*x).", "(?!.*x)a+", "a(?=(a*))b?", "(?=(?:ab)+$)\\w+",
+        "\\b(?=\\w{3}\\b)\\w+", "(?=(?=.*a)(?!.*c).)..", "(?:(?!ab).)+", "(?=\\xe9)", "^(?:(?!-s3).)*$",
+        "(?=a|$)", "x*(?!x)", "(?=[^a]*$)",
+    };
+    char subject[600];
+    size_t n = 0;
+    const char *unit[] = { "ab", "a ", "abc", "x", "\xc3\xa9", "ba", "-s3" };
+    for (unsigned k = 0; n + 4 < sizeof subject; k = k * 7 + 3) {
+        const char *u = unit[k % 7];
+        size_t ul = strlen(u);
+        if (n + ul >= sizeof subject)
+            break;
+        memcpy(subject + n, u, ul);
+        n += ul;
+    }
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        struct ef_regex_err err;
+        const char *p = patterns[i];
+        struct ef_regex *fwd = ef_regex_compile(p, strlen(p), 0, &err);
+        struct ef_regex *tab = ef_regex_compile(p, strlen(p), EF_REGEX_LOOK_TABLES, &err);
+        EF_CHECK(fwd != NULL && tab != NULL);
+        if (!fwd || !tab) {
+            ef_regex_free(fwd);
+            ef_regex_free(tab);
+            continue;
+        }
+        ptrdiff_t a[8], b[8];
+        for (size_t start = 0; start <= n; start += 37) {
+            int ra = ef_regex_exec(fwd, subject, n, start, 0, a);
+            int rb = ef_regex_exec(tab, subject, n, start, 0, b);
+            EF_CHECK(ra == rb);
+            if (ra == 1 && rb == 1) {
+                for (int g = 0; g < 2 * (ef_regex_groups(fwd) + 1); g++)
+                    EF_CHECK(a[g] == b[g]);
+            }
+            EF_CHECK(ef_regex_exec(fwd, subject, n, start, 1, NULL) ==
+                     ef_regex_exec(tab, subject, n, start, 1, NULL));
+        }
+        ef_regex_free(fwd);
+        ef_regex_free(tab);
+    }
+}
+
 static void test_start_offset(void)
 {
     struct ef_regex_err err;
@@ -187,6 +234,7 @@ int main(void)
     EF_RUN(test_start_offset);
     EF_RUN(test_search_skips_ahead_safely);
     EF_RUN(test_empty_optional_iteration);
+    EF_RUN(test_lookahead_tables_agree);
     EF_RUN(test_digest);
     return EF_DONE();
 }

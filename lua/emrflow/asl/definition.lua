@@ -49,16 +49,26 @@ local function normalize(v, seen, stack)
     end
   else
     out = json.object {}
-    local keys = json.keys(v)
+    local ok, keys = pcall(json.keys, v)
+    if not ok then
+      -- a marked array with string keys, or a table with keys JSON cannot have: its string keys
+      -- in byte order (the others are kept below for the validator to report)
+      keys = {}
+      for k in pairs(v) do
+        if type(k) == "string" then keys[#keys + 1] = k end
+      end
+      table.sort(keys)
+    end
     for _, k in ipairs(keys) do
       stack[depth] = k
       json.set(out, k, normalize(v[k], seen, stack))
     end
-    -- non-string keys are not JSON; keep them so the validator can report them
-    for k, x in pairs(v) do
+    -- non-string keys are not JSON: a located problem (a table mixing items and members too)
+    for k in pairs(v) do
       if type(k) ~= "string" then
-        stack[depth] = k
-        out[k] = normalize(x, seen, stack)
+        error({ path = pointer_of(stack, depth - 1), message = fmt("has the key %s, which is not a "
+          .. "string: a JSON object's keys are strings (and an array has no named members)",
+          math.type(k) and tostring(k) or ("of type " .. type(k))) }, 0)
       end
     end
   end

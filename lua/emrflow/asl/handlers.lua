@@ -105,6 +105,7 @@ local function with_handlers(frame, st, input, env, work)
     if ok then return st.next, out end
     local err = normalize(out, frame)
     if err.aborted or err.timed_out then error(err, 0) end
+    local evaluation = rt.evaluation_failed(frame, err)
     local retried = false
     if st.retry then
       for i, r in ipairs(st.retry) do
@@ -126,7 +127,7 @@ local function with_handlers(frame, st, input, env, work)
       end
     end
     if not retried then
-      if st.failed_event and frame.started then emit(frame, st.failed_event) end
+      if st.failed_event and (frame.started or evaluation) then emit(frame, st.failed_event) end
       frame.started = false
       if st.catch then
         for _, c in ipairs(st.catch) do

@@ -17,8 +17,10 @@
 --   intrinsics.call(name, args)       --> value; runs one function on already-evaluated args
 --   intrinsics.format_value(v)        --> v as States.Format prints it (Java style)
 --   intrinsics.hash(data, algorithm)  --> lowercase hex digest (MD5, SHA-1, SHA-256, SHA-384,
---                                         SHA-512), pure Lua
+--                                         SHA-512, spelled so), from OpenSSL (emrflow.digest)
 --   intrinsics.base64_encode(s) / intrinsics.base64_decode(s) --> string | nil
+--   intrinsics.utf8_text(s)           --> s with malformed UTF-8 replaced by U+FFFD (as Java
+--                                         decodes bytes; Base64Decode's result)
 --   intrinsics.set_random(fn)         -- fn(lo, hi) --> integer in [lo, hi], used by
 --                                        unseeded MathRandom and UUID (default math.random)
 --
@@ -28,9 +30,13 @@
 -- MathAdd rounds each argument half up first; StringSplit splits on any delimiter character
 -- and drops empty pieces; StringToJson("") is null; JsonMerge is shallow only; MathRandom
 -- with a seed is deterministic (java.util.Random); ArrayRange includes its end.
+-- Decided where AWS recorded nothing: MathRandom's bounds must be Java ints (else
+-- States.IntrinsicFailure); Base64Decode replaces malformed UTF-8 with U+FFFD; JsonToString
+-- of a value JSON cannot hold fails with States.IntrinsicFailure.
 local json = require "emrflow.json"
 local errors = require "emrflow.asl.errors"
 local jsonpath = require "emrflow.asl.jsonpath"
+local digest = require "emrflow.digest"
 
 local M = {}
 
@@ -50,186 +56,15 @@ local function fail(fmt, ...)
 end
 
 ---------------------------------------------------------------------------------------------
--- Hashes (pure Lua; Lua 5.4 integers are 64-bit and wrap, >> is a logical shift)
+-- Hashes: OpenSSL through the C core (emrflow.digest), under the names AWS spells
 ---------------------------------------------------------------------------------------------
 
-local M32 = 0xffffffff
-
-local function rol32(x, n) return ((x << n) | (x >> (32 - n))) & M32 end
-local function ror32(x, n) return ((x >> n) | (x << (32 - n))) & M32 end
-local function ror64(x, n) return (x >> n) | (x << (64 - n)) end
-
--- Message padding: 0x80, zeros, then the bit length (8 or 16 bytes; big or little endian).
-local function pad(msg, block, lenbytes, little)
-  local len = #msg
-  local zeros = (block - (len + 1 + lenbytes) % block) % block
-  local bits = len * 8
-  local tail
-  if little then
-    tail = string.pack("<I8", bits)
-  else
-    tail = srep("\0", lenbytes - 8) .. string.pack(">I8", bits)
-  end
-  return msg .. "\128" .. srep("\0", zeros) .. tail
-end
-
-local MD5_K, MD5_S = {}, {
-  7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-  5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
-  4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-  6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-}
-for i = 0, 63 do MD5_K[i + 1] = floor(math.abs(math.sin(i + 1)) * 2 ^ 32) & M32 end
-
-local function md5(msg)
-  msg = pad(msg, 64, 8, true)
-  local a0, b0, c0, d0 = 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476
-  local X = {}
-  for off = 1, #msg, 64 do
-    for j = 0, 15 do X[j] = string.unpack("<I4", msg, off + j * 4) end
-    local a, b, c, d = a0, b0, c0, d0
-    for i = 0, 63 do
-      local f, g
-      if i < 16 then f = (b & c) | (~b & d); g = i
-      elseif i < 32 then f = (d & b) | (~d & c); g = (5 * i + 1) % 16
-      elseif i < 48 then f = b ~ c ~ d; g = (3 * i + 5) % 16
-      else f = c ~ (b | (~d & M32)); g = (7 * i) % 16 end
-      f = (f + a + MD5_K[i + 1] + X[g]) & M32
-      a, d, c = d, c, b
-      b = (b + rol32(f, MD5_S[i + 1])) & M32
-    end
-    a0, b0, c0, d0 = (a0 + a) & M32, (b0 + b) & M32, (c0 + c) & M32, (d0 + d) & M32
-  end
-  return (string.pack("<I4I4I4I4", a0, b0, c0, d0):gsub(".", function(ch)
-    return sformat("%02x", sbyte(ch))
-  end))
-end
-
-local function sha1(msg)
-  msg = pad(msg, 64, 8, false)
-  local h0, h1, h2, h3, h4 = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
-  local w = {}
-  for off = 1, #msg, 64 do
-    for j = 0, 15 do w[j] = string.unpack(">I4", msg, off + j * 4) end
-    for j = 16, 79 do w[j] = rol32(w[j - 3] ~ w[j - 8] ~ w[j - 14] ~ w[j - 16], 1) end
-    local a, b, c, d, e = h0, h1, h2, h3, h4
-    for j = 0, 79 do
-      local f, k
-      if j < 20 then f = (b & c) | ((~b & M32) & d); k = 0x5A827999
-      elseif j < 40 then f = b ~ c ~ d; k = 0x6ED9EBA1
-      elseif j < 60 then f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC
-      else f = b ~ c ~ d; k = 0xCA62C1D6 end
-      local t = (rol32(a, 5) + f + e + k + w[j]) & M32
-      e, d, c, b, a = d, c, rol32(b, 30), a, t
-    end
-    h0, h1, h2, h3, h4 = (h0 + a) & M32, (h1 + b) & M32, (h2 + c) & M32, (h3 + d) & M32, (h4 + e) & M32
-  end
-  return sformat("%08x%08x%08x%08x%08x", h0, h1, h2, h3, h4)
-end
-
-local K512 = {
-  0x428a2f98d728ae22, 0x7137449123ef65cd, 0xb5c0fbcfec4d3b2f, 0xe9b5dba58189dbbc,
-  0x3956c25bf348b538, 0x59f111f1b605d019, 0x923f82a4af194f9b, 0xab1c5ed5da6d8118,
-  0xd807aa98a3030242, 0x12835b0145706fbe, 0x243185be4ee4b28c, 0x550c7dc3d5ffb4e2,
-  0x72be5d74f27b896f, 0x80deb1fe3b1696b1, 0x9bdc06a725c71235, 0xc19bf174cf692694,
-  0xe49b69c19ef14ad2, 0xefbe4786384f25e3, 0x0fc19dc68b8cd5b5, 0x240ca1cc77ac9c65,
-  0x2de92c6f592b0275, 0x4a7484aa6ea6e483, 0x5cb0a9dcbd41fbd4, 0x76f988da831153b5,
-  0x983e5152ee66dfab, 0xa831c66d2db43210, 0xb00327c898fb213f, 0xbf597fc7beef0ee4,
-  0xc6e00bf33da88fc2, 0xd5a79147930aa725, 0x06ca6351e003826f, 0x142929670a0e6e70,
-  0x27b70a8546d22ffc, 0x2e1b21385c26c926, 0x4d2c6dfc5ac42aed, 0x53380d139d95b3df,
-  0x650a73548baf63de, 0x766a0abb3c77b2a8, 0x81c2c92e47edaee6, 0x92722c851482353b,
-  0xa2bfe8a14cf10364, 0xa81a664bbc423001, 0xc24b8b70d0f89791, 0xc76c51a30654be30,
-  0xd192e819d6ef5218, 0xd69906245565a910, 0xf40e35855771202a, 0x106aa07032bbd1b8,
-  0x19a4c116b8d2d0c8, 0x1e376c085141ab53, 0x2748774cdf8eeb99, 0x34b0bcb5e19b48a8,
-  0x391c0cb3c5c95a63, 0x4ed8aa4ae3418acb, 0x5b9cca4f7763e373, 0x682e6ff3d6b2b8a3,
-  0x748f82ee5defb2fc, 0x78a5636f43172f60, 0x84c87814a1f0ab72, 0x8cc702081a6439ec,
-  0x90befffa23631e28, 0xa4506cebde82bde9, 0xbef9a3f7b2c67915, 0xc67178f2e372532b,
-  0xca273eceea26619c, 0xd186b8c721c0c207, 0xeada7dd6cde0eb1e, 0xf57d4f7fee6ed178,
-  0x06f067aa72176fba, 0x0a637dc5a2c898a6, 0x113f9804bef90dae, 0x1b710b35131c471b,
-  0x28db77f523047d84, 0x32caab7b40c72493, 0x3c9ebe0a15c9bebc, 0x431d67c49c100d4c,
-  0x4cc5d4becb3e42b6, 0x597f299cfc657e2a, 0x5fcb6fab3ad6faec, 0x6c44198c4a475817,
-}
-local H512 = {
-  0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
-  0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
-}
-local H384 = {
-  0xcbbb9d5dc1059ed8, 0x629a292a367cd507, 0x9159015a3070dd17, 0x152fecd8f70e5939,
-  0x67332667ffc00b31, 0x8eb44a8768581511, 0xdb0c2e0d64f98fa7, 0x47b5481dbefa4fa4,
-}
-
-local function sha256(msg)
-  msg = pad(msg, 64, 8, false)
-  local H = {}
-  for i = 1, 8 do H[i] = H512[i] >> 32 end
-  local K = {}
-  for i = 1, 64 do K[i] = K512[i] >> 32 end
-  local w = {}
-  for off = 1, #msg, 64 do
-    for j = 0, 15 do w[j] = string.unpack(">I4", msg, off + j * 4) end
-    for j = 16, 63 do
-      local x, y = w[j - 15], w[j - 2]
-      local s0 = ror32(x, 7) ~ ror32(x, 18) ~ (x >> 3)
-      local s1 = ror32(y, 17) ~ ror32(y, 19) ~ (y >> 10)
-      w[j] = (w[j - 16] + s0 + w[j - 7] + s1) & M32
-    end
-    local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
-    for j = 0, 63 do
-      local S1 = ror32(e, 6) ~ ror32(e, 11) ~ ror32(e, 25)
-      local ch = (e & f) ~ ((~e & M32) & g)
-      local t1 = (h + S1 + ch + K[j + 1] + w[j]) & M32
-      local S0 = ror32(a, 2) ~ ror32(a, 13) ~ ror32(a, 22)
-      local maj = (a & b) ~ (a & c) ~ (b & c)
-      local t2 = (S0 + maj) & M32
-      h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M32, c, b, a, (t1 + t2) & M32
-    end
-    H[1], H[2], H[3], H[4] = (H[1] + a) & M32, (H[2] + b) & M32, (H[3] + c) & M32, (H[4] + d) & M32
-    H[5], H[6], H[7], H[8] = (H[5] + e) & M32, (H[6] + f) & M32, (H[7] + g) & M32, (H[8] + h) & M32
-  end
-  return sformat(srep("%08x", 8), H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8])
-end
-
-local function sha512_core(msg, init, words)
-  msg = pad(msg, 128, 16, false)
-  local H = { table.unpack(init) }
-  local w = {}
-  for off = 1, #msg, 128 do
-    for j = 0, 15 do w[j] = string.unpack(">i8", msg, off + j * 8) end
-    for j = 16, 79 do
-      local x, y = w[j - 15], w[j - 2]
-      local s0 = ror64(x, 1) ~ ror64(x, 8) ~ (x >> 7)
-      local s1 = ror64(y, 19) ~ ror64(y, 61) ~ (y >> 6)
-      w[j] = w[j - 16] + s0 + w[j - 7] + s1
-    end
-    local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
-    for j = 0, 79 do
-      local S1 = ror64(e, 14) ~ ror64(e, 18) ~ ror64(e, 41)
-      local ch = (e & f) ~ (~e & g)
-      local t1 = h + S1 + ch + K512[j + 1] + w[j]
-      local S0 = ror64(a, 28) ~ ror64(a, 34) ~ ror64(a, 39)
-      local maj = (a & b) ~ (a & c) ~ (b & c)
-      h, g, f, e, d, c, b, a = g, f, e, d + t1, c, b, a, t1 + S0 + maj
-    end
-    H[1], H[2], H[3], H[4] = H[1] + a, H[2] + b, H[3] + c, H[4] + d
-    H[5], H[6], H[7], H[8] = H[5] + e, H[6] + f, H[7] + g, H[8] + h
-  end
-  local out = {}
-  for i = 1, words do out[i] = sformat("%016x", H[i]) end
-  return concat(out)
-end
-
-local HASHES = {
-  ["MD5"] = md5,
-  ["SHA-1"] = sha1,
-  ["SHA-256"] = sha256,
-  ["SHA-384"] = function(m) return sha512_core(m, H384, 6) end,
-  ["SHA-512"] = function(m) return sha512_core(m, H512, 8) end,
-}
+local HASHES = { ["MD5"] = true, ["SHA-1"] = true, ["SHA-256"] = true, ["SHA-384"] = true,
+  ["SHA-512"] = true }
 
 function M.hash(data, algorithm)
-  local f = HASHES[algorithm]
-  if not f then return nil, "unsupported hash algorithm " .. tostring(algorithm) end
-  return f(data)
+  if not HASHES[algorithm] then return nil, "unsupported hash algorithm " .. tostring(algorithm) end
+  return digest.hex(algorithm, data)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -296,6 +131,28 @@ function M.base64_decode(s)
   return concat(out)
 end
 
+-- s with every malformed UTF-8 sequence replaced by U+FFFD (one per maximal bad prefix).
+local REPLACEMENT = "\xEF\xBF\xBD"
+function M.utf8_text(s)
+  if utf8.len(s) then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local ok, bad = utf8.len(s, i)
+    if ok then out[#out + 1] = ssub(s, i) break end
+    out[#out + 1] = ssub(s, i, bad - 1)
+    out[#out + 1] = REPLACEMENT
+    -- skip the lead byte and the continuation bytes its sequence would have owned
+    local lead = sbyte(s, bad)
+    local want_cont = lead >= 0xF0 and 3 or lead >= 0xE0 and 2 or lead >= 0xC2 and 1 or 0
+    i = bad + 1
+    while want_cont > 0 and i <= n and sbyte(s, i) >= 0x80 and sbyte(s, i) <= 0xBF do
+      i = i + 1
+      want_cont = want_cont - 1
+    end
+  end
+  return concat(out)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Random numbers: java.util.Random for seeded MathRandom, math.random otherwise
 ---------------------------------------------------------------------------------------------
@@ -316,6 +173,9 @@ local function java_random(seed)
     return state >> (48 - bits)
   end
   return function(bound) -- java.util.Random.nextInt(bound), bound > 0
+    if bound > INT32_MAX then -- beyond Java's int: two 32-bit draws (never loops)
+      return ((nxt(32) << 32) | nxt(32)) % bound
+    end
     if bound & (bound - 1) == 0 then
       return (bound * nxt(31)) >> 31
     end
@@ -384,7 +244,8 @@ local function format_value(v)
     for _, key in ipairs(json.keys(v)) do parts[#parts + 1] = key .. "=" .. format_value(v[key]) end
     return "{" .. concat(parts, ", ") .. "}"
   end
-  return tostring(v)
+  -- not JSON (a Lua function or userdata in a Lua-built input): never print its address
+  fail("States.Format cannot print a %s value", type(v))
 end
 M.format_value = format_value
 
@@ -489,7 +350,12 @@ F["States.StringToJson"] = { 1, 1, function(args)
 end }
 
 F["States.JsonToString"] = { 1, 1, function(args)
-  return jsonpath.encode(args[1])
+  local ok, text = pcall(json.encode, args[1])
+  if not ok then
+    fail("The argument of States.JsonToString cannot be encoded as JSON: %s",
+      (tostring(text):gsub("^emrflow%.json: ", "")))
+  end
+  return text
 end }
 
 F["States.Array"] = { 0, math.huge, function(args, n)
@@ -522,18 +388,26 @@ F["States.ArrayContains"] = { 2, 2, function(args)
   return false
 end }
 
+-- Walks the range and stops past the limit, so that neither a huge range is built nor its
+-- length computed (to - from overflows for ranges wider than the 64-bit integers).
 F["States.ArrayRange"] = { 3, 3, function(args)
   local from = want_int("States.ArrayRange", args, 1)
   local to = want_int("States.ArrayRange", args, 2)
   local step = want_int("States.ArrayRange", args, 3)
   if step == 0 then fail("The step of States.ArrayRange must not be 0") end
-  local count = (to - from) // step + 1
-  if count < 0 then count = 0 end
-  if count > MAX_RANGE_ITEMS then
-    fail("States.ArrayRange would return %d items, more than the limit of %d", count, MAX_RANGE_ITEMS)
-  end
   local out = json.array({})
-  for i = 1, count do out[i] = from + (i - 1) * step end
+  local v, n = from, 0
+  while (step > 0 and v <= to) or (step < 0 and v >= to) do
+    if n == MAX_RANGE_ITEMS then
+      fail("States.ArrayRange(%d, %d, %d) would return more than the limit of %d items", from, to, step,
+        MAX_RANGE_ITEMS)
+    end
+    n = n + 1
+    out[n] = v
+    local nextv = v + step
+    if (step > 0) ~= (nextv > v) then break end -- wrapped around the integers: the range ends
+    v = nextv
+  end
   return out
 end }
 
@@ -586,24 +460,25 @@ F["States.Base64Encode"] = { 1, 1, function(args)
   return M.base64_encode(s)
 end }
 
+-- The decoded bytes become text as Java's new String(bytes, UTF_8) makes it: each malformed
+-- sequence is replaced by U+FFFD, so the result is always a valid JSON string.
 F["States.Base64Decode"] = { 1, 1, function(args)
   local s = want("States.Base64Decode", args, 1, "string")
   check_size("States.Base64Decode", s)
   local out = M.base64_decode(s)
   if not out then fail("The argument of States.Base64Decode is not valid base64: %s", s) end
-  return out
+  return M.utf8_text(out)
 end }
 
 F["States.Hash"] = { 2, 2, function(args)
   local data = want("States.Hash", args, 1, "string")
   check_size("States.Hash", data)
   local alg = want("States.Hash", args, 2, "string")
-  local h = HASHES[alg]
-  if not h then
+  if not HASHES[alg] then
     fail("The hash algorithm '%s' is not supported by States.Hash; use one of MD5, SHA-1, "
       .. "SHA-256, SHA-384, SHA-512", alg)
   end
-  return h(data)
+  return digest.hex(alg, data)
 end }
 
 F["States.JsonMerge"] = { 3, 3, function(args)
@@ -620,6 +495,13 @@ F["States.MathRandom"] = { 2, 3, function(args, n)
   local lo = want("States.MathRandom", args, 1, "number")
   local hi = want("States.MathRandom", args, 2, "number")
   lo, hi = java_round(lo), java_round(hi)
+  for i, v in ipairs({ lo, hi }) do
+    if not (v >= INT32_MIN and v <= INT32_MAX) then
+      fail("The %s argument of States.MathRandom must be between %d and %d, but was %s", ORD[i],
+        INT32_MIN, INT32_MAX, jsonpath.encode(args[i]))
+    end
+  end
+  lo, hi = tointeger(lo), tointeger(hi)
   if lo > hi then
     fail("The start of States.MathRandom (%d) must not be greater than its end (%d)", lo, hi)
   end
@@ -642,35 +524,25 @@ F["States.MathAdd"] = { 2, 2, function(args)
   return tointeger(a + b) or (a + b)
 end }
 
+-- Splits on characters (code points); text that is not UTF-8 (possible only in a Lua-defined
+-- input) is split on bytes.
 F["States.StringSplit"] = { 2, 2, function(args)
   local s = want("States.StringSplit", args, 1, "string")
   local delims = want("States.StringSplit", args, 2, "string")
-  local out = json.array({})
+  local char = "[\0-\x7F\xC2-\xFD][\x80-\xBF]*"
+  if not utf8.len(s) or not utf8.len(delims) then char = "." end
   local set = {}
-  for _, cp in utf8.codes(delims) do set[utf8.char(cp)] = true end
-  local cur = {}
-  local ok = pcall(function()
-    for _, cp in utf8.codes(s) do
-      local ch = utf8.char(cp)
-      if set[ch] then
-        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
-      else
-        cur[#cur + 1] = ch
-      end
-    end
-  end)
-  if not ok then -- not UTF-8: split bytes
-    out, cur = json.array({}), {}
-    for i = 1, #s do
-      local ch = ssub(s, i, i)
-      if set[ch] or sfind(delims, ch, 1, true) then
-        if #cur > 0 then out[#out + 1] = concat(cur); cur = {} end
-      else
-        cur[#cur + 1] = ch
-      end
+  for ch in delims:gmatch(char) do set[ch] = true end
+  local out, cur, k = json.array({}), {}, 0
+  for ch in s:gmatch(char) do
+    if set[ch] then
+      if k > 0 then out[#out + 1] = concat(cur, "", 1, k); k = 0 end
+    else
+      k = k + 1
+      cur[k] = ch
     end
   end
-  if #cur > 0 then out[#out + 1] = concat(cur) end
+  if k > 0 then out[#out + 1] = concat(cur, "", 1, k) end
   return out
 end }
 
@@ -707,7 +579,7 @@ end
 
 local function skip_ws(s, i)
   local _, e = sfind(s, "^%s*", i)
-  return e + 1
+  return e and e + 1 or i
 end
 
 -- A string literal: returns value, format pieces (text and false for each unescaped {}), next.
@@ -743,7 +615,8 @@ local function read_literal(text, i)
   return perr(text, i, "unterminated string literal")
 end
 
--- The end of a path argument: the first ',' or ')' outside brackets, parentheses and quotes.
+-- The end of a path argument: the first ',' or ')' outside brackets, parentheses and quotes
+-- --> position | nil, position of an unterminated quote.
 local function path_end(text, i)
   local depth, j, n = 0, i, #text
   while j <= n do
@@ -754,6 +627,7 @@ local function path_end(text, i)
         if ssub(text, k, k) == "\\" then k = k + 1 end
         k = k + 1
       end
+      if k > n then return nil, j end
       j = k
     elseif c == "[" or c == "(" then depth = depth + 1
     elseif c == "]" then depth = depth - 1
@@ -780,7 +654,10 @@ local function parse_arg(text, i, depth, field)
     if v == nil then return nil, pieces end
     return { const = v, pieces = pieces }, j
   elseif c == "$" then
-    local e = path_end(text, i)
+    local e, quote = path_end(text, i)
+    if not e then
+      return perr(text, quote, "unterminated quote in the path argument that starts at position " .. i)
+    end
     local ptext = ssub(text, i, e - 1):gsub("%s+$", "")
     local p, msg = jsonpath.compile(ptext)
     if not p then return nil, msg end
@@ -808,6 +685,9 @@ local function parse_arg(text, i, depth, field)
     local lit = ssub(text, i, e)
     local v = tonumber(lit)
     if v == nil then return perr(text, i, "bad number " .. lit) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return perr(text, i, "the number " .. lit .. " is out of range (JSON has no infinity)")
+    end
     if sfind(lit, "[%.eE]") then v = v + 0.0 end
     return { const = v }, e + 1
   end

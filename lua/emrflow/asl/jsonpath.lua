@@ -96,6 +96,10 @@ M.deep_equal = deep_equal
 local function encode(v)
   local ok, text = pcall(json.encode, v)
   if ok then return text end
+  local t = type(v)
+  if t == "table" or t == "function" or t == "userdata" or t == "thread" then
+    return "<a Lua " .. t .. ", not JSON>"
+  end
   return tostring(v)
 end
 

@@ -134,12 +134,14 @@ local function ref_put(segs, i, node, value, target, text)
     if s < 0 then s = #node + s end -- [-1]: the last element
     if s < 0 or node[s + 1] == nil then result_path_failure(text, target) end
     local c = copy_shallow(node)
-    c[s + 1] = last and value or ref_put(segs, i + 1, node[s + 1], value, target, text)
+    -- (not `last and value or ...`: the value may be false)
+    if last then c[s + 1] = value else c[s + 1] = ref_put(segs, i + 1, node[s + 1], value, target, text) end
     return c
   end
   if node == nil then node = new_object {} end
   if not is_object(node) then result_path_failure(text, target) end
-  local v = last and value or ref_put(segs, i + 1, node[s], value, target, text)
+  local v = value
+  if not last then v = ref_put(segs, i + 1, node[s], value, target, text) end
   if is_object_marked(node) then return copy_shallow(node, s, v) end
   local c = copy_object(node)
   json.set(c, s, v)

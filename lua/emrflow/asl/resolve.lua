@@ -106,7 +106,14 @@ end
 function M.resolvable(handlers, mocks, st_name, resource, lookup)
   if type(resource) == "function" then return true end
   if handler_for(handlers, resource) then return true end
-  if mocks and mocks:lookup(st_name, 0) then return true end
+  if mocks then
+    -- a state mocked from any invocation on (not only the first) is resolved
+    if type(mocks.mocks) == "function" then
+      if mocks:mocks(st_name) then return true end
+    elseif mocks:lookup(st_name, 0) then
+      return true
+    end
+  end
   return lookup(resource) ~= nil
 end
 

@@ -82,6 +82,19 @@ local function enter(frame, st, input, retry_count)
   return env
 end
 
+-- A JSONata evaluation failure is announced once, where it happened, by an EvaluationFailed
+-- event before the state's failure (AWS records it; reference asl-semantics §11.5).
+local QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+local function evaluation_failed(frame, err)
+  if type(err) ~= "table" or err.Error ~= QUERY_EVALUATION_ERROR or err.evaluation_reported then
+    return false
+  end
+  err.evaluation_reported = true
+  emit(frame, "EvaluationFailed", "evaluationFailedEventDetails",
+    { error = err.Error, cause = err.Cause, state = frame.state_name or nil })
+  return true
+end
+
 local function exit_state(frame, st, output, assigned)
   if frame.quiet then return end
   frame.prev = frame.x.rec:add_event(st.exited_desc, frame.prev, output, assigned)
@@ -101,7 +114,11 @@ end
 
 local function run_program(frame, prog, input)
   local ok, out = pcall(run_states, frame, prog.start, input)
-  if not ok then error(normalize(out, frame), 0) end
+  if not ok then
+    local err = normalize(out, frame)
+    evaluation_failed(frame, err)
+    error(err, 0)
+  end
   return out
 end
 
@@ -150,6 +167,7 @@ M.child_frame = child_frame
 M.YIELD_EVERY = YIELD_EVERY
 M.enter = enter
 M.exit_state = exit_state
+M.evaluation_failed = evaluation_failed
 M.run_states = run_states
 M.run_program = run_program
 M.run_children = run_children

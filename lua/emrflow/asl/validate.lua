@@ -8,6 +8,7 @@
 -- templates, bad Retry/Catch, field types and ranges) and nothing it accepts.
 
 local json = require "emrflow.json"
+local time = require "emrflow.time"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
 local engine = require "emrflow.asl.engine"
@@ -428,7 +429,11 @@ function Checker:choice_rule(r, path, top, lang)
   if kind == "path" then
     self:path(v, p)
   elseif kind == "timestamp" then
-    if type(v) ~= "string" then self:add(p, op .. " takes a timestamp string") end
+    if type(v) ~= "string" then
+      self:add(p, op .. " takes a timestamp string")
+    elseif not time.parse_iso(v) then
+      self:add(p, fmt("%s takes an ISO-8601 extended offset date-time string, got %q", op, v))
+    end
   elseif type(v) ~= kind then
     self:add(p, fmt("%s takes a %s", op, kind))
   end
@@ -490,8 +495,9 @@ function Checker:state(name, def, path, scope, lang)
   end
   if type(t) ~= "string" or not ALLOWED.JSONPath[t] then
     scope.bad_type = true
-    self:add(join(path, "Type"), fmt("unknown state type %q (expected Pass, Task, Choice, Wait, Succeed, "
-      .. "Fail, Parallel or Map)", tostring(t)))
+    local shown = type(t) == "string" and fmt("%q", t) or ("of JSON type " .. jsonpath.kind(t))
+    self:add(join(path, "Type"), fmt("unknown state type %s (expected Pass, Task, Choice, Wait, Succeed, "
+      .. "Fail, Parallel or Map)", shown))
     return
   end
   local slang = lang

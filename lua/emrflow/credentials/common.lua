@@ -2,6 +2,7 @@
 -- URL encoding, redaction, and an HTTP call with a few retries.
 -- @module emrflow.credentials.common
 local errors = require "emrflow.errors"
+local time = require "emrflow.time"
 
 local M = {}
 
@@ -32,7 +33,7 @@ Credentials.__newindex = function(_, k)
 end
 
 local function iso8601(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+  return (time.format_iso(math.floor(t) * 1000, "seconds"))
 end
 M.iso8601 = iso8601
 
@@ -94,36 +95,14 @@ end
 -- Time
 -- ------------------------------------------------------------------------
 
--- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- Parses an ISO 8601 / RFC 3339 timestamp ("2026-01-02T03:04:05Z", with optional fraction
---- and "+hh:mm" offset). Returns unix seconds (integer) or nil.
+--- and "+hh:mm" offset), leniently as credential sources write them (emrflow.time).
+--- Returns unix seconds (integer) or nil.
 function M.parse_time(s)
   if type(s) == "number" then return math.floor(s) end
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest =
-    s:match("^%s*(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.-)%s*$")
-  if not y then return nil end
-  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
-  rest = rest:gsub("^%.%d+", "")
-  local offset = 0
-  if rest ~= "Z" and rest ~= "z" and rest ~= "" then
-    local sign, oh, om = rest:match("^([%+%-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
-    offset = (tonumber(oh) * 60 + tonumber(om)) * 60
-    if sign == "-" then offset = -offset end
-  end
-  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+  local ms = time.parse_iso(s, "lenient")
+  return ms and ms // 1000 or nil
 end
 
 -- ------------------------------------------------------------------------

@@ -19,12 +19,15 @@
 --   for page, err in client:paginate("ListJobRuns", params) do ... end
 --   client:list_all("ListJobRuns", params)   --> every item of every page | nil, err
 --
--- Each call: validate against the model (nothing is sent when that fails), fill
--- the idempotency token once, build the REST request (URI labels escaped, query
--- string, camelCase JSON body), sign it (SigV4; the body hash is computed once),
--- send it through emrflow.scheduler (yielding inside a scheduler task, blocking
--- outside on a poller the client keeps, so connections are reused), retry in the
--- SDKs' standard mode, and convert the reply to Step Functions' PascalCase.
+-- Each call: fill the idempotency token once, check against the model (nothing
+-- is sent when that fails), build the REST request (URI labels escaped, query
+-- string, camelCase JSON body), sign it (SigV4), send it, retry in the SDKs'
+-- standard mode, check the reply and convert it to Step Functions' PascalCase.
+-- The C core does the work (src/ef_emr*.c: checks, marshalling, reply checks,
+-- error parsing, retry decisions): a blocking call outside scheduler tasks runs
+-- its whole exchange in the C client (its own libcurl handle, kept alive);
+-- inside a task the request goes through scheduler.http (it yields). This file
+-- keeps options, credentials, the retry loop's bucket and pagination.
 local json = require "emrflow.json"
 local sigv4 = require "emrflow.sigv4"
 local scheduler = require "emrflow.scheduler"
@@ -36,7 +39,7 @@ local model = require "emrflow.emr.model"
 
 local M = {}
 
-M.VERSION = "0.1.0"
+M.VERSION = require("emrflow.version").version
 M.USER_AGENT = "emrflow/" .. M.VERSION .. " lua/" .. _VERSION:match("%d+%.%d+")
 
 local operations, shapes = model.operations, model.shapes
@@ -56,31 +59,8 @@ end
 M.methods = {}      -- snake_case --> operation name
 for name in pairs(operations) do M.methods[M.snake_case(name)] = name end
 
-------------------------------------------------------------------------------
--- UUID v4 from /dev/urandom
-------------------------------------------------------------------------------
-
-local urandom
-
-local function random_bytes(n)
-  if not urandom then
-    local f, why = io.open("/dev/urandom", "rb")
-    if not f then error("emrflow.emr: cannot open /dev/urandom: " .. tostring(why)) end
-    urandom = f
-  end
-  local b = urandom:read(n)
-  if not b or #b ~= n then error("emrflow.emr: short read from /dev/urandom") end
-  return b
-end
-
-function M.uuid4()
-  local b = { random_bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0F) | 0x40        -- version 4
-  b[9] = (b[9] & 0x3F) | 0x80        -- RFC 4122 variant
-  return fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15], b[16])
-end
+-- A random UUID v4 (the C core reads /dev/urandom).
+M.uuid4 = core.emr.uuid4
 
 ------------------------------------------------------------------------------
 -- Construction
@@ -137,7 +117,6 @@ function M.new(opts)
     user_agent = opts.user_agent or M.USER_AGENT,
     max_connections = opts.max_connections or 8,
     stats = { calls = 0, attempts = 0, retries = 0 },
-    _memo = {},        -- operation --> slots of validated, unsigned requests
   }, Client)
 
   -- configuration: region, endpoint, max_attempts (emrflow.config when present)
@@ -225,9 +204,8 @@ end
 -- Request building
 ------------------------------------------------------------------------------
 
--- Per operation: its idempotency-token members (false when none) and its
--- input members in model order (for the request memo below), computed once.
-local token_members, memo_members = {}, {}
+-- Per operation: its idempotency-token members (false when none), computed once.
+local token_members = {}
 
 local function tokens_of(operation, op)
   local t = token_members[operation]
@@ -265,180 +243,52 @@ local function fill_tokens(operation, op, params, token)
   return copy or params
 end
 
--- Builds the unsigned request: method, url, headers, body.
+local emr_core = core.emr
+local CONTENT_TYPE_JSON = { "Content-Type", "application/json" }
+
+-- Builds the unsigned request (the C core marshals: URI labels escaped, query
+-- string, camelCase JSON body): method, url, headers, body.
 function Client:build(operation, params)
-  local wire = validate.to_wire(operation, params)
-  local url = self.endpoint.base .. wire.path
-  if wire.query ~= "" then url = url .. "?" .. wire.query end
-  local headers = wire.headers
-  local body
-  if wire.body then
-    body = json.encode(wire.body)
-  elseif wire.has_body_members then
-    body = "{}"
-  end
-  if body then headers[#headers + 1] = { "Content-Type", "application/json" } end
-  return { method = wire.method, url = url, headers = headers, body = body or "" }
-end
-
--- The request memo. validate.check and Client:build are pure functions of
--- (operation, params): for parameters made only of strings and booleans
--- (DescribeJobRun, CancelJobRun, ...: .sync polling asks the same thing
--- again and again, for a few job runs at a time) the validated, unsigned
--- request is kept and reused. Per operation, MEMO_SLOTS slots, replaced in
--- turn, each holding the members' values (in model order) and the request,
--- found through the first member's value: a lookup is one table index and a
--- few comparisons, a miss one slot update. Cached requests are never
--- modified (signing makes a new header list).
-local MEMO_SLOTS = 8
-local ABSENT = {}       -- index key for an absent first member
-
-local function memo_members_of(operation, op)
-  local m = memo_members[operation]
-  if m == nil then
-    m = false
-    local s = op.input and shapes[op.input]
-    if s and not tokens_of(operation, op) then
-      local list = validate.input_members(operation)
-      if #list > 0 then
-        m = {}
-        for i, e in ipairs(list) do m[i] = e.pascal end
-      end
-    end
-    memo_members[operation] = m
-  end
-  return m
-end
-
--- The memoized request for params (nil when there is none), and the member
--- list when params may be memoized (for memo_put).
-local function memo_get(memo, operation, op, params)
-  local members = memo_members_of(operation, op)
-  if not members then return nil end
-  local slots = memo[operation]
-  if not slots then return nil, members end
-  local v = params[members[1]]
-  local slot = slots.index[v == nil and ABSENT or v]
-  if not slot then return nil, members end
-  local set = v ~= nil and 1 or 0
-  for i = 2, #members do
-    v = params[members[i]]
-    if slot[i] ~= v then return nil, members end
-    if v ~= nil then set = set + 1 end
-  end
-  -- the same member values; any other key makes it another request (an error)
-  local total = 0
-  for _ in next, params do
-    total = total + 1
-    if total > set then return nil end
-  end
-  return slot.req, members
-end
-
--- Keeps req for params when every member value is a string or a boolean.
-local function memo_put(memo, operation, members, params, req)
-  local m = #members
-  for i = 1, m do
-    local tv = type(params[members[i]])
-    if tv ~= "string" and tv ~= "boolean" and tv ~= "nil" then return end
-  end
-  local slots = memo[operation]
-  if not slots then
-    slots = { pos = 0, index = {} }
-    memo[operation] = slots
-  end
-  local pos = slots.pos % MEMO_SLOTS + 1
-  slots.pos = pos
-  local slot = slots[pos]
-  if not slot then
-    slot = {}
-    slots[pos] = slot
-  else
-    local old = slot[1]
-    if old == nil then old = ABSENT end
-    if slots.index[old] == slot then slots.index[old] = nil end
-  end
-  for i = 1, m do slot[i] = params[members[i]] end
-  slot.req = req
-  local first = slot[1]
-  if first == nil then first = ABSENT end
-  slots.index[first] = slot
+  local method, target, body = emr_core.build(operation, params)
+  local headers = {}
+  if body then headers[1] = CONTENT_TYPE_JSON end
+  return { method = method, url = self.endpoint.base .. target, headers = headers, body = body or "" }
 end
 
 ------------------------------------------------------------------------------
 -- Replies
 ------------------------------------------------------------------------------
 
-local function header(resp, name)
+-- An error object from an HTTP reply with status >= 300 (the C core reads,
+-- in botocore's order, x-amzn-ErrorType, the body's code/Code, its __type, the status).
+function M.parse_error(resp, operation)
+  local code, message, request_id, retryable = emr_core.parse_error(resp.status, resp.headers, resp.body)
+  return errors.new{ code = "aws", aws_code = code, status = resp.status, message = message,
+                     request_id = request_id, operation = operation, retryable = retryable }
+end
+
+local function request_id(resp)
   local hs = resp.headers
   if not hs then return nil end
   for i = 1, #hs do
-    local h = hs[i]
-    if #h[1] == #name and h[1]:lower() == name then return h[2] end
+    local name = hs[i][1]:lower()
+    if name == "x-amzn-requestid" or name == "x-amz-request-id" then return hs[i][2] end
   end
   return nil
 end
 
-local function request_id(resp)
-  return header(resp, "x-amzn-requestid") or header(resp, "x-amz-request-id")
-end
-
-local function clip(s, n)
-  if #s > n then return s:sub(1, n) .. "..." end
-  return s
-end
-
--- An error object from an HTTP reply with status >= 300 (botocore's order:
--- x-amzn-ErrorType header, body code/Code, body __type, the status).
-function M.parse_error(resp, operation)
-  local status = resp.status
-  local body = resp.body or ""
-  local doc
-  if body ~= "" then
-    local ok, v = pcall(json.decode, body)
-    if ok and type(v) == "table" then doc = v end
-  end
-  local code
-  local h = header(resp, "x-amzn-errortype")
-  if h and h ~= "" then code = h:match("^([^:]*)") end
-  if (not code or code == "") and doc then
-    local c = doc.code or doc.Code
-    if type(c) == "string" and c ~= "" then code = c end
-    if not code and type(doc.__type) == "string" then code = doc.__type:match("([^#]*)$") end
-  end
-  if not code or code == "" then code = tostring(status) end
-  local message
-  if doc then
-    local m = doc.message or doc.Message
-    if type(m) == "string" then message = m end
-  end
-  if not message then
-    message = body ~= "" and not doc and clip(body:gsub("%s+", " "), 200) or ("HTTP " .. status)
-  end
-  local e = errors.new{ code = "aws", aws_code = code, status = status, message = message,
-                        request_id = request_id(resp), operation = operation }
-  e.retryable = retry.classify(e) ~= nil
-  return e
-end
-
+-- A 2xx reply: the C core checks it is a JSON object carrying the result's key
+-- member (an empty body only where the output has no members) and converts it
+-- to PascalCase.
 local function decode_result(self, operation, resp)
-  local body = resp.body or ""
-  local doc
-  if body == "" then
-    doc = json.object({})
-  else
-    local ok, v = pcall(json.decode, body)
-    if not ok or type(v) ~= "table" or json.is_array(v) then
-      return nil, errors.new{ code = "json", status = resp.status, request_id = request_id(resp),
-                              retryable = false, operation = operation,
-                              message = fmt("%s: reply is not a JSON object: %s", operation,
-                                            ok and (type(v) == "table" and "an array" or type(v))
-                                              or tostring(v)) }
-    end
-    doc = v
+  local out, code, message = emr_core.decode(operation, resp.status, resp.body)
+  local rid = request_id(resp)
+  if not out then
+    return nil, errors.new{ code = code, status = resp.status, request_id = rid, retryable = false,
+                            operation = operation, message = message }
   end
-  self.last_request_id = request_id(resp)
-  return validate.from_wire(operation, doc)
+  self.last_request_id = rid
+  return out
 end
 
 ------------------------------------------------------------------------------
@@ -462,10 +312,29 @@ function Client:_send(req)
   return scheduler.exchange(self:_poller(), req)
 end
 
+-- Blocking calls outside any scheduler task go through the C core's own client (one
+-- libcurl handle kept alive, nothing built in Lua); calls inside tasks yield through
+-- scheduler.http. Specs' transport and clock hooks keep the Lua exchange.
+function Client:_fast()
+  if self.transport or self.time ~= os.time or scheduler.current() then return nil end
+  local f = self.fast
+  if f == nil then
+    f = emr_core.client{ endpoint = self.endpoint.base, region = self.region, user_agent = self.user_agent,
+                         timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms,
+                         ca_bundle = self.ca_bundle, max_connections = self.max_connections }
+    self.fast = f
+  end
+  return f
+end
+
 function Client:close()
   if self.poller then
     self.poller:close()
     self.poller = nil
+  end
+  if self.fast then
+    self.fast:close()
+    self.fast = nil
   end
 end
 Client.__close = Client.close
@@ -483,6 +352,14 @@ local function describe_transport_error(err, operation)
   end
   e.operation = operation
   e.code = e.code or "http"
+  -- libcurl ends a reply whose headers pass its limits (one line over 100 KB:
+  -- "Out of memory"; all of them over 300 KB: "Too large response headers")
+  -- like a reset connection; asking again would get the same reply.
+  local msg = e.message or ""
+  if msg:find("Too large response headers", 1, true) or (e.code == "http" and msg == "Out of memory") then
+    e.code = "http"
+    e.message = "the reply's headers are over the size limit (libcurl: " .. msg .. ")"
+  end
   return errors.new(e)
 end
 
@@ -536,28 +413,36 @@ function Client:call(operation, params, opts)
 
   params = fill_tokens(operation, op, params, opts.client_token)
   local err
-  local req, members = memo_get(self._memo, operation, op, params)
-  if not req then
-    local validated = opts.validate ~= false
-    if validated then
-      local ok
-      ok, err = validate.check(operation, params)
-      if not ok then return nil, err end
-    end
-    req = self:build(operation, params)
-    if members and validated then memo_put(self._memo, operation, members, params, req) end
+  local dry = opts.dry_run or (opts.dry_run == nil and self.dry_run)
+  local fast = not dry and self:_fast()
+  -- the model checks: in the C client's first attempt when it sends, else here
+  local check_in_c = fast and opts.validate ~= false
+  if opts.validate ~= false and not check_in_c then
+    local ok
+    ok, err = validate.check(operation, params)
+    if not ok then return nil, err end
   end
   local creds
   creds, err = self:_credentials()
-  if not creds then return nil, err end
+  if not creds then
+    -- bad parameters are reported before missing credentials, whichever path checks
+    if check_in_c then
+      local ok, verr = validate.check(operation, params)
+      if not ok then return nil, verr end
+    end
+    return nil, err
+  end
 
-  local signed = sign(self, req, creds, nil)
-  local payload_hash = signed.payload_hash
-
-  if opts.dry_run or (opts.dry_run == nil and self.dry_run) then
-    local r = http_request(self, req, signed)
-    r.operation = operation
-    return r
+  local req, signed, payload_hash
+  if not fast then
+    req = self:build(operation, params)
+    signed = sign(self, req, creds, nil)
+    payload_hash = signed.payload_hash
+    if dry then
+      local r = http_request(self, req, signed)
+      r.operation = operation
+      return r
+    end
   end
 
   self.stats.calls = self.stats.calls + 1
@@ -570,18 +455,37 @@ function Client:call(operation, params, opts)
       -- re-sign: a fresh X-Amz-Date (and refreshed credentials), same body hash
       creds, err = self:_credentials()
       if not creds then return nil, err end
-      signed = sign(self, req, creds, payload_hash)
+      if not fast then signed = sign(self, req, creds, payload_hash) end
     end
-    local resp, terr = self:_send(http_request(self, req, signed))
-    if resp and resp.status >= 200 and resp.status < 300 then
-      policy:on_success(last_cost)
-      return decode_result(self, operation, resp)
-    end
-    if resp then
-      err = M.parse_error(resp, operation)
+    if fast then
+      -- the whole exchange in the C core: marshal, sign, send, decode
+      local out, e, problems, message = fast:send(operation, params, creds.access_key_id,
+                                                  creds.secret_access_key, creds.session_token,
+                                                  check_in_c and attempt == 1)
+      if e == false then
+        self.stats.calls, self.stats.attempts = self.stats.calls - 1, self.stats.attempts - 1
+        return nil, validate.error_of(operation, problems, message)
+      end
+      if out then
+        policy:on_success(last_cost)
+        self.last_request_id = e
+        return out
+      end
+      e.operation = operation
+      err = errors.new(e)
+      if err.code == "json" then return nil, err end
     else
-      err = describe_transport_error(terr, operation)
-      err.retryable = retry.classify(err) ~= nil
+      local resp, terr = self:_send(http_request(self, req, signed))
+      if resp and resp.status >= 200 and resp.status < 300 then
+        policy:on_success(last_cost)
+        return decode_result(self, operation, resp)
+      end
+      if resp then
+        err = M.parse_error(resp, operation)
+      else
+        err = describe_transport_error(terr, operation)
+        err.retryable = retry.classify(err) ~= nil
+      end
     end
     local delay, cost = policy:should_retry(err, attempt)
     if not delay then

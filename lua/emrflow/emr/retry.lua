@@ -19,47 +19,19 @@ M.RETRY_COST = 5
 M.TIMEOUT_RETRY_COST = 10
 M.NO_RETRY_INCREMENT = 1
 
--- Error codes of throttling (the SDKs' list, plus emr-containers' own).
-M.THROTTLING_CODES = {}
-for c in ([[Throttling ThrottlingException ThrottledException RequestThrottledException
-  TooManyRequestsException ProvisionedThroughputExceededException TransactionInProgressException
-  RequestLimitExceeded BandwidthLimitExceeded LimitExceededException RequestThrottled SlowDown
-  EC2ThrottledException EKSRequestThrottledException]]):gmatch("%S+") do
-  M.THROTTLING_CODES[c] = true
-end
+-- Which errors are retried, and how (the code lists, the back-off, the quota
+-- arithmetic) is the C core's (src/ef_emr.c); this module keeps a client's bucket.
+local emr_core = require("emrflow.core").emr
 
-M.TRANSIENT_CODES = { RequestTimeout = true, RequestTimeoutException = true, PriorRequestNotComplete = true }
-M.TRANSIENT_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
-
--- Never retried, whatever the status says.
-M.PERMANENT_CODES = { ValidationException = true, ResourceNotFoundException = true,
-                      AccessDeniedException = true, UnrecognizedClientException = true,
-                      InvalidSignatureException = true }
-
--- Transport failures (core.http err.code) worth another attempt. "tls" is
--- not: a certificate problem does not go away by asking again.
-M.NETWORK_CODES = { connect = "transient", reset = "transient", truncated = "transient",
-                    dns = "transient", timeout = "timeout" }
-
--- Classify an error object: "throttling", "transient", "timeout" or nil.
+-- Classify an error object: "throttling", "transient", "timeout" or nil (the
+-- C core's lists: src/ef_emr.c).
 function M.classify(err)
   if type(err) ~= "table" then return nil end
-  local aws, status = err.aws_code, err.status
-  if aws or err.code == "aws" then
-    if aws then
-      if M.PERMANENT_CODES[aws] then return nil end
-      if M.THROTTLING_CODES[aws] then return "throttling" end
-      if M.TRANSIENT_CODES[aws] then return "transient" end
-    end
-    if status == 429 then return "throttling" end
-    if M.TRANSIENT_STATUS[status] then return "transient" end
-    return nil
-  end
-  local net = M.NETWORK_CODES[err.code]
-  if net then return net end
-  if status == 429 then return "throttling" end
-  if M.TRANSIENT_STATUS[status] then return "transient" end
-  return nil
+  local code, aws, status = err.code, err.aws_code, err.status
+  if type(code) ~= "string" then code = nil end
+  if type(aws) ~= "string" then aws = nil end
+  if math.type(status) ~= "integer" then status = nil end
+  return emr_core.classify(code, aws, status)
 end
 
 local Policy = {}
@@ -95,15 +67,17 @@ end
 
 -- Decide after attempt number `attempt` (1-based) failed with err.
 -- Returns delay_s and the quota cost taken, or nil and a reason
--- ("not retryable", "max attempts", "retry quota exhausted").
+-- ("not retryable", "max attempts", "retry quota exhausted"). The C core
+-- decides (src/ef_emr.c, as its own client does); the bucket lives here.
 function Policy:should_retry(err, attempt)
   local kind = M.classify(err)
   if not kind then return nil, "not retryable" end
   if attempt >= self.max_attempts then return nil, "max attempts" end
-  local cost = kind == "timeout" and M.TIMEOUT_RETRY_COST or M.RETRY_COST
-  if self.capacity < cost then return nil, "retry quota exhausted" end
-  self.capacity = self.capacity - cost
-  return self:delay(attempt - 1), cost
+  local delay, cost, left = emr_core.retry_decide(kind, attempt, self.capacity, self.max_attempts,
+                                                  self.random(), self.max_backoff_s)
+  if not delay then return nil, cost end
+  self.capacity = left
+  return delay, cost
 end
 
 -- After a successful reply: give back the last retry's cost, or 1 token.

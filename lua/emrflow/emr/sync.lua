@@ -5,18 +5,26 @@
 -- call first takes a slot from the one rate limiter of its endpoint, so a Map of
 -- 1,000 jobs never sends more than `rate` polls a second, however many jobs run.
 --
+-- Job runs awaited through an HTTP client (DescribeJobRun, no deadline, no heartbeat
+-- cap) are polled in batches by the C core's plan (src/ef_emr_sync.c): one ListJobRuns
+-- per virtual cluster and interval (final states, createdAfter), DescribeJobRun only when
+-- a job starts being watched and when it is over. `batch = false` keeps one poll per job.
+-- The emulator keeps per-job polls (its progress shows every state a job goes through).
+--
 --   local sync = require "emrflow.emr.sync"
 --   local sched = sync.schedule(poll)     -- poll: nil | "aws" | { initial =, factor =, max =, rate = }
 --   sched:first() --> seconds before the first poll; sched:next(interval, elapsed) --> the next
 --   local lim = sync.limiter(key [, rate])  -- the limiter of (current scheduler, endpoint key)
 --   lim:take()                            -- waits for a slot (yields inside a task)
+--   lim:reserve(t) --> the first free slot at or after t (taken; no waiting)
 --   local obj = sync.wait{ backend =, operation = "DescribeJobRun", params = {...},
 --                          unwrap = "JobRun", final = { COMPLETED = true, ... },
 --                          poll = ..., key = ..., deadline = unix_s | nil,
 --                          on_state = fn(obj, state, previous_state, at) | nil,
 --                          on_error = fn(err, consecutive) | nil, on_poll = fn(obj) | nil,
 --                          error_limit = 5, gone = fn(err) --> obj | nil,
---                          max_interval = s | nil }   -- never wait longer than this between polls
+--                          max_interval = s | nil,    -- never wait longer than this between polls
+--                          batch = true | false }     -- false: one DescribeJobRun per job per interval
 --     --> the final object (e.g. the JobRun), or nil, "deadline" when the deadline passed
 --     raises the API error (an emrflow error object) when polling cannot go on.
 --
@@ -116,6 +124,15 @@ function M.limiter(key, rate)
   return lim
 end
 
+--- Reserves the first free slot at or after time t (no waiting); returns its time.
+function Limiter:reserve(t)
+  local slot = self.next_free
+  if slot < t then slot = t end
+  self.next_free = slot + 1 / self.rate + 1e-6
+  self.taken = self.taken + 1
+  return slot
+end
+
 --- Waits for the next free slot. Slots are handed out in arrival order; no two are closer
 -- than 1/rate seconds, so no window of T seconds holds more than T*rate + 1 requests.
 function Limiter:take()
@@ -145,9 +162,195 @@ function M.key_of(backend)
   return backend
 end
 
+---------------------------------------------------------------------------
+-- Batched polling: the C core's plan (src/ef_emr_sync.c) for HTTP clients
+---------------------------------------------------------------------------
+
+-- Job runs watched through one plan per (scheduler, endpoint): a new job is described
+-- once, then each virtual cluster is listed (ListJobRuns by final state and creation
+-- time) on the back-off schedule, and a job the listing shows final is described once
+-- more. Requests per interval grow with the virtual clusters, not with the jobs. One
+-- pump task per plan makes the calls (through the client, so through the scheduler's
+-- HTTP poller) and sleeps on the scheduler until the plan's next deadline.
+local emr_core = require("emrflow.core").emr
+
+local FINAL_LIST = { "COMPLETED", "FAILED", "CANCELLED" }
+local plans = setmetatable({}, { __mode = "k" })   -- scheduler -> key -> batch
+
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
+local function unix_seconds(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local y, mo, d, h, mi, se = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
+  if not y then return nil end
+  local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+  t = t + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+  local sign, oh, om = v:match("([%+%-])(%d%d):?(%d%d)$")
+  if sign then
+    local off = tonumber(oh) * 3600 + tonumber(om) * 60
+    t = sign == "+" and t - off or t + off
+  end
+  return t
+end
+M.unix_seconds = unix_seconds
+
+local function deliver(w, update)
+  w.updates[#w.updates + 1] = update
+  if w.ev then w.ev:set(true) end
+end
+
+local function wake(b)
+  if b.wake then b.wake:set(true) end
+end
+
+local function pump_once(b)
+  local now = scheduler.now()
+  local kind, a1, a2, a3, a4 = b.plan:next(now)
+  if kind == "idle" then
+    if b.count == 0 then return end
+    b.wake = scheduler.event()
+    if a1 == math.huge then b.wake:wait() else b.wake:wait(math.max(0, a1 - now)) end
+    b.wake = nil
+  elseif kind == "describe" then
+    local h = a1
+    local out, err = b.backend:call("DescribeJobRun", { VirtualClusterId = a2, Id = a3 })
+    local job = type(out) == "table" and out.JobRun or nil
+    local w = b.waiters[h]
+    if type(job) == "table" then
+      b.plan:described(h, scheduler.now(), tostring(job.State), unix_seconds(job.CreatedAt))
+      if w then deliver(w, { obj = job }) end
+    elseif w then
+      deliver(w, { err = err or { Error = "States.TaskFailed",
+                                  Cause = "DescribeJobRun returned no JobRun" } })
+    end
+  else
+    local vc = a1
+    local out = b.backend:call("ListJobRuns", { VirtualClusterId = vc, States = FINAL_LIST,
+                                                CreatedAfter = a2, NextToken = a3, MaxResults = a4 })
+    if type(out) == "table" then
+      local items = {}
+      for _, j in ipairs(type(out.JobRuns) == "table" and out.JobRuns or {}) do
+        if type(j) == "table" and type(j.Id) == "string" and type(j.State) == "string" then
+          items[#items + 1] = { j.Id, j.State }
+        end
+      end
+      b.plan:listed(vc, scheduler.now(), items, type(out.NextToken) == "string" and out.NextToken or nil)
+    else
+      b.plan:list_failed(vc, scheduler.now())
+    end
+  end
+end
+
+local function pump(b)
+  local ok, err = pcall(function()
+    while b.count > 0 do pump_once(b) end
+  end)
+  b.pump = nil
+  if not ok then
+    -- a broken pump must not leave its waiters hanging: each gets the error
+    for _, w in pairs(b.waiters) do deliver(w, { err = err, fatal = true }) end
+  end
+end
+
+local function batch_of(key, backend, sched)
+  local s = scheduler.current()
+  local per = plans[s]
+  if not per then
+    per = setmetatable({}, { __mode = "k" })
+    plans[s] = per
+  end
+  local b = per[key]
+  if not b then
+    b = { plan = emr_core.sync_plan{ initial = sched.initial, factor = sched.factor, max = sched.max,
+                                     rate = sched.rate },
+          backend = backend, waiters = {}, count = 0 }
+    per[key] = b
+  end
+  return b
+end
+
+--- The batch (plan, backend) of an endpoint on the current scheduler, when one exists.
+function M.batch(key)
+  local per = plans[scheduler.current() or M]
+  return per and per[key]
+end
+
+local function batchable(spec, backend, sched)
+  local p = spec.params
+  return spec.operation == "DescribeJobRun" and spec.unwrap == "JobRun" and spec.batch ~= false
+    and not spec.deadline and not spec.max_interval and not spec.on_poll and not sched.aws
+    and type(backend) == "table" and rawget(backend, "endpoint") ~= nil and scheduler.current() ~= nil
+    and type(p) == "table" and type(p.VirtualClusterId) == "string" and type(p.Id) == "string"
+end
+
+local function batch_wait(spec, backend, sched)
+  local key = spec.key or M.key_of(backend)
+  local b = batch_of(key, backend, sched)
+  local h = b.plan:watch(spec.params.VirtualClusterId, spec.params.Id, scheduler.now())
+  local w = { updates = {} }
+  b.waiters[h] = w
+  b.count = b.count + 1
+  if not b.pump then
+    b.pump = scheduler.current():spawn(pump, b)
+  else
+    wake(b)
+  end
+  local final, error_limit = spec.final, spec.error_limit or 5
+  local ok, res = pcall(function()
+    local last_state, failures = nil, 0
+    while true do
+      local u = table.remove(w.updates, 1)
+      if not u then
+        w.ev = scheduler.event()
+        w.ev:wait()
+        w.ev = nil
+        u = table.remove(w.updates, 1)
+      end
+      if u and u.obj then
+        failures = 0
+        local state = u.obj.State
+        if state ~= last_state then
+          if spec.on_state then spec.on_state(u.obj, state, last_state, scheduler.now()) end
+          last_state = state
+        end
+        if final[state] then return u.obj end
+      elseif u then
+        local err = u.err
+        if u.fatal then error(err, 0) end
+        local gone = spec.gone and spec.gone(err)
+        if gone then return gone end
+        failures = failures + 1
+        if spec.on_error then spec.on_error(err, failures) end
+        -- throttling and transient errors (already retried by the client) do not end the
+        -- wait: describe again after the schedule's interval, up to error_limit in a row
+        if not retry.classify(err) or failures >= error_limit then error(err, 0) end
+        scheduler.sleep(sched:first())
+        b.plan:redescribe(h)
+        if not b.pump then b.pump = scheduler.current():spawn(pump, b) else wake(b) end
+      end
+    end
+  end)
+  b.plan:unwatch(h)
+  b.waiters[h] = nil
+  b.count = b.count - 1
+  if b.count == 0 then wake(b) end
+  if not ok then error(res, 0) end
+  return res
+end
+
 function M.wait(spec)
   local backend = spec.backend
   local sched = spec.schedule or M.schedule(spec.poll)
+  if batchable(spec, backend, sched) then return batch_wait(spec, backend, sched) end
   local lim = M.limiter(spec.key or M.key_of(backend), sched.rate)
   local final = spec.final
   local started = scheduler.now()
@@ -167,9 +370,15 @@ function M.wait(spec)
       if left <= 0 then return nil, "deadline" end
       if left < wait_s then wait_s = left end
     end
-    scheduler.sleep(wait_s)
-    if spec.deadline and scheduler.now() >= spec.deadline then return nil, "deadline" end
-    lim:take()
+    local now = scheduler.now()
+    if spec.deadline and now + wait_s >= spec.deadline then
+      scheduler.sleep(wait_s)
+      if scheduler.now() >= spec.deadline then return nil, "deadline" end
+      lim:take()
+    else
+      -- the poll's slot is reserved now: one timer covers the interval and the rate limit
+      scheduler.sleep(lim:reserve(now + wait_s) - now)
+    end
     local out, err = backend:call(spec.operation, spec.params)
     if out then
       failures = 0

@@ -25,7 +25,7 @@
 --   cancel_wait_s  60: how long an abort waits for CANCELLED after CancelJobRun
 --   on_emr_event   fn(event): job and cluster state changes, cancels (progress reporting)
 --
--- Behaviour (DESIGN.md's table): results are PascalCase API responses; startJobRun.sync gives
+-- Behaviour (the README's EMR on EKS table): results are PascalCase API responses; startJobRun.sync gives
 -- the final JobRun, deleteVirtualCluster.sync the final VirtualCluster (TERMINATED); a job
 -- ending FAILED or CANCELLED fails with States.TaskFailed and the JobRun as JSON in Cause
 -- (CANCEL_PENDING is not final); API errors are <prefix><ErrorCode> with the service message;
@@ -163,7 +163,7 @@ end
 function M.validate_state(state, path, problems)
   local r = M.parse_resource(state.Resource)
   local function add(p, msg, value_constraint)
-    -- value constraints are the service's business (DESIGN "API model checks"): warnings
+    -- value constraints are the service's business (the API model checks rule, README): warnings
     -- here, EmrContainers.ValidationException at run time
     problems[#problems + 1] = { path = p, message = msg, severity = value_constraint and "warning" or nil }
   end
@@ -316,8 +316,8 @@ function M.client_token(ctx)
   local n = (per[key] or 0) + 1
   per[key] = n
   local name = x.name or (type(c) == "table" and c.Execution and c.Execution.Name) or ""
-  -- the execution's unique id + state path (+ branch / iteration) + attempt (DESIGN "ClientToken
-  -- (revised)"), and how many times this state ran (a loop visits a state again)
+  -- the execution's unique id + state path (+ branch / iteration) + attempt (README, EMR on EKS:
+  -- ClientToken), and how many times this state ran (a loop visits a state again)
   local seed = table.concat({ ctx.client_token_seed or tostring(x.id or x.arn or name), key,
     tostring(ctx.attempt or 0), tostring(n) }, "\n")
   return "emrflow-" .. sigv4.payload_hash(seed):sub(1, 56)

@@ -10,6 +10,7 @@
 -- members of structure shapes are renamed: map keys (Properties, Tags,
 -- JobTemplateParameters) are data and pass through untouched.
 local json = require "emrflow.json"
+local core = require "emrflow.core"
 local errors = require "emrflow.errors"
 local model = require "emrflow.emr.model"
 
@@ -21,405 +22,42 @@ local mtype = math.type
 local null = json.null
 
 ------------------------------------------------------------------------------
--- A small regular-expression engine for the model's (Java) patterns.
--- Supported: literals, escapes (\d \D \w \W \s \S \uXXXX \t \n \r and escaped
--- punctuation), classes with ranges, `.`, groups (capturing, (?:...)),
--- lookahead (?=...) (?!...), alternation, * + ? {n} {n,} {n,m}, ^ and $.
--- Matching is over Unicode code points and always of the whole value (AWS
--- validates the entire member against the pattern). `.` also matches line
--- breaks, so multi-line values (SQL, Spark parameters) are not rejected on
--- the client; the service remains the judge.
+-- The model's (Java) patterns, through emrflow.regex's linear-time C engine.
+-- Matching is of the whole value (AWS validates the entire member against the
+-- pattern), and `.` also matches line breaks, so multi-line values (SQL, Spark
+-- parameters) are not rejected on the client; the service remains the judge.
+-- Escapes Java refuses (\q) are refused here too, as the service would.
 ------------------------------------------------------------------------------
 
-local CLASS_D = { { 48, 57 } }
-local CLASS_W = { { 48, 57 }, { 65, 90 }, { 95, 95 }, { 97, 122 } }
-local CLASS_S = { { 9, 13 }, { 32, 32 } }
+local regex = require "emrflow.regex"
 
-local function in_ranges(ranges, cp)
-  for i = 1, #ranges do
-    local r = ranges[i]
-    if cp >= r[1] and cp <= r[2] then return true end
-  end
-  return false
-end
+-- Letters Java accepts after a backslash (classes, anchors, controls, quoting).
+local JAVA_ESCAPES = "tnrfaecdDsSwWpPbBAGZzuxQEhHvVRk0"
 
--- A class: { ranges = {{lo,hi},...}, subs = { {ranges, negated}, ... }, negated = bool }
-local function class_test(cls, cp)
-  local hit = in_ranges(cls.ranges, cp)
-  if not hit then
-    for _, sub in ipairs(cls.subs) do
-      if in_ranges(sub[1], cp) ~= sub[2] then hit = true; break end
-    end
-  end
-  if cls.negated then return not hit end
-  return hit
-end
+local matchers = {}
 
-local function parse_regex(src)
-  local pos, len = 1, #src
-  local function perr(msg) error(fmt("bad pattern %q at %d: %s", src, pos, msg), 0) end
-  local function peek() return src:sub(pos, pos) end
-
-  -- An escape after the backslash: returns kind, value
-  -- ("cp", codepoint) or ("class", ranges, negated)
-  local function escape()
-    local c = src:sub(pos, pos)
-    pos = pos + 1
-    if c == "" then perr("trailing backslash") end
-    if c == "d" then return "class", CLASS_D, false end
-    if c == "D" then return "class", CLASS_D, true end
-    if c == "w" then return "class", CLASS_W, false end
-    if c == "W" then return "class", CLASS_W, true end
-    if c == "s" then return "class", CLASS_S, false end
-    if c == "S" then return "class", CLASS_S, true end
-    if c == "t" then return "cp", 9 end
-    if c == "n" then return "cp", 10 end
-    if c == "r" then return "cp", 13 end
-    if c == "f" then return "cp", 12 end
-    if c == "u" then
-      local hex = src:sub(pos, pos + 3)
-      if not hex:match("^%x%x%x%x$") then perr("bad \\u escape") end
-      pos = pos + 4
-      return "cp", tonumber(hex, 16)
-    end
-    if c:match("%w") then perr("unsupported escape \\" .. c) end
-    return "cp", c:byte()
-  end
-
-  local function next_cp()
-    local cp, n = utf8.codepoint(src, pos), #utf8.char(utf8.codepoint(src, pos))
-    pos = pos + n
-    return cp
-  end
-
-  local function parse_class()
-    -- at the char after '['
-    local cls = { ranges = {}, subs = {}, negated = false }
-    if peek() == "^" then cls.negated = true; pos = pos + 1 end
-    local first = true
-    while true do
-      local c = peek()
-      if c == "" then perr("unterminated class") end
-      if c == "]" and not first then pos = pos + 1; break end
-      first = false
-      local lo
-      if c == "\\" then
-        pos = pos + 1
-        local kind, v, neg = escape()
-        if kind == "class" then
-          cls.subs[#cls.subs + 1] = { v, neg }
-        else
-          lo = v
-        end
-      elseif c == "[" then
-        perr("nested classes are not supported")
-      else
-        lo = next_cp()
-      end
-      if lo then
-        local hi = lo
-        if peek() == "-" and src:sub(pos + 1, pos + 1) ~= "]" and src:sub(pos + 1, pos + 1) ~= "" then
-          pos = pos + 1
-          if peek() == "\\" then
-            pos = pos + 1
-            local kind, v = escape()
-            if kind ~= "cp" then perr("bad range end") end
-            hi = v
-          else
-            hi = next_cp()
-          end
-          if hi < lo then perr("reversed range") end
-        end
-        cls.ranges[#cls.ranges + 1] = { lo, hi }
-      end
-    end
-    return { t = "class", cls = cls }
-  end
-
-  local parse_alt
-
-  local function parse_atom()
-    local c = peek()
-    if c == "(" then
-      pos = pos + 1
-      local kind = "group"
-      if src:sub(pos, pos + 1) == "?:" then pos = pos + 2
-      elseif src:sub(pos, pos + 1) == "?=" then pos = pos + 2; kind = "look"
-      elseif src:sub(pos, pos + 1) == "?!" then pos = pos + 2; kind = "nlook"
-      elseif c == "(" and peek() == "?" then perr("unsupported group kind") end
-      local node = parse_alt()
-      if peek() ~= ")" then perr("missing )") end
-      pos = pos + 1
-      return { t = kind, node = node }
-    elseif c == "[" then
-      pos = pos + 1
-      return parse_class()
-    elseif c == "." then
-      pos = pos + 1
-      return { t = "any" }
-    elseif c == "^" then
-      pos = pos + 1
-      return { t = "bol" }
-    elseif c == "$" then
-      pos = pos + 1
-      return { t = "eol" }
-    elseif c == "\\" then
-      pos = pos + 1
-      local kind, v, neg = escape()
-      if kind == "class" then
-        return { t = "class", cls = { ranges = {}, subs = { { v, neg } }, negated = false } }
-      end
-      return { t = "class", cls = { ranges = { { v, v } }, subs = {}, negated = false }, lit = v }
-    else
-      local cp = next_cp()
-      return { t = "class", cls = { ranges = { { cp, cp } }, subs = {}, negated = false }, lit = cp }
-    end
-  end
-
-  local function parse_seq()
-    local items = {}
-    while pos <= len do
-      local c = peek()
-      if c == "|" or c == ")" then break end
-      if c == "*" or c == "+" or c == "?" or c == "{" then perr("nothing to repeat") end
-      local atom = parse_atom()
-      local q = peek()
-      local min, max
-      if q == "*" then min, max = 0, math.huge
-      elseif q == "+" then min, max = 1, math.huge
-      elseif q == "?" then min, max = 0, 1
-      elseif q == "{" then
-        local a, b, e = src:match("^{(%d+)(,?%d*)}()", pos)
-        if not a then perr("bad {} quantifier") end
-        min = tonumber(a)
-        if b == "" then max = min elseif b == "," then max = math.huge else max = tonumber(b:sub(2)) end
-        pos = e - 1
-      end
-      if min then
-        pos = pos + 1
-        if peek() == "?" or peek() == "+" then perr("lazy/possessive quantifiers are not supported") end
-        atom = { t = "rep", node = atom, min = min, max = max }
-      end
-      items[#items + 1] = atom
-    end
-    return { t = "seq", items = items }
-  end
-
-  function parse_alt()
-    local branches = { parse_seq() }
-    while peek() == "|" do
-      pos = pos + 1
-      branches[#branches + 1] = parse_seq()
-    end
-    if #branches == 1 then return branches[1] end
-    return { t = "alt", branches = branches }
-  end
-
-  local ast = parse_alt()
-  if pos <= len then perr("unexpected " .. peek()) end
-  return ast
-end
-
--- Compile an AST node to m(s, n, i, k): s = code points, n = #s, k = continuation.
-local compile_node
-
-local function single_test(node)
-  if node.t == "any" then return function() return true end end
-  if node.t == "class" then
-    local cls = node.cls
-    return function(cp) return class_test(cls, cp) end
-  end
-  return nil
-end
-
-function compile_node(node)
-  local t = node.t
-  if t == "seq" then
-    local ms = {}
-    for i, item in ipairs(node.items) do ms[i] = compile_node(item) end
-    local count = #ms
-    if count == 0 then return function(_, _, i, k) return k(i) end end
-    local function run(j, s, n, i, k)
-      if j > count then return k(i) end
-      return ms[j](s, n, i, function(i2) return run(j + 1, s, n, i2, k) end)
-    end
-    return function(s, n, i, k) return run(1, s, n, i, k) end
-  elseif t == "alt" then
-    local ms = {}
-    for i, b in ipairs(node.branches) do ms[i] = compile_node(b) end
-    return function(s, n, i, k)
-      for j = 1, #ms do
-        if ms[j](s, n, i, k) then return true end
-      end
-      return false
-    end
-  elseif t == "group" then
-    return compile_node(node.node)
-  elseif t == "look" or t == "nlook" then
-    local m = compile_node(node.node)
-    local want = t == "look"
-    local function accept() return true end
-    return function(s, n, i, k)
-      if m(s, n, i, accept) == want then return k(i) end
-      return false
-    end
-  elseif t == "bol" then
-    return function(_, _, i, k) if i == 1 then return k(i) end return false end
-  elseif t == "eol" then
-    return function(_, n, i, k) if i == n + 1 then return k(i) end return false end
-  elseif t == "any" or t == "class" then
-    local test = single_test(node)
-    return function(s, n, i, k)
-      if i <= n and test(s[i]) then return k(i + 1) end
-      return false
-    end
-  elseif t == "rep" then
-    local min, max = node.min, node.max
-    local test = single_test(node.node)
-    if test then
-      -- greedy over single code points: take as many as allowed, then give back
-      return function(s, n, i, k)
-        local j = i
-        while j <= n and (j - i) < max and test(s[j]) do j = j + 1 end
-        while j - i >= min do
-          if k(j) then return true end
-          j = j - 1
-        end
-        return false
-      end
-    end
-    local m = compile_node(node.node)
-    local function try(s, n, i, k, count)
-      if count < max then
-        local ok = m(s, n, i, function(i2)
-          if i2 == i then return false end   -- empty iteration: stop looping
-          return try(s, n, i2, k, count + 1)
-        end)
-        if ok then return true end
-      end
-      if count >= min then return k(i) end
-      return false
-    end
-    return function(s, n, i, k) return try(s, n, i, k, 0) end
-  end
-  error("BUG: regex node " .. tostring(t))
-end
-
--- Lua-pattern translation for the simple (and common) patterns: a sequence
--- of single ASCII classes with simple quantifiers, no groups.
-local LUA_MAGIC = "^$()%.[]*+-?"
-
-local function lua_char(cp, in_set)
-  if cp < 32 or cp > 126 then return nil end
-  local c = string.char(cp)
-  if c:match("%w") then return c end
-  if in_set then
-    if c == "]" or c == "%" or c == "-" or c == "^" then return "%" .. c end
-    return c
-  end
-  if LUA_MAGIC:find(c, 1, true) then return "%" .. c end
-  return c
-end
-
-local function lua_set_item(lo, hi)
-  if lo == hi then return lua_char(lo, true) end
-  local a, b = lua_char(lo, true), lua_char(hi, true)
-  if not a or not b or #a > 1 or #b > 1 then return nil end
-  return a .. "-" .. b
-end
-
-local SUB_LUA = {
-  [CLASS_D] = { "%d", "%D" }, [CLASS_S] = { "%s", "%S" },
-}
-
-local function lua_class(node)
-  if node.t == "any" then return "." end
-  local cls = node.cls
-  if node.lit then return lua_char(node.lit, false) end
-  if #cls.ranges == 0 and #cls.subs == 1 and not cls.negated then
-    local sub = cls.subs[1]
-    if SUB_LUA[sub[1]] then return SUB_LUA[sub[1]][sub[2] and 2 or 1] end
-    if sub[1] == CLASS_W and not sub[2] then return "[%w_]" end
-    return nil
-  end
-  local parts = { "[" }
-  if cls.negated then return nil end
-  for _, r in ipairs(cls.ranges) do
-    local item = lua_set_item(r[1], r[2])
-    if not item then return nil end
-    parts[#parts + 1] = item
-  end
-  for _, sub in ipairs(cls.subs) do
-    if sub[2] then return nil end
-    if sub[1] == CLASS_D then parts[#parts + 1] = "%d"
-    elseif sub[1] == CLASS_S then parts[#parts + 1] = "%s"
-    elseif sub[1] == CLASS_W then parts[#parts + 1] = "%w_"
-    else return nil end
-  end
-  parts[#parts + 1] = "]"
-  return concat(parts)
-end
-
-local function to_lua_pattern(ast)
-  if ast.t ~= "seq" then return nil end
-  local out = { "^" }
-  for idx, item in ipairs(ast.items) do
-    if item.t == "bol" then
-      if idx ~= 1 then return nil end
-    elseif item.t == "eol" then
-      if idx ~= #ast.items then return nil end
-    else
-      local node, q = item, ""
-      if item.t == "rep" then
-        node = item.node
-        if item.min == 0 and item.max == math.huge then q = "*"
-        elseif item.min == 1 and item.max == math.huge then q = "+"
-        elseif item.min == 0 and item.max == 1 then q = "?"
-        else return nil end
-      end
-      if node.t ~= "class" and node.t ~= "any" then return nil end
-      -- Non-ASCII input must not meet a negated Lua class byte by byte.
-      local c = lua_class(node)
-      if not c then return nil end
-      out[#out + 1] = c .. q
-    end
-  end
-  out[#out + 1] = "$"
-  return concat(out)
-end
-
-local regex_cache = {}
-
--- validate.regex(pattern) --> function(value) --> boolean (whole value)
+-- validate.regex(pattern) --> matcher(string) --> boolean (whole-string match)
 function M.regex(pattern)
-  local m = regex_cache[pattern]
+  local m = matchers[pattern]
   if m then return m end
-  local ast = parse_regex(pattern)
-  local lp = to_lua_pattern(ast)
-  local engine = compile_node(ast)
-  local function final_k(n) return function(i) return i == n + 1 end end
-  local function slow(value)
-    local s, n = {}, 0
-    for _, cp in utf8.codes(value) do n = n + 1; s[n] = cp end
-    return engine(s, n, 1, final_k(n)) == true
-  end
-  if lp then
-    -- Lua patterns see bytes: fine for ASCII values. For other values the
-    -- code-point engine decides (a multi-byte character is one \S, not three).
-    m = function(value)
-      if not value:find("[\128-\255]") then return value:find(lp) ~= nil end
-      return slow(value)
+  local i = 1
+  while true do
+    local p = pattern:find("\\", i, true)
+    if not p then break end
+    local c = pattern:sub(p + 1, p + 1)
+    if c:match("%a") and not JAVA_ESCAPES:find(c, 1, true) then
+      error(fmt("emrflow.emr: unsupported escape \\%s in pattern %q", c, pattern), 2)
     end
-  else
-    m = slow
+    i = p + 2
   end
-  regex_cache[pattern] = m
+  local ok, re = pcall(regex.compile, pattern, "s")
+  if not ok then
+    error(fmt("emrflow.emr: bad pattern %q: %s", pattern, tostring(re)), 2)
+  end
+  m = function(s) return re:full_match(s) end
+  matchers[pattern] = m
   return m
 end
-
-------------------------------------------------------------------------------
--- Model indexes
-------------------------------------------------------------------------------
 
 local function pascal(name) return name:sub(1, 1):upper() .. name:sub(2) end
 M.pascal = pascal
@@ -458,230 +96,10 @@ function M.input_members(operation)
 end
 
 ------------------------------------------------------------------------------
--- Validation
+-- Validation: the C core's checks (src/ef_emr.c), patterns through M.regex
 ------------------------------------------------------------------------------
 
-local function is_sequence(t)
-  if json.is_array(t) then return true end
-  local n = #t
-  local count = 0
-  for k in pairs(t) do
-    if mtype(k) ~= "integer" or k < 1 or k > n then return false end
-    count = count + 1
-  end
-  return count == n
-end
-
-local function has_only_string_keys(t)
-  if json.is_array(t) and next(t) ~= nil then return false end
-  for k in pairs(t) do
-    if type(k) ~= "string" then return false end
-  end
-  return true
-end
-
-local function lua_type_name(v)
-  if v == null then return "null" end
-  if mtype(v) then return mtype(v) == "integer" and "integer" or "number" end
-  if type(v) == "table" then
-    if next(v) == nil then return "table" end
-    return is_sequence(v) and "list" or "table"
-  end
-  return type(v)
-end
-
-local function show(v, sensitive)
-  if sensitive then return "value" end
-  if type(v) == "string" then
-    if #v > 64 then return fmt("%q", v:sub(1, 61) .. "...") end
-    return fmt("%q", v)
-  end
-  return tostring(v)
-end
-
-local ISO_PATTERNS = {
-  "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*Z$",
-  "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*[%+%-]%d%d:?%d%d$",
-}
-local function is_iso8601(v)
-  for _, p in ipairs(ISO_PATTERNS) do
-    if v:find(p) then return true end
-  end
-  return false
-end
-
-local check_value
-
-local function key_path(path, k)
-  if type(k) == "string" and k:find("^[%a_][%w_]*$") then
-    return path == "" and k or (path .. "." .. k)
-  end
-  return fmt("%s[%q]", path, tostring(k))
-end
-
-local function check_length(shape, count, path, problems, what)
-  if shape.min and count < shape.min then
-    problems[#problems + 1] = { path, fmt("%s must be at least %d, got %d", what, shape.min, count) }
-    return false
-  end
-  if shape.max and count > shape.max then
-    problems[#problems + 1] = { path, fmt("%s must be at most %d, got %d", what, shape.max, count) }
-    return false
-  end
-  return true
-end
-
-local function check_structure(shape, v, path, problems, sensitive)
-  if type(v) ~= "table" or not has_only_string_keys(v) then
-    problems[#problems + 1] = { path, "expected an object (table with member names), got "
-                                      .. lua_type_name(v) }
-    return
-  end
-  local idx = index[shape]
-  local set = 0
-  -- known members in model order (deterministic messages), then unknown names sorted
-  for _, entry in ipairs(idx.list) do
-    local val = v[entry.pascal]
-    if val ~= nil and val ~= null then
-      set = set + 1
-      check_value(entry.shape, val, path == "" and entry.pascal or (path .. "." .. entry.pascal), problems,
-                  sensitive)
-    end
-  end
-  local unknown
-  for k in pairs(v) do
-    if not idx.by_pascal[k] then
-      unknown = unknown or {}
-      unknown[#unknown + 1] = k
-    end
-  end
-  if unknown then
-    sort(unknown)
-    for _, k in ipairs(unknown) do
-      local hint = ""
-      if idx.by_wire[k] then hint = fmt(" (did you mean %s?)", idx.by_wire[k].pascal) end
-      problems[#problems + 1] = { path == "" and k or (path .. "." .. k), "unknown parameter" .. hint }
-    end
-  end
-  for _, entry in ipairs(idx.required) do
-    local val = v[entry.pascal]
-    if val == nil or val == null then
-      problems[#problems + 1] = { path == "" and entry.pascal or (path .. "." .. entry.pascal),
-                                  "missing required parameter" }
-    end
-  end
-  if shape.union and set ~= 1 then
-    local names = {}
-    for _, entry in ipairs(idx.list) do names[#names + 1] = entry.pascal end
-    problems[#problems + 1] = { path, fmt("exactly one of %s must be set, got %d", concat(names, ", "), set) }
-  end
-end
-
-function check_value(shape, v, path, problems, sensitive)
-  sensitive = sensitive or shape.sensitive
-  local t = shape.type
-  if t == "structure" then
-    return check_structure(shape, v, path, problems, sensitive)
-  elseif t == "string" then
-    if type(v) ~= "string" then
-      problems[#problems + 1] = { path, "expected a string, got " .. lua_type_name(v) }
-      return
-    end
-    if shape.enum then
-      for _, e in ipairs(shape.enum) do
-        if e == v then return end
-      end
-      problems[#problems + 1] = { path, fmt("%s is not one of %s", show(v, sensitive),
-                                            concat(shape.enum, ", ")) }
-      return
-    end
-    local n = utf8.len(v)
-    if not n then
-      problems[#problems + 1] = { path, "not valid UTF-8" }
-      return
-    end
-    if not check_length(shape, n, path, problems, "length") then return end
-    if shape.pattern and not M.regex(shape.pattern)(v) then
-      problems[#problems + 1] = { path, fmt("%s does not match the pattern %s", show(v, sensitive),
-                                            shape.pattern) }
-    end
-  elseif t == "integer" or t == "long" then
-    if mtype(v) == "float" and v == math.floor(v) and v >= math.mininteger and v <= math.maxinteger then
-      v = math.tointeger(v)
-    end
-    if mtype(v) ~= "integer" then
-      problems[#problems + 1] = { path, "expected an integer, got " .. lua_type_name(v) }
-      return
-    end
-    if shape.min and v < shape.min then
-      problems[#problems + 1] = { path, fmt("must be at least %d, got %d", shape.min, v) }
-    elseif shape.max and v > shape.max then
-      problems[#problems + 1] = { path, fmt("must be at most %d, got %d", shape.max, v) }
-    end
-  elseif t == "double" or t == "float" then
-    if type(v) ~= "number" then
-      problems[#problems + 1] = { path, "expected a number, got " .. lua_type_name(v) }
-    end
-  elseif t == "boolean" then
-    if type(v) ~= "boolean" then
-      problems[#problems + 1] = { path, "expected a boolean, got " .. lua_type_name(v) }
-    end
-  elseif t == "timestamp" then
-    if type(v) == "number" then return end
-    if type(v) ~= "string" or not is_iso8601(v) then
-      problems[#problems + 1] = { path, "expected a timestamp (Unix seconds or ISO 8601 text), got "
-                                        .. (type(v) == "string" and show(v, sensitive) or lua_type_name(v)) }
-    end
-  elseif t == "list" then
-    if type(v) ~= "table" or not is_sequence(v) then
-      problems[#problems + 1] = { path, "expected a list, got " .. lua_type_name(v) }
-      return
-    end
-    check_length(shape, #v, path, problems, "number of items")
-    local member = shapes[shape.member]
-    for i = 1, #v do
-      check_value(member, v[i], fmt("%s[%d]", path, i - 1), problems, sensitive)
-    end
-  elseif t == "map" then
-    if type(v) ~= "table" or not has_only_string_keys(v) then
-      problems[#problems + 1] = { path, "expected a map with string keys, got " .. lua_type_name(v) }
-      return
-    end
-    local count = 0
-    local keys = {}
-    for k in pairs(v) do count = count + 1; keys[count] = k end
-    check_length(shape, count, path, problems, "number of entries")
-    sort(keys)
-    local kshape, vshape = shapes[shape.key], shapes[shape.value]
-    for _, k in ipairs(keys) do
-      local kp = key_path(path, k)
-      local sub = {}
-      check_value(kshape, k, kp, sub, sensitive)
-      for _, p in ipairs(sub) do problems[#problems + 1] = { p[1], "key: " .. p[2] } end
-      check_value(vshape, v[k], kp, problems, sensitive)
-    end
-  else
-    problems[#problems + 1] = { path, "BUG: unsupported shape type " .. tostring(t) }
-  end
-end
-
-local MAX_LISTED = 5
-
-local function validation_error(operation, problems)
-  local parts = {}
-  for i = 1, math.min(#problems, MAX_LISTED) do
-    local p = problems[i]
-    parts[i] = (p[1] ~= "" and (p[1] .. ": ") or "") .. p[2]
-  end
-  if #problems > MAX_LISTED then parts[#parts + 1] = fmt("(%d more)", #problems - MAX_LISTED) end
-  local list = {}
-  for i, p in ipairs(problems) do list[i] = { path = p[1], message = p[2] } end
-  return errors.new{
-    code = "validation", aws_code = "ValidationException", retryable = false,
-    message = fmt("invalid %s parameters: %s", operation, concat(parts, "; ")),
-    field = problems[1][1], problems = list, operation = operation,
-  }
-end
+local emr_core = core.emr
 
 local function unknown_operation(operation)
   return errors.new{ code = "validation", aws_code = "ValidationException", retryable = false,
@@ -690,21 +108,22 @@ local function unknown_operation(operation)
 end
 
 -- validate.check(operation, params) --> true | nil, err
+-- err.field is the first problem's path; err.problems lists { path =, message = }.
 function M.check(operation, params)
-  local op = operations[operation]
-  if not op then return nil, unknown_operation(operation) end
-  if params == nil then params = {} end
-  local problems = {}
-  local shape = op.input and shapes[op.input]
-  if not shape then
-    if type(params) ~= "table" or next(params) ~= nil then
-      problems[1] = { "", operation .. " takes no parameters" }
-    end
-  else
-    check_structure(shape, params, "", problems, false)
+  if type(operation) ~= "string" or not operations[operation] then
+    return nil, unknown_operation(operation)
   end
-  if #problems > 0 then return nil, validation_error(operation, problems) end
-  return true
+  local ok, problems, message = emr_core.check(operation, params)
+  if ok then return true end
+  return nil, M.error_of(operation, problems, message)
+end
+
+-- The validation error for the C core's problems list and message.
+function M.error_of(operation, problems, message)
+  return errors.new{
+    code = "validation", aws_code = "ValidationException", retryable = false,
+    message = message, field = problems[1].path, problems = problems, operation = operation,
+  }
 end
 
 ------------------------------------------------------------------------------

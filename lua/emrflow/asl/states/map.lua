@@ -14,6 +14,7 @@ local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at o
 local is_object_marked = json.is_object
 local fmt = string.format
 local runtime = common.runtime
+local raise = common.raise
 local is_array = common.is_array
 local show = common.show
 local normalize = common.normalize
@@ -175,6 +176,11 @@ function M.compile(st, def, b)
     local items = eff
     if items_path then items = items_path(eff, env) end
     if not is_array(items) and (type(items) ~= "table" or is_object_marked(items) or next(items) ~= nil) then
+      if st.jsonata then
+        -- JSONata states: a query evaluation error showing the value as JSON (as AWS records)
+        raise("States.QueryEvaluationError", fmt("Map state input must be an array but was: %s",
+          json.encode(items == nil and json.null or items)))
+      end
       runtime(fmt("Map state input must be an array but was: %s", show(items)))
     end
     local max_conc = mc_static or 0

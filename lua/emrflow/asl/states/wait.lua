@@ -55,8 +55,8 @@ function M.compile(st, def)
       local v = ts_fn(env)
       local t = context.parse_timestamp(v)
       if not t then
-        raise("States.QueryEvaluationError", fmt("The Timestamp field of state '%s' must evaluate to an "
-          .. "ISO-8601 date-time string, got %s", st.name, show(v)))
+        raise("States.QueryEvaluationError", "The Timestamp field cannot be parsed as an ISO-8601 "
+          .. "extended offset date-time format string: " .. show(v))
       end
       delay = t - now
     elseif seconds ~= nil then
