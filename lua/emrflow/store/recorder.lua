@@ -362,6 +362,17 @@ function M.resume(s, x, opts, redrive)
   end
   local machine, merr = machine_for(row, opts)
   if not machine then return nil, merr end
+  -- nothing would run these Tasks (a .lua definition's functions without opts.machine, a
+  -- handler not given again): refused before anything runs, not failed half-way
+  local missing = machine:unresolved(opts)
+  if #missing > 0 then
+    local list = {}
+    for i, u in ipairs(missing) do list[i] = u.state .. " (" .. tostring(u.resource) .. ")" end
+    return nil, errors.new { code = "unresolved", message = "cannot " .. (redrive and "redrive" or "resume")
+      .. " execution '" .. row.name .. "': nothing runs the Task states " .. table.concat(list, ", ")
+      .. (row.source_path and ("; give the machine loaded from " .. row.source_path) or
+        "; give the handlers or mocks it ran with") }
+  end
   local recorded, herr = s:history(row)
   if not recorded then return nil, herr end
   local last = #recorded > 0 and recorded[#recorded].id or 0
