@@ -186,6 +186,35 @@ describe("store:resume", function()
     s:close()
   end)
 
+  it("keeps the execution's TimeoutSeconds from its recorded start", function()
+    local path = su.tmpdir() .. "/x.db"
+    local s = assert(store.open(path))
+    local m = asl.load({ TimeoutSeconds = 100, StartAt = "T",
+      States = { T = { Type = "Task", Resource = LAMBDA, End = true } } }, { name = "demo" })
+    local called = false
+    local x = m:start({}, { store = s, name = "t", clock = "virtual",
+      handlers = { [LAMBDA] = function()
+        called = true
+        scheduler.event():wait()
+      end } })
+    -- the process "dies" in the Task (before the virtual clock reaches the timeout)
+    for _ = 1, 50 do
+      if called then break end
+      x:step(0)
+    end
+    assert.is_true(called)
+    assert.equal("RUNNING", s:describe("t").status)
+    local start = s:describe("t").startDate
+    -- resumed 90 s after the start, the Task needs 20 s more: the execution times out at 100 s
+    local y = assert(s:resume("t", { clock = "virtual", start_time = start + 90,
+      handlers = { [LAMBDA] = function() scheduler.sleep(20) return {} end } }))
+    assert.equal("TIMED_OUT", (y:wait()))
+    local d = s:describe("t")
+    assert.equal("TIMED_OUT", d.status)
+    assert.near(start + 100, d.stopDate, 0.01)
+    s:close()
+  end)
+
   it("refuses an execution that has ended, a changed definition, and an unknown one", function()
     local path = su.tmpdir() .. "/x.db"
     local s = assert(store.open(path))

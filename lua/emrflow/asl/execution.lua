@@ -107,6 +107,7 @@ local function run_execution(x)
   end
   local watchdog
   local timeout = x.machine.timeout_s
+  if timeout and x.replay then timeout = x.replay:timeout(timeout) end -- store hook: from the recorded start
   if timeout then
     local me = select(2, scheduler.current())
     watchdog = x.s:spawn(function()

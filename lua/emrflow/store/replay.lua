@@ -251,6 +251,15 @@ function Replay:wait(frame, delay, relative)
   return delay
 end
 
+--- The store hook of the execution's TimeoutSeconds (execution.lua): a resumed execution
+-- times out when the interrupted one would have, counted from its recorded start; a redriven
+-- one has its whole TimeoutSeconds again, from the redrive.
+function Replay:timeout(seconds)
+  if self.redrives > 0 then return seconds end
+  local left = self.x.start_time + seconds - self.x.s:now()
+  return left > 0 and left or 0
+end
+
 M.Replay = Replay
 
 return M
