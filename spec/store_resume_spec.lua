@@ -97,6 +97,7 @@ describe("store:resume", function()
         if first.seeds[key] then assert.equal(first.seeds[key], r.seeds[key]) end
       end
       local h = assert(s:history("r"))
+      assert.same(h, x:history())
       assert.is_true(#h > recorded)
       assert.equal(49, #h)
       assert_chain(h)

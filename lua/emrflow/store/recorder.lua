@@ -413,6 +413,14 @@ function M.resume(s, x, opts, redrive)
   end
   rp.x, rp.on_replayed_task = ex, count_replayed
   ex.replay = rp
+  -- its history is the recorded one (the engine's own numbers the replayed events again);
+  -- { raw = true } still gives the engine's, with Lua values
+  local engine_history = ex.history
+  ex.history = function(self, hopts)
+    if hopts and hopts.raw then return engine_history(self, hopts) end
+    recorder:flush()
+    return assert(s:history(row))
+  end
   ex.store, ex.store_record, ex.store_recorder = s, row, recorder
   if opts.store_notice then
     opts.store_notice:write(string.format("emrflow: %s execution %s from %s\n",
