@@ -187,6 +187,32 @@ describe("store:resume", function()
     s:close()
   end)
 
+  it("runs a Distributed Map again whole (its child executions are not recorded)", function()
+    local path = su.tmpdir() .. "/x.db"
+    local s = assert(store.open(path))
+    local def = { StartAt = "M", States = { M = { Type = "Map", End = true, ItemsPath = "$.items",
+      ItemProcessor = { ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" },
+        StartAt = "T", States = { T = { Type = "Task", Resource = LAMBDA,
+          Parameters = { step = "d", ["v.$"] = "$" }, End = true } } } } } }
+    local m = asl.load(def, { name = "demo" })
+    local first = recorder(2)
+    first.opts.store, first.opts.name = s, "dm"
+    local x = m:start(json.decode(INPUT), first.opts)
+    for _ = 1, 200 do x:step(0) end
+    assert.equal("RUNNING", x.status)
+    local again = recorder()
+    local y = assert(s:resume("dm", again.opts))
+    local status, out = y:wait()
+    assert.equal("SUCCEEDED", status)
+    assert.same({ 1, 2, 3 }, { out[1].v, out[2].v, out[3].v })
+    table.sort(again.calls)
+    assert.same({ "d:1", "d:2", "d:3" }, again.calls)
+    local h = s:history("dm")
+    assert_chain(h)
+    assert.equal("ExecutionSucceeded", h[#h].type)
+    s:close()
+  end)
+
   it("keeps the execution's TimeoutSeconds from its recorded start", function()
     local path = su.tmpdir() .. "/x.db"
     local s = assert(store.open(path))
