@@ -310,4 +310,29 @@ describe("store:redrive", function()
     assert.is_number(d.redriveDate)
     s:close()
   end)
+
+  it("a redrive interrupted in its turn is resumed with the redrive's ClientTokens", function()
+    local path = su.tmpdir() .. "/x.db"
+    local s = assert(store.open(path))
+    local r = recorder(nil, function(key) return key == "map:2" end)
+    r.opts.store, r.opts.name = s, "g"
+    assert.equal("FAILED", (asl.load(DEF, { name = "demo" }):start(json.decode(INPUT), r.opts):wait()))
+    -- the redrive stops in its first call (map:2, the failed iteration)
+    local redrive = recorder(1)
+    local x = assert(s:redrive("g", redrive.opts))
+    for _ = 1, 200 do x:step(0) end
+    assert.equal("RUNNING", s:describe("g").status)
+    local resumed = recorder()
+    local y = assert(s:resume("g", resumed.opts))
+    assert.equal("SUCCEEDED", (y:wait()))
+    assert.equal(redrive.seeds["map:2"], resumed.seeds["map:2"])
+    assert.not_equal(r.seeds["map:2"], resumed.seeds["map:2"])
+    local h = s:history("g")
+    assert_chain(h)
+    local redriven = 0
+    for _, e in ipairs(h) do if e.type == "ExecutionRedriven" then redriven = redriven + 1 end end
+    assert.equal(1, redriven)
+    assert.equal(1, s:describe("g").redriveCount)
+    s:close()
+  end)
 end)
