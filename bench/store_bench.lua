@@ -152,7 +152,9 @@ lines[#lines + 1] = fmt("An observer alone (the engine building one table per ev
 lines[#lines + 1] = ""
 lines[#lines + 1] = "With a store every event is written to SQLite (WAL, synchronous=NORMAL) in groups"
 lines[#lines + 1] = "of at most 1,000 events per transaction, none past an external effect"
-lines[#lines + 1] = "(this chain has none)."
+lines[#lines + 1] = "(this chain has none). The recorder takes the events through machine:start's event_sink"
+lines[#lines + 1] = "(each event as its parts: no table per event), packs them as they come and keeps a"
+lines[#lines + 1] = "state's output, the next state's input, once."
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
 if not option("no-write", false) then

@@ -121,6 +121,7 @@ build = {
     ["emrflow.store"] = "lua/emrflow/store.lua",
     ["emrflow.store.events"] = "lua/emrflow/store/events.lua",
     ["emrflow.store.recorder"] = "lua/emrflow/store/recorder.lua",
+    ["emrflow.store.replay"] = "lua/emrflow/store/replay.lua",
     ["emrflow.time"] = "lua/emrflow/time.lua",
     ["emrflow.version"] = "lua/emrflow/version.lua",
   },

@@ -33,12 +33,21 @@ end
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+-- `emrflow run` records in the default execution store: these runs use a throwaway one
+local STORE = os.tmpname()
+os.remove(STORE)
+local STORE_ENV = "export EMRFLOW_STORE=" .. STORE .. ".db; "
+teardown(function()
+  for _, suffix in ipairs { ".db", ".db-wal", ".db-shm" } do os.remove(STORE .. suffix) end
+end)
+
 -- Runs bin/emrflow with the arguments (a list, quoted here); returns code, stdout, stderr.
 local function emrflow(args)
   local parts = {}
   for i, a in ipairs(args) do parts[i] = q(a) end
   local errf = tmp()
-  local p = io.popen("lua5.4 bin/emrflow " .. table.concat(parts, " ") .. " 2>" .. errf .. " </dev/null")
+  local p = io.popen(STORE_ENV .. "lua5.4 bin/emrflow " .. table.concat(parts, " ") .. " 2>" .. errf
+    .. " </dev/null")
   local out = p:read("a")
   local _, _, code = p:close()
   return code, out, read(errf) or ""
@@ -332,7 +341,7 @@ describe("acceptance: the command line a user expects", function()
   -- Runs a shell command line; returns code, stdout, stderr.
   local function sh(cmdline)
     local errf = tmp()
-    local p = io.popen(cmdline .. " 2>" .. errf)
+    local p = io.popen(STORE_ENV .. cmdline .. " 2>" .. errf)
     local out = p:read("a")
     local _, _, code = p:close()
     return code, out, read(errf) or ""
@@ -433,7 +442,8 @@ describe("acceptance: the command line a user expects", function()
     local def = tmp([[{"StartAt":"P","States":{"P":{"Type":"Pass","Result":{"a":[1,2],"b":{}},"End":true}}}]],
       ".json")
     local function on_tty(args)
-      local p = io.popen("script -qec " .. q("lua5.4 bin/emrflow run " .. def .. args .. " 2>/dev/null")
+      local p = io.popen(STORE_ENV .. "script -qec "
+        .. q("lua5.4 bin/emrflow run " .. def .. args .. " 2>/dev/null")
         .. " /dev/null")
       local text = p:read("a"):gsub("\r\n", "\n")
       p:close()

@@ -359,8 +359,10 @@ describe("acceptance: emrflow run against an endpoint (the fake server)", functi
     local oa, ob, ea, eb = os.tmpname(), os.tmpname(), os.tmpname(), os.tmpname()
     local env = CLEAN_ENV .. FAKE_CREDS
     local cmd = string.format(
-      "%s lua5.4 bin/emrflow run %s --region us-east-1 --endpoint-url %s --name same >%s 2>%s & "
-      .. "%s lua5.4 bin/emrflow run %s --region us-east-1 --endpoint-url %s --name same >%s 2>%s & "
+      "%s lua5.4 bin/emrflow run %s --region us-east-1 --endpoint-url %s --name same --no-store "
+      .. ">%s 2>%s & "
+      .. "%s lua5.4 bin/emrflow run %s --region us-east-1 --endpoint-url %s --name same --no-store "
+      .. ">%s 2>%s & "
       .. "wait", env, JSON_EX, a.url, oa, ea, env, LUA_EX, b.url, ob, eb)
     os.execute(cmd)
     local out_a, out_b = read(oa), read(ob)

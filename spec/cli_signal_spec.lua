@@ -17,13 +17,21 @@ local function read(path)
   return s
 end
 
+-- `emrflow run` records in the default execution store: these runs use a throwaway one
+local STORE = os.tmpname()
+os.remove(STORE)
+local STORE_ENV = "export EMRFLOW_STORE=" .. STORE .. ".db; "
+teardown(function()
+  for _, suffix in ipairs { ".db", ".db-wal", ".db-shm" } do os.remove(STORE .. suffix) end
+end)
+
 describe("emrflow run and signals", function()
   for _, sig in ipairs{ "INT", "TERM" } do
     it("SIG" .. sig .. " stops a running execution: ABORTED in the result file, exit 2", function()
       local def = tmp('{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}')
       local result = os.tmpname()
       local cmd = string.format(
-        "lua5.4 bin/emrflow run %s --result-file %s 2>/dev/null & pid=$!; sleep 0.7; " ..
+        STORE_ENV .. "lua5.4 bin/emrflow run %s --result-file %s 2>/dev/null & pid=$!; sleep 0.7; " ..
         "kill -%s $pid; wait $pid; echo \"exit=$?\"", def, result, sig)
       local t0 = os.time()
       local p = io.popen(cmd)
@@ -56,7 +64,7 @@ describe("emrflow run and repeated Ctrl-C", function()
     local err, result = os.tmpname(), os.tmpname()
     os.remove(result)
     local cmd = string.format(
-      "lua5.4 bin/emrflow run %s --local --clock real --progress --scenario %s --result-file %s "
+      STORE_ENV .. "lua5.4 bin/emrflow run %s --local --clock real --progress --scenario %s --result-file %s "
       .. "--input '{\"vc\":\"%s\"}' 2>%s & pid=$!; "
       .. "for i in $(seq 1 300); do grep -q submitted %s && break; sleep 0.1; done; "
       .. "kill -INT $pid; "

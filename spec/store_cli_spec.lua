@@ -270,3 +270,155 @@ describe("emrflow run records in the store", function()
     assert.matches("exit=1", out)
   end)
 end)
+
+describe("emrflow resume and redrive", function()
+  after_each(su.cleanup)
+
+  local function emrflow(args)
+    return su.sh("EMRFLOW_STORE=/dev/null/no-store lua5.4 bin/emrflow " .. args .. " 2>&1; echo exit=$?")
+  end
+
+  local function wait_for(pred, seconds)
+    local deadline = os.time() + (seconds or 20)
+    repeat
+      if pred() then return true end
+      su.sleep(0.05)
+    until os.time() > deadline
+    return false
+  end
+
+  it("resume continues a run killed by kill -9 during a Wait, to the same output", function()
+    local dir = su.tmpdir()
+    local path, def = dir .. "/x.db", dir .. "/waits.json"
+    su.write(def, [[{"StartAt":"A","States":{
+      "A":{"Type":"Pass","Result":{"x":1},"Next":"W"},
+      "W":{"Type":"Wait","Seconds":2,"Next":"B"},
+      "B":{"Type":"Pass","Parameters":{"y.$":"$.x"},"End":true}}}]])
+    local p = io.popen(string.format("%s EMRFLOW_STORE=/dev/null/no-store lua5.4 bin/emrflow run %s "
+      .. "--name w1 --compact --store %s > %s 2>&1 & echo $!", su.lua_env(), su.quote(def),
+      su.quote(path), su.quote(dir .. "/out")))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    -- killed once the Wait has been entered (recorded before its timer is set)
+    assert.is_true(wait_for(function()
+      local s = store.open(path)
+      if not s then return false end
+      local h = s:history("w1")
+      s:close()
+      return h and h[#h] and h[#h].type == "WaitStateEntered"
+    end))
+    os.execute("kill -9 " .. pid)
+    su.sleep(0.2)
+    assert.matches("continue it with: emrflow resume w1 %-%-store", su.read(dir .. "/out"))
+    local _, out = emrflow("resume w1 --compact --store " .. su.quote(path))
+    assert.matches("exit=0", out)
+    assert.matches('{"y":1}', out, 1, true)
+    local s = assert(store.open(path))
+    local h = s:history("w1")
+    local types = {}
+    for i, e in ipairs(h) do
+      assert.equal(i, e.id)
+      types[i] = e.type
+    end
+    assert.same({ "ExecutionStarted", "PassStateEntered", "PassStateExited", "WaitStateEntered",
+      "WaitStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded" }, types)
+    s:close()
+    -- an ended execution is not resumed
+    _, out = emrflow("resume w1 --store " .. su.quote(path))
+    assert.matches("cannot resume execution 'w1'.*SUCCEEDED", out)
+    assert.matches("exit=1", out)
+    _, out = emrflow("resume w1 --input {} --store " .. su.quote(path))
+    assert.matches("exit=1", out)
+    assert.matches("recorded input", out)
+  end)
+
+  -- Starts `emrflow run ARGS` in the background; kills it with kill -9 once its Wait state
+  -- has been entered (recorded before its timer is set). Returns what it printed.
+  local function run_and_kill_in_wait(args, path, name, dir)
+    local p = io.popen(string.format("cd %s && %s EMRFLOW_STORE=/dev/null/no-store lua5.4 %s/bin/emrflow "
+      .. "run %s > out 2>&1 & echo $!", su.quote(dir), su.lua_env(), su.quote(os.getenv("PWD") or "."),
+      args))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    assert.is_true(wait_for(function()
+      local s = store.open(path)
+      if not s then return false end
+      local h = s:history(name)
+      s:close()
+      return h and h[#h] and h[#h].type == "WaitStateEntered"
+    end))
+    os.execute("kill -9 " .. pid)
+    su.sleep(0.2)
+    return su.read(dir .. "/out")
+  end
+
+  it("resume loads a .lua definition again for its functions, and refuses a changed one", function()
+    local dir = su.tmpdir()
+    local path = dir .. "/x.db"
+    local flow = [[return { StartAt = "Add", States = {
+      Add = { Type = "Task", Resource = function(input) return { n = input.n + 1 } end, Next = "W" },
+      W = { Type = "Wait", Seconds = 2, Next = "Double" },
+      Double = { Type = "Task", Resource = function(input) return { n = input.n * 2 } end, End = true } } }]]
+    su.write(dir .. "/flow.lua", flow)
+    local input = "--input '{\"n\":4}' --store x.db"
+    local printed = run_and_kill_in_wait("flow.lua --name l1 " .. input, path, "l1", dir)
+    -- the hint names the store by its absolute path: it works from any directory
+    assert.matches("emrflow resume l1 %-%-store " .. dir:gsub("%p", "%%%0") .. "/x.db", printed)
+    local _, out = emrflow("resume l1 --compact --store " .. su.quote(path))
+    assert.matches("exit=0", out)
+    assert.matches('{"n":10}', out, 1, true)
+    run_and_kill_in_wait("flow.lua --name l2 " .. input, path, "l2", dir)
+    su.write(dir .. "/flow.lua", (flow:gsub("Seconds = 2", "Seconds = 3")))
+    _, out = emrflow("resume l2 --store " .. su.quote(path))
+    assert.matches("exit=1", out)
+    assert.matches("definition of execution 'l2' %(.*flow%.lua%) has changed", out)
+    local s = assert(store.open(path))
+    assert.equal("RUNNING", s:describe("l2").status)
+    s:close()
+  end)
+
+  it("redrive runs a FAILED job again (with run's options), counts it, adds ExecutionRedriven", function()
+    local dir = su.tmpdir()
+    local path = dir .. "/x.db"
+    local cluster = '"virtual_clusters":[{"id":"cszt6tqby98mea88f1u26cob2","name":"prod"}]'
+    su.write(dir .. "/fail.json",
+      '{' .. cluster .. ',"defaults":{"final_state":"FAILED","running_seconds":5}}')
+    su.write(dir .. "/ok.json", '{' .. cluster .. ',"defaults":{"running_seconds":5}}')
+    local input = su.quote('{"VirtualClusterId":"cszt6tqby98mea88f1u26cob2"}')
+    local _, out = emrflow("run examples/emr-eks-job.json --local --name j1 --input " .. input
+      .. " --scenario " .. su.quote(dir .. "/fail.json") .. " --store " .. su.quote(path))
+    assert.matches("exit=2", out)
+    _, out = emrflow("redrive j1 --compact --scenario " .. su.quote(dir .. "/ok.json")
+      .. " --store " .. su.quote(path))
+    assert.matches("exit=0", out)
+    assert.matches('"State":"COMPLETED"', out, 1, true)
+    local s = assert(store.open(path))
+    local d = s:describe("j1")
+    assert.equal("SUCCEEDED", d.status)
+    assert.equal(1, d.redriveCount)
+    local n = 0
+    for _, e in ipairs(s:history("j1")) do if e.type == "ExecutionRedriven" then n = n + 1 end end
+    assert.equal(1, n)
+    s:close()
+    _, out = emrflow("redrive j1 --store " .. su.quote(path))
+    assert.matches("ExecutionNotRedrivable", out)
+    assert.matches("exit=1", out)
+  end)
+
+  it("a run stopped by SIGTERM says how to run it on", function()
+    local dir = su.tmpdir()
+    local path, def = dir .. "/x.db", dir .. "/long.json"
+    su.write(def, '{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":60,"End":true}}}')
+    local p = io.popen(string.format("%s EMRFLOW_STORE=/dev/null/no-store lua5.4 bin/emrflow run %s "
+      .. "--name 'long one' --store %s > %s 2>&1 & echo $!", su.lua_env(), su.quote(def),
+      su.quote(path), su.quote(dir .. "/out")))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    assert.is_true(wait_for(function() return (su.read(dir .. "/out") or ""):find("started", 1, true) end))
+    os.execute("kill -TERM " .. pid)
+    assert.is_true(wait_for(function()
+      return (su.read(dir .. "/out") or ""):find("to continue this execution", 1, true)
+    end))
+    assert.matches("emrflow redrive 'long one' %-%-store", su.read(dir .. "/out"))
+  end)
+end)

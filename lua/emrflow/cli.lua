@@ -844,6 +844,28 @@ local function load_machine(def, name, region)
   return machine
 end
 
+local function shell_word(s)
+  s = tostring(s)
+  if s:match("^[%w%-_%./:=@]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local cwd = os.getenv("PWD")
+  return cwd and (cwd .. "/" .. path:gsub("^%./", "")) or path
+end
+
+-- After a recorded run stopped by a signal: how to run it on (the command line, with the
+-- execution's name). A stop that ended it (ABORTED) is redriven; one that left it running
+-- (a third signal) is resumed.
+local function resume_hint(x, io_)
+  if x.status ~= "ABORTED" then return end
+  local command = x:done() and "redrive" or "resume"
+  io_.stderr:write(string.format("emrflow: to continue this execution: emrflow %s %s --store %s\n",
+    command, shell_word(x.name), shell_word(absolute(x.store.path))))
+end
+
 local function cmd_run(opts, pos, cli, io_)
   local path = one_definition(pos, "run")
   if path == "-" and (opts.input == "-" or opts["input-file"] == "-") then
@@ -859,10 +881,16 @@ local function cmd_run(opts, pos, cli, io_)
   local sok, x = pcall(machine.start, machine, input, start)
   if not sok then
     if is_cli_error(x) then error(x, 0) end
+    -- an emrflow error (ExecutionAlreadyExists ...): its code and message, once
+    if type(x) == "table" and x.message ~= nil then
+      fail((x.aws_code and (x.aws_code .. ": ") or "") .. tostring(x.message))
+    end
     fail(x)
   end
   io_.stderr:write(string.format("emrflow: started %s\n", x.arn))
-  return cli.finish(x, opts, io_)
+  local code = cli.finish(x, opts, io_)
+  if x.store then resume_hint(x, io_) end
+  return code
 end
 
 local function remote_module()
@@ -1010,8 +1038,10 @@ local function build_commands()
     for _, name in ipairs(names) do
       if not cmds[name] then
         local c = ext.module.commands[name]
+        -- options = "run": the command takes run's options (resume, redrive)
+        local options = c.options == "run" and all_run_options() or c.options or {}
         cmds[name] = { summary = c.summary or "", usage = c.usage or ("emrflow " .. name),
-                       options = c.options or {}, run = c.run, extension = ext.name }
+                       options = options, run = c.run, extension = ext.name }
         order[#order + 1] = name
       end
     end

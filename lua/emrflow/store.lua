@@ -499,6 +499,22 @@ function Store:start(machine, input, opts)
   return require("emrflow.store.recorder").start(self, machine, input, opts)
 end
 
+--- Continues a recorded execution whose process is gone (crashed, killed): completed states
+-- are not run again, a Task whose request was recorded is re-attached (same ClientToken),
+-- Waits keep their deadlines; the history continues. x: its ARN, name or unique id. opts:
+-- machine:start's options, plus machine (the loaded machine, for a .lua definition's Lua
+-- functions; default: the recorded definition). Returns the execution, or nil, err.
+function Store:resume(x, opts)
+  return require("emrflow.store.recorder").resume(self, x, opts, nil)
+end
+
+--- RedriveExecution: runs a FAILED, ABORTED or TIMED_OUT execution (stopped within 14 days)
+-- again from the state that failed; in a Map or Parallel only the failed iterations or
+-- branches. Adds an ExecutionRedriven event, counts the redrive. Same arguments as resume.
+function Store:redrive(x, opts)
+  return require("emrflow.store.recorder").resume(self, x, opts, redrive_status)
+end
+
 Store.new_uid = new_uid
 
 --- PRAGMA integrity_check: true, or nil, err naming the first problem.

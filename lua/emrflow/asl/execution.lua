@@ -107,6 +107,7 @@ local function run_execution(x)
   end
   local watchdog
   local timeout = x.machine.timeout_s
+  if timeout and x.replay then timeout = x.replay:timeout(timeout) end -- store hook: from the recorded start
   if timeout then
     local me = select(2, scheduler.current())
     watchdog = x.s:spawn(function()
@@ -210,6 +211,7 @@ function M.start(machine, input, opts)
   local now = s.virtual and function() return s.vnow end or function() return s:now() end
   x.rec = history.new { enabled = keep, now = now, on_event = opts.on_event,
     limit = limit or nil }
+  x.rec.sink = keep and opts.event_sink or nil -- store hook: events without a table each
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)
   x.frame = new_frame(x, {}, 0, false)

@@ -127,6 +127,8 @@ function Recorder:add_event(desc, prev, payload, assigned, t)
       self.t_vals[k] = t
       self.t_last = t
     end
+    -- store hook: a sink takes each event as its parts, without a table per event
+    if self.sink then self.sink(desc, id, prev, payload, assigned, t) end
     if self.on_event then self.on_event(expand(self, id)) end
   elseif self.on_event then
     local e = { type = desc.etype, id = id, previousEventId = prev, timestamp = t or self.now() }

@@ -212,6 +212,8 @@ end
 -- (to share one), history (false keeps none), start_time (virtual clock start), role_arn,
 -- on_event(event); anything else (emr, poll, ...) reaches Task integrations as ctx.options.
 function Machine:start(input, opts)
+  -- store hook: a recorded execution is started (and recorded) by its store
+  if opts and opts.store ~= nil then return opts.store:start(self, input, opts) end
   return execution.start(self, input, opts)
 end
 

@@ -100,7 +100,84 @@ local function cmd_history(opts, positional, cli, io_)
   return EXIT_OK
 end
 
+
+-- The machine a .lua definition gives, loaded again from its file for its Lua functions
+-- (the store checks it against the recorded definition); nil for an ASL JSON one, which the
+-- store loads from the record itself.
+local function lua_machine(row, cli, io_)
+  if not (row.source_path and row.source_path:sub(-4) == ".lua") then return nil end
+  local f = io.open(row.source_path, "rb")
+  if not f then
+    cli.fail("execution '" .. row.name .. "' runs the Lua definition " .. row.source_path
+      .. ", which cannot be read any more")
+  end
+  f:close()
+  local def = cli.read_definition(row.source_path, io_)
+  local ok, m = pcall(require("emrflow.asl").load, def, { name = row.machine_name, region = row.region })
+  if not ok then cli.fail(tostring(m)) end
+  return m
+end
+
+-- emrflow resume | redrive EXECUTION: the recorded execution run on, with run's options
+-- (what is omitted comes from the record), ending as `run` does.
+local function continue(command, opts, positional, cli, io_)
+  local x = one_execution(positional, command, cli)
+  for _, k in ipairs { "input", "input-file", "name", "no-store" } do
+    if opts[k] then
+      cli.fail(command .. " runs the execution with its recorded input and name: --" .. k
+        .. " does not apply")
+    end
+  end
+  cli.check_result_file(opts)
+  local s = open_existing(opts, cli)
+  local row, err = s:find(x)
+  if not row then cli.fail(err.message) end
+  -- the options recorded at `run` fill in what this command line omits (run's options only)
+  local recorded = row.options and json.decode(row.options) or {}
+  for _, o in ipairs(cli.all_run_options()) do
+    local v = recorded[o.name]
+    if opts[o.name] == nil and (type(v) == "string" or v == true) then opts[o.name] = v end
+  end
+  if opts.region == nil and row.region then opts.region = row.region end
+  opts.resuming = true -- the start hook opens no other store
+  local start = cli.start_options(opts, io_)
+  start.machine = lua_machine(row, cli, io_)
+  start.store_notice = io_.stderr
+  local machine = start.machine or require("emrflow.asl").load(row.definition,
+    { name = row.machine_name, region = row.region })
+  cli.preflight(machine, start)
+  start.machine = machine
+  local ex, rerr
+  if command == "redrive" then
+    ex, rerr = s:redrive(row.arn, start)
+  else
+    ex, rerr = s:resume(row.arn, start)
+  end
+  if not ex then cli.fail((rerr.aws_code and (rerr.aws_code .. ": ") or "") .. rerr.message) end
+  return cli.finish(ex, opts, io_)
+end
+
+local function cmd_resume(opts, positional, cli, io_)
+  return continue("resume", opts, positional, cli, io_)
+end
+
+local function cmd_redrive(opts, positional, cli, io_)
+  return continue("redrive", opts, positional, cli, io_)
+end
+
 M.commands = {
+  resume = {
+    summary = "continue a recorded execution after a crash or kill, re-attaching to running jobs",
+    usage = "emrflow resume EXECUTION [--store PATH] [run's options]",
+    options = "run", -- run's options (--store among them)
+    run = cmd_resume,
+  },
+  redrive = {
+    summary = "run a FAILED, ABORTED or TIMED_OUT execution again from the state that failed",
+    usage = "emrflow redrive EXECUTION [--store PATH] [run's options]",
+    options = "run",
+    run = cmd_redrive,
+  },
   executions = {
     summary = "list the recorded executions, newest first (JSON lines)",
     usage = "emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N]",
@@ -132,6 +209,13 @@ M.commands = {
   },
 }
 
+-- Options of `run` that belong to one run, not to the execution: not recorded for resume.
+local NOT_RECORDED = {
+  input = true, ["input-file"] = true, name = true, ["result-file"] = true, events = true,
+  progress = true, quiet = true, compact = true, pretty = true, store = true, ["no-store"] = true,
+  help = true, definition = true, resuming = true,
+}
+
 -- True when err says the default store could not be created: it does not exist yet and its
 -- directory cannot be made or written, and EMRFLOW_STORE did not ask for it by name. A store
 -- that exists but is bad (damaged, locked, newer) stops the run: nothing is overwritten.
@@ -151,6 +235,7 @@ end
 --- Before `run` starts an execution: opens the store it records in (start.store), per
 -- DESIGN's rules: --no-store never, --store PATH always, the default store unless --local.
 function M.start_hook(opts, start, cli, io_)
+  if opts.resuming then return end
   if opts["no-store"] then
     if opts.store then cli.fail("give --store or --no-store, not both") end
     return
@@ -170,11 +255,19 @@ function M.start_hook(opts, start, cli, io_)
   end
   start.store = s
   start.store_notice = io_ and io_.stderr
-  -- what resume and redrive take from the record when their command line omits it
-  start.store_options = {
-    ["local"] = opts["local"] or nil, scenario = opts.scenario, region = opts.region,
-    ["endpoint-url"] = opts["endpoint-url"], ["poll-rate"] = opts["poll-rate"], clock = opts.clock,
-  }
+  -- a .lua definition is loaded again from its file on resume, for its functions
+  local def = start.definition_path
+  if type(def) == "string" and def:sub(-4) == ".lua" then
+    start.source_path = def:sub(1, 1) == "/" and def or ((os.getenv("PWD") or ".") .. "/" .. def)
+  end
+  -- what resume and redrive take from the record when their command line omits it: how the
+  -- execution reaches its services (--local, --scenario, --region, --endpoint-url, --profile,
+  -- --poll-rate, --clock, an extension's --mock-config ...), not what is this run's own
+  local recorded = {}
+  for k, v in pairs(opts) do
+    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then recorded[k] = v end
+  end
+  start.store_options = recorded
 end
 
 return M

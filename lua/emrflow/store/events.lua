@@ -72,6 +72,14 @@ function M.group()
     value_id = value_id, fields = {}, n = 0, first = nil, last = nil }, Group)
 end
 
+--- Empties the group for the next events, keeping its record array (grown once, not
+-- again for every group).
+function Group:reset()
+  self.strings, self.string_id = interner()
+  self.values, self.value_id = interner()
+  self.n, self.first, self.last, self.last_value, self.last_index = 0, nil, nil, nil, nil
+end
+
 local FIELDS = 9     -- the values of one record, kept flat in group.fields until bytes()
 
 --- Adds one event (as the engine's history gives it); ids must be consecutive.
@@ -101,6 +109,52 @@ function Group:add(ev)
   f[at + 1], f[at + 2], f[at + 3] = id, ev.previousEventId or id - 1, ev.timestamp or now()
   f[at + 4], f[at + 5], f[at + 6] = string_id(ev.type), string_id(key), name
   f[at + 7], f[at + 8], f[at + 9] = kind, v, assigned
+  self.n = n + 1
+  if n == 0 then self.first = id end
+  self.last = id
+end
+
+local KIND_OF_FIELD = { input = KIND_INPUT, output = KIND_OUTPUT }
+
+--- Adds one event given as the engine's history keeps it (no table per event): desc (its
+-- descriptor: etype, key, name, field), id, previousEventId, payload (a state's input or
+-- output, a Map iteration's index, or the details table; false: none), assigned variables
+-- and the timestamp. The same record as add() makes for the expanded event.
+function Group:add_parts(desc, id, prev, payload, assigned, t)
+  local string_id, value_id = self.string_id, self.value_id
+  local kind, key, name, v, a = KIND_NONE, 0, 0, 0, 0
+  local field = desc.field
+  if field then
+    key = string_id(desc.key)
+    local k = KIND_OF_FIELD[field]
+    if k then
+      -- a state's output is the next state's input: the same value, kept once
+      if payload == self.last_value then
+        v = self.last_index
+      else
+        local values = self.values
+        v = #values + 1
+        values[v] = payload
+        self.last_value, self.last_index = payload, v
+      end
+      kind, name = k, string_id(desc.name)
+      if assigned ~= nil then a = value_id(assigned) end
+    else -- a Map iteration's event: { name, index }
+      kind, v = KIND_DETAILS, value_id(object_of("name", desc.name, "index", payload))
+    end
+  elseif desc.key and payload ~= false and payload ~= nil then
+    kind, key, v = KIND_DETAILS, string_id(desc.key), value_id(payload)
+  end
+  local last = self.last
+  if last and id ~= last + 1 then
+    error("emrflow.store: events must come with consecutive ids (" .. tostring(id) .. " after "
+      .. last .. ")", 2)
+  end
+  local n = self.n
+  local f, at = self.fields, n * FIELDS
+  f[at + 1], f[at + 2], f[at + 3] = id, prev, t
+  f[at + 4], f[at + 5], f[at + 6] = string_id(desc.etype), key, name
+  f[at + 7], f[at + 8], f[at + 9] = kind, v, a
   self.n = n + 1
   if n == 0 then self.first = id end
   self.last = id

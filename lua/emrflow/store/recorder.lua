@@ -12,7 +12,16 @@
 -- also written once it holds GROUP_LIMIT events, to bound the memory it takes.
 
 local json = require "emrflow.json"
+local errors = require "emrflow.errors"
+local core = require "emrflow.core"
+local context = require "emrflow.asl.context"
 local events = require "emrflow.store.events"
+local replay = require "emrflow.store.replay"
+
+-- Now in epoch seconds, to the millisecond.
+local function now_s()
+  return math.floor(core.now() * 1000 + 0.5) / 1000
+end
 
 local M = {}
 
@@ -51,8 +60,8 @@ end
 -- self.error and raised as an ASL error, so the state that needed the write fails.
 function Recorder:write(with)
   local group = self.group
-  self.group = events.group()
   local ok, err = self.s:append_events(self.rec, group, with)
+  group:reset()
   if not ok then
     self.error = self.error or err
     self.enabled = false
@@ -105,6 +114,36 @@ function Recorder:add(ev)
   end
 end
 
+-- Events the recorder looks at (the others, most of them, only join the group).
+local NOTABLE = { TaskScheduled = true }
+for k in pairs(BEFORE_EFFECT) do NOTABLE[k] = true end
+for k in pairs(EFFECT_RESULT) do NOTABLE[k] = true end
+for k in pairs(FINAL) do NOTABLE[k] = true end
+
+--- The event sink (machine:start's event_sink, emrflow.asl.history): takes each event as
+-- its parts, so that recording builds no table per event. A notable event (an effect, the
+-- end) is expanded and handled as add() handles it.
+function Recorder:sink()
+  local group_limit = M.GROUP_LIMIT
+  return function(desc, id, prev, payload, assigned, t)
+    if not self.enabled then return end
+    local etype = desc.etype
+    if NOTABLE[etype] then
+      local ev = { type = etype, id = id, previousEventId = prev, timestamp = t }
+      local field = desc.field
+      if field then
+        ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
+      elseif desc.key and payload ~= false then
+        ev[desc.key] = payload
+      end
+      return self:add(ev)
+    end
+    local group = self.group
+    group:add_parts(desc, id, prev, payload, assigned, t)
+    if group.n >= group_limit then self:write() end
+  end
+end
+
 --- Writes what is pending (events of computation since the last write).
 function Recorder:flush()
   if self.enabled and self.group.n > 0 then
@@ -134,7 +173,72 @@ local function definition_text(machine)
   return text
 end
 
-local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true }
+-- s as one word of a shell command line.
+local function shell_word(s)
+  if s:match("^[%w%-_%./:=@]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The process running an execution: its pid, its start time (in clock ticks since boot) and
+-- the boot's id, so that a pid reused after a reboot or by another process is not mistaken
+-- for it. nil where /proc does not tell.
+local function read_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  return line
+end
+
+local function process_of(pid)
+  local stat = read_line("/proc/" .. pid .. "/stat")
+  -- the command name (in parentheses) may hold spaces: fields are counted after it
+  local rest = stat and stat:match("^%d+ %b() (.*)$")
+  if not rest then return nil end
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  return fields[20], fields[1] -- start time (field 22 of stat), state
+end
+
+local function this_process()
+  local stat = read_line("/proc/self/stat")
+  local pid = stat and stat:match("^(%d+)")
+  local start = pid and process_of(pid)
+  local boot = read_line("/proc/sys/kernel/random/boot_id")
+  if not (pid and start and boot) then return nil end
+  return json.object_of("pid", tonumber(pid), "start", start, "boot", boot)
+end
+
+-- The options recorded with an execution, with the process that runs it.
+local function with_owner(options)
+  local out = json.object {}
+  if type(options) == "table" then
+    for k, v in pairs(options) do out[k] = v end
+  end
+  out.owner = this_process()
+  return out
+end
+
+-- The pid of another process of this machine still running the execution, or nil.
+local function live_owner(options)
+  local owner = type(options) == "table" and options.owner
+  if type(owner) ~= "table" or type(owner.pid) ~= "number" then return nil end
+  local me = this_process()
+  if not me or me.boot ~= owner.boot or me.pid == owner.pid then return nil end
+  local start, state = process_of(math.tointeger(owner.pid))
+  if start ~= owner.start or state == "Z" then return nil end
+  return math.tointeger(owner.pid)
+end
+
+-- path made absolute (the resume command line may be typed in another directory).
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local cwd = os.getenv("PWD")
+  return cwd and (cwd .. "/" .. path:gsub("^%./", "")) or path
+end
+
+local NOT_FOR_ENGINE = { store = true, store_notice = true, store_options = true, source_path = true,
+  machine = true }
 
 --- Starts an execution of machine recorded in store s (what machine:start does with
 -- { store = s }). opts are machine:start's, plus source_path (a .lua definition's file),
@@ -152,10 +256,17 @@ function M.start(s, machine, input, opts)
   start_opts.name = opts.name or uid
   start_opts.execution_id = uid     -- the seed of the Tasks' ClientTokens
   local recorder
-  local user_on_event = opts.on_event
-  start_opts.on_event = function(ev)
-    recorder:add(ev)
-    if user_on_event then user_on_event(ev) end
+  if opts.history == false then
+    -- no history kept: the events come one by one to on_event
+    local user_on_event = opts.on_event
+    start_opts.on_event = function(ev)
+      recorder:add(ev)
+      if user_on_event then user_on_event(ev) end
+    end
+  else
+    start_opts.event_sink = function(desc, id, prev, payload, assigned, t)
+      return recorder.sink_fn(desc, id, prev, payload, assigned, t)
+    end
   end
   -- machine:start only schedules the execution: nothing has run (or been recorded) yet
   local x = machine:start(input, start_opts)
@@ -163,19 +274,159 @@ function M.start(s, machine, input, opts)
     arn = x.arn, uid = uid, name = x.name, machine_name = machine.name, machine_arn = machine.arn,
     definition = definition_text(machine), source_path = opts.source_path,
     input = x.input, start_date = x.start_time, region = x.region,
-    endpoint = opts.endpoint_url, options = opts.store_options,
+    endpoint = opts.endpoint_url, options = with_owner(opts.store_options),
   }
   if not rec then
-    recorder = { add = function() end }
+    recorder = { add = function() end, sink_fn = function() end }
     x:stop("States.Runtime", "not started: " .. tostring(err.message))
     error(err, 0)
   end
   recorder = M.new(s, rec)
+  recorder.sink_fn = recorder:sink()
   x.store, x.store_record, x.store_recorder = s, rec, recorder
   if opts.store_notice then
-    opts.store_notice:write(string.format("emrflow: recording execution %s in %s\n", x.name, s.path))
+    opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
+      .. "dies, continue it with: emrflow resume %s --store %s)\n", x.name, s.path,
+      shell_word(x.name), shell_word(absolute(s.path))))
   end
   return x
+end
+
+-- Why row cannot be resumed (resume) or redriven (redrive); nil when it can.
+local function refusal(s, row, redrive)
+  local what = "execution '" .. row.name .. "' (" .. row.arn .. ")"
+  if redrive then
+    local status, reason = redrive(row, os.time())
+    if status ~= "REDRIVABLE" then
+      return errors.new { code = "ExecutionNotRedrivable", aws_code = "ExecutionNotRedrivable",
+        message = "Execution Not Redrivable: " .. what .. ": " .. reason
+          .. (row.status == "RUNNING" and "; if its process is gone, resume it" or "") }
+    end
+  elseif row.status ~= "RUNNING" then
+    return errors.new { code = "not_resumable", message = "cannot resume " .. what .. ": it is "
+      .. row.status .. (row.status ~= "SUCCEEDED" and "; redrive it to run it again from the "
+      .. "state that failed" or "") .. " (execution store " .. s.path .. ")" }
+  end
+  return nil
+end
+
+-- The machine to run row with: opts.machine (checked against the record: a .lua definition
+-- loaded again from its file for its functions), else the recorded definition.
+local function machine_for(row, opts)
+  local machine = opts.machine
+  if machine then
+    if definition_text(machine) ~= row.definition then
+      return nil, errors.new { code = "definition_changed", message = "the definition of execution '"
+        .. row.name .. "'" .. (row.source_path and (" (" .. row.source_path .. ")") or "")
+        .. " has changed since it started: it can be resumed or redriven only with the "
+        .. "definition it was recorded with" }
+    end
+    return machine
+  end
+  local ok, m = pcall(require("emrflow.asl").load, row.definition,
+    { name = row.machine_name, region = row.region })
+  if not ok then
+    return nil, errors.new { code = "definition_changed", message = "the recorded definition of "
+      .. "execution '" .. row.name .. "' cannot be loaded: " .. tostring(m) }
+  end
+  return m
+end
+
+-- Tasks of an integration that counts its calls per state (EMR on EKS's ClientTokens) are
+-- counted for an attempt whose outcome was replayed too, so that the next attempt's token
+-- is the one the interrupted run used. The integration is asked only when already loaded.
+local function count_replayed(ctx)
+  local tasks = package.loaded["emrflow.emr.tasks"]
+  if type(tasks) == "table" and type(tasks.client_token) == "function" then
+    pcall(tasks.client_token, ctx)
+  end
+end
+
+--- Continues the recorded execution x of store s (resume), or runs it again from the state
+-- that failed (redrive = true): see emrflow.store.replay. opts: machine:start's options,
+-- plus machine (the loaded machine: needed for a .lua definition's functions). redrive is
+-- emrflow.store's redrive_status(row, now) for a redrive, nil for a resume. Returns the
+-- execution, or nil, err.
+function M.resume(s, x, opts, redrive)
+  opts = opts or {}
+  local row, err = s:find(x)
+  if not row then return nil, err end
+  local why = refusal(s, row, redrive)
+  if why then return nil, why end
+  local options = row.options and json.decode(row.options) or nil
+  local pid = not redrive and live_owner(options)
+  if pid then
+    return nil, errors.new { code = "still_running", message = "execution '" .. row.name
+      .. "' is still running in process " .. pid .. " of this machine: resume it once that "
+      .. "process has ended (or stop it)" }
+  end
+  local machine, merr = machine_for(row, opts)
+  if not machine then return nil, merr end
+  -- nothing would run these Tasks (a .lua definition's functions without opts.machine, a
+  -- handler not given again): refused before anything runs, not failed half-way
+  local missing = machine:unresolved(opts)
+  if #missing > 0 then
+    local list = {}
+    for i, u in ipairs(missing) do list[i] = u.state .. " (" .. tostring(u.resource) .. ")" end
+    return nil, errors.new { code = "unresolved", message = "cannot " .. (redrive and "redrive" or "resume")
+      .. " execution '" .. row.name .. "': nothing runs the Task states " .. table.concat(list, ", ")
+      .. (row.source_path and ("; give the machine loaded from " .. row.source_path) or
+        "; give the handlers or mocks it ran with") }
+  end
+  local recorded, herr = s:history(row)
+  if not recorded then return nil, herr end
+  local last = #recorded > 0 and recorded[#recorded].id or 0
+  local rp = replay.new(recorded, machine.definition, last)
+  if redrive then
+    local id = rp:redrive()
+    local ok, rerr = s:append_events(row, { { id = id, previousEventId = last, timestamp = now_s(),
+      type = "ExecutionRedriven",
+      executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) } })
+    if ok then ok, rerr = s:mark_redriven(row) end
+    if not ok then return nil, rerr end
+  end
+  local start_opts = {}
+  for k, v in pairs(opts) do
+    if not NOT_FOR_ENGINE[k] then start_opts[k] = v end
+  end
+  start_opts.name = row.name
+  -- each redrive is a new generation of ClientTokens: a redriven Task starts a new job
+  start_opts.execution_id = rp.redrives == 0 and row.uid or (row.uid .. "/redrive-" .. rp.redrives)
+  start_opts.start_time = start_opts.start_time or row.start_date
+  -- this process runs it now
+  local ok, oerr = s:set_options(row, with_owner(options))
+  if not ok then return nil, oerr end
+  local recorder = M.new(s, row)
+  local user_on_event = opts.on_event
+  start_opts.on_event = function(ev)
+    local out = rp:translate(ev)
+    if out then recorder:add(out) end
+    if user_on_event then user_on_event(ev) end
+  end
+  local input = json.decode(row.input)
+  local ex = machine:start(input, start_opts)
+  -- the same execution: its ARN and start time as recorded (nothing has run yet)
+  ex.arn, ex.start_time = row.arn, row.start_date
+  ex.ctx_execution, ex.ctx_machine = context.execution(ex)
+  if rp.redrives > 0 and not machine.express then
+    json.set(ex.ctx_execution, "RedriveCount", rp.redrives)
+  end
+  rp.x, rp.on_replayed_task = ex, count_replayed
+  ex.replay = rp
+  -- its history is the recorded one (the engine's own numbers the replayed events again);
+  -- { raw = true } still gives the engine's, with Lua values
+  local engine_history = ex.history
+  ex.history = function(self, hopts)
+    if hopts and hopts.raw then return engine_history(self, hopts) end
+    recorder:flush()
+    return assert(s:history(row))
+  end
+  ex.store, ex.store_record, ex.store_recorder = s, row, recorder
+  if opts.store_notice then
+    opts.store_notice:write(string.format("emrflow: %s execution %s from %s\n",
+      redrive and "redriving" or "resuming", row.name, s.path))
+  end
+  return ex
 end
 
 M.Recorder = Recorder

@@ -85,6 +85,8 @@ function M.compile(st, def)
       delay = t - now
     end
     if delay > MAX_WAIT then runtime("Wait state delay is too long.") end
+    -- store hook: a resumed execution keeps the recorded deadline (none once it had passed)
+    if frame.x.replay then delay = frame.x.replay:wait(frame, delay, not (timestamp or ts_fn or ts_path)) end
     if delay > 0 then scheduler.sleep(delay) end
     local out = apply_output_path(st, eff, env)
     local assigned
