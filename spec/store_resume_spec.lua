@@ -149,6 +149,41 @@ describe("store:resume", function()
     s:close()
   end)
 
+  it("a Retry back-off interrupted while waiting ends at its recorded deadline", function()
+    local path = su.tmpdir() .. "/x.db"
+    local s = assert(store.open(path))
+    local def = [[{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke",
+      "Retry":[{"ErrorEquals":["Job.Failed"],"IntervalSeconds":60,"MaxAttempts":2}],"End":true}}}]]
+    local calls = 0
+    local function handler()
+      calls = calls + 1
+      if calls == 1 then error({ Error = "Job.Failed", Cause = "first attempt" }, 0) end
+      return { ok = true }
+    end
+    -- a real clock, so that stepping never reaches the end of the 60 s back-off
+    local x = asl.load(def, { name = "retry" }):start({}, { clock = "real", store = s, name = "b1",
+      handlers = { [LAMBDA] = handler } })
+    local failed
+    for _ = 1, 200 do
+      x:step(0)
+      for _, e in ipairs(s:history("b1")) do if e.type == "TaskFailed" then failed = e end end
+      if failed then break end
+    end
+    assert.truthy(failed)
+    assert.equal(1, calls)
+    local x2 = assert(s:resume("b1", { clock = "virtual", start_time = failed.timestamp + 10,
+      handlers = { [LAMBDA] = handler } }))
+    assert.equal("SUCCEEDED", (x2:wait()))
+    assert.equal(2, calls) -- the failed attempt is not run again
+    local started = {}
+    for _, e in ipairs(s:history("b1")) do
+      if e.type == "TaskScheduled" then started[#started + 1] = e.timestamp end
+    end
+    assert.equal(2, #started)
+    assert.near(failed.timestamp + 60, started[2], 0.01)
+    s:close()
+  end)
+
   it("refuses an execution another live process is running, and takes it over once it has died", function()
     local path = su.tmpdir() .. "/x.db"
     local child = su.spawn([[

@@ -116,6 +116,8 @@ local function with_handlers(frame, st, input, env, work)
             counts[i] = n
             retry_count = retry_count + 1
             local delay = backoff_delay(r, n)
+            -- store hook: a resumed execution keeps the recorded back-off deadline
+            if frame.x.replay then delay = frame.x.replay:backoff(frame, delay) end
             if delay > 0 then scheduler.sleep(delay) end
             if st.needs_context then
               env.context = context.object(frame.x, st.name, frame.x.s:now(), retry_count, nil)

@@ -312,7 +312,10 @@ function M.client_token(ctx)
     per = {}
     counters[x] = per
   end
-  local key = tostring(ctx.state_path or ctx.state_name) .. "#" .. idx
+  -- counted per thread of control (the seed holds the state path, the branch / iteration key
+  -- and the attempt), so concurrent Map iterations never shift each other's counts and a
+  -- resumed execution finds the same tokens whatever order its iterations run in
+  local key = ctx.client_token_seed or (tostring(ctx.state_path or ctx.state_name) .. "#" .. idx)
   local n = (per[key] or 0) + 1
   per[key] = n
   local name = x.name or (type(c) == "table" and c.Execution and c.Execution.Name) or ""

@@ -7,7 +7,8 @@
 -- (emitted right before the Task's request is sent) commits every earlier event together
 -- with the effect's record (the resource and parameters of the request); a Wait state's
 -- WaitStateEntered commits before the timer is set; the execution's last event commits
--- together with its final status. Between those points the execution only computes, so the
+-- together with its final status; a Task's outcome (TaskSucceeded, TaskFailed, TaskTimedOut) is
+-- written at once. Between those points the execution only computes, so the
 -- events that a crash could lose there are the ones a resume computes again. A group is
 -- also written once it holds GROUP_LIMIT events, to bound the memory it takes.
 
@@ -32,8 +33,10 @@ local BEFORE_EFFECT = {
   TaskStarted = "task", WaitStateEntered = "timer", MapRunStarted = "map_run",
   ActivityScheduled = "activity", LambdaFunctionScheduled = "lambda",
 }
--- Events that report what an effect produced: written at once.
-local EFFECT_RESULT = { TaskSubmitted = true }
+-- Events that report what an effect produced: written at once (a Task's outcome, so that a
+-- resume neither calls it again nor loses a Retry back-off's start).
+local EFFECT_RESULT = { TaskSubmitted = true, TaskSucceeded = true, TaskFailed = true,
+  TaskTimedOut = true }
 
 local FINAL = {
   ExecutionSucceeded = "SUCCEEDED", ExecutionFailed = "FAILED",

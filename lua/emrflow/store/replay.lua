@@ -251,6 +251,22 @@ function Replay:wait(frame, delay, relative)
   return delay
 end
 
+--- The store hook of a Retry's back-off (handlers.lua): the delay still to wait before the
+-- next attempt. None when that attempt was recorded already; else counted from the recorded
+-- failure it follows.
+function Replay:backoff(frame, delay)
+  if frame.x ~= self.x then return delay end
+  local f, k = self:recorded_at(frame.prev)
+  if not f then return delay end
+  if k < f.n then return 0 end -- the record goes on: the next attempt had started
+  local failed = f.events[k].timestamp
+  if type(failed) == "number" then
+    local left = failed + delay - self.x.s:now()
+    return left > 0 and left or 0
+  end
+  return delay
+end
+
 --- The store hook of the execution's TimeoutSeconds (execution.lua): a resumed execution
 -- times out when the interrupted one would have, counted from its recorded start; a redriven
 -- one has its whole TimeoutSeconds again, from the redrive.
