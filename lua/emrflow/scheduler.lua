@@ -40,57 +40,44 @@ local CANCEL = setmetatable({}, { __name = "emrflow.scheduler.CANCEL" })
 local cyield, crunning, cresume = coroutine.yield, coroutine.running, coroutine.resume
 
 ---------------------------------------------------------------------------
--- Timers: a heap of distinct deadlines, and for each deadline a bucket of the waits due
--- then, in the order they were armed. Many tasks share a deadline (a Map's iterations
--- polling on one schedule, virtual time), so most arms only append to a bucket; the
--- heap holds plain numbers, compared with < and no function call.
--- A bucket: { head = i, tail = j, task1, token1, timeout1, task2, ... } (triples).
+-- Timer heap: entries { at = seconds, seq = n, task = t, token = n }
 ---------------------------------------------------------------------------
 
-local function heap_push(h, v)
+local function heap_less(a, b)
+  if a.at ~= b.at then return a.at < b.at end
+  return a.seq < b.seq
+end
+
+local function heap_push(h, e)
   local n = #h + 1
+  h[n] = e
   while n > 1 do
     local p = n // 2
-    local pv = h[p]
-    if v >= pv then break end
-    h[n] = pv
-    n = p
+    if heap_less(h[n], h[p]) then
+      h[n], h[p] = h[p], h[n]
+      n = p
+    else
+      break
+    end
   end
-  h[n] = v
 end
 
 local function heap_pop(h)
   local n = #h
-  local last = h[n]
+  local top = h[1]
+  h[1] = h[n]
   h[n] = nil
   n = n - 1
-  if n == 0 then return end
   local i = 1
   while true do
-    local c = 2 * i
-    if c > n then break end
-    local cv = h[c]
-    if c < n then
-      local rv = h[c + 1]
-      if rv < cv then c, cv = c + 1, rv end
-    end
-    if last <= cv then break end
-    h[i] = cv
-    i = c
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and heap_less(h[l], h[m]) then m = l end
+    if r <= n and heap_less(h[r], h[m]) then m = r end
+    if m == i then break end
+    h[i], h[m] = h[m], h[i]
+    i = m
   end
-  h[i] = last
-end
-
-local function timer_add(s, at, task, token, timeout)
-  local b = s.buckets[at]
-  if not b then
-    b = { head = 1, tail = 0 }
-    s.buckets[at] = b
-    heap_push(s.timers, at)
-  end
-  local t = b.tail
-  b[t + 1], b[t + 2], b[t + 3] = task, token, timeout
-  b.tail = t + 3
+  return top
 end
 
 ---------------------------------------------------------------------------
@@ -114,8 +101,8 @@ function M.new(opts)
     vnow = opts.start or core.now(),
     ready = {},        -- queue of { task, n, ... } to resume
     later = {},        -- tasks that yielded: they run on the next step, after the host
-    timers = {},       -- heap of distinct deadlines (see timer_add)
-    buckets = {},      -- deadline -> bucket of waits
+    timers = {},
+    seq = 0,
     http_opts = opts.http,
     poller = nil,
     inflight = {},     -- poller id -> { task, token }
@@ -170,7 +157,8 @@ local function arm(s, task, req)
   local op = req and req.op
   if op == "sleep" then
     task.state = "timer"
-    timer_add(s, req.at, task, task.token, false)
+    s.seq = s.seq + 1
+    heap_push(s.timers, { at = req.at, seq = s.seq, task = task, token = task.token })
   elseif op == "http" then
     task.state = "http"
     local ok, id = pcall(poller_of(s).add, s.poller, req.req)
@@ -185,7 +173,11 @@ local function arm(s, task, req)
     end
   elseif op == "park" then
     task.state = "park"
-    if req.at then timer_add(s, req.at, task, task.token, true) end
+    if req.at then
+      s.seq = s.seq + 1
+      heap_push(s.timers, { at = req.at, seq = s.seq, task = task, token = task.token,
+                            timeout = true })
+    end
   elseif op == "yield" then
     -- Runs again on the next step: a long chain of states gives the host its turn.
     task.state = "ready"
@@ -267,45 +259,29 @@ local function run_ready(s)
 end
 
 local function fire_timers(s, now)
-  local h, buckets = s.timers, s.buckets
-  while h[1] and h[1] <= now do
-    local at = h[1]
-    local b = buckets[at]
-    heap_pop(h)
-    buckets[at] = nil
-    for i = b.head, b.tail, 3 do
-      local task = b[i]
-      if task.token == b[i + 1] and task.state ~= "done" then
-        task.state = "ready"
-        task.token = task.token + 1
-        if b[i + 2] then
-          enqueue(s, task, false, "timeout")
-        else
-          enqueue(s, task)
-        end
+  local h = s.timers
+  while h[1] and h[1].at <= now do
+    local e = heap_pop(h)
+    local task = e.task
+    if task.token == e.token and task.state ~= "done" then
+      task.state = "ready"
+      task.token = task.token + 1
+      if e.timeout then
+        enqueue(s, task, false, "timeout")
+      else
+        enqueue(s, task)
       end
     end
   end
 end
 
--- The nearest deadline of a live wait; drops cancelled waits from the front.
+-- Drops cancelled timers from the top of the heap.
 local function next_deadline(s)
-  local h, buckets = s.timers, s.buckets
+  local h = s.timers
   while h[1] do
-    local at = h[1]
-    local b = buckets[at]
-    local i = b.head
-    while i <= b.tail do
-      local task = b[i]
-      if task.token == b[i + 1] and task.state ~= "done" then
-        b.head = i
-        return at
-      end
-      b[i], b[i + 1], b[i + 2] = nil, nil, nil
-      i = i + 3
-    end
+    local e = h[1]
+    if e.task.token == e.token and e.task.state ~= "done" then return e.at end
     heap_pop(h)
-    buckets[at] = nil
   end
   return nil
 end
