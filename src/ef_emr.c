@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,11 @@ struct compiled {
     struct ef_regex *re;    /* NULL: the pattern does not compile (never checked) */
     int kind;
     unsigned char in_class[256];
+    /* the last value the engine answered for, and its answer: the same role ARN or
+     * release label comes again for every job a Map starts */
+    char last[128];
+    size_t last_n;          /* SIZE_MAX: none */
+    int last_r;
 };
 
 static int class_item(const char **pp, unsigned char *c)
@@ -240,6 +246,7 @@ int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n)
         c->pattern = pattern;
         c->re = ef_regex_compile(pattern, strlen(pattern), EF_REGEX_DOTALL, &err);
         c->kind = MATCH_REGEX;
+        c->last_n = SIZE_MAX;
         if (!strcmp(pattern, ".*\\S.*") || !strcmp(pattern, "^.*\\S.*$"))
             c->kind = MATCH_NONSPACE;
         else if (parse_class_plus(pattern, c->in_class))
@@ -250,8 +257,17 @@ int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n)
     int r = match_fast(c, s, n);
     if (r >= 0)
         return r;
+    if (n == c->last_n && memcmp(s, c->last, n) == 0)
+        return c->last_r;
     r = ef_regex_exec(c->re, s, n, 0, 1, NULL);
-    return r < 0 ? -1 : r;
+    if (r < 0)
+        return -1;
+    if (n <= sizeof c->last) {
+        memcpy(c->last, s, n);
+        c->last_n = n;
+        c->last_r = r;
+    }
+    return r;
 }
 
 void ef_emr_model_match_reset(void)

@@ -174,6 +174,7 @@ static void test_pattern_shortcuts_agree_with_the_engine(void)
             if (got != want)
                 fprintf(stderr, "pattern %s, value %d (%zu bytes): %d, engine %d\n", pat, b, n, got, want);
             EF_CHECK(got == want);
+            EF_CHECK(ef_emr_model_match(NULL, pat, v, n) == want);   /* asked again */
             checked++;
         }
         ef_regex_free(re);
