@@ -190,7 +190,9 @@ describe("emrflow.sfn on the wire (fake_sfn)", function()
       assert.equal("arn:aws:states:us-east-1:123456789012:stateMachine:t" .. i, out.stateMachineArn)
     end
     assert.equal(1, c.stats.retries)
-    assert.same({ 2, 3, 1 }, finished)     -- t1's slow retry did not hold the others up
+    -- t1's slow retry did not hold the others up (t2 and t3 finish in either order)
+    assert.equal(1, finished[3])
+    assert.same({ 2, 3 }, { math.min(finished[1], finished[2]), math.max(finished[1], finished[2]) })
     assert.equal(3, #assert(c:list_all("ListStateMachines")))
     c:close()
     s:close()
