@@ -714,7 +714,7 @@ function ops.DescribeJobRun(self, p, t)
   if not job then
     return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
   end
-  return obj("JobRun", self:job_view(job, t))
+  return json.object{ JobRun = self:job_view(job, t) }    -- polled often: no obj() pack
 end
 
 function ops.CancelJobRun(self, p, t)
