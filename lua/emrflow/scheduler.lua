@@ -123,15 +123,9 @@ function Scheduler:is_virtual()
   return self.virtual
 end
 
--- A queue entry is the task itself when it resumes with no values (a timer, a wake-up:
--- most entries, and no table for them), else { task, values..., n = }.
 local function enqueue(s, task, ...)
   local q = s.ready
-  if select("#", ...) == 0 then
-    q[#q + 1] = task
-  else
-    q[#q + 1] = table.pack(task, ...)
-  end
+  q[#q + 1] = table.pack(task, ...)
   -- Work made ready from outside a step (a host callback): tell the host loop.
   if not s.running and s.wakeup and #q == 1 then s.wakeup() end
 end
@@ -187,7 +181,7 @@ local function arm(s, task, req)
   elseif op == "yield" then
     -- Runs again on the next step: a long chain of states gives the host its turn.
     task.state = "ready"
-    s.later[#s.later + 1] = task
+    s.later[#s.later + 1] = { task, n = 1 }
   else
     -- A bare coroutine.yield: nothing will ever resume it properly, so it ends.
     finish(s, task, false, "emrflow.scheduler: a task yielded outside the scheduler's API ("
@@ -252,25 +246,15 @@ local function resume(s, task, ...)
   arm(s, task, req)
 end
 
--- Runs the ready queue until it stays empty. Two queue tables take turns (what the
--- tasks make ready goes to the other one), so a step allocates no queue.
 local function run_ready(s)
   while true do
     local q = s.ready
-    local n = #q
-    if n == 0 then break end
-    s.ready = s.spare or {}
-    s.spare = nil
-    for i = 1, n do
+    if #q == 0 then break end
+    s.ready = {}
+    for i = 1, #q do
       local e = q[i]
-      q[i] = nil
-      if getmetatable(e) == Task then
-        resume(s, e)
-      else
-        resume(s, e[1], table.unpack(e, 2, e.n))
-      end
+      resume(s, e[1], table.unpack(e, 2, e.n))
     end
-    s.spare = q
   end
 end
 
@@ -549,16 +533,9 @@ function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds then
     error("emrflow.scheduler: sleep expects a number of seconds", 2)
   end
-  local s, task = M.current()
+  local s = M.current()
   if s then
-    -- one request table per task (arm reads it at once): polling loops sleep a lot
-    local req = task.sleep_req
-    if not req then
-      req = { op = "sleep" }
-      task.sleep_req = req
-    end
-    req.at = s:now() + math.max(0, seconds)
-    wait(req)
+    wait({ op = "sleep", at = s:now() + math.max(0, seconds) })
     return
   end
   if seconds <= 0 then return end
