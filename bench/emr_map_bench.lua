@@ -343,11 +343,23 @@ end
 
 local function met(ok) return ok and "met" or "NOT met" end
 
+local function sh(cmd)
+  local f = io.popen(cmd)
+  if not f then return "?" end
+  local out = f:read("l")
+  f:close()
+  return out or "?"
+end
+
 local lines = {
   "## EMR on EKS: a Map of startJobRun.sync jobs",
   "",
   "Command: `lua5.4 bench/emr_map_bench.lua" .. (args.jobs ~= 1000 and (" --jobs " .. args.jobs) or "")
     .. "` (also part of `make bench`).",
+  "Machine: " .. sh("nproc") .. " CPUs ("
+    .. sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1") .. "), "
+    .. sh("uname -srm") .. ", shared with other work; " .. os.date("!%Y-%m-%d") .. ".",
+  "",
   "One Map state, MaxConcurrency 0 (emrflow runs inline Map iterations 40 at a time, as AWS",
   "does), each iteration a `startJobRun.sync` Task. requests/job counts StartJobRun and the",
   "DescribeJobRun polls; allowed/job is the polls the schedule allows up to the job's end, plus two.",
@@ -410,7 +422,12 @@ if #dmaps > 0 then
     more[#more + 1] = fmt("| %d | %.2f s | %.0f µs | %.1f MB | %.0f s |", r.jobs, r.cpu, r.cpu / r.jobs * 1e6,
       (r.rss_kb or 0) / 1024, r.virtual)
   end
-  local last = dmaps[#dmaps]
+  local last, first = dmaps[#dmaps], dmaps[1]
+  if #dmaps > 1 then
+    more[#more + 1] = ""
+    more[#more + 1] = fmt("CPU per job at %d jobs / at %d jobs: %.2f (1.00 = linear).", last.jobs, first.jobs,
+      (last.cpu / last.jobs) / (first.cpu / first.jobs))
+  end
   more[#more + 1] = ""
   more[#more + 1] = fmt("Goal for 10,000 jobs: CPU < 3 s (%s), peak RSS < 150 MB (%s).",
     last.jobs == 10000 and met(last.cpu < 3) or "not run",

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,102 @@ static void problem_addf(struct ef_emr_problems *p, const struct ef_buf *path, c
  * Patterns: compiled once (the model's patterns are static strings: keyed by address)
  * =================================================================================== */
 
+/* Most of the model's patterns are one ASCII character class repeated ("[0-9a-z]+") or
+ * "some non-space character" (".*\\S.*"). A value is checked on every call (a .sync poll
+ * checks its job's Id each time), so those are answered with a byte table instead of the
+ * regex engine, with exactly its answer: a value with a byte outside ASCII goes to the
+ * engine (Unicode spaces), except against an ASCII class, which no such character is in. */
+enum { MATCH_REGEX, MATCH_CLASS_PLUS, MATCH_NONSPACE };
+
 struct compiled {
     const char *pattern;
     struct ef_regex *re;    /* NULL: the pattern does not compile (never checked) */
+    int kind;
+    unsigned char in_class[256];
+    /* the last value the engine answered for, and its answer: the same role ARN or
+     * release label comes again for every job a Map starts */
+    char last[128];
+    size_t last_n;          /* SIZE_MAX: none */
+    int last_r;
 };
+
+static int class_item(const char **pp, unsigned char *c)
+{
+    const char *p = *pp;
+    if (*p == '\\') {
+        p++;
+        /* only escaped punctuation is a literal: \d, \w, \u0020 ... are not handled here */
+        if (!*p || (unsigned char)*p >= 0x80 || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= 'A' && *p <= 'Z'))
+            return 0;
+    } else if (!*p || *p == '[' || *p == ']' || (unsigned char)*p >= 0x80) {
+        return 0;
+    }
+    *c = (unsigned char)*p;
+    *pp = p + 1;
+    return 1;
+}
+
+/* "[items]+" or "^[items]+$" of literal ASCII characters, escaped punctuation and ranges. */
+static int parse_class_plus(const char *pat, unsigned char *in_class)
+{
+    const char *p = pat;
+    int anchored = *p == '^';
+    if (anchored)
+        p++;
+    if (*p++ != '[' || *p == '^')
+        return 0;
+    memset(in_class, 0, 256);
+    while (*p != ']') {
+        unsigned char lo, hi;
+        if (!class_item(&p, &lo))
+            return 0;
+        hi = lo;
+        if (p[0] == '-' && p[1] != ']') {
+            p++;
+            if (*p == '\\' || !class_item(&p, &hi) || hi < lo)
+                return 0;
+        }
+        for (unsigned c = lo; c <= hi; c++)
+            in_class[c] = 1;
+    }
+    p++;
+    if (*p++ != '+')
+        return 0;
+    if (anchored && *p++ != '$')
+        return 0;
+    return *p == '\0';
+}
+
+static int is_ascii_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* 1/0 when the table answers, -1 when the regex engine must. */
+static int match_fast(const struct compiled *c, const char *s, size_t n)
+{
+    if (c->kind == MATCH_CLASS_PLUS) {
+        if (n == 0)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (!c->in_class[(unsigned char)s[i]])
+                return 0;
+        return 1;
+    }
+    if (c->kind == MATCH_NONSPACE) {
+        int ascii = 1;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char b = (unsigned char)s[i];
+            if (b >= 0x80)
+                ascii = 0;
+            else if (!is_ascii_space(b))
+                return 1;
+        }
+        return ascii ? 0 : -1;
+    }
+    return -1;
+}
 
 static struct compiled *s_compiled;
 static size_t s_ncompiled, s_capcompiled;
@@ -152,11 +245,29 @@ int ef_emr_model_match(void *ud, const char *pattern, const char *s, size_t n)
         c = &s_compiled[s_ncompiled++];
         c->pattern = pattern;
         c->re = ef_regex_compile(pattern, strlen(pattern), EF_REGEX_DOTALL, &err);
+        c->kind = MATCH_REGEX;
+        c->last_n = SIZE_MAX;
+        if (!strcmp(pattern, ".*\\S.*") || !strcmp(pattern, "^.*\\S.*$"))
+            c->kind = MATCH_NONSPACE;
+        else if (parse_class_plus(pattern, c->in_class))
+            c->kind = MATCH_CLASS_PLUS;
     }
     if (!c->re)
         return -1;
-    int r = ef_regex_exec(c->re, s, n, 0, 1, NULL);
-    return r < 0 ? -1 : r;
+    int r = match_fast(c, s, n);
+    if (r >= 0)
+        return r;
+    if (n == c->last_n && memcmp(s, c->last, n) == 0)
+        return c->last_r;
+    r = ef_regex_exec(c->re, s, n, 0, 1, NULL);
+    if (r < 0)
+        return -1;
+    if (n <= sizeof c->last) {
+        memcpy(c->last, s, n);
+        c->last_n = n;
+        c->last_r = r;
+    }
+    return r;
 }
 
 void ef_emr_model_match_reset(void)

@@ -257,6 +257,7 @@ int ef_emr_client_send(struct ef_emr_client *c, struct ef_emr_request *rq, uint6
     hr.timeout_ms = c->timeout_ms;
     hr.connect_timeout_ms = c->connect_timeout_ms;
     hr.ca_bundle = c->ca_bundle;
+    hr.no_resend = strcmp(w->method, "POST") == 0;    /* our retry loop counts every send */
     char msg[256];
     if (ef_http_add(c->http, &hr, id, msg, sizeof msg) != EF_HTTP_ADD_OK) {
         set_error(err, "http", "%s", msg);

@@ -31,6 +31,9 @@ struct ef_http_xfer {
     CURLcode result;
     long status;
     int too_large, oom;
+    /* request body fed by on_read (no_resend transfers only) */
+    char *req;
+    size_t req_len, req_off, req_cap;
     /* response body */
     char *body;
     size_t body_len, body_cap;
@@ -213,6 +216,7 @@ static void easy_put(struct ef_http *h, CURL *e)
 static void xfer_destroy(struct ef_http_xfer *x)
 {
     free(x->slist);
+    free(x->req);
     free(x->body);
     free(x->hbuf);
     free(x->hdrs);
@@ -233,6 +237,7 @@ static struct ef_http_xfer *xfer_new(struct ef_http *h)
         x->status = 0;
         x->too_large = x->oom = 0;
         x->body_len = x->hbuf_len = x->nhdrs = 0;
+        x->req_len = x->req_off = 0;
         x->message[0] = '\0';
         x->errbuf[0] = '\0';
         return x;
@@ -253,6 +258,7 @@ static void xfer_free(struct ef_http_xfer *x)
     x->url = NULL;
     struct ef_http *h = x->h;
     if (h->nspare == XFER_POOL_MAX || x->body_cap > KEEP_BUF_MAX || x->hbuf_cap > KEEP_BUF_MAX ||
+        x->req_cap > KEEP_BUF_MAX ||
         x->hdrs_cap > 256 || x->slist_cap > KEEP_BUF_MAX) {
         xfer_destroy(x);
         return;
@@ -303,6 +309,28 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     memcpy(x->body + x->body_len, data, n);
     x->body_len += n;
     return n;
+}
+
+/* The request body of a no_resend transfer, handed to libcurl once. */
+static size_t on_read(char *out, size_t size, size_t nitems, void *ud)
+{
+    struct ef_http_xfer *x = ud;
+    size_t n = size * nitems, left = x->req_len - x->req_off;
+    if (n > left)
+        n = left;
+    memcpy(out, x->req + x->req_off, n);
+    x->req_off += n;
+    return n;
+}
+
+/* libcurl seeks back only to send the body again (its silent retry on a dead reused
+ * connection): refusing makes the transfer fail with CURLE_SEND_FAIL_REWIND instead. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    (void)ud;
+    (void)offset;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;
 }
 
 /* Sizes the body buffer for an announced Content-Length (a hint: failures are ignored,
@@ -665,7 +693,19 @@ int ef_http_add(struct ef_http *h, const struct ef_http_request *rq, uint64_t *i
     } else {
         SETOPT(CURLOPT_CUSTOMREQUEST, rq->method);
     }
-    if (send_body) {
+    if (send_body && rq->no_resend) {
+        if (rq->body_len > x->req_cap && !grow(&x->req, &x->req_cap, rq->body_len))
+            goto oom;
+        if (rq->body_len)
+            memcpy(x->req, rq->body, rq->body_len);
+        x->req_len = rq->body_len;
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        SETOPT(CURLOPT_READFUNCTION, on_read);
+        SETOPT(CURLOPT_READDATA, (void *)x);
+        SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+        SETOPT(CURLOPT_SEEKDATA, (void *)x);
+    } else if (send_body) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         SETOPT(CURLOPT_COPYPOSTFIELDS, rq->body_len ? rq->body : "");
     }
@@ -817,6 +857,7 @@ static int classify(const struct ef_http_xfer *x, int *retryable)
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
+    case CURLE_SEND_FAIL_REWIND:        /* a no_resend body libcurl wanted to send again */
         *retryable = 1;
         return EF_HTTP_ERESET;
     case CURLE_PARTIAL_FILE:
@@ -864,6 +905,8 @@ static void finish(struct ef_http *h, CURL *easy, CURLcode result)
             detail = "out of memory while receiving the response";
         else if (x->too_large)
             detail = NULL;
+        else if (result == CURLE_SEND_FAIL_REWIND)
+            detail = "connection closed before a reply (the request was not re-sent)";
         else
             detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(result);
         if (detail)

@@ -77,6 +77,11 @@ struct ef_http_request {
     long timeout_ms;            /* whole request; 0 = default */
     long connect_timeout_ms;    /* 0 = default */
     const char *ca_bundle;      /* CA file (PEM) or NULL for the system store */
+    int no_resend;              /* 1: the body is sent at most once per ef_http_add: when a
+                                 * reused keep-alive connection turns out dead, libcurl does not
+                                 * re-send it on a fresh connection by itself; the transfer ends
+                                 * with EF_HTTP_ERESET (retryable) and the caller's own retry
+                                 * loop decides, counting that attempt. */
 };
 
 struct ef_http_stats {

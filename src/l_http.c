@@ -16,6 +16,10 @@
  *       connect_timeout_ms  1..86400000, default 10000 (capped at timeout_ms)
  *       ca_bundle   CA file for TLS verification (the Lua layer passes AWS_CA_BUNDLE);
  *                   verification of peer and host is always on
+ *       no_resend   boolean: the body goes out at most once; where libcurl would silently
+ *                   re-send it on a fresh connection (a reused keep-alive one died before a
+ *                   reply), the transfer ends with code "reset" (retryable) instead.
+ *                   core.http.no_silent_resend is true where this is supported.
  *     Misuse raises. add never completes synchronously; returns the transfer's id (integer).
  *     Other table fields are ignored.
  *   p:step([timeout_ms]) --> list of completions, oldest first:
@@ -179,6 +183,12 @@ static int poller_add(lua_State *L)
     rq.connect_timeout_ms = (long)opt_int_field(L, 2, "connect_timeout_ms", 1,
                                                 EF_HTTP_MAX_TIMEOUT_MS,
                                                 EF_HTTP_DEFAULT_CONNECT_TIMEOUT_MS, where);
+    lua_getfield(L, 2, "no_resend");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        return luaL_error(L, "%s: request.no_resend must be a boolean (got %s)", where,
+                          luaL_typename(L, -1));
+    rq.no_resend = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 2, "headers");                      /* ... headers */
     int hidx = lua_gettop(L);
     if (!lua_isnil(L, hidx)) {
@@ -422,9 +432,12 @@ int ef_l_open_http(lua_State *L)
         lua_setfield(L, -2, "__index");                 /* core mt */
     }
     lua_pop(L, 1);                                      /* core */
-    lua_createtable(L, 0, 1);                           /* core http */
+    lua_createtable(L, 0, 2);                           /* core http */
     lua_pushcfunction(L, poller_new);
     lua_setfield(L, -2, "poller");
+    /* requests may say no_resend = true (see ef_http.h) */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "no_silent_resend");
     lua_setfield(L, -2, "http");                        /* core */
     return 0;
 }

@@ -42,6 +42,7 @@ local model = require "emrflow.emr.model"
 local validate = require "emrflow.emr.validate"
 local retry = require "emrflow.emr.retry"
 local json = require "emrflow.json"
+local time = require "emrflow.time"
 
 local M = {}
 
@@ -116,7 +117,7 @@ end
 
 --- Unix seconds to the ISO 8601 form the service sends ("2024-05-01T12:00:05Z").
 function M.timestamp(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+  return (time.format_iso(math.floor(t) * 1000, "seconds"))
 end
 
 local function snake(name)
@@ -603,21 +604,13 @@ local function in_states(states, s)
   return false
 end
 
+-- CreatedAfter / CreatedBefore: Unix seconds, or an ISO 8601 text (offsets honoured);
+-- nil when neither.
 local function parse_time(v)
   if type(v) == "number" then return v end
   if type(v) ~= "string" then return nil end
-  local y, mo, d, h, mi, s = v:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)")
-  if not y then return nil end
-  -- Days from civil (UTC), no dependency on the local time zone.
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo <= 2 then y = y - 1 end
-  local era = y // 400
-  local yoe = y - era * 400
-  local mp = (mo + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  local ms = time.parse_iso(v, "lenient")
+  return ms and ms / 1000 or nil
 end
 M.parse_time = parse_time
 
@@ -721,7 +714,7 @@ function ops.DescribeJobRun(self, p, t)
   if not job then
     return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
   end
-  return obj("JobRun", self:job_view(job, t))
+  return json.object{ JobRun = self:job_view(job, t) }    -- polled often: no obj() pack
 end
 
 function ops.CancelJobRun(self, p, t)
@@ -950,15 +943,11 @@ local function token_member(op)
   return tm or nil
 end
 
+-- A version 4 UUID, as the SDKs fill idempotency tokens (one per started job: kept cheap).
 local function random_token()
-  local t = {}
-  for i = 1, 32 do
-    local d = math.random(0, 15)
-    t[i] = ("0123456789abcdef"):sub(d + 1, d + 1)
-  end
-  local s = table.concat(t)
-  return s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-4" .. s:sub(14, 16) .. "-a" .. s:sub(18, 20)
-    .. "-" .. s:sub(21, 32)
+  local rnd = math.random
+  return ("%08x-%04x-4%03x-a%03x-%06x%06x"):format(rnd(0, 0xffffffff), rnd(0, 0xffff), rnd(0, 0xfff),
+    rnd(0, 0xfff), rnd(0, 0xffffff), rnd(0, 0xffffff))
 end
 
 local function attempt(self, op, params, t)

@@ -6,6 +6,7 @@
 #include "ef_emr.h"
 #include "ef_emr_client.h"
 #include "ef_emr_sync.h"
+#include "ef_regex.h"
 
 #include <math.h>
 
@@ -138,6 +139,50 @@ static void test_model_patterns(void)
     EF_CHECK(ef_emr_model_match(NULL, vc_pattern, "abc123", 6) == 1);
     EF_CHECK(ef_emr_model_match(NULL, vc_pattern, "abc-123", 7) == 0);   /* the whole value */
     EF_CHECK(ef_emr_model_match(NULL, "a(b", "a(b", 3) == -1);            /* refused: skipped */
+}
+
+/* The byte-table shortcuts for simple patterns answer exactly as the regex engine does. */
+static void test_pattern_shortcuts_agree_with_the_engine(void)
+{
+    static const char *const samples[] = {
+        "", " ", "\t\n", "abc", "ABC", "abc123", "a b", " x ", "job-1", "s3://bucket/main.py",
+        "emr-6.2.0-latest", "a.b_c/d#e", "${x}", "caf\xc3\xa9", "\xc2\xa0", "\xe2\x80\xa8",
+        "a\xff", "\xff", "x\ny", "--conf a=1", "Z", "_", "-", "#", "/", "9", "\v", "\f",
+    };
+    size_t nsamples = sizeof samples / sizeof samples[0];
+    int checked = 0, fast = 0;
+    for (size_t i = 0; i < ef_emr_nshapes; i++) {
+        const char *pat = ef_emr_shapes[i].pattern;
+        if (!pat)
+            continue;
+        struct ef_regex_err err;
+        struct ef_regex *re = ef_regex_compile(pat, strlen(pat), EF_REGEX_DOTALL, &err);
+        if (!re)
+            continue;
+        char one[2] = { 0, 0 };
+        for (int b = 0; b < 256 + (int)nsamples; b++) {
+            const char *v = one;
+            size_t n = 1;
+            if (b < 256) {
+                one[0] = (char)b;
+            } else {
+                v = samples[b - 256];
+                n = strlen(v);
+            }
+            int want = ef_regex_exec(re, v, n, 0, 1, NULL);
+            int got = ef_emr_model_match(NULL, pat, v, n);
+            if (got != want)
+                fprintf(stderr, "pattern %s, value %d (%zu bytes): %d, engine %d\n", pat, b, n, got, want);
+            EF_CHECK(got == want);
+            EF_CHECK(ef_emr_model_match(NULL, pat, v, n) == want);   /* asked again */
+            checked++;
+        }
+        ef_regex_free(re);
+        if (!strcmp(pat, ".*\\S.*") || !strcmp(pat, "[0-9a-z]+"))
+            fast++;
+    }
+    EF_CHECK(fast >= 2);
+    EF_CHECK(checked > 1000);
 }
 
 static void test_marshalling(void)
@@ -807,6 +852,7 @@ int main(void)
     EF_RUN(test_checks_with_paths);
     EF_RUN(test_patterns_through_the_matcher);
     EF_RUN(test_model_patterns);
+    EF_RUN(test_pattern_shortcuts_agree_with_the_engine);
     EF_RUN(test_marshalling);
     EF_RUN(test_replies);
     EF_RUN(test_error_parsing);

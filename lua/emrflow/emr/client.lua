@@ -384,9 +384,11 @@ local function http_request(self, req, signed)
   hs[#hs + 1] = self.ua_header
   -- as botocore: a DELETE (or any body-less non-GET) says Content-Length: 0, unsigned
   if req.body == "" and req.method ~= "GET" and req.method ~= "HEAD" then hs[#hs + 1] = CONTENT_LENGTH_0 end
+  -- a POST goes out once per attempt: libcurl's silent re-send on a dead keep-alive
+  -- connection becomes a "reset" that the retry loop counts against max_attempts
   return { method = req.method, url = req.url, headers = hs, body = req.body,
            timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms,
-           ca_bundle = self.ca_bundle }
+           ca_bundle = self.ca_bundle, no_resend = req.method == "POST" }
 end
 
 -- client:call(operation, params [, opts]) --> result | nil, err

@@ -10,6 +10,7 @@
 -- members of structure shapes are renamed: map keys (Properties, Tags,
 -- JobTemplateParameters) are data and pass through untouched.
 local json = require "emrflow.json"
+local time = require "emrflow.time"
 local core = require "emrflow.core"
 local errors = require "emrflow.errors"
 local model = require "emrflow.emr.model"
@@ -134,13 +135,15 @@ local function iso8601(v)
   if type(v) == "string" then return v end
   local secs = math.floor(v)
   local frac = v - secs
-  local s = os.date("!%Y-%m-%dT%H:%M:%S", secs)
+  local s = time.format_iso(secs * 1000, "seconds")
+  -- beyond the dates time knows (or not a number): sent as given; the service refuses it
+  if not s then return tostring(v) end
   if frac > 0 then
     local us = math.floor(frac * 1e6 + 0.5)
     if us >= 1000000 then us = 999999 end
-    return fmt("%s.%06dZ", s, us)
+    return fmt("%s.%06dZ", s:sub(1, -2), us)
   end
-  return s .. "Z"
+  return s
 end
 M.iso8601 = iso8601
 
