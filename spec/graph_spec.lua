@@ -18,14 +18,16 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 -- graphviz's dot leaks memory, which LeakSanitizer reports when `make asan` preloads it into
 -- every child process: dot then runs through a wrapper without the preload.
 local DOT_ENV = ""
+local DOT_WRAPPER
 if (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
   local wrapper = os.tmpname()
   local f = assert(io.open(wrapper, "w"))
   f:write('#!/bin/sh\nunset LD_PRELOAD\nexec dot "$@"\n')
   f:close()
   os.execute("chmod +x " .. wrapper)
-  files[#files + 1] = wrapper
   DOT_ENV = "EMRFLOW_DOT=" .. wrapper .. " "
+  -- removed after the last block (each block's teardown removes the files made so far)
+  DOT_WRAPPER = wrapper
 end
 local function emrflow(args, env)
   local errf = tmp("")
@@ -182,7 +184,10 @@ describe("emrflow.graph", function()
 end)
 
 describe("emrflow graph", function()
-  teardown(function() for _, f in ipairs(files) do os.remove(f) end end)
+  teardown(function()
+    for _, f in ipairs(files) do os.remove(f) end
+    if DOT_WRAPPER then os.remove(DOT_WRAPPER) end
+  end)
 
   it("prints mermaid by default and dot with --format dot", function()
     local def = tmp(DEF, ".json")
