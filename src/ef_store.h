@@ -100,6 +100,19 @@ int64_t ef_store_last_rowid(struct ef_store *s);
 /* 1 inside an explicit transaction (after the "begin" statement). */
 int ef_store_in_transaction(struct ef_store *s);
 
+/* One history event record of a group (lua/emrflow/store/events.lua's RECORD,
+ * "<i8i8dI4I4I4BI4I4": little-endian, no padding), EF_STORE_RECORD_SIZE bytes
+ * written to out. Packing in C keeps a group of thousands of events cheap. */
+#define EF_STORE_RECORD_SIZE 45
+struct ef_store_record {
+    int64_t id, prev;
+    double timestamp;
+    uint32_t type, key, name; /* string indexes, 0 = none */
+    uint8_t kind;
+    uint32_t value, assigned; /* value indexes, 0 = none */
+};
+void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
+
 /* PRAGMA integrity_check: 0 when "ok", else -1 with the first problem in err. */
 int ef_store_integrity_check(struct ef_store *s, struct ef_store_error *err);
 

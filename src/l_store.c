@@ -6,10 +6,16 @@
  *   db:integrity_check() --> true | nil, err;  db:in_transaction() --> boolean
  *   db:schema_version(); db:close() (also __gc and __close)
  *   core.store.make_parent_dirs(path) --> true | nil, err
+ *   core.store.pack_group(strings, values, fields, n) --> a group's bytes: the two JSON texts
+ *       (each after its u32 little-endian length), then n event records (ef_store_pack_record)
+ *       taken from fields, a flat array of 9 values per record; built in one buffer
  *
  * Parameters: nil -> NULL, integer, float, boolean (0/1), string. Rows are tables keyed by
  * column name; NULL columns are absent. Errors are emrflow.Error tables whose code names
  * the kind ("locked", "not_a_database", "truncated", "newer_schema", "constraint", ...). */
+#include <stdint.h>
+#include <string.h>
+
 #include "l_util.h"
 #include "ef_store.h"
 
@@ -188,6 +194,74 @@ static int l_store_tostring(lua_State *L)
     return 1;
 }
 
+/* An integer field of a record, in [0, max]. */
+static int64_t s_field_int(lua_State *L, lua_Integer at, int64_t min, int64_t max)
+{
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < min || v > max)
+        luaL_error(L, "event record field %I is not an integer in range", at);
+    lua_pop(L, 1);
+    return (int64_t)v;
+}
+
+#define RECORD_FIELDS 9
+
+/* Writes the length-prefixed (u32 little-endian) text at p; returns the end. */
+static unsigned char *s_put_text(unsigned char *p, const char *text, size_t n)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)((uint32_t)n >> (8 * i));
+    memcpy(p + 4, text, n);
+    return p + 4 + n;
+}
+
+/* core.store.pack_group(strings, values, fields, n): a group's bytes, in one string. */
+static int l_store_pack_group(lua_State *L)
+{
+    size_t ns, nv;
+    const char *strings = luaL_checklstring(L, 1, &ns);
+    const char *values = luaL_checklstring(L, 2, &nv);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer n = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, ns <= UINT32_MAX && nv <= UINT32_MAX, 2, "text too long for a group");
+    luaL_argcheck(L, n >= 0 && n <= (lua_Integer)(0x7fffffff / EF_STORE_RECORD_SIZE), 4,
+                  "record count out of range");
+    size_t size = 8 + ns + nv + (size_t)n * EF_STORE_RECORD_SIZE;
+    luaL_Buffer b;
+    unsigned char *start = (unsigned char *)luaL_buffinitsize(L, &b, size);
+    unsigned char *out = s_put_text(s_put_text(start, strings, ns), values, nv);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_Integer at = i * RECORD_FIELDS;
+        struct ef_store_record r;
+        lua_rawgeti(L, 3, at + 1);
+        r.id = s_field_int(L, at + 1, INT64_MIN, INT64_MAX);
+        lua_rawgeti(L, 3, at + 2);
+        r.prev = s_field_int(L, at + 2, INT64_MIN, INT64_MAX);
+        lua_rawgeti(L, 3, at + 3);
+        int isnum;
+        r.timestamp = (double)lua_tonumberx(L, -1, &isnum);
+        if (!isnum)
+            return luaL_error(L, "event record field %I is not a number", at + 3);
+        lua_pop(L, 1);
+        lua_rawgeti(L, 3, at + 4);
+        r.type = (uint32_t)s_field_int(L, at + 4, 0, UINT32_MAX);
+        lua_rawgeti(L, 3, at + 5);
+        r.key = (uint32_t)s_field_int(L, at + 5, 0, UINT32_MAX);
+        lua_rawgeti(L, 3, at + 6);
+        r.name = (uint32_t)s_field_int(L, at + 6, 0, UINT32_MAX);
+        lua_rawgeti(L, 3, at + 7);
+        r.kind = (uint8_t)s_field_int(L, at + 7, 0, UINT8_MAX);
+        lua_rawgeti(L, 3, at + 8);
+        r.value = (uint32_t)s_field_int(L, at + 8, 0, UINT32_MAX);
+        lua_rawgeti(L, 3, at + 9);
+        r.assigned = (uint32_t)s_field_int(L, at + 9, 0, UINT32_MAX);
+        ef_store_pack_record(out + (size_t)i * EF_STORE_RECORD_SIZE, &r);
+    }
+    luaL_pushresultsize(&b, size);
+    return 1;
+}
+
 static const luaL_Reg s_methods[] = {
     { "query", l_store_query },
     { "integrity_check", l_store_integrity_check },
@@ -214,7 +288,9 @@ int ef_l_open_store(lua_State *L)
         lua_setfield(L, -2, "__index");                 /* core mt */
     }
     lua_pop(L, 1);                                      /* core */
-    lua_createtable(L, 0, 3);                           /* core store */
+    lua_createtable(L, 0, 4);                           /* core store */
+    lua_pushcfunction(L, l_store_pack_group);
+    lua_setfield(L, -2, "pack_group");
     lua_pushcfunction(L, l_store_open);
     lua_setfield(L, -2, "open");
     lua_pushcfunction(L, l_store_make_parent_dirs);

@@ -177,8 +177,16 @@ end
 -- used by this state machine).
 -- The id of a definition text in the definitions table, adding it when it is new (in the
 -- caller's transaction).
+-- The digest of the last definition text (a user's store records run after run of one
+-- machine, whose text is the same string: hashing a big definition again is skipped).
+local last_text, last_digest
+
 local function definition_id(self, text)
-  local digest = digest_hex("SHA-256", text)
+  local digest = last_digest
+  if text ~= last_text then
+    digest = digest_hex("SHA-256", text)
+    last_text, last_digest = text, digest
+  end
   local rows, err = query(self, "definition_by_digest", digest)
   if not rows then return nil, err end
   if rows[1] then return rows[1].id end

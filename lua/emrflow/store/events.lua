@@ -16,12 +16,13 @@
 --   events.decode(bytes [, after [, out]]) --> list of GetExecutionHistory events, id > after
 
 local json = require "emrflow.json"
+local pack_group = require("emrflow.core").store.pack_group
 
 local M = {}
 
 local encode, decode, object_of, set = json.encode, json.decode, json.object_of, json.set
 local type, pairs = type, pairs
-local pack, unpack = string.pack, string.unpack
+local unpack = string.unpack
 
 local RECORD = "<i8i8dI4I4I4BI4I4"
 local now = os.time
@@ -160,23 +161,11 @@ function Group:add_parts(desc, id, prev, payload, assigned, t)
   self.last = id
 end
 
--- Formats packing k records at once (string.pack takes them from the stack).
-local BATCH = 64
-local formats = setmetatable({}, { __index = function(t, k)
-  local f = "<" .. RECORD:sub(2):rep(k)
-  t[k] = f
-  return f
-end })
-
---- The group's bytes (raises when a value cannot be held in JSON).
+--- The group's bytes (raises when a value cannot be held in JSON). The header and the
+-- records are packed in C, in one buffer (core.store.pack_group: HEADER, then RECORD for
+-- each event).
 function Group:bytes()
-  local parts = { pack(HEADER, encode(self.strings), encode(self.values)) }
-  local f, n = self.fields, self.n
-  for first = 0, n - 1, BATCH do
-    local k = math.min(BATCH, n - first)
-    parts[#parts + 1] = pack(formats[k], table.unpack(f, first * FIELDS + 1, (first + k) * FIELDS))
-  end
-  return table.concat(parts)
+  return pack_group(encode(self.strings), encode(self.values), self.fields, self.n)
 end
 
 --- Encodes a list of consecutive events: bytes, first id, last id.
