@@ -510,6 +510,12 @@ int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n)
                                SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
 }
 
+int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n)
+{
+    /* SQLite calls the destructor even when the bind fails */
+    return sqlite3_bind_blob64(st->st, i, p, (sqlite3_uint64)n, free) == SQLITE_OK ? 0 : -1;
+}
+
 int ef_store_step(struct ef_store_stmt *st, struct ef_store_error *err)
 {
     int rc = sqlite3_step(st->st);

@@ -81,6 +81,9 @@ int ef_store_bind_null(struct ef_store_stmt *st, int i);
 int ef_store_bind_int(struct ef_store_stmt *st, int i, int64_t v);
 int ef_store_bind_double(struct ef_store_stmt *st, int i, double v);
 int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n);
+/* Binds the malloc'ed p as a blob and hands it over: it is freed (free) by the store,
+ * whether the call succeeds or not. */
+int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n);
 /* EF_STORE_ROW, EF_STORE_DONE, or EF_STORE_FAIL with err filled (the
  * statement is reset then). */
 int ef_store_step(struct ef_store_stmt *st, struct ef_store_error *err);

@@ -255,12 +255,21 @@ local function insert_events(self, seq, list)
         .. (first <= last and " is already recorded" or " does not follow the last recorded event")
         .. " (the history holds events 1 to " .. last .. ")" }
   end
-  local ok, bytes = pcall(group.bytes, group)
+  -- the group's bytes are packed in C memory handed to SQLite (no copy on the Lua heap)
+  local ok, strings, values = pcall(group.texts, group)
+  local done, ierr
+  if ok then
+    ok, done, ierr = pcall(self.db.insert_group, self.db, seq, first, group.last, strings, values,
+      group.fields, group.n)
+  else
+    done = strings
+  end
   if not ok then
     return nil, errors.new { code = "validation",
-      message = "execution store: an event cannot be recorded: " .. tostring(bytes) }
+      message = "execution store: an event cannot be recorded: " .. tostring(done) }
   end
-  return query(self, "insert_events", seq, first, group.last, bytes)
+  if not done then return nil, store_error(self, ierr) end
+  return true
 end
 
 --- Runs fn(...) inside one transaction (or inside the caller's, when one is open): committed

@@ -176,6 +176,12 @@ end
 --- The group's bytes (raises when a value cannot be held in JSON). The header and the
 -- records are packed in C, in one buffer (core.store.pack_group: HEADER, then RECORD for
 -- each event).
+--- The group's two JSON texts: its strings and its values (raises when a value cannot be
+-- held in JSON); the store packs them with the records (emrflow.store's insert_events).
+function Group:texts()
+  return encode(self.strings), encode(self.values)
+end
+
 function Group:bytes()
   return pack_group(encode(self.strings), encode(self.values), self.fields, self.n)
 end
