@@ -154,7 +154,8 @@ lines[#lines + 1] = "With a store every event is written to SQLite (WAL, synchro
 lines[#lines + 1] = "of at most 1,000 events per transaction, none past an external effect"
 lines[#lines + 1] = "(this chain has none). The recorder takes the events through machine:start's event_sink"
 lines[#lines + 1] = "(each event as its parts: no table per event), packs them as they come and keeps a"
-lines[#lines + 1] = "state's output, the next state's input, once."
+lines[#lines + 1] = "state's output, the next state's input, once; a group's row is built in C memory handed"
+lines[#lines + 1] = "to SQLite (its records packed in C, its strings and payloads in one JSON text each)."
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
 if not option("no-write", false) then

@@ -205,6 +205,42 @@ describe("emrflow.store", function()
       assert.is_false(s.db:in_transaction())
     end)
 
+    it("packs a group in the stored format (stores written before read the same)", function()
+      local events = require "emrflow.store.events"
+      local list = {
+        event(7, "PassStateEntered", "stateEnteredEventDetails",
+          json.object_of("name", "A", "input", json.object { n = 1 })),
+        event(8, "PassStateExited", "stateExitedEventDetails",
+          json.object_of("name", "A", "output", json.array { 2 }), 3),
+      }
+      local bytes, first, last = events.encode(list)
+      assert.same({ 7, 8 }, { first, last })
+      -- the format the store has always kept: two length-prefixed JSON arrays, then one
+      -- "<i8i8dI4I4I4BI4I4" record per event
+      local strings = '["A","PassStateEntered","stateEnteredEventDetails",'
+        .. '"PassStateExited","stateExitedEventDetails"]'
+      local values = '[{"n":1},[2]]'
+      local record = "<i8i8dI4I4I4BI4I4"
+      assert.equal(string.pack("<s4s4", strings, values)
+        .. string.pack(record, 7, 6, 1733560000.007, 2, 3, 1, 1, 1, 0)
+        .. string.pack(record, 8, 3, 1733560000.008, 4, 5, 1, 2, 2, 0), bytes)
+      local back = events.decode(bytes)
+      assert.same({ 7, 8 }, { back[1].id, back[2].id })
+      assert.equal(3, back[2].previousEventId)
+      assert.equal("[2]", back[2].stateExitedEventDetails.output)
+    end)
+
+    it("refuses an event it cannot record, naming it, and records nothing", function()
+      local s = open_new()
+      local x = assert(s:create_execution(su.sample_execution(1)))
+      local ok, err = s:append_events(x, { event(1, "ExecutionStarted"),
+        { id = 2, previousEventId = 1, timestamp = "later", type = "PassStateEntered" } })
+      assert.is_nil(ok)
+      assert.equal("validation", err.code)
+      assert.matches("cannot be recorded", err.message)
+      assert.equal(0, s:last_event_id(x))
+    end)
+
     it("keeps the events of each execution apart", function()
       local s = open_new()
       local a = assert(s:create_execution(su.sample_execution(1)))
@@ -595,7 +631,7 @@ describe("definitions", function()
     assert.same(json.decode(def), json.decode(assert(s:find("r2")).definition))
     assert.equal("Q", json.decode(assert(s:find("r4")).definition).StartAt)
     s:close()
-    -- (without make asan's preload, whose leak report would mix with the count)
+    -- python3 without the sanitizers `make asan` preloads (their report would mix with the count)
     local ok, out = su.sh("env -u LD_PRELOAD python3 -c "
       .. su.quote("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
       .. "print(c.execute('select count(*) from definitions').fetchone()[0])") .. " " .. su.quote(path))

@@ -104,7 +104,11 @@ static const struct stmt_def s_stmts[] = {
     { "events",
       "SELECT first_id, last_id, data FROM events"
       " WHERE execution = ?1 AND last_id > ?2 ORDER BY first_id" },
-    { "last_event", "SELECT max(last_id) AS id FROM events WHERE execution = ?1" },
+    /* groups hold consecutive ids: the last one is the group with the greatest first id
+     * (found through the primary key, without reading every group of the execution) */
+    { "last_event",
+      "SELECT (SELECT last_id FROM events WHERE execution = ?1"
+      " ORDER BY first_id DESC LIMIT 1) AS id" },
     { "put_effect",
       "INSERT INTO effects (execution, key, kind, data, created) VALUES (?1, ?2, ?3, ?4, ?5)"
       " ON CONFLICT (execution, key) DO UPDATE SET kind = excluded.kind,"
@@ -506,6 +510,12 @@ int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n)
                                SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
 }
 
+int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n)
+{
+    /* SQLite calls the destructor even when the bind fails */
+    return sqlite3_bind_blob64(st->st, i, p, (sqlite3_uint64)n, free) == SQLITE_OK ? 0 : -1;
+}
+
 int ef_store_step(struct ef_store_stmt *st, struct ef_store_error *err)
 {
     int rc = sqlite3_step(st->st);
@@ -592,4 +602,26 @@ int ef_store_integrity_check(struct ef_store *s, struct ef_store_error *err)
     }
     sqlite3_finalize(st);
     return ok;
+}
+
+static unsigned char *s_put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return p + bytes;
+}
+
+void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r)
+{
+    uint64_t t;
+    memcpy(&t, &r->timestamp, sizeof t);   /* IEEE 754 double, written little-endian */
+    unsigned char *p = s_put_le(out, (uint64_t)r->id, 8);
+    p = s_put_le(p, (uint64_t)r->prev, 8);
+    p = s_put_le(p, t, 8);
+    p = s_put_le(p, r->type, 4);
+    p = s_put_le(p, r->key, 4);
+    p = s_put_le(p, r->name, 4);
+    *p++ = r->kind;
+    p = s_put_le(p, r->value, 4);
+    s_put_le(p, r->assigned, 4);
 }

@@ -81,6 +81,9 @@ int ef_store_bind_null(struct ef_store_stmt *st, int i);
 int ef_store_bind_int(struct ef_store_stmt *st, int i, int64_t v);
 int ef_store_bind_double(struct ef_store_stmt *st, int i, double v);
 int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n);
+/* Binds the malloc'ed p as a blob and hands it over: it is freed (free) by the store,
+ * whether the call succeeds or not. */
+int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n);
 /* EF_STORE_ROW, EF_STORE_DONE, or EF_STORE_FAIL with err filled (the
  * statement is reset then). */
 int ef_store_step(struct ef_store_stmt *st, struct ef_store_error *err);
@@ -99,6 +102,19 @@ int64_t ef_store_changes(struct ef_store *s);
 int64_t ef_store_last_rowid(struct ef_store *s);
 /* 1 inside an explicit transaction (after the "begin" statement). */
 int ef_store_in_transaction(struct ef_store *s);
+
+/* One history event record of a group (lua/emrflow/store/events.lua's RECORD,
+ * "<i8i8dI4I4I4BI4I4": little-endian, no padding), EF_STORE_RECORD_SIZE bytes
+ * written to out. Packing in C keeps a group of thousands of events cheap. */
+#define EF_STORE_RECORD_SIZE 45
+struct ef_store_record {
+    int64_t id, prev;
+    double timestamp;
+    uint32_t type, key, name; /* string indexes, 0 = none */
+    uint8_t kind;
+    uint32_t value, assigned; /* value indexes, 0 = none */
+};
+void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
 
 /* PRAGMA integrity_check: 0 when "ok", else -1 with the first problem in err. */
 int ef_store_integrity_check(struct ef_store *s, struct ef_store_error *err);

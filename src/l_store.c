@@ -3,13 +3,22 @@
  *   local db, err = core.store.open(path [, busy_ms])   -- nil, err on a bad store
  *   local rows, changes, rowid = db:query(name, ...)   -- a named statement of the catalogue;
  *                                                       -- nil, err on failure
+ *   db:insert_group(seq, first, last, strings, values, fields, n) --> true | nil, err: a group's
+ *       row (the insert_events statement), its bytes packed as pack_group packs them
  *   db:integrity_check() --> true | nil, err;  db:in_transaction() --> boolean
  *   db:schema_version(); db:close() (also __gc and __close)
  *   core.store.make_parent_dirs(path) --> true | nil, err
+ *   core.store.pack_group(strings, values, fields, n) --> a group's bytes: the two JSON texts
+ *       (each after its u32 little-endian length), then n event records (ef_store_pack_record)
+ *       taken from fields, a flat array of 9 values per record; built in one buffer
  *
  * Parameters: nil -> NULL, integer, float, boolean (0/1), string. Rows are tables keyed by
  * column name; NULL columns are absent. Errors are emrflow.Error tables whose code names
  * the kind ("locked", "not_a_database", "truncated", "newer_schema", "constraint", ...). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "l_util.h"
 #include "ef_store.h"
 
@@ -188,8 +197,136 @@ static int l_store_tostring(lua_State *L)
     return 1;
 }
 
+#define RECORD_FIELDS 9
+
+/* The integer at the top of the stack (popped) in *v when it lies in [min, max]. */
+static int s_pop_int(lua_State *L, int64_t min, int64_t max, int64_t *v)
+{
+    int isint;
+    lua_Integer x = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    *v = (int64_t)x;
+    return isint && x >= min && x <= max;
+}
+
+/* Packs the n records of the flat array at index t into out. Raises nothing (out may be
+ * C memory): returns 0, or the 1-based index of the first bad field. */
+static lua_Integer s_pack_records(lua_State *L, int t, lua_Integer n, unsigned char *out)
+{
+    static const int64_t max[RECORD_FIELDS] = { INT64_MAX, INT64_MAX, 0, UINT32_MAX,
+        UINT32_MAX, UINT32_MAX, UINT8_MAX, UINT32_MAX, UINT32_MAX };
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_Integer at = i * RECORD_FIELDS;
+        int64_t v[RECORD_FIELDS];
+        struct ef_store_record r;
+        for (int k = 0; k < RECORD_FIELDS; k++) {
+            lua_rawgeti(L, t, at + k + 1);
+            if (k == 2) {                       /* the timestamp: any number */
+                int isnum;
+                r.timestamp = (double)lua_tonumberx(L, -1, &isnum);
+                lua_pop(L, 1);
+                if (!isnum)
+                    return at + k + 1;
+                continue;
+            }
+            if (!s_pop_int(L, k < 2 ? INT64_MIN : 0, max[k], &v[k]))
+                return at + k + 1;
+        }
+        r.id = v[0];
+        r.prev = v[1];
+        r.type = (uint32_t)v[3];
+        r.key = (uint32_t)v[4];
+        r.name = (uint32_t)v[5];
+        r.kind = (uint8_t)v[6];
+        r.value = (uint32_t)v[7];
+        r.assigned = (uint32_t)v[8];
+        ef_store_pack_record(out + (size_t)i * EF_STORE_RECORD_SIZE, &r);
+    }
+    return 0;
+}
+
+/* Writes the length-prefixed (u32 little-endian) text at p; returns the end. */
+static unsigned char *s_put_text(unsigned char *p, const char *text, size_t n)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)((uint32_t)n >> (8 * i));
+    memcpy(p + 4, text, n);
+    return p + 4 + n;
+}
+
+/* The arguments of a group at index a: strings, values, fields, n; its size in bytes. */
+static size_t s_group_args(lua_State *L, int a, const char **strings, size_t *ns,
+                           const char **values, size_t *nv, lua_Integer *n)
+{
+    *strings = luaL_checklstring(L, a, ns);
+    *values = luaL_checklstring(L, a + 1, nv);
+    luaL_checktype(L, a + 2, LUA_TTABLE);
+    *n = luaL_checkinteger(L, a + 3);
+    luaL_argcheck(L, *ns <= UINT32_MAX && *nv <= UINT32_MAX, a, "text too long for a group");
+    luaL_argcheck(L, *n >= 0 && *n <= (lua_Integer)(0x7fffffff / EF_STORE_RECORD_SIZE), a + 3,
+                  "record count out of range");
+    luaL_checkstack(L, 2, "packing a group");
+    return 8 + *ns + *nv + (size_t)*n * EF_STORE_RECORD_SIZE;
+}
+
+/* core.store.pack_group(strings, values, fields, n): a group's bytes, in one string. */
+static int l_store_pack_group(lua_State *L)
+{
+    const char *strings, *values;
+    size_t ns, nv;
+    lua_Integer n;
+    size_t size = s_group_args(L, 1, &strings, &ns, &values, &nv, &n);
+    luaL_Buffer b;
+    unsigned char *start = (unsigned char *)luaL_buffinitsize(L, &b, size);
+    unsigned char *out = s_put_text(s_put_text(start, strings, ns), values, nv);
+    lua_Integer bad = s_pack_records(L, 3, n, out);
+    if (bad)
+        return luaL_error(L, "event record field %I is not a number in range", bad);
+    luaL_pushresultsize(&b, size);
+    return 1;
+}
+
+/* db:insert_group(seq, first, last, strings, values, fields, n): inserts a group's row
+ * (the "insert_events" statement), its bytes packed straight into memory handed to
+ * SQLite: a group of thousands of events costs the Lua heap (and its collector) no
+ * copy. true, or nil, err. */
+static int l_store_insert_group(lua_State *L)
+{
+    struct ef_store *s = s_check_open(L);
+    lua_Integer seq = luaL_checkinteger(L, 2);
+    lua_Integer first = luaL_checkinteger(L, 3);
+    lua_Integer last = luaL_checkinteger(L, 4);
+    const char *strings, *values;
+    size_t ns, nv;
+    lua_Integer n;
+    size_t size = s_group_args(L, 5, &strings, &ns, &values, &nv, &n);
+    struct ef_store_stmt *st = ef_store_stmt(s, ef_store_stmt_find("insert_events"));
+    if (ef_store_bind_int(st, 1, seq) != 0 || ef_store_bind_int(st, 2, first) != 0 ||
+        ef_store_bind_int(st, 3, last) != 0)
+        return luaL_error(L, "cannot bind the group's parameters");
+    unsigned char *start = malloc(size ? size : 1);
+    if (!start)
+        return luaL_error(L, "not enough memory for a group of %I events", n);
+    /* from here to the bind, nothing raises: start is freed on every path */
+    unsigned char *out = s_put_text(s_put_text(start, strings, ns), values, nv);
+    lua_Integer bad = s_pack_records(L, 7, n, out);
+    if (bad) {
+        free(start);
+        return luaL_error(L, "event record field %I is not a number in range", bad);
+    }
+    if (ef_store_bind_blob_owned(st, 4, start, size) != 0)
+        return luaL_error(L, "cannot bind the group's bytes");
+    struct ef_store_error err;
+    if (ef_store_step(st, &err) == EF_STORE_FAIL)
+        return s_fail(L, &err);
+    ef_store_bind_null(st, 4);     /* the statement lets go of the bytes now */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg s_methods[] = {
     { "query", l_store_query },
+    { "insert_group", l_store_insert_group },
     { "integrity_check", l_store_integrity_check },
     { "in_transaction", l_store_in_transaction },
     { "schema_version", l_store_schema_version },
@@ -214,7 +351,9 @@ int ef_l_open_store(lua_State *L)
         lua_setfield(L, -2, "__index");                 /* core mt */
     }
     lua_pop(L, 1);                                      /* core */
-    lua_createtable(L, 0, 3);                           /* core store */
+    lua_createtable(L, 0, 4);                           /* core store */
+    lua_pushcfunction(L, l_store_pack_group);
+    lua_setfield(L, -2, "pack_group");
     lua_pushcfunction(L, l_store_open);
     lua_setfield(L, -2, "open");
     lua_pushcfunction(L, l_store_make_parent_dirs);

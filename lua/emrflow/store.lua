@@ -177,8 +177,16 @@ end
 -- used by this state machine).
 -- The id of a definition text in the definitions table, adding it when it is new (in the
 -- caller's transaction).
+-- The digest of the last definition text (a user's store records run after run of one
+-- machine, whose text is the same string: hashing a big definition again is skipped).
+local last_text, last_digest
+
 local function definition_id(self, text)
-  local digest = digest_hex("SHA-256", text)
+  local digest = last_digest
+  if text ~= last_text then
+    digest = digest_hex("SHA-256", text)
+    last_text, last_digest = text, digest
+  end
   local rows, err = query(self, "definition_by_digest", digest)
   if not rows then return nil, err end
   if rows[1] then return rows[1].id end
@@ -247,12 +255,21 @@ local function insert_events(self, seq, list)
         .. (first <= last and " is already recorded" or " does not follow the last recorded event")
         .. " (the history holds events 1 to " .. last .. ")" }
   end
-  local ok, bytes = pcall(group.bytes, group)
+  -- the group's bytes are packed in C memory handed to SQLite (no copy on the Lua heap)
+  local ok, strings, values = pcall(group.texts, group)
+  local done, ierr
+  if ok then
+    ok, done, ierr = pcall(self.db.insert_group, self.db, seq, first, group.last, strings, values,
+      group.fields, group.n)
+  else
+    done = strings
+  end
   if not ok then
     return nil, errors.new { code = "validation",
-      message = "execution store: an event cannot be recorded: " .. tostring(bytes) }
+      message = "execution store: an event cannot be recorded: " .. tostring(done) }
   end
-  return query(self, "insert_events", seq, first, group.last, bytes)
+  if not done then return nil, store_error(self, ierr) end
+  return true
 end
 
 --- Runs fn(...) inside one transaction (or inside the caller's, when one is open): committed

@@ -275,6 +275,27 @@ static void s_remove_tree(const char *dir)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* A record is the stored little-endian layout, whatever the host's byte order. */
+static void test_pack_record(void)
+{
+    struct ef_store_record r = { .id = 0x0102030405060708LL, .prev = -1, .timestamp = 1.5,
+                                 .type = 0x11223344u, .key = 2, .name = 0, .kind = 3,
+                                 .value = 0xA0B0C0D0u, .assigned = 7 };
+    static const unsigned char want[EF_STORE_RECORD_SIZE] = {
+        8, 7, 6, 5, 4, 3, 2, 1,                 /* id */
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* prev */
+        0, 0, 0, 0, 0, 0, 0xf8, 0x3f,           /* 1.5 as an IEEE 754 double */
+        0x44, 0x33, 0x22, 0x11, 2, 0, 0, 0, 0, 0, 0, 0,
+        3,
+        0xD0, 0xC0, 0xB0, 0xA0, 7, 0, 0, 0,
+    };
+    unsigned char out[EF_STORE_RECORD_SIZE + 1];
+    out[EF_STORE_RECORD_SIZE] = 0x5a;
+    ef_store_pack_record(out, &r);
+    EF_CHECK(memcmp(out, want, EF_STORE_RECORD_SIZE) == 0);
+    EF_CHECK(out[EF_STORE_RECORD_SIZE] == 0x5a);   /* nothing written past the record */
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/ef_store_test.XXXXXX");
@@ -289,6 +310,7 @@ int main(void)
     EF_RUN(test_truncated);
     EF_RUN(test_foreign_and_newer);
     EF_RUN(test_cannot_open);
+    EF_RUN(test_pack_record);
     s_remove_tree(s_dir);
     return EF_DONE();
 }

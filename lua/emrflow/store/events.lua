@@ -16,12 +16,13 @@
 --   events.decode(bytes [, after [, out]]) --> list of GetExecutionHistory events, id > after
 
 local json = require "emrflow.json"
+local pack_group = require("emrflow.core").store.pack_group
 
 local M = {}
 
 local encode, decode, object_of, set = json.encode, json.decode, json.object_of, json.set
 local type, pairs = type, pairs
-local pack, unpack = string.pack, string.unpack
+local unpack = string.unpack
 
 local RECORD = "<i8i8dI4I4I4BI4I4"
 local now = os.time
@@ -47,7 +48,7 @@ end
 -- An interning table: value -> 1-based index in list (nil and false -> 0).
 local function interner()
   local list, index = json.array {}, {}
-  return list, function(v)
+  return list, index, function(v)
     if v == nil then return 0 end
     local i = index[v]
     if not i then
@@ -66,17 +67,16 @@ Group.__index = Group
 
 --- An empty group.
 function M.group()
-  local strings, string_id = interner()
-  local values, value_id = interner()
-  return setmetatable({ strings = strings, string_id = string_id, values = values,
-    value_id = value_id, fields = {}, n = 0, first = nil, last = nil }, Group)
+  local g = setmetatable({ fields = {} }, Group)
+  g:reset()
+  return g
 end
 
 --- Empties the group for the next events, keeping its record array (grown once, not
 -- again for every group).
 function Group:reset()
-  self.strings, self.string_id = interner()
-  self.values, self.value_id = interner()
+  self.strings, self.string_index, self.string_id = interner()
+  self.values, self.value_index, self.value_id = interner()
   self.n, self.first, self.last, self.last_value, self.last_index = 0, nil, nil, nil, nil
 end
 
@@ -119,13 +119,17 @@ local KIND_OF_FIELD = { input = KIND_INPUT, output = KIND_OUTPUT }
 --- Adds one event given as the engine's history keeps it (no table per event): desc (its
 -- descriptor: etype, key, name, field), id, previousEventId, payload (a state's input or
 -- output, a Map iteration's index, or the details table; false: none), assigned variables
--- and the timestamp. The same record as add() makes for the expanded event.
+-- and the timestamp. The same record as add() makes for the expanded event. Returns the
+-- number of events in the group.
 function Group:add_parts(desc, id, prev, payload, assigned, t)
-  local string_id, value_id = self.string_id, self.value_id
+  -- the hot path of recording (one call per event): strings are interned inline
+  local strings, string_index = self.strings, self.string_index
   local kind, key, name, v, a = KIND_NONE, 0, 0, 0, 0
   local field = desc.field
   if field then
-    key = string_id(desc.key)
+    local s = desc.key
+    key = string_index[s]
+    if not key then key = #strings + 1; strings[key] = s; string_index[s] = key end
     local k = KIND_OF_FIELD[field]
     if k then
       -- a state's output is the next state's input: the same value, kept once
@@ -137,46 +141,49 @@ function Group:add_parts(desc, id, prev, payload, assigned, t)
         values[v] = payload
         self.last_value, self.last_index = payload, v
       end
-      kind, name = k, string_id(desc.name)
-      if assigned ~= nil then a = value_id(assigned) end
+      kind = k
+      s = desc.name
+      if s ~= nil then
+        name = string_index[s]
+        if not name then name = #strings + 1; strings[name] = s; string_index[s] = name end
+      end
+      if assigned ~= nil then a = self.value_id(assigned) end
     else -- a Map iteration's event: { name, index }
-      kind, v = KIND_DETAILS, value_id(object_of("name", desc.name, "index", payload))
+      kind, v = KIND_DETAILS, self.value_id(object_of("name", desc.name, "index", payload))
     end
   elseif desc.key and payload ~= false and payload ~= nil then
-    kind, key, v = KIND_DETAILS, string_id(desc.key), value_id(payload)
+    kind, key, v = KIND_DETAILS, self.string_id(desc.key), self.value_id(payload)
   end
   local last = self.last
   if last and id ~= last + 1 then
     error("emrflow.store: events must come with consecutive ids (" .. tostring(id) .. " after "
       .. last .. ")", 2)
   end
+  local etype = desc.etype
+  local ti = string_index[etype]
+  if not ti then ti = #strings + 1; strings[ti] = etype; string_index[etype] = ti end
   local n = self.n
   local f, at = self.fields, n * FIELDS
   f[at + 1], f[at + 2], f[at + 3] = id, prev, t
-  f[at + 4], f[at + 5], f[at + 6] = string_id(desc.etype), key, name
+  f[at + 4], f[at + 5], f[at + 6] = ti, key, name
   f[at + 7], f[at + 8], f[at + 9] = kind, v, a
   self.n = n + 1
   if n == 0 then self.first = id end
   self.last = id
+  return n + 1
 end
 
--- Formats packing k records at once (string.pack takes them from the stack).
-local BATCH = 64
-local formats = setmetatable({}, { __index = function(t, k)
-  local f = "<" .. RECORD:sub(2):rep(k)
-  t[k] = f
-  return f
-end })
+--- The group's bytes (raises when a value cannot be held in JSON). The header and the
+-- records are packed in C, in one buffer (core.store.pack_group: HEADER, then RECORD for
+-- each event).
+--- The group's two JSON texts: its strings and its values (raises when a value cannot be
+-- held in JSON); the store packs them with the records (emrflow.store's insert_events).
+function Group:texts()
+  return encode(self.strings), encode(self.values)
+end
 
---- The group's bytes (raises when a value cannot be held in JSON).
 function Group:bytes()
-  local parts = { pack(HEADER, encode(self.strings), encode(self.values)) }
-  local f, n = self.fields, self.n
-  for first = 0, n - 1, BATCH do
-    local k = math.min(BATCH, n - first)
-    parts[#parts + 1] = pack(formats[k], table.unpack(f, first * FIELDS + 1, (first + k) * FIELDS))
-  end
-  return table.concat(parts)
+  return pack_group(encode(self.strings), encode(self.values), self.fields, self.n)
 end
 
 --- Encodes a list of consecutive events: bytes, first id, last id.

@@ -128,6 +128,7 @@ for k in pairs(FINAL) do NOTABLE[k] = true end
 -- end) is expanded and handled as add() handles it.
 function Recorder:sink()
   local group_limit = M.GROUP_LIMIT
+  local add_parts = events.Group.add_parts
   return function(desc, id, prev, payload, assigned, t)
     if not self.enabled then return end
     local etype = desc.etype
@@ -141,9 +142,9 @@ function Recorder:sink()
       end
       return self:add(ev)
     end
-    local group = self.group
-    group:add_parts(desc, id, prev, payload, assigned, t)
-    if group.n >= group_limit then self:write() end
+    if add_parts(self.group, desc, id, prev, payload, assigned, t) >= group_limit then
+      self:write()
+    end
   end
 end
 
@@ -258,7 +259,9 @@ function M.start(s, machine, input, opts)
   -- AWS names an execution without a name by a UUID; the unique id serves
   start_opts.name = opts.name or uid
   start_opts.execution_id = uid     -- the seed of the Tasks' ClientTokens
-  local recorder
+  -- made before the execution (its record is set once created), so that the engine calls
+  -- the recorder's sink directly
+  local recorder = M.new(s, nil)
   if opts.history == false then
     -- no history kept: the events come one by one to on_event
     local user_on_event = opts.on_event
@@ -267,9 +270,7 @@ function M.start(s, machine, input, opts)
       if user_on_event then user_on_event(ev) end
     end
   else
-    start_opts.event_sink = function(desc, id, prev, payload, assigned, t)
-      return recorder.sink_fn(desc, id, prev, payload, assigned, t)
-    end
+    start_opts.event_sink = recorder:sink()
   end
   -- machine:start only schedules the execution: nothing has run (or been recorded) yet
   local x = machine:start(input, start_opts)
@@ -280,12 +281,11 @@ function M.start(s, machine, input, opts)
     endpoint = opts.endpoint_url, options = with_owner(opts.store_options),
   }
   if not rec then
-    recorder = { add = function() end, sink_fn = function() end }
+    recorder.enabled = false
     x:stop("States.Runtime", "not started: " .. tostring(err.message))
     error(err, 0)
   end
-  recorder = M.new(s, rec)
-  recorder.sink_fn = recorder:sink()
+  recorder.rec = rec
   x.store, x.store_record, x.store_recorder = s, rec, recorder
   if opts.store_notice then
     opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
