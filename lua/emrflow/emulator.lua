@@ -43,6 +43,7 @@ local validate = require "emrflow.emr.validate"
 local retry = require "emrflow.emr.retry"
 local json = require "emrflow.json"
 local time = require "emrflow.time"
+local md = require "emrflow.digest"
 
 local M = {}
 
@@ -86,6 +87,23 @@ local function copy(v)
   local t = json.is_object(v) and json.object({}) or {}
   for k, x in pairs(v) do t[k] = copy(x) end
   return t
+end
+
+-- A request member kept for later views: its JSON text, one string where a copy would be a
+-- tree of tables the collector walks again and again for as long as the emulator lives
+-- (or a copy, for a value with no JSON form: validation may be off).
+local function keep(v)
+  if v == nil then return nil end
+  local ok, text = pcall(json.encode, v)
+  if ok then return text end
+  return copy(v)
+end
+
+-- A fresh value of what keep() kept: the caller may change it.
+local function unkeep(k)
+  if type(k) == "string" then return json.decode(k) end
+  if k == nil then return nil end
+  return json.copy(k)
 end
 
 -- An object of the pairs given (k1, v1, k2, v2, ...; nil values skipped). Keys are set
@@ -344,7 +362,7 @@ function M.new(scenario, opts)
     jobs = {}, job_list = {},
     endpoints = {}, endpoint_list = {},
     security = {}, security_list = {},
-    tokens = {},           -- "op|scope|token" -> { at =, id = }
+    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint }
     tags = {},             -- arn -> TagMap
     counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
     policy = retry.new{ max_attempts = max_attempts, random = opts.random },
@@ -476,7 +494,6 @@ end
 
 function Emulator:job_view(job, t)
   local state, finished = job_state(job, t)
-  local p = job.params
   local fr, sd
   if state == "FAILED" then
     fr, sd = job.profile.failure_reason, job.profile.state_details
@@ -491,18 +508,17 @@ function Emulator:job_view(job, t)
   end
   -- The members every view has, in one constructor sized for them (a 16-slot table, not
   -- the 32 slots a constructor naming all 17 members would take on every poll); the
-  -- optional ones are set after. job.params is this emulator's own normalized copy: the
-  -- C deep copy keeps it as it is.
+  -- optional ones are set after.
   local v = json.object{
     Id = job.id,
-    Name = p.Name,
+    Name = job.name,
     VirtualClusterId = job.vc_id,
     Arn = job.arn,
     State = state,
     ClientToken = job.client_token,
-    ExecutionRoleArn = p.ExecutionRoleArn,
-    ReleaseLabel = p.ReleaseLabel,
-    JobDriver = p.JobDriver ~= nil and json.copy(p.JobDriver) or nil,
+    ExecutionRoleArn = job.role,
+    ReleaseLabel = job.release,
+    JobDriver = unkeep(job.driver),
     CreatedAt = created_at,
     CreatedBy = self.created_by,
     Tags = tag_copy(self.tags[job.arn]) or json.object({}),
@@ -510,10 +526,8 @@ function Emulator:job_view(job, t)
   if finished then v.FinishedAt = finished_text(job, finished) end
   if sd ~= nil then v.StateDetails = sd end
   if fr ~= nil then v.FailureReason = fr end
-  if p.ConfigurationOverrides ~= nil then v.ConfigurationOverrides = json.copy(p.ConfigurationOverrides) end
-  if p.RetryPolicyConfiguration ~= nil then
-    v.RetryPolicyConfiguration = json.copy(p.RetryPolicyConfiguration)
-  end
+  if job.overrides ~= nil then v.ConfigurationOverrides = unkeep(job.overrides) end
+  if job.retry_policy ~= nil then v.RetryPolicyConfiguration = unkeep(job.retry_policy) end
   return v
 end
 
@@ -535,28 +549,30 @@ end
 
 local ops = {}
 
--- The request without its token, as canonical JSON (plain tables encode sorted).
-local function digest(p)
+-- The request without its token: the SHA-256 of its canonical JSON (plain tables encode
+-- sorted). 32 bytes are kept per token, not the request's whole text.
+local function fingerprint(p)
   local t = {}
   for k, v in pairs(p) do if k ~= "ClientToken" then t[k] = v end end
   local ok, text = pcall(json.encode, t)
-  return ok and text or tostring(t)
+  return md.raw("SHA-256", ok and text or tostring(t))
 end
 
+-- Token entries are arrays { time, id, fingerprint }: one small table per token.
 local function remember(self, key, id, t, p)
-  self.tokens[key] = { at = t, id = id, digest = digest(p) }
+  self.tokens[key] = { t, id, fingerprint(p) }
 end
 
 -- The id created earlier with this token, or nil; an error when the token was used with
 -- other parameters (what the service answers).
 local function recall(self, key, t, p)
   local e = self.tokens[key]
-  if e and t - e.at <= self.scenario.client_token_ttl_seconds then
-    if e.digest ~= digest(p) then
+  if e and t - e[1] <= self.scenario.client_token_ttl_seconds then
+    if e[3] ~= fingerprint(p) then
       return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
         .. " was already used with different parameters.")
     end
-    return e.id
+    return e[2]
   end
   return nil
 end
@@ -694,7 +710,7 @@ function ops.StartJobRun(self, p, t)
   if perr then return nil, perr end
   if prior then
     local job = self.jobs[prior]
-    return obj("Id", job.id, "Name", job.params.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
+    return obj("Id", job.id, "Name", job.name, "Arn", job.arn, "VirtualClusterId", vc.id)
   end
   local vstate = cluster_state(vc, t)
   if vstate ~= "RUNNING" then
@@ -729,15 +745,16 @@ function ops.StartJobRun(self, p, t)
     end
   end
   local id = self:new_id(19)
+  -- One flat table per job (kept as long as the emulator): the request's members as the
+  -- views need them, its nested members as JSON text.
   local job = {
     id = id, vc_id = vc.id, created = t, client_token = p.ClientToken,
     arn = vc.arn .. "/jobruns/" .. id,
-    params = copy(p),
     profile = self:profile_of(p.Name),
+    name = p.Name, role = p.ExecutionRoleArn, release = p.ReleaseLabel,
+    driver = keep(p.JobDriver), overrides = keep(p.ConfigurationOverrides),
+    retry_policy = keep(p.RetryPolicyConfiguration),
   }
-  job.params.ClientToken = nil
-  job.params.Tags = nil
-  job.params.VirtualClusterId = nil
   if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
   self.jobs[id] = job
   self.job_list[#self.job_list + 1] = job
@@ -784,7 +801,7 @@ function ops.ListJobRuns(self, p, t)
   end
   local list = {}
   for _, job in ipairs(self.job_list) do
-    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.params.Name)
+    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.name)
       and in_states(p.States, (job_state(job, t))) and created_ok(p, job.created) then
       list[#list + 1] = self:job_view(job, t)
     end
