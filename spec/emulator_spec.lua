@@ -118,6 +118,28 @@ describe("emrflow.emulator", function()
       end
     end)
 
+    it("keeps each emulator's scenario: the same job name ends as each emulator's rules say", function()
+      local a, clock_a = fixture{ defaults = { running_seconds = 10 } }
+      local b, clock_b = fixture{ jobs = { { match = "etl-*", final_state = "FAILED" } } }
+      local vca, vcb = new_cluster(a), new_cluster(b)
+      local ids_a, ids_b = {}, {}
+      for i = 1, 3 do
+        ids_a[i] = assert(a:start_job_run(job_params(vca.Id, "etl-" .. i))).Id
+        ids_b[i] = assert(b:start_job_run(job_params(vcb.Id, "etl-" .. i))).Id
+      end
+      clock_a.t, clock_b.t = T0 + 25, T0 + 25
+      for i = 1, 3 do
+        assert.are.equal("COMPLETED", state_of(a, vca.Id, ids_a[i]))
+        assert.are.equal("RUNNING", state_of(b, vcb.Id, ids_b[i]))
+      end
+      clock_b.t = T0 + 75
+      for i = 1, 3 do
+        local st, jr = state_of(b, vcb.Id, ids_b[i])
+        assert.are.equal("FAILED", st)
+        assert.are.equal("USER_ERROR", jr.FailureReason)
+      end
+    end)
+
     it("cancels: CANCEL_PENDING, then CANCELLED after cancel_seconds; not once final", function()
       local emu, clock = fixture{ defaults = { cancel_seconds = 4 } }
       local vc = new_cluster(emu)
@@ -336,6 +358,26 @@ describe("emrflow.emulator", function()
       assert.matches("queue is full", err.message)
       clock.t = T0 + 75    -- both finished: room again
       assert.is_table(emu:start_job_run(job_params(vc.Id, "c")))
+    end)
+
+    it("counts each virtual cluster's active job runs; a cancelled one frees its place", function()
+      local emu, clock = fixture{ defaults = { cancel_seconds = 4 },
+                                  queue = { max_concurrent_job_runs = 1, max_in_queue_job_runs = 1 } }
+      local vc = new_cluster(emu)
+      local other = new_cluster(emu, { ContainerProvider = { Id = "eks-2", Type = "EKS" } })
+      local a = assert(emu:start_job_run(job_params(vc.Id, "a")))
+      clock.t = T0 + 10
+      assert(emu:start_job_run(job_params(vc.Id, "b")))
+      assert.is_table(emu:start_job_run(job_params(other.Id, "elsewhere")))
+      assert(emu:cancel_job_run{ VirtualClusterId = vc.Id, Id = a.Id })
+      local _, err = emu:start_job_run(job_params(vc.Id, "c"))    -- a is CANCEL_PENDING
+      assert.are.equal("ValidationException", err.aws_code)
+      clock.t = T0 + 14     -- a CANCELLED, b running: one place
+      assert.is_table(emu:start_job_run(job_params(vc.Id, "c")))
+      _, err = emu:start_job_run(job_params(vc.Id, "d"))
+      assert.matches("2 job runs are active or queued", err.message)
+      clock.t = T0 + 85     -- b COMPLETED, c still running: one place
+      assert.is_table(emu:start_job_run(job_params(vc.Id, "d")))
     end)
   end)
 

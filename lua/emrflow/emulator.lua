@@ -43,6 +43,7 @@ local validate = require "emrflow.emr.validate"
 local retry = require "emrflow.emr.retry"
 local json = require "emrflow.json"
 local time = require "emrflow.time"
+local md = require "emrflow.digest"
 
 local M = {}
 
@@ -86,6 +87,23 @@ local function copy(v)
   local t = json.is_object(v) and json.object({}) or {}
   for k, x in pairs(v) do t[k] = copy(x) end
   return t
+end
+
+-- A request member kept for later views: its JSON text, one string where a copy would be a
+-- tree of tables the collector walks again and again for as long as the emulator lives
+-- (or a copy, for a value with no JSON form: validation may be off).
+local function keep(v)
+  if v == nil then return nil end
+  local ok, text = pcall(json.encode, v)
+  if ok then return text end
+  return copy(v)
+end
+
+-- A fresh value of what keep() kept: the caller may change it.
+local function unkeep(k)
+  if type(k) == "string" then return json.decode(k) end
+  if k == nil then return nil end
+  return json.copy(k)
 end
 
 -- An object of the pairs given (k1, v1, k2, v2, ...; nil values skipped). Keys are set
@@ -333,6 +351,7 @@ function M.new(scenario, opts)
   end
   local self = setmetatable({
     scenario = sc,
+    profiles = {},     -- scenario rule (or the defaults) -> its shared job profile
     now_fn = opts.now or scheduler.now,
     region = opts.region or sc.region or "us-east-1",
     account = sc.account,
@@ -343,7 +362,7 @@ function M.new(scenario, opts)
     jobs = {}, job_list = {},
     endpoints = {}, endpoint_list = {},
     security = {}, security_list = {},
-    tokens = {},           -- "op|scope|token" -> { at =, id = }
+    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint }
     tags = {},             -- arn -> TagMap
     counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
     policy = retry.new{ max_attempts = max_attempts, random = opts.random },
@@ -385,14 +404,18 @@ end
 -- State computation (lazy: from timestamps and the current time)
 ---------------------------------------------------------------------------
 
-local function profile_for(sc, name)
-  local d = sc.defaults
-  local p = nil
+-- The scenario rule (sc.jobs entry) whose pattern matches the job name, or nil.
+local function rule_for(sc, name)
   if name then
     for _, j in ipairs(sc.jobs) do
-      if name:match(j.pattern) then p = j break end
+      if name:match(j.pattern) then return j end
     end
   end
+  return nil
+end
+
+local function profile_for(sc, p)
+  local d = sc.defaults
   local function pick(k)
     if p and p[k] ~= nil then return p[k] end
     return d[k]
@@ -418,6 +441,19 @@ local function profile_for(sc, name)
 end
 
 -- The job's state at time t, and when it finished (nil while not final).
+-- The profile of a job named `name`. Profiles are read-only, so the jobs of one scenario
+-- rule share one table: 10,000 live jobs are 10,000 fewer tables for the collector to walk.
+function Emulator:profile_of(name)
+  local sc = self.scenario
+  local rule = rule_for(sc, name) or sc.defaults
+  local prof = self.profiles[rule]
+  if not prof then
+    prof = profile_for(sc, rule ~= sc.defaults and rule or nil)
+    self.profiles[rule] = prof
+  end
+  return prof
+end
+
 local function job_state(job, t)
   local c = job.cancel_at
   if c and t >= c then
@@ -447,9 +483,17 @@ local function tag_copy(tags)
   return json.copy(tags)     -- stored normalized: the C deep copy keeps it as it is
 end
 
+-- The text of the job's end time `at`, made once (a job ends once: at its final state's
+-- time, or when its cancellation completes).
+local function finished_text(job, at)
+  if job.finished_at ~= at then
+    job.finished_at, job.finished_text = at, M.timestamp(at)
+  end
+  return job.finished_text
+end
+
 function Emulator:job_view(job, t)
   local state, finished = job_state(job, t)
-  local p = job.params
   local fr, sd
   if state == "FAILED" then
     fr, sd = job.profile.failure_reason, job.profile.state_details
@@ -462,27 +506,29 @@ function Emulator:job_view(job, t)
     created_at = M.timestamp(job.created)
     job.created_at_text = created_at
   end
-  return json.object{
+  -- The members every view has, in one constructor sized for them (a 16-slot table, not
+  -- the 32 slots a constructor naming all 17 members would take on every poll); the
+  -- optional ones are set after.
+  local v = json.object{
     Id = job.id,
-    Name = p.Name,
+    Name = job.name,
     VirtualClusterId = job.vc_id,
     Arn = job.arn,
     State = state,
     ClientToken = job.client_token,
-    ExecutionRoleArn = p.ExecutionRoleArn,
-    ReleaseLabel = p.ReleaseLabel,
-    -- job.params is this emulator's own normalized copy: the C deep copy keeps it as it is
-    ConfigurationOverrides = p.ConfigurationOverrides ~= nil and json.copy(p.ConfigurationOverrides) or nil,
-    JobDriver = p.JobDriver ~= nil and json.copy(p.JobDriver) or nil,
+    ExecutionRoleArn = job.role,
+    ReleaseLabel = job.release,
+    JobDriver = unkeep(job.driver),
     CreatedAt = created_at,
     CreatedBy = self.created_by,
-    FinishedAt = finished and M.timestamp(finished) or nil,
-    StateDetails = sd,
-    FailureReason = fr,
-    Tags = tag_copy(self.tags[job.arn]) or obj(),
-    RetryPolicyConfiguration = p.RetryPolicyConfiguration ~= nil and json.copy(p.RetryPolicyConfiguration)
-      or nil,
+    Tags = tag_copy(self.tags[job.arn]) or json.object({}),
   }
+  if finished then v.FinishedAt = finished_text(job, finished) end
+  if sd ~= nil then v.StateDetails = sd end
+  if fr ~= nil then v.FailureReason = fr end
+  if job.overrides ~= nil then v.ConfigurationOverrides = unkeep(job.overrides) end
+  if job.retry_policy ~= nil then v.RetryPolicyConfiguration = unkeep(job.retry_policy) end
+  return v
 end
 
 function Emulator:cluster_view(vc, t)
@@ -503,28 +549,30 @@ end
 
 local ops = {}
 
--- The request without its token, as canonical JSON (plain tables encode sorted).
-local function digest(p)
+-- The request without its token: the SHA-256 of its canonical JSON (plain tables encode
+-- sorted). 32 bytes are kept per token, not the request's whole text.
+local function fingerprint(p)
   local t = {}
   for k, v in pairs(p) do if k ~= "ClientToken" then t[k] = v end end
   local ok, text = pcall(json.encode, t)
-  return ok and text or tostring(t)
+  return md.raw("SHA-256", ok and text or tostring(t))
 end
 
+-- Token entries are arrays { time, id, fingerprint }: one small table per token.
 local function remember(self, key, id, t, p)
-  self.tokens[key] = { at = t, id = id, digest = digest(p) }
+  self.tokens[key] = { t, id, fingerprint(p) }
 end
 
 -- The id created earlier with this token, or nil; an error when the token was used with
 -- other parameters (what the service answers).
 local function recall(self, key, t, p)
   local e = self.tokens[key]
-  if e and t - e.at <= self.scenario.client_token_ttl_seconds then
-    if e.digest ~= digest(p) then
+  if e and t - e[1] <= self.scenario.client_token_ttl_seconds then
+    if e[3] ~= fingerprint(p) then
       return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
         .. " was already used with different parameters.")
     end
-    return e.id
+    return e[2]
   end
   return nil
 end
@@ -555,6 +603,7 @@ function ops.CreateVirtualCluster(self, p, t)
     id = id, params = copy(p), created = t,
     arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", self.region, self.account, id),
     terminating = self.scenario.defaults.terminating_seconds,
+    active = {},   -- its job runs not yet seen final, kept when the scenario limits the queue
   }
   vc.params.ClientToken = nil
   vc.params.Tags = nil
@@ -634,10 +683,18 @@ function ops.ListVirtualClusters(self, p, t)
   return page(list, p, "VirtualClusters")
 end
 
-local function active_jobs(self, vc_id, t)
-  local n = 0
-  for _, job in ipairs(self.job_list) do
-    if job.vc_id == vc_id and not FINAL_STATES[(job_state(job, t))] then n = n + 1 end
+-- How many of the virtual cluster's job runs are not final at time t. vc.active holds the
+-- ones not yet seen final; a job run never leaves a final state, so each is dropped once
+-- and a queue check costs the active job runs, not every job run ever started.
+local function active_jobs(vc, t)
+  local list, n = vc.active, 0
+  for i = 1, #list do
+    local job = list[i]
+    list[i] = nil
+    if not FINAL_STATES[(job_state(job, t))] then
+      n = n + 1
+      list[n] = job
+    end
   end
   return n
 end
@@ -653,7 +710,7 @@ function ops.StartJobRun(self, p, t)
   if perr then return nil, perr end
   if prior then
     local job = self.jobs[prior]
-    return obj("Id", job.id, "Name", job.params.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
+    return obj("Id", job.id, "Name", job.name, "Arn", job.arn, "VirtualClusterId", vc.id)
   end
   local vstate = cluster_state(vc, t)
   if vstate ~= "RUNNING" then
@@ -676,9 +733,10 @@ function ops.StartJobRun(self, p, t)
       "JobDriver needs SparkSubmitJobDriver or SparkSqlJobDriver.")
   end
   local q = self.scenario.queue
-  if q and (q.max_concurrent_job_runs or q.max_in_queue_job_runs) then
+  local limited = q and (q.max_concurrent_job_runs or q.max_in_queue_job_runs)
+  if limited then
     local limit = (q.max_concurrent_job_runs or 0) + (q.max_in_queue_job_runs or 0)
-    local n = active_jobs(self, vc.id, t)
+    local n = active_jobs(vc, t)
     if n >= limit then
       return nil, aws_error("ValidationException", string.format(
         "Job run queue is full for virtual cluster %s: %d job runs are active or queued "
@@ -687,18 +745,20 @@ function ops.StartJobRun(self, p, t)
     end
   end
   local id = self:new_id(19)
+  -- One flat table per job (kept as long as the emulator): the request's members as the
+  -- views need them, its nested members as JSON text.
   local job = {
     id = id, vc_id = vc.id, created = t, client_token = p.ClientToken,
     arn = vc.arn .. "/jobruns/" .. id,
-    params = copy(p),
-    profile = profile_for(self.scenario, p.Name),
+    profile = self:profile_of(p.Name),
+    name = p.Name, role = p.ExecutionRoleArn, release = p.ReleaseLabel,
+    driver = keep(p.JobDriver), overrides = keep(p.ConfigurationOverrides),
+    retry_policy = keep(p.RetryPolicyConfiguration),
   }
-  job.params.ClientToken = nil
-  job.params.Tags = nil
-  job.params.VirtualClusterId = nil
   if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
   self.jobs[id] = job
   self.job_list[#self.job_list + 1] = job
+  if limited then vc.active[#vc.active + 1] = job end
   remember(self, key, id, t, p)
   return obj("Id", id, "Name", p.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
 end
@@ -741,7 +801,7 @@ function ops.ListJobRuns(self, p, t)
   end
   local list = {}
   for _, job in ipairs(self.job_list) do
-    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.params.Name)
+    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.name)
       and in_states(p.States, (job_state(job, t))) and created_ok(p, job.created) then
       list[#list + 1] = self:job_view(job, t)
     end
