@@ -77,6 +77,24 @@ describe("emrflow CLI", function()
     assert.is_nil(err:find("started", 1, true))
   end)
 
+  it("run --name follows Step Functions' execution name rule (exit 1, nothing runs)", function()
+    local def = file(ok_json, ".json")
+    for _, bad in ipairs { "'a b'", "'a:b'", "'a/b'", string.rep("n", 81) } do
+      local code, out, err = emrflow("run " .. def .. " --no-store --clock virtual --name " .. bad)
+      assert.are.equal(1, code, bad)
+      assert.are.equal("", out)
+      assert.matches("--name must be 1 to 80 characters", err, 1, true)
+    end
+  end)
+
+  it("a .lua definition that raises a table is reported by its content, never a Lua address", function()
+    local def = file("error({ reason = 'no config' })", ".lua")
+    local code, _, err = emrflow("validate " .. def)
+    assert.are.equal(1, code)
+    assert.matches('{"reason":"no config"}', err, 1, true)
+    assert.is_nil(err:find("table: 0x", 1, true))
+  end)
+
   it("a failed execution exits 2 and the result file carries error and cause", function()
     local def = file(fail_json, ".json")
     local res = os.tmpname()

@@ -243,7 +243,15 @@ end
 local function run_lua_definition(chunk, where)
   local ok, def = pcall(chunk)
   if not ok then
-    fail(where .. " raised: " .. tostring(type(def) == "table" and (def.Cause or def.message) or def))
+    local why = def
+    if type(def) == "table" then
+      why = def.Cause or def.message or def.Error
+      if why == nil then
+        local jok, text = pcall(json.encode, def)
+        why = jok and text or "an error value that is not a message"
+      end
+    end
+    fail(where .. " raised: " .. tostring(why))
   end
   if type(def) ~= "table" then fail(where .. " must return a definition table, got " .. type(def)) end
   return def
@@ -500,8 +508,12 @@ function M.start_options(opts, io_)
     start.definition_path = opts.definition
     start.machine_name = machine_name_of(opts.definition)
   end
-  if opts.name ~= nil and (#opts.name < 1 or utf8.len(opts.name) == nil or utf8.len(opts.name) > 80) then
-    fail("--name must be 1 to 80 characters")
+  -- Step Functions' rule for execution names (so a local name also works on AWS)
+  local name = opts.name
+  if name ~= nil and (#name < 1 or utf8.len(name) == nil or utf8.len(name) > 80
+      or name:find("[%s<>{}%[%]%?%*\"#%%\\%^|~`%$&,;:/%c]")) then
+    fail(string.format("--name must be 1 to 80 characters without blanks, brackets, wildcards, control "
+      .. "characters or any of \" # %% \\ ^ | ~ ` $ & , ; : /, got '%s'", name))
   end
   if opts.clock then
     if opts.clock ~= "virtual" and opts.clock ~= "real" then fail("--clock must be virtual or real") end
@@ -942,7 +954,10 @@ local function cmd_export(opts, pos, cli, io_)
   local machine = load_machine(def)
   local eok, text = pcall(machine.to_json, machine,
     { compact = opts.compact, placeholder_arns = opts["placeholder-arns"] })
-  if not eok then fail(text) end
+  if not eok then
+    -- the Lua API's option, as the command line spells it
+    fail((tostring(text):gsub("{ placeholder_arns = true }", "--placeholder-arns")))
+  end
   io_.stdout:write(text, "\n")
   return EXIT_OK
 end
