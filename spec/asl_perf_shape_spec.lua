@@ -35,6 +35,27 @@ describe("ASL fast paths", function()
     assert.are.same({ v = 1, r = { v = 1 } }, out)
   end)
 
+  it("consecutive Pass states setting keys keep each output's key order and leave their inputs alone",
+      function()
+    local m = asl.load({ StartAt = "A", States = {
+      A = { Type = "Pass", Parameters = { ["n.$"] = "$.v" }, ResultPath = "$.r", Next = "B" },
+      B = { Type = "Pass", Parameters = { ["m.$"] = "$.r.n" }, ResultPath = "$.s", Next = "C" },
+      C = { Type = "Pass", Parameters = { k = 3 }, ResultPath = "$.r", End = true },
+    } })
+    local x = m:start(json.decode('{"v":1,"w":2}'), { clock = "virtual" })
+    local status, out = x:wait()
+    assert.are.equal("SUCCEEDED", status)
+    assert.are.equal('{"v":1,"w":2,"r":{"k":3},"s":{"m":1}}', json.encode(out))
+    local outputs = {}
+    for _, e in ipairs(x:history({ raw = true })) do
+      if e.type == "PassStateExited" then
+        outputs[#outputs + 1] = json.encode(e.stateExitedEventDetails.output)
+      end
+    end
+    assert.are.same({ '{"v":1,"w":2,"r":{"n":1}}', '{"v":1,"w":2,"r":{"n":1},"s":{"m":1}}',
+      '{"v":1,"w":2,"r":{"k":3},"s":{"m":1}}' }, outputs)
+  end)
+
   it("a Pass with Result gives the Result at its ResultPath, with both events", function()
     local m = asl.load({ StartAt = "A", States = {
       A = { Type = "Pass", Result = { k = "v" }, ResultPath = "$.r", Next = "B" },

@@ -27,7 +27,7 @@ end
 -- Every field a frame gets is in its constructor, so that it never grows (a rehash each
 -- time it would, for every Map iteration): state_name / entered_id (the state running, for
 -- error causes), started (a Map or Parallel has started), so / sn and ro / rn (the sizes the
--- fast Pass remembers).
+-- fast Pass remembers), ko (its last output made by json.copy_shallow, a JSON object).
 -- up, kind, index: where this thread of control is (a Parallel's branch "b" or a Map's
 -- iteration "i" of its parent frame `up`); frame_key gives it as text ("/b1/i7"), built only
 -- when asked (idempotency tokens), not for every iteration.
@@ -35,6 +35,7 @@ local function new_frame(x, vars, prev, quiet, up, kind, index)
   return { x = x, vars = vars, prev = prev, quiet = quiet or false,
     env = { input = false, vars = vars, consts = x.consts or false },
     state_name = false, entered_id = 0, started = false, so = false, sn = 0, ro = false, rn = 0,
+    ko = false,
     up = up or false, kind = kind or false, index = index or 0 }
 end
 

@@ -77,9 +77,11 @@ local function fast_pass_exec(frame, input, P)
   local out, size
   local m = P[P_MODE]
   if m == MODE_KEY then
-    if is_object_marked(input) then
+    -- (the last output made here by copy_shallow is a JSON object: no need to ask)
+    if input == frame.ko or is_object_marked(input) then
       local key = P[P_KEY]
       out = copy_shallow(input, key, r)
+      frame.ko = out
       if input == frame.so then
         local rn = sizes and template_size(r, sizes, PAYLOAD_LIMIT) or json_size(r, PAYLOAD_LIMIT)
         if rn then
