@@ -410,7 +410,7 @@ describe("emrflow resume and redrive", function()
     local path, def = dir .. "/x.db", dir .. "/long.json"
     su.write(def, '{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":60,"End":true}}}')
     local p = io.popen(string.format("%s EMRFLOW_STORE=/dev/null/no-store lua5.4 bin/emrflow run %s "
-      .. "--name 'long one' --store %s > %s 2>&1 & echo $!", su.lua_env(), su.quote(def),
+      .. "--name 'long(one)' --store %s > %s 2>&1 & echo $!", su.lua_env(), su.quote(def),
       su.quote(path), su.quote(dir .. "/out")))
     local pid = tonumber(p:read("l"))
     p:close()
@@ -419,6 +419,6 @@ describe("emrflow resume and redrive", function()
     assert.is_true(wait_for(function()
       return (su.read(dir .. "/out") or ""):find("to continue this execution", 1, true)
     end))
-    assert.matches("emrflow redrive 'long one' %-%-store", su.read(dir .. "/out"))
+    assert.matches("emrflow redrive 'long%(one%)' %-%-store", su.read(dir .. "/out"))
   end)
 end)
