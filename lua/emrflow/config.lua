@@ -419,6 +419,26 @@ function M.endpoint_for(service, cfg)
 end
 
 --- The environment lookup function cfg was resolved with (nil for a hand-made cfg).
+--- Checks a client's options table (caller misuse raises, naming `who`): a table, no unknown
+-- option, each of the type `allowed[name]` says, max_attempts an integer >= 1. `level` is
+-- error()'s level as seen from the function calling this one.
+function M.check_options(who, allowed, opts, level)
+  level = (level or 1) + 1
+  if type(opts) ~= "table" then
+    error(string.format("%s: expected an options table, got %s", who, type(opts)), level)
+  end
+  for k, v in pairs(opts) do
+    local want = allowed[k]
+    if not want then error(string.format("%s: unknown option '%s'", who, tostring(k)), level) end
+    if type(v) ~= want then
+      error(string.format("%s: option '%s' must be a %s, got %s", who, k, want, type(v)), level)
+    end
+  end
+  if opts.max_attempts and (math.type(opts.max_attempts) ~= "integer" or opts.max_attempts < 1) then
+    error(who .. ": option 'max_attempts' must be an integer >= 1", level)
+  end
+end
+
 function M.getenv_of(cfg)
   local p = private[cfg]
   return p and p.getenv

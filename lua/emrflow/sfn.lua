@@ -87,19 +87,7 @@ local OPTIONS = {
 }
 
 local function check_options(opts)
-  if type(opts) ~= "table" then
-    error("emrflow.sfn.client: expected an options table, got " .. type(opts), 3)
-  end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then error(fmt("emrflow.sfn.client: unknown option '%s'", tostring(k)), 3) end
-    if type(v) ~= want then
-      error(fmt("emrflow.sfn.client: option '%s' must be a %s, got %s", k, want, type(v)), 3)
-    end
-  end
-  if opts.max_attempts and (math.type(opts.max_attempts) ~= "integer" or opts.max_attempts < 1) then
-    error("emrflow.sfn.client: option 'max_attempts' must be an integer >= 1", 3)
-  end
+  config.check_options("emrflow.sfn.client", OPTIONS, opts, 3)
   if opts.endpoint_url and not opts.endpoint_url:match("^https?://[^/?#%s]+[^?#%s]*$") then
     error("emrflow.sfn.client: option 'endpoint_url' must be an http:// or https:// URL", 3)
   end

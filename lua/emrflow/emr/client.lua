@@ -92,19 +92,7 @@ end
 -- profile): those are returned by every call as `nil, err`. Misuse raises.
 function M.new(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then
-    error("emrflow.emr.client: expected an options table, got " .. type(opts), 2)
-  end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then error(fmt("emrflow.emr.client: unknown option '%s'", tostring(k)), 2) end
-    if type(v) ~= want then
-      error(fmt("emrflow.emr.client: option '%s' must be a %s, got %s", k, want, type(v)), 2)
-    end
-  end
-  if opts.max_attempts and (math.type(opts.max_attempts) ~= "integer" or opts.max_attempts < 1) then
-    error("emrflow.emr.client: option 'max_attempts' must be an integer >= 1", 2)
-  end
+  require("emrflow.config").check_options("emrflow.emr.client", OPTIONS, opts, 2)
   if opts.endpoint_url and not parse_endpoint(opts.endpoint_url) then
     error("emrflow.emr.client: option 'endpoint_url' must be an http:// or https:// URL", 2)
   end
