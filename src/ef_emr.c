@@ -886,7 +886,6 @@ static int escaped_scalar(const struct ef_emr_shape *s, const cJSON *v, int gree
 
 static int json_string(const char *s, size_t n, struct ef_buf *out)
 {
-    static const char hexd[] = "0123456789abcdef";
     if (ef_buf_reserve(out, n * 6 + 2))
         return -1;
     char *o = out->p + out->len;
@@ -897,22 +896,7 @@ static int json_string(const char *s, size_t n, struct ef_buf *out)
             *o++ = (char)c;
             continue;
         }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hexd[c >> 4];
-            *o++ = hexd[c & 15];
-        }
+        o = ef_json_put_escape(o, c);
     }
     *o++ = '"';
     out->len = (size_t)(o - out->p);

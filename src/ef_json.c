@@ -165,3 +165,25 @@ int ef_json_get_string(const char *body, size_t len, const char *key, char *out,
     cJSON_Delete(root);
     return rc;
 }
+
+char *ef_json_put_escape(char *o, unsigned char c)
+{
+    static const char hexd[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default:
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = hexd[c >> 4];
+        *o++ = hexd[c & 15];
+    }
+    return o;
+}

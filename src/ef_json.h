@@ -68,6 +68,10 @@ size_t ef_json_format_integer(long long v, char *buf);
  * bytes).  *out_len (may be NULL) gets the value's full length.  Returns
  * EF_JSON_OK or a negative EF_JSON_E* code; used to pull "__type", "message"
  * or "code" out of an AWS error response. */
+/* Writes the JSON escape of c (a quote, a backslash or a control character: one that may not
+ * stand in a JSON string as it is) at o, at most 6 bytes; returns the position after it. */
+char *ef_json_put_escape(char *o, unsigned char c);
+
 int ef_json_get_string(const char *body, size_t len, const char *key, char *out,
                        size_t out_size, size_t *out_len);
 

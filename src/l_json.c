@@ -820,7 +820,6 @@ _Noreturn static void s_enc_fail(struct enc *e, const char *what)
  * non-ASCII UTF-8 is checked and copied as is; '/' is not escaped. */
 static void s_enc_string(struct enc *e, const char *str, size_t len, const char *what)
 {
-    static const char hexd[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
     if (len > ((size_t)-1 - 2) / 6)
         s_enc_fail(e, "string too long");
@@ -851,22 +850,7 @@ static void s_enc_string(struct enc *e, const char *str, size_t len, const char 
             s += k;
             continue;
         }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hexd[c >> 4];
-            *o++ = hexd[c & 15];
-        }
+        o = ef_json_put_escape(o, c);
         s++;
     }
     *o++ = '"';
