@@ -197,6 +197,492 @@ static int l_store_tostring(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* A group of events in the compact format (ef_store.h), built as the events come: the
+ * records in C memory, the values they refer to (payloads, details, variables) in a Lua
+ * list encoded once when the group is written. */
+
+#define GROUP_MT "emrflow.StoreGroup"
+/* the group's user values */
+#define UV_VALUES 1   /* json.array of the values, in record order */
+#define UV_STRINGS 2  /* json.array of the strings (event types, details keys) */
+#define UV_LAST 3     /* the last value given in full or as a delta */
+#define UV_ENCODE 4   /* json.encode */
+#define UV_MARK 5     /* json.object_mark: the mark of a JSON object's key order table */
+#define GROUP_UVS 5
+#define DELTA_KEYS 64 /* objects of more keys are written in full */
+
+struct group_string {
+    const void *p;     /* the Lua string (anchored in UV_STRINGS) */
+    const char *s;
+    size_t len;
+    int notable;       /* for a sink: -1 not known yet, 0, 1 */
+};
+
+struct l_group {
+    struct ef_store_packer packer;
+    unsigned char *buf;          /* the records */
+    size_t len, cap;
+    struct group_string *strs;
+    int nstrs, strs_cap;
+    lua_Integer slots;           /* entries of UV_VALUES */
+    int has_last;                /* UV_LAST holds a value */
+};
+
+static struct l_group *s_check_group(lua_State *L, int i)
+{
+    return luaL_checkudata(L, i, GROUP_MT);
+}
+
+/* The index of the string at idx among the group's strings (added when new), its entry
+ * in *entry; 0 (and NULL) for nil. gi: the group (any index). */
+static uint32_t s_intern(lua_State *L, struct l_group *g, int gi, int idx,
+                         struct group_string **entry)
+{
+    *entry = NULL;
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL)
+        return 0;
+    if (t != LUA_TSTRING)
+        luaL_error(L, "an event's type, details key and state name are strings (got a %s)",
+                   lua_typename(L, t));
+    const void *p = lua_topointer(L, idx);
+    for (int i = 0; i < g->nstrs; i++)
+        if (g->strs[i].p == p) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    for (int i = 0; i < g->nstrs; i++)   /* an equal long string (not interned by Lua) */
+        if (g->strs[i].len == len && memcmp(g->strs[i].s, s, len) == 0) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    if (g->nstrs == g->strs_cap) {
+        int cap = g->strs_cap ? 2 * g->strs_cap : 16;
+        struct group_string *strs = realloc(g->strs, sizeof *strs * (size_t)cap);
+        if (!strs)
+            luaL_error(L, "not enough memory for a group of events");
+        g->strs = strs;
+        g->strs_cap = cap;
+    }
+    lua_getiuservalue(L, gi, UV_STRINGS);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, g->nstrs + 1);
+    lua_pop(L, 1);
+    struct group_string *e = &g->strs[g->nstrs++];
+    e->p = p;
+    e->s = s;
+    e->len = len;
+    e->notable = -1;
+    *entry = e;
+    return (uint32_t)g->nstrs;
+}
+
+/* Appends the value at v (absolute) to the values list at list (absolute). */
+static void s_append(lua_State *L, struct l_group *g, int list, int v)
+{
+    lua_pushvalue(L, v);
+    lua_rawseti(L, list, ++g->slots);
+}
+
+static lua_Integer s_count_members(lua_State *L, int t)
+{
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* When p and the last value b (absolute indexes) are JSON objects of one key order
+ * table (json.copy_shallow's copy and its original) with the same members present, and
+ * some members are the very same values: appends the members of p that differ, as
+ * (key, value) pairs, and returns their number. Else -1, nothing appended. Reading back,
+ * b's copy with those members set is p: the same keys in the same order. */
+static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b)
+{
+    int top = lua_gettop(L), m = top + 1, changed[DELTA_KEYS], nchanged = 0;
+    lua_Integer present = 0;
+    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || !lua_getmetatable(L, p))
+        goto none;
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, m, m + 1) || !lua_getmetatable(L, m))
+        goto none;
+    lua_getiuservalue(L, gi, UV_MARK);
+    if (!lua_rawequal(L, -1, -2))
+        goto none;
+    lua_settop(L, m);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, m);
+    if (n > DELTA_KEYS)
+        goto none;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, m, i) != LUA_TSTRING)
+            goto none;
+        lua_pushvalue(L, -1);
+        int tp = lua_rawget(L, p);
+        lua_pushvalue(L, -2);
+        int tb = lua_rawget(L, b);
+        if ((tp == LUA_TNIL) != (tb == LUA_TNIL))
+            goto none;
+        if (tp != LUA_TNIL) {
+            present++;
+            if (!lua_rawequal(L, -1, -2))
+                changed[nchanged++] = (int)i;
+        }
+        lua_settop(L, m);
+    }
+    /* members set without json.set are not in m: such objects are written in full */
+    if (nchanged >= present || s_count_members(L, p) != present ||
+        s_count_members(L, b) != present)
+        goto none;
+    for (int j = 0; j < nchanged; j++) {
+        lua_rawgeti(L, m, changed[j]);
+        lua_rawseti(L, list, ++g->slots);
+        lua_rawgeti(L, m, changed[j]);
+        lua_rawget(L, p);
+        lua_rawseti(L, list, ++g->slots);
+    }
+    lua_settop(L, top);
+    return nchanged;
+none:
+    lua_settop(L, top);
+    return -1;
+}
+
+/* The value at v (absolute) as a record refers to it: the last value again, a delta
+ * over it (delta_ok: a state's input or output), or in full; it becomes the last. */
+static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, int v,
+                           int delta_ok, uint32_t *pairs)
+{
+    uint8_t mode = EF_STORE_EV_VALUE_FULL;
+    if (g->has_last) {
+        lua_getiuservalue(L, gi, UV_LAST);
+        int last = lua_gettop(L);
+        int same = lua_rawequal(L, last, v);
+        int k = same || !delta_ok ? -1 : s_delta(L, g, gi, list, v, last);
+        lua_pop(L, 1);
+        if (same)
+            return EF_STORE_EV_VALUE_SAME;
+        if (k >= 0) {
+            *pairs = (uint32_t)k;
+            mode = EF_STORE_EV_VALUE_DELTA;
+        }
+    }
+    if (mode == EF_STORE_EV_VALUE_FULL)
+        s_append(L, g, list, v);
+    lua_pushvalue(L, v);
+    lua_setiuservalue(L, gi, UV_LAST);
+    g->has_last = 1;
+    return mode;
+}
+
+/* One event's parts, as stack indexes (0: none) and numbers. */
+struct event_parts {
+    int etype, key, name, value, assigned;
+    int kind;
+    lua_Integer id, prev;
+    double t;
+};
+
+/* Adds the event to the group (gi: its index); returns the group's event count. */
+static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct event_parts *ev)
+{
+    struct ef_store_packer *pk = &g->packer;
+    if (pk->n > 0 && ev->id != pk->last + 1)
+        luaL_error(L, "emrflow.store: events must come with consecutive ids (%I after %I)",
+                   (LUAI_UACINT)ev->id, (LUAI_UACINT)pk->last);
+    luaL_checkstack(L, 8, "adding an event");
+    struct group_string *entry;
+    struct ef_store_event e = { 0 };
+    e.id = ev->id;
+    e.prev = ev->prev;
+    e.timestamp = ev->t;
+    e.kind = (uint8_t)ev->kind;
+    e.type = ev->etype ? s_intern(L, g, gi, ev->etype, &entry) : 0;
+    e.key = ev->key ? s_intern(L, g, gi, ev->key, &entry) : 0;
+    if (ev->name && lua_type(L, ev->name) != LUA_TNIL) {
+        if (lua_type(L, ev->name) != LUA_TSTRING)
+            luaL_error(L, "emrflow.store: a state name is a string");
+        e.name = lua_tolstring(L, ev->name, &e.name_len);
+    }
+    int has_value = ev->value && lua_type(L, ev->value) != LUA_TNIL;
+    if (e.kind == EF_STORE_KIND_ITERATION) {
+        int isint;
+        e.index = (int64_t)lua_tointegerx(L, ev->value, &isint);
+        if (!isint)
+            luaL_error(L, "emrflow.store: a map iteration's index is an integer");
+    } else if (e.kind != EF_STORE_KIND_NONE && has_value) {
+        lua_getiuservalue(L, gi, UV_VALUES);
+        int list = lua_gettop(L);
+        e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS, &e.pairs);
+        if (ev->assigned && lua_type(L, ev->assigned) != LUA_TNIL &&
+            e.kind != EF_STORE_KIND_DETAILS) {
+            s_append(L, g, list, ev->assigned);
+            e.assigned = 1;
+        }
+        lua_pop(L, 1);
+    } else if (e.kind == EF_STORE_KIND_DETAILS) {
+        e.kind = EF_STORE_KIND_NONE;   /* details without a value: none */
+    }
+    size_t need = ef_store_event_size(&e);
+    if (g->cap - g->len < need) {
+        size_t cap = g->cap ? 2 * g->cap : 16384;
+        while (cap - g->len < need)
+            cap *= 2;
+        unsigned char *buf = realloc(g->buf, cap);
+        if (!buf)
+            luaL_error(L, "not enough memory for a group of events");
+        g->buf = buf;
+        g->cap = cap;
+    }
+    size_t n = ef_store_pack_event(pk, g->buf + g->len, &e);
+    if (n == 0)
+        luaL_error(L, "not enough memory for a group of events");
+    g->len += n;
+    return (lua_Integer)pk->n;
+}
+
+/* core.store.group(encode, array_mt, object_mark): an empty group. */
+static int l_group_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    struct l_group *g = lua_newuserdatauv(L, sizeof *g, GROUP_UVS);
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, GROUP_MT);
+    for (int uv = UV_VALUES; uv <= UV_STRINGS; uv++) {
+        lua_newtable(L);
+        lua_pushvalue(L, 2);
+        lua_setmetatable(L, -2);
+        lua_setiuservalue(L, -2, uv);
+    }
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, UV_ENCODE);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, UV_MARK);
+    return 1;
+}
+
+static int l_group_gc(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    free(g->buf);
+    free(g->strs);
+    ef_store_packer_free(&g->packer);
+    g->buf = NULL;
+    g->strs = NULL;
+    g->len = g->cap = 0;
+    g->nstrs = g->strs_cap = 0;
+    return 0;
+}
+
+/* g:push(etype, key, kind, name, id, prev, t, value, assigned) --> the number of events:
+ * kind as ef_store.h's EF_STORE_KIND_*; value: the payload, the details table or a map
+ * iteration's index; assigned: a state's assigned variables. */
+static int l_group_push(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_settop(L, 10);
+    struct event_parts ev = { .etype = 2, .key = 3, .name = 5, .value = 9, .assigned = 10 };
+    ev.kind = (int)luaL_checkinteger(L, 4);
+    luaL_argcheck(L, ev.kind >= EF_STORE_KIND_NONE && ev.kind <= EF_STORE_KIND_ITERATION, 4,
+                  "not an event kind");
+    ev.id = luaL_checkinteger(L, 6);
+    ev.prev = luaL_checkinteger(L, 7);
+    ev.t = (double)luaL_checknumber(L, 8);
+    lua_pushinteger(L, s_push(L, g, 1, &ev));
+    return 1;
+}
+
+/* g:count() --> n, first, last (first and last nil when empty). */
+static int l_group_count(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_pushinteger(L, (lua_Integer)g->packer.n);
+    if (g->packer.n == 0)
+        return 1;
+    lua_pushinteger(L, (lua_Integer)g->packer.first);
+    lua_pushinteger(L, (lua_Integer)g->packer.last);
+    return 3;
+}
+
+/* g:texts() --> the JSON texts of its strings and of its values (raises when a value
+ * cannot be held in JSON). */
+static int l_group_texts(lua_State *L)
+{
+    s_check_group(L, 1);
+    for (int uv = UV_STRINGS; uv >= UV_VALUES; uv--) {
+        lua_getiuservalue(L, 1, UV_ENCODE);
+        lua_getiuservalue(L, 1, uv);
+        lua_call(L, 1, 1);
+    }
+    return 2;
+}
+
+/* g:reset(): empty again (its memory kept for the next events). */
+static int l_group_reset(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_getiuservalue(L, 1, UV_VALUES);
+    for (lua_Integer i = g->slots; i >= 1; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_getiuservalue(L, 1, UV_STRINGS);
+    for (int i = g->nstrs; i >= 1; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_LAST);
+    g->slots = 0;
+    g->nstrs = 0;
+    g->has_last = 0;
+    g->len = 0;
+    ef_store_packer_reset(&g->packer);
+    return 0;
+}
+
+/* The size of a compact group of g with texts of those lengths (0 when too large). */
+static size_t s_group_size(const struct l_group *g, size_t ns, size_t nv)
+{
+    if (ns > UINT32_MAX || nv > UINT32_MAX || ns + nv > SIZE_MAX / 2 - g->len)
+        return 0;
+    return EF_STORE_GROUP_HEADER + ns + nv + g->len;
+}
+
+static void s_pack_compact(const struct l_group *g, unsigned char *out, const char *strings,
+                           size_t ns, const char *values, size_t nv)
+{
+    ef_store_pack_group_header(out, g->packer.first, (uint32_t)ns, (uint32_t)nv);
+    unsigned char *p = out + EF_STORE_GROUP_HEADER;
+    memcpy(p, strings, ns);
+    memcpy(p + ns, values, nv);
+    if (g->len)
+        memcpy(p + ns + nv, g->buf, g->len);
+}
+
+/* g:bytes(strings, values) --> the group in the compact format, with its texts. */
+static int l_group_bytes(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    size_t ns, nv;
+    const char *strings = luaL_checklstring(L, 2, &ns);
+    const char *values = luaL_checklstring(L, 3, &nv);
+    size_t size = s_group_size(g, ns, nv);
+    luaL_argcheck(L, size > 0, 2, "text too long for a group");
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, size);
+    s_pack_compact(g, out, strings, ns, values, nv);
+    luaL_pushresultsize(&b, size);
+    return 1;
+}
+
+/* The sink's upvalues. */
+#define SINK_GROUP lua_upvalueindex(1)
+#define SINK_OWNER lua_upvalueindex(2)   /* its field `enabled` turns the sink on and off */
+#define SINK_NOTABLE lua_upvalueindex(3) /* event type -> true: handled by SINK_SLOW */
+#define SINK_SLOW lua_upvalueindex(4)
+#define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
+#define SINK_LIMIT lua_upvalueindex(6)
+
+/* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
+static int s_sink_slow(lua_State *L)
+{
+    lua_pushvalue(L, SINK_SLOW);
+    for (int i = 1; i <= 6; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, 6, 0);
+    return 0;
+}
+
+/* The sink: (desc, id, prev, payload, assigned, t), as emrflow.asl.history gives each
+ * event. Packs the event into the group without running Lua, but for notable types and
+ * shapes it does not know (SINK_SLOW). */
+static int l_group_sink(lua_State *L)
+{
+    lua_settop(L, 6);
+    lua_getfield(L, SINK_OWNER, "enabled");
+    if (!lua_toboolean(L, -1))
+        return 0;
+    struct l_group *g = lua_touserdata(L, SINK_GROUP);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    struct event_parts ev = { .etype = 8, .key = 10, .value = 4, .assigned = 5 };
+    lua_getfield(L, 1, "etype");                                /* 8 */
+    struct group_string *type;
+    s_intern(L, g, SINK_GROUP, 8, &type);
+    if (type && type->notable < 0) {
+        lua_pushvalue(L, 8);
+        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (type && type->notable)
+        return s_sink_slow(L);
+    lua_getfield(L, 1, "field");                                /* 9 */
+    lua_getfield(L, 1, "key");                                  /* 10 */
+    if (lua_type(L, 9) == LUA_TSTRING) {
+        const char *field = lua_tostring(L, 9);
+        if (strcmp(field, "input") == 0)
+            ev.kind = EF_STORE_KIND_INPUT;
+        else if (strcmp(field, "output") == 0)
+            ev.kind = EF_STORE_KIND_OUTPUT;
+        else if (strcmp(field, "index") == 0 && lua_isinteger(L, 4))
+            ev.kind = EF_STORE_KIND_ITERATION;
+        else
+            return s_sink_slow(L);
+        if (lua_getfield(L, 1, "name") != LUA_TSTRING)          /* 11 */
+            return s_sink_slow(L);
+        ev.name = 11;
+    } else if (lua_type(L, 10) != LUA_TNIL && lua_type(L, 4) != LUA_TNIL &&
+               !(lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))) {
+        ev.kind = EF_STORE_KIND_DETAILS;
+    } else {
+        ev.kind = EF_STORE_KIND_NONE;
+        ev.key = 0;
+    }
+    int isint;
+    ev.id = lua_tointegerx(L, 2, &isint);
+    if (!isint)
+        return luaL_argerror(L, 2, "an event id is an integer");
+    ev.prev = lua_tointegerx(L, 3, &isint);
+    if (!isint)
+        return luaL_argerror(L, 3, "a previous event id is an integer");
+    ev.t = (double)luaL_checknumber(L, 6);
+    if (s_push(L, g, SINK_GROUP, &ev) >= lua_tointeger(L, SINK_LIMIT)) {
+        lua_pushvalue(L, SINK_FULL);
+        lua_call(L, 0, 0);
+    }
+    return 0;
+}
+
+/* core.store.sink(group, owner, notable, slow, full, limit): the event sink filling
+ * group (see l_group_sink). */
+static int l_group_new_sink(lua_State *L)
+{
+    s_check_group(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_checktype(L, 5, LUA_TFUNCTION);
+    luaL_checkinteger(L, 6);
+    lua_settop(L, 6);
+    lua_pushcclosure(L, l_group_sink, 6);
+    return 1;
+}
+
+static const luaL_Reg s_group_methods[] = {
+    { "push", l_group_push },
+    { "count", l_group_count },
+    { "texts", l_group_texts },
+    { "bytes", l_group_bytes },
+    { "reset", l_group_reset },
+    { NULL, NULL },
+};
+
 #define RECORD_FIELDS 9
 
 /* The integer at the top of the stack (popped) in *v when it lies in [min, max]. */
@@ -286,6 +772,42 @@ static int l_store_pack_group(lua_State *L)
     return 1;
 }
 
+/* Steps the insert_events statement st, its bytes bound. true, or nil, err. */
+static int s_step_insert(lua_State *L, struct ef_store_stmt *st)
+{
+    struct ef_store_error err;
+    if (ef_store_step(st, &err) == EF_STORE_FAIL)
+        return s_fail(L, &err);
+    ef_store_bind_null(st, 4);     /* the statement lets go of the bytes now */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* insert_group of a compact group (argument 7: its l_group; 5, 6: its texts). */
+static int s_insert_compact(lua_State *L, struct ef_store *s, lua_Integer seq, lua_Integer first,
+                            lua_Integer last)
+{
+    struct l_group *g = luaL_checkudata(L, 7, GROUP_MT);
+    size_t ns, nv;
+    const char *strings = luaL_checklstring(L, 5, &ns);
+    const char *values = luaL_checklstring(L, 6, &nv);
+    luaL_argcheck(L, g->packer.n > 0 && g->packer.first == first && g->packer.last == last, 3,
+                  "the ids are not the group's");
+    size_t size = s_group_size(g, ns, nv);
+    luaL_argcheck(L, size > 0, 5, "text too long for a group");
+    struct ef_store_stmt *st = ef_store_stmt(s, ef_store_stmt_find("insert_events"));
+    if (ef_store_bind_int(st, 1, seq) != 0 || ef_store_bind_int(st, 2, first) != 0 ||
+        ef_store_bind_int(st, 3, last) != 0)
+        return luaL_error(L, "cannot bind the group's parameters");
+    unsigned char *bytes = malloc(size);
+    if (!bytes)
+        return luaL_error(L, "not enough memory for a group of events");
+    s_pack_compact(g, bytes, strings, ns, values, nv);
+    if (ef_store_bind_blob_owned(st, 4, bytes, size) != 0)
+        return luaL_error(L, "cannot bind the group's bytes");
+    return s_step_insert(L, st);
+}
+
 /* db:insert_group(seq, first, last, strings, values, fields, n): inserts a group's row
  * (the "insert_events" statement), its bytes packed straight into memory handed to
  * SQLite: a group of thousands of events costs the Lua heap (and its collector) no
@@ -296,6 +818,8 @@ static int l_store_insert_group(lua_State *L)
     lua_Integer seq = luaL_checkinteger(L, 2);
     lua_Integer first = luaL_checkinteger(L, 3);
     lua_Integer last = luaL_checkinteger(L, 4);
+    if (lua_type(L, 7) == LUA_TUSERDATA)
+        return s_insert_compact(L, s, seq, first, last);
     const char *strings, *values;
     size_t ns, nv;
     lua_Integer n;
@@ -316,12 +840,7 @@ static int l_store_insert_group(lua_State *L)
     }
     if (ef_store_bind_blob_owned(st, 4, start, size) != 0)
         return luaL_error(L, "cannot bind the group's bytes");
-    struct ef_store_error err;
-    if (ef_store_step(st, &err) == EF_STORE_FAIL)
-        return s_fail(L, &err);
-    ef_store_bind_null(st, 4);     /* the statement lets go of the bytes now */
-    lua_pushboolean(L, 1);
-    return 1;
+    return s_step_insert(L, st);
 }
 
 static const luaL_Reg s_methods[] = {
@@ -351,7 +870,18 @@ int ef_l_open_store(lua_State *L)
         lua_setfield(L, -2, "__index");                 /* core mt */
     }
     lua_pop(L, 1);                                      /* core */
-    lua_createtable(L, 0, 4);                           /* core store */
+    if (luaL_newmetatable(L, GROUP_MT)) {               /* core gmt */
+        lua_pushcfunction(L, l_group_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, s_group_methods);                /* core gmt methods */
+        lua_setfield(L, -2, "__index");                 /* core gmt */
+    }
+    lua_pop(L, 1);                                      /* core */
+    lua_createtable(L, 0, 6);                           /* core store */
+    lua_pushcfunction(L, l_group_new);
+    lua_setfield(L, -2, "group");
+    lua_pushcfunction(L, l_group_new_sink);
+    lua_setfield(L, -2, "sink");
     lua_pushcfunction(L, l_store_pack_group);
     lua_setfield(L, -2, "pack_group");
     lua_pushcfunction(L, l_store_open);

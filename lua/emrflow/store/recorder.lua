@@ -124,28 +124,22 @@ for k in pairs(EFFECT_RESULT) do NOTABLE[k] = true end
 for k in pairs(FINAL) do NOTABLE[k] = true end
 
 --- The event sink (machine:start's event_sink, emrflow.asl.history): takes each event as
--- its parts, so that recording builds no table per event. A notable event (an effect, the
--- end) is expanded and handled as add() handles it.
+-- its parts and packs it in C (emrflow.store.events.sink), so that recording runs no Lua
+-- and builds no table per event. A notable event (an effect, the end) is expanded and
+-- handled as add() handles it.
 function Recorder:sink()
-  local group_limit = M.GROUP_LIMIT
-  local add_parts = events.Group.add_parts
-  return function(desc, id, prev, payload, assigned, t)
-    if not self.enabled then return end
-    local etype = desc.etype
-    if NOTABLE[etype] then
-      local ev = { type = etype, id = id, previousEventId = prev, timestamp = t }
-      local field = desc.field
-      if field then
-        ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
-      elseif desc.key and payload ~= false then
-        ev[desc.key] = payload
-      end
-      return self:add(ev)
+  local function expanded(desc, id, prev, payload, assigned, t)
+    local ev = { type = desc.etype, id = id, previousEventId = prev, timestamp = t }
+    local field = desc.field
+    if field then
+      ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
+    elseif desc.key and payload ~= false then
+      ev[desc.key] = payload
     end
-    if add_parts(self.group, desc, id, prev, payload, assigned, t) >= group_limit then
-      self:write()
-    end
+    return self:add(ev)
   end
+  return events.sink(self.group, self, NOTABLE, expanded, function() self:write() end,
+    M.GROUP_LIMIT)
 end
 
 --- Writes what is pending (events of computation since the last write).
