@@ -649,7 +649,7 @@ static uint64_t s_zigzag(int64_t v)
 
 size_t ef_store_event_size(const struct ef_store_event *e)
 {
-    return 2 + 5 * VARINT_MAX + 8 + e->name_len;
+    return 2 + 5 * VARINT_MAX + 8 + e->name_len + e->delta_len;
 }
 
 /* 1 when the name of e is the packer's last name. */
@@ -712,8 +712,10 @@ size_t ef_store_pack_event(struct ef_store_packer *p, unsigned char *out,
         memcpy(o, e->name, e->name_len);
         o += e->name_len;
     }
-    if ((flags & EF_STORE_EV_VALUE_MASK) == EF_STORE_EV_VALUE_DELTA)
-        o = s_put_varint(o, e->pairs);
+    if ((flags & EF_STORE_EV_VALUE_MASK) == EF_STORE_EV_VALUE_DELTA) {
+        memcpy(o, e->delta, e->delta_len);
+        o += e->delta_len;
+    }
     if (e->kind == EF_STORE_KIND_ITERATION)
         o = s_put_varint(o, s_zigzag(e->index));
     if (p->n++ == 0)

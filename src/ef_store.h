@@ -124,9 +124,12 @@ void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
  *   records take them), then one record per event:
  *     flags u8 (EF_STORE_EV_*), kind u8 (EF_STORE_KIND_*), varint type, varint key,
  *     [varint zigzag(id - 1 - prev)] [f8 timestamp] [varint length + name bytes]
- *     [varint delta pairs] [varint zigzag(iteration index)]
+ *     [delta shape] [varint zigzag(iteration index)]
  *   (varint: unsigned LEB128; all little-endian). Ids are consecutive from the first;
- *   what is as in the previous record (the clock, the state's name) is not repeated. */
+ *   what is as in the previous record (the clock, the state's name) is not repeated.
+ *   A delta shape: varint n, the number of members replaced, then for each member (its
+ *   key is the next value) a varint: 0, its new value is the next value; m + 1, it is a
+ *   delta of m members over the member's old value, whose shapes follow. */
 #define EF_STORE_GROUP_VERSION 2
 #define EF_STORE_GROUP_HEADER 21   /* u32 0, u8 version, i8 first id, u32 + u32 lengths */
 enum {
@@ -134,8 +137,8 @@ enum {
     EF_STORE_EV_VALUE_NONE = 0,    /*   none */
     EF_STORE_EV_VALUE_FULL = 1,    /*   the next value */
     EF_STORE_EV_VALUE_SAME = 2,    /*   the last value given in full or as a delta */
-    EF_STORE_EV_VALUE_DELTA = 3,   /*   that last value, members replaced by the next
-                                    *   `pairs` (key, value) pairs of values */
+    EF_STORE_EV_VALUE_DELTA = 3,   /*   that last value with members replaced, as the
+                                    *   record's delta shape says */
     EF_STORE_EV_PREV = 0x04,       /* previousEventId is not id - 1 */
     EF_STORE_EV_TIME = 0x08,       /* the timestamp differs from the previous record's */
     EF_STORE_EV_NAME = 0x10,       /* a state name follows */
@@ -154,7 +157,9 @@ enum {
 struct ef_store_event {
     int64_t id, prev, index;       /* index: a map iteration's */
     double timestamp;
-    uint32_t type, key, pairs;     /* string indexes (0 = none); delta pairs */
+    uint32_t type, key;            /* string indexes (0 = none) */
+    const unsigned char *delta;    /* the delta shape (EF_STORE_EV_VALUE_DELTA) */
+    size_t delta_len;
     uint8_t kind, value;           /* EF_STORE_KIND_*, EF_STORE_EV_VALUE_* */
     int assigned;                  /* 1: assigned variables follow as a value */
     const char *name;

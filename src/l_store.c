@@ -211,6 +211,8 @@ static int l_store_tostring(lua_State *L)
 #define UV_MARK 5     /* json.object_mark: the mark of a JSON object's key order table */
 #define GROUP_UVS 5
 #define DELTA_KEYS 64 /* objects of more keys are written in full */
+#define DELTA_DEPTH 4 /* members of members... compared this deep */
+#define DELTA_SHAPE 256 /* bytes of a delta shape at most */
 
 struct group_string {
     const void *p;     /* the Lua string (anchored in UV_STRINGS) */
@@ -227,6 +229,8 @@ struct l_group {
     int nstrs, strs_cap;
     lua_Integer slots;           /* entries of UV_VALUES */
     int has_last;                /* UV_LAST holds a value */
+    unsigned char shape[DELTA_SHAPE]; /* the delta shape of the event being added */
+    size_t shape_len;
 };
 
 static struct l_group *s_check_group(lua_State *L, int i)
@@ -298,16 +302,32 @@ static lua_Integer s_count_members(lua_State *L, int t)
     return n;
 }
 
-/* When p and the last value b (absolute indexes) are JSON objects of one key order
+/* Writes v as a varint to the group's delta shape; -1 when it has no room left. */
+static int s_shape_put(struct l_group *g, uint64_t v)
+{
+    do {
+        if (g->shape_len == DELTA_SHAPE)
+            return -1;
+        g->shape[g->shape_len++] = (unsigned char)(v < 0x80 ? v : (v & 0x7f) | 0x80);
+        v >>= 7;
+    } while (v);
+    return 0;
+}
+
+/* When p and b (absolute indexes; b: what p replaces) are JSON objects of one key order
  * table (json.copy_shallow's copy and its original) with the same members present, and
- * some members are the very same values: appends the members of p that differ, as
- * (key, value) pairs, and returns their number. Else -1, nothing appended. Reading back,
+ * some members are the very same values: appends the members of p that differ to the
+ * values list at list, each as its key then its value (in full, or as a delta over b's
+ * member when that holds too, depth permitting), writes their shape (ef_store.h; the
+ * count plus one when nested) and returns 0. Else -1, nothing appended. Reading back,
  * b's copy with those members set is p: the same keys in the same order. */
-static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b)
+static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
 {
     int top = lua_gettop(L), m = top + 1, changed[DELTA_KEYS], nchanged = 0;
-    lua_Integer present = 0;
-    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || !lua_getmetatable(L, p))
+    lua_Integer slots0 = g->slots, present = 0;
+    size_t shape0 = g->shape_len;
+    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || !lua_checkstack(L, 8) ||
+        !lua_getmetatable(L, p))
         goto none;
     if (!lua_getmetatable(L, b) || !lua_rawequal(L, m, m + 1) || !lua_getmetatable(L, m))
         goto none;
@@ -336,40 +356,57 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     }
     /* members set without json.set are not in m: such objects are written in full */
     if (nchanged >= present || s_count_members(L, p) != present ||
-        s_count_members(L, b) != present)
+        s_count_members(L, b) != present || s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
         goto none;
     for (int j = 0; j < nchanged; j++) {
-        lua_rawgeti(L, m, changed[j]);
+        lua_rawgeti(L, m, changed[j]);                  /* key */
+        int k = lua_gettop(L);
+        lua_pushvalue(L, k);
+        lua_rawget(L, p);                               /* key p[key] */
+        lua_pushvalue(L, k);
+        lua_rawget(L, b);                               /* key p[key] b[key] */
+        lua_pushvalue(L, k);
         lua_rawseti(L, list, ++g->slots);
-        lua_rawgeti(L, m, changed[j]);
-        lua_rawget(L, p);
-        lua_rawseti(L, list, ++g->slots);
+        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k + 1, k + 2, depth + 1) != 0) {
+            if (s_shape_put(g, 0))
+                goto none;
+            lua_pushvalue(L, k + 1);
+            lua_rawseti(L, list, ++g->slots);
+        }
+        lua_settop(L, m);
     }
     lua_settop(L, top);
-    return nchanged;
+    return 0;
 none:
     lua_settop(L, top);
+    if (lua_checkstack(L, 1))
+        for (lua_Integer i = g->slots; i > slots0; i--) {
+            lua_pushnil(L);
+            lua_rawseti(L, list, i);
+        }
+    g->slots = slots0;
+    g->shape_len = shape0;
     return -1;
 }
 
 /* The value at v (absolute) as a record refers to it: the last value again, a delta
- * over it (delta_ok: a state's input or output), or in full; it becomes the last. */
+ * over it (delta_ok: a state's input or output; its shape in g->shape), or in full; it
+ * becomes the last. */
 static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, int v,
-                           int delta_ok, uint32_t *pairs)
+                           int delta_ok)
 {
     uint8_t mode = EF_STORE_EV_VALUE_FULL;
+    g->shape_len = 0;
     if (g->has_last) {
         lua_getiuservalue(L, gi, UV_LAST);
         int last = lua_gettop(L);
         int same = lua_rawequal(L, last, v);
-        int k = same || !delta_ok ? -1 : s_delta(L, g, gi, list, v, last);
+        int delta = !same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0;
         lua_pop(L, 1);
         if (same)
             return EF_STORE_EV_VALUE_SAME;
-        if (k >= 0) {
-            *pairs = (uint32_t)k;
+        if (delta)
             mode = EF_STORE_EV_VALUE_DELTA;
-        }
     }
     if (mode == EF_STORE_EV_VALUE_FULL)
         s_append(L, g, list, v);
@@ -381,7 +418,10 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
 
 /* One event's parts, as stack indexes (0: none) and numbers. */
 struct event_parts {
-    int etype, key, name, value, assigned;
+    uint32_t type, key;          /* group string indexes, 0: none */
+    const char *name;            /* NULL: none */
+    size_t name_len;
+    int value, assigned;         /* stack indexes, 0: none */
     int kind;
     lua_Integer id, prev;
     double t;
@@ -395,19 +435,15 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
         luaL_error(L, "emrflow.store: events must come with consecutive ids (%I after %I)",
                    (LUAI_UACINT)ev->id, (LUAI_UACINT)pk->last);
     luaL_checkstack(L, 8, "adding an event");
-    struct group_string *entry;
     struct ef_store_event e = { 0 };
     e.id = ev->id;
     e.prev = ev->prev;
     e.timestamp = ev->t;
     e.kind = (uint8_t)ev->kind;
-    e.type = ev->etype ? s_intern(L, g, gi, ev->etype, &entry) : 0;
-    e.key = ev->key ? s_intern(L, g, gi, ev->key, &entry) : 0;
-    if (ev->name && lua_type(L, ev->name) != LUA_TNIL) {
-        if (lua_type(L, ev->name) != LUA_TSTRING)
-            luaL_error(L, "emrflow.store: a state name is a string");
-        e.name = lua_tolstring(L, ev->name, &e.name_len);
-    }
+    e.type = ev->type;
+    e.key = ev->key;
+    e.name = ev->name;
+    e.name_len = ev->name_len;
     int has_value = ev->value && lua_type(L, ev->value) != LUA_TNIL;
     if (e.kind == EF_STORE_KIND_ITERATION) {
         int isint;
@@ -417,7 +453,11 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
     } else if (e.kind != EF_STORE_KIND_NONE && has_value) {
         lua_getiuservalue(L, gi, UV_VALUES);
         int list = lua_gettop(L);
-        e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS, &e.pairs);
+        e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
+        if (e.value == EF_STORE_EV_VALUE_DELTA) {
+            e.delta = g->shape;
+            e.delta_len = g->shape_len;
+        }
         if (ev->assigned && lua_type(L, ev->assigned) != LUA_TNIL &&
             e.kind != EF_STORE_KIND_DETAILS) {
             s_append(L, g, list, ev->assigned);
@@ -487,7 +527,14 @@ static int l_group_push(lua_State *L)
 {
     struct l_group *g = s_check_group(L, 1);
     lua_settop(L, 10);
-    struct event_parts ev = { .etype = 2, .key = 3, .name = 5, .value = 9, .assigned = 10 };
+    struct event_parts ev = { .value = 9, .assigned = 10 };
+    struct group_string *entry;
+    ev.type = s_intern(L, g, 1, 2, &entry);
+    ev.key = s_intern(L, g, 1, 3, &entry);
+    if (!lua_isnil(L, 5)) {
+        luaL_argcheck(L, lua_type(L, 5) == LUA_TSTRING, 5, "a state name is a string");
+        ev.name = lua_tolstring(L, 5, &ev.name_len);
+    }
     ev.kind = (int)luaL_checkinteger(L, 4);
     luaL_argcheck(L, ev.kind >= EF_STORE_KIND_NONE && ev.kind <= EF_STORE_KIND_ITERATION, 4,
                   "not an event kind");
@@ -582,6 +629,196 @@ static int l_group_bytes(lua_State *L)
     return 1;
 }
 
+/* Descriptors (emrflow.asl.history's { etype, key, name, field }, shared by every event
+ * of one state and type, never changed) as the sink needs them, kept by address in C
+ * memory: a run of a machine reads each of its descriptors once, and reading a Lua table
+ * that is no longer in the CPU's caches costs more than packing the event. Entries are
+ * kept in the order first seen and the entry after the last one found is tried first:
+ * a machine run again meets its descriptors in the same order, so that the cache is read
+ * sequentially. The cache holds each descriptor (so that its address is not reused while
+ * cached) until it is full; then it starts over. One per Lua state, in the registry. */
+#define DESC_CACHE_MT "emrflow.StoreDescCache"
+#define DESC_CACHE_MAX 49152        /* descriptors at most (48 bytes each) */
+#define DESC_NAME_INLINE 22
+#define DESC_NAME_LONG 255          /* name_len of a name read from the descriptor */
+#define DESC_SLOW 255               /* kind of a descriptor the sink hands to Lua */
+
+struct desc_entry {
+    const void *desc;
+    const void *etype, *key;        /* its strings (kept alive by the descriptor) */
+    uint8_t kind;                   /* EF_STORE_KIND_* (DETAILS: or NONE), DESC_SLOW */
+    uint8_t name_len;
+    char name[DESC_NAME_INLINE];
+};
+
+struct desc_cache {
+    struct desc_entry *entries;     /* in the order first seen */
+    size_t count, entries_cap, last;
+    uint32_t *slots;                /* hash of the addresses: entry index + 1, 0: free */
+    size_t cap;                     /* a power of 2, at least twice count */
+};
+
+static int l_desc_cache_gc(lua_State *L)
+{
+    struct desc_cache *c = luaL_checkudata(L, 1, DESC_CACHE_MT);
+    free(c->entries);
+    free(c->slots);
+    memset(c, 0, sizeof *c);
+    return 0;
+}
+
+/* Pushes the descriptor cache of L (made on first use). */
+static struct desc_cache *s_desc_cache(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, DESC_CACHE_MT) == LUA_TUSERDATA)
+        return lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    struct desc_cache *c = lua_newuserdatauv(L, sizeof *c, 1);
+    memset(c, 0, sizeof *c);
+    if (luaL_newmetatable(L, DESC_CACHE_MT)) {
+        lua_pushcfunction(L, l_desc_cache_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    lua_newtable(L);                             /* the descriptors, kept alive */
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, DESC_CACHE_MT);
+    return c;
+}
+
+/* The slot of address p: its entry's, or the free one where it goes. */
+static uint32_t *s_desc_slot(const struct desc_cache *c, const void *p)
+{
+    size_t i = (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) & (c->cap - 1);
+    while (c->slots[i] && c->entries[c->slots[i] - 1].desc != p)
+        i = (i + 1) & (c->cap - 1);
+    return &c->slots[i];
+}
+
+/* The entry of the descriptor at address p, or NULL. */
+static const struct desc_entry *s_desc_find(struct desc_cache *c, const void *p)
+{
+    size_t next = c->last + 1;
+    if (next < c->count && c->entries[next].desc == p) {
+        c->last = next;
+        return &c->entries[next];
+    }
+    if (!c->count)
+        return NULL;
+    uint32_t at = *s_desc_slot(c, p);
+    if (!at)
+        return NULL;
+    c->last = at - 1;
+    return &c->entries[at - 1];
+}
+
+/* Makes room for one more descriptor (ci: the cache's index): larger arrays, or empty
+ * ones once at DESC_CACHE_MAX (its descriptors let go). */
+static void s_desc_room(lua_State *L, struct desc_cache *c, int ci)
+{
+    if (c->count == DESC_CACHE_MAX) {
+        c->count = 0;
+        c->last = 0;
+        memset(c->slots, 0, sizeof *c->slots * c->cap);
+        lua_newtable(L);
+        lua_setiuservalue(L, ci, 1);
+    }
+    if (c->count == c->entries_cap) {
+        size_t cap = c->entries_cap ? 2 * c->entries_cap : 512;
+        struct desc_entry *entries = realloc(c->entries, sizeof *entries * cap);
+        if (!entries)
+            luaL_error(L, "not enough memory for the store's descriptor cache");
+        c->entries = entries;
+        c->entries_cap = cap;
+    }
+    if ((c->count + 1) * 2 > c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 1024;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            luaL_error(L, "not enough memory for the store's descriptor cache");
+        free(c->slots);
+        c->slots = slots;
+        c->cap = cap;
+        for (size_t i = 0; i < c->count; i++)
+            *s_desc_slot(c, c->entries[i].desc) = (uint32_t)i + 1;
+    }
+}
+
+/* The field kinds of a descriptor, as the sink packs its events. */
+static uint8_t s_desc_kind(lua_State *L, int field, int name)
+{
+    if (lua_type(L, field) != LUA_TSTRING)
+        return lua_toboolean(L, field) ? DESC_SLOW : EF_STORE_KIND_DETAILS;
+    if (lua_type(L, name) != LUA_TSTRING)
+        return DESC_SLOW;
+    const char *f = lua_tostring(L, field);
+    if (strcmp(f, "input") == 0)
+        return EF_STORE_KIND_INPUT;
+    if (strcmp(f, "output") == 0)
+        return EF_STORE_KIND_OUTPUT;
+    if (strcmp(f, "index") == 0)
+        return EF_STORE_KIND_ITERATION;
+    return DESC_SLOW;
+}
+
+/* The cache entry of the descriptor at d (read and added when new); ci: the cache. */
+static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int ci, int d)
+{
+    const void *p = lua_topointer(L, d);
+    const struct desc_entry *found = s_desc_find(c, p);
+    if (found)
+        return found;
+    s_desc_room(L, c, ci);
+    struct desc_entry e = { .desc = p };
+    int top = lua_gettop(L);
+    int te = lua_getfield(L, d, "etype"), tk = lua_getfield(L, d, "key");
+    lua_getfield(L, d, "field");
+    lua_getfield(L, d, "name");
+    e.kind = s_desc_kind(L, top + 3, top + 4);
+    if (te != LUA_TSTRING || (tk != LUA_TSTRING && tk != LUA_TNIL))
+        e.kind = DESC_SLOW;
+    e.etype = lua_topointer(L, top + 1);
+    e.key = tk == LUA_TSTRING ? lua_topointer(L, top + 2) : NULL;
+    if (e.kind == EF_STORE_KIND_DETAILS && !e.key)
+        e.kind = EF_STORE_KIND_NONE;
+    if (lua_type(L, top + 4) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, top + 4, &len);
+        if (len <= DESC_NAME_INLINE) {
+            memcpy(e.name, name, len);
+            e.name_len = (uint8_t)len;
+        } else {
+            e.name_len = DESC_NAME_LONG;
+        }
+    }
+    lua_settop(L, top);
+    lua_getiuservalue(L, ci, 1);
+    lua_pushvalue(L, d);
+    lua_rawseti(L, -2, (lua_Integer)c->count + 1);
+    lua_pop(L, 1);
+    c->entries[c->count] = e;
+    *s_desc_slot(c, p) = (uint32_t)c->count + 1;
+    c->last = c->count++;
+    return &c->entries[c->last];
+}
+
+/* The group index of the string at address p, a field of the descriptor at d (read
+ * from it only when new to the group). */
+static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const void *p, int d,
+                              const char *field, struct group_string **entry)
+{
+    for (int i = 0; i < g->nstrs; i++)
+        if (g->strs[i].p == p) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    lua_getfield(L, d, field);
+    uint32_t index = s_intern(L, g, gi, lua_gettop(L), entry);
+    lua_pop(L, 1);
+    return index;
+}
+
 /* The sink's upvalues. */
 #define SINK_GROUP lua_upvalueindex(1)
 #define SINK_OWNER lua_upvalueindex(2)   /* its field `enabled` turns the sink on and off */
@@ -589,6 +826,7 @@ static int l_group_bytes(lua_State *L)
 #define SINK_SLOW lua_upvalueindex(4)
 #define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
 #define SINK_LIMIT lua_upvalueindex(6)
+#define SINK_CACHE lua_upvalueindex(7)   /* the descriptor cache */
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
 static int s_sink_slow(lua_State *L)
@@ -600,6 +838,18 @@ static int s_sink_slow(lua_State *L)
     return 0;
 }
 
+/* 1 when the group string (an event type) is a key of SINK_NOTABLE. */
+static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
+{
+    if (type->notable < 0) {
+        lua_getiuservalue(L, SINK_GROUP, UV_STRINGS);
+        lua_rawgeti(L, -1, (lua_Integer)(type - g->strs) + 1);
+        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    return type->notable;
+}
+
 /* The sink: (desc, id, prev, payload, assigned, t), as emrflow.asl.history gives each
  * event. Packs the event into the group without running Lua, but for notable types and
  * shapes it does not know (SINK_SLOW). */
@@ -609,40 +859,34 @@ static int l_group_sink(lua_State *L)
     lua_getfield(L, SINK_OWNER, "enabled");
     if (!lua_toboolean(L, -1))
         return 0;
+    lua_pop(L, 1);
     struct l_group *g = lua_touserdata(L, SINK_GROUP);
     luaL_checktype(L, 1, LUA_TTABLE);
-    struct event_parts ev = { .etype = 8, .key = 10, .value = 4, .assigned = 5 };
-    lua_getfield(L, 1, "etype");                                /* 8 */
-    struct group_string *type;
-    s_intern(L, g, SINK_GROUP, 8, &type);
-    if (type && type->notable < 0) {
-        lua_pushvalue(L, 8);
-        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
-    if (type && type->notable)
+    const struct desc_entry *d = s_desc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
+    if (d->kind == DESC_SLOW)
         return s_sink_slow(L);
-    lua_getfield(L, 1, "field");                                /* 9 */
-    lua_getfield(L, 1, "key");                                  /* 10 */
-    if (lua_type(L, 9) == LUA_TSTRING) {
-        const char *field = lua_tostring(L, 9);
-        if (strcmp(field, "input") == 0)
-            ev.kind = EF_STORE_KIND_INPUT;
-        else if (strcmp(field, "output") == 0)
-            ev.kind = EF_STORE_KIND_OUTPUT;
-        else if (strcmp(field, "index") == 0 && lua_isinteger(L, 4))
-            ev.kind = EF_STORE_KIND_ITERATION;
-        else
-            return s_sink_slow(L);
-        if (lua_getfield(L, 1, "name") != LUA_TSTRING)          /* 11 */
-            return s_sink_slow(L);
-        ev.name = 11;
-    } else if (lua_type(L, 10) != LUA_TNIL && lua_type(L, 4) != LUA_TNIL &&
-               !(lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))) {
-        ev.kind = EF_STORE_KIND_DETAILS;
-    } else {
+    struct group_string *type;
+    struct event_parts ev = { .value = 4, .assigned = 5, .kind = d->kind };
+    ev.type = s_desc_string(L, g, SINK_GROUP, d->etype, 1, "etype", &type);
+    if (s_notable(L, g, type))
+        return s_sink_slow(L);
+    if (ev.kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, 4))
+        return s_sink_slow(L);
+    if (ev.kind == EF_STORE_KIND_DETAILS &&
+        (lua_isnil(L, 4) || (lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))))
         ev.kind = EF_STORE_KIND_NONE;
-        ev.key = 0;
+    if (ev.kind != EF_STORE_KIND_NONE) {
+        struct group_string *key;
+        ev.key = s_desc_string(L, g, SINK_GROUP, d->key, 1, "key", &key);
+    }
+    if (ev.kind != EF_STORE_KIND_NONE && ev.kind != EF_STORE_KIND_DETAILS) {
+        if (d->name_len == DESC_NAME_LONG) {
+            lua_getfield(L, 1, "name");                         /* 7 */
+            ev.name = lua_tolstring(L, 7, &ev.name_len);
+        } else {
+            ev.name = d->name;
+            ev.name_len = d->name_len;
+        }
     }
     int isint;
     ev.id = lua_tointegerx(L, 2, &isint);
@@ -670,7 +914,8 @@ static int l_group_new_sink(lua_State *L)
     luaL_checktype(L, 5, LUA_TFUNCTION);
     luaL_checkinteger(L, 6);
     lua_settop(L, 6);
-    lua_pushcclosure(L, l_group_sink, 6);
+    s_desc_cache(L);
+    lua_pushcclosure(L, l_group_sink, 7);
     return 1;
 }
 

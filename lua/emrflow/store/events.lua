@@ -281,6 +281,26 @@ local function unzigzag(z)
   return (z >> 1) ~ -(z & 1)
 end
 
+-- base's copy with n members replaced, as the delta shape at pos of bytes says (their keys
+-- and values from values, after slot); returns it, the position after the shape and the
+-- last slot taken.
+local function apply_delta(base, n, bytes, pos, values, slot)
+  local value = copy_shallow(base)
+  for _ = 1, n do
+    local key = values[slot + 1]
+    local shape
+    shape, pos = varint(bytes, pos)
+    local member
+    if shape == 0 then
+      member, slot = values[slot + 2], slot + 2
+    else
+      member, pos, slot = apply_delta(base[key], shape - 1, bytes, pos, values, slot + 1)
+    end
+    set(value, key, member)
+  end
+  return value, pos, slot
+end
+
 -- The events of a group of the compact format with an id greater than after, appended to out.
 local function decode_compact(bytes, after, out)
   local _, version, first, ns, nv, pos = unpack(COMPACT_HEADER, bytes)
@@ -318,13 +338,9 @@ local function decode_compact(bytes, after, out)
       value = last
     elseif mode == VALUE_DELTA then
       -- the last value with some members replaced: the same keys, in the same order
-      local pairs_n
-      pairs_n, pos = varint(bytes, pos)
-      value = copy_shallow(last)
-      for _ = 1, pairs_n do
-        set(value, values[slot + 1], values[slot + 2])
-        slot = slot + 2
-      end
+      local n_members
+      n_members, pos = varint(bytes, pos)
+      value, pos, slot = apply_delta(last, n_members, bytes, pos, values, slot)
       last = value
     end
     if kind == KIND_ITERATION then
