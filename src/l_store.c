@@ -213,6 +213,7 @@ static int l_store_tostring(lua_State *L)
 #define DELTA_KEYS 64 /* objects of more keys are written in full */
 #define DELTA_DEPTH 4 /* members of members... compared this deep */
 #define DELTA_SHAPE 256 /* bytes of a delta shape at most */
+#define DELTA_COUNTED 8 /* objects remembered as counted, per value */
 
 struct group_string {
     const void *p;     /* the Lua string (anchored in UV_STRINGS) */
@@ -231,6 +232,10 @@ struct l_group {
     int has_last;                /* UV_LAST holds a value */
     unsigned char shape[DELTA_SHAPE]; /* the delta shape of the event being added */
     size_t shape_len;
+    /* objects whose members s_delta counted (all in their key order table), for the value
+     * being added and for the last one: what is compared with them next */
+    const void *counted[DELTA_COUNTED], *counted_last[DELTA_COUNTED];
+    int ncounted, ncounted_last;
 };
 
 static struct l_group *s_check_group(lua_State *L, int i)
@@ -314,6 +319,14 @@ static int s_shape_put(struct l_group *g, uint64_t v)
     return 0;
 }
 
+static int s_was_counted(const struct l_group *g, const void *t)
+{
+    for (int i = 0; i < g->ncounted_last; i++)
+        if (g->counted_last[i] == t)
+            return 1;
+    return 0;
+}
+
 /* When p and b (absolute indexes; b: what p replaces) are JSON objects of one key order
  * table (json.copy_shallow's copy and its original) with the same members present, and
  * some members are the very same values: appends the members of p that differ to the
@@ -354,10 +367,14 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
         }
         lua_settop(L, m);
     }
-    /* members set without json.set are not in m: such objects are written in full */
+    /* members set without json.set are not in m: such objects are written in full (b,
+     * the last value or a member of it, was counted when it was added, most often) */
     if (nchanged >= present || s_count_members(L, p) != present ||
-        s_count_members(L, b) != present || s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
+        (!s_was_counted(g, lua_topointer(L, b)) && s_count_members(L, b) != present) ||
+        s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
         goto none;
+    if (g->ncounted < DELTA_COUNTED)
+        g->counted[g->ncounted++] = lua_topointer(L, p);
     for (int j = 0; j < nchanged; j++) {
         lua_rawgeti(L, m, changed[j]);                  /* key */
         int k = lua_gettop(L);
@@ -397,6 +414,7 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
 {
     uint8_t mode = EF_STORE_EV_VALUE_FULL;
     g->shape_len = 0;
+    g->ncounted = 0;
     if (g->has_last) {
         lua_getiuservalue(L, gi, UV_LAST);
         int last = lua_gettop(L);
@@ -408,8 +426,13 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
         if (delta)
             mode = EF_STORE_EV_VALUE_DELTA;
     }
-    if (mode == EF_STORE_EV_VALUE_FULL)
+    if (mode == EF_STORE_EV_VALUE_FULL) {
         s_append(L, g, list, v);
+        g->ncounted = 0;
+    }
+    /* the objects counted are v's and its members' (v, now the last value, holds them) */
+    memcpy(g->counted_last, g->counted, sizeof g->counted);
+    g->ncounted_last = g->ncounted;
     lua_pushvalue(L, v);
     lua_setiuservalue(L, gi, UV_LAST);
     g->has_last = 1;
@@ -589,6 +612,7 @@ static int l_group_reset(lua_State *L)
     g->slots = 0;
     g->nstrs = 0;
     g->has_last = 0;
+    g->ncounted = g->ncounted_last = 0;
     g->len = 0;
     ef_store_packer_reset(&g->packer);
     return 0;
