@@ -173,5 +173,29 @@ describe("emrflow.store.events", function()
       sink(table.unpack(calls[1], 1, 6))
       assert.equal(#calls - 1, g.n)
     end)
+
+    it("packs the same events alike run after run, however many descriptors it has met", function()
+      -- a machine run again meets its descriptors again (kept in C by address); past
+      -- some tens of thousands the cache starts over
+      local calls, list = chain(30000)
+      for _ = 1, 2 do
+        local g = events.group()
+        local groups = {}
+        local sink = events.sink(g, { enabled = true }, {}, error, function()
+          groups[#groups + 1] = g:bytes()
+          g:reset()
+        end, 1000)
+        for i = 1, #calls do sink(table.unpack(calls[i], 1, 6)) end
+        groups[#groups + 1] = g:bytes()
+        assert.equal(#calls, 60003)
+        local back = json.array {}
+        for _, bytes in ipairs(groups) do events.decode(bytes, 0, back) end
+        assert.equal(#list, #back)
+        for _, i in ipairs { 1, 2, 3, 29999, 30000, 59999, 60000, #list - 1, #list } do
+          assert.equal(json.encode(events.decode((events.encode({ list[i] })))[1]),
+            json.encode(back[i]))
+        end
+      end
+    end)
   end)
 end)

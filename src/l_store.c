@@ -662,6 +662,7 @@ static int l_group_bytes(lua_State *L)
  * sequentially. The cache holds each descriptor (so that its address is not reused while
  * cached) until it is full; then it starts over. One per Lua state, in the registry. */
 #define DESC_CACHE_MT "emrflow.StoreDescCache"
+#define DESC_CACHE_KEY "emrflow.store.desc_cache"   /* the registry's field holding it */
 #define DESC_CACHE_MAX 49152        /* descriptors at most (48 bytes each) */
 #define DESC_NAME_INLINE 22
 #define DESC_NAME_LONG 255          /* name_len of a name read from the descriptor */
@@ -694,7 +695,7 @@ static int l_desc_cache_gc(lua_State *L)
 /* Pushes the descriptor cache of L (made on first use). */
 static struct desc_cache *s_desc_cache(lua_State *L)
 {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, DESC_CACHE_MT) == LUA_TUSERDATA)
+    if (lua_getfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY) == LUA_TUSERDATA)
         return lua_touserdata(L, -1);
     lua_pop(L, 1);
     struct desc_cache *c = lua_newuserdatauv(L, sizeof *c, 1);
@@ -707,7 +708,7 @@ static struct desc_cache *s_desc_cache(lua_State *L)
     lua_newtable(L);                             /* the descriptors, kept alive */
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, DESC_CACHE_MT);
+    lua_setfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY);
     return c;
 }
 
