@@ -234,7 +234,7 @@ struct l_group {
     size_t shape_len;
     /* objects whose members s_delta counted (all in their key order table), for the value
      * being added and for the last one: what is compared with them next */
-    const void *counted[DELTA_COUNTED], *counted_last[DELTA_COUNTED];
+    struct { const void *t; lua_Integer n; } counted[DELTA_COUNTED], counted_last[DELTA_COUNTED];
     int ncounted, ncounted_last;
 };
 
@@ -319,88 +319,87 @@ static int s_shape_put(struct l_group *g, uint64_t v)
     return 0;
 }
 
-static int s_was_counted(const struct l_group *g, const void *t)
+/* The number of members of the object at t (absolute), remembered from the last value's. */
+static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
 {
+    const void *p = lua_topointer(L, t);
     for (int i = 0; i < g->ncounted_last; i++)
-        if (g->counted_last[i] == t)
-            return 1;
-    return 0;
+        if (g->counted_last[i].t == p)
+            return g->counted_last[i].n;
+    return s_count_members(L, t);
 }
 
 /* When p and b (absolute indexes; b: what p replaces) are JSON objects of one key order
- * table (json.copy_shallow's copy and its original) with the same members present, and
- * some members are the very same values: appends the members of p that differ to the
- * values list at list, each as its key then its value (in full, or as a delta over b's
- * member when that holds too, depth permitting), writes their shape (ef_store.h; the
- * count plus one when nested) and returns 0. Else -1, nothing appended. Reading back,
- * b's copy with those members set is p: the same keys in the same order. */
+ * table (json.copy_shallow's copy and its original) with the same keys, and some members
+ * are the very same values: appends the members of p that differ to the values list at
+ * list, each as its key then its value (in full, or as a delta over b's member when that
+ * holds too, depth permitting), writes their shape (ef_store.h; the count plus one when
+ * nested) and returns 0. Else -1, nothing appended. Reading back, b's copy with those
+ * members set is p: the same keys (so the same order: their order table's, then those
+ * set without json.set, sorted) and the same values. */
 static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
 {
-    int top = lua_gettop(L), m = top + 1, changed[DELTA_KEYS], nchanged = 0;
-    lua_Integer slots0 = g->slots, present = 0;
+    int top = lua_gettop(L), nchanged = 0;
+    lua_Integer slots0 = g->slots, members = 0;
     size_t shape0 = g->shape_len;
-    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || !lua_checkstack(L, 8) ||
-        !lua_getmetatable(L, p))
+    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
+        !lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
         goto none;
-    if (!lua_getmetatable(L, b) || !lua_rawequal(L, m, m + 1) || !lua_getmetatable(L, m))
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2) ||
+        !lua_getmetatable(L, top + 1))
         goto none;
     lua_getiuservalue(L, gi, UV_MARK);
     if (!lua_rawequal(L, -1, -2))
         goto none;
-    lua_settop(L, m);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, m);
-    if (n > DELTA_KEYS)
-        goto none;
-    for (lua_Integer i = 1; i <= n; i++) {
-        if (lua_rawgeti(L, m, i) != LUA_TSTRING)
-            goto none;
-        lua_pushvalue(L, -1);
-        int tp = lua_rawget(L, p);
+    lua_settop(L, top);
+    /* p's members: each one b has too; the keys of those that differ kept on the stack */
+    lua_pushnil(L);
+    while (lua_next(L, p)) {                            /* changed... key value */
+        members++;
         lua_pushvalue(L, -2);
-        int tb = lua_rawget(L, b);
-        if ((tp == LUA_TNIL) != (tb == LUA_TNIL))
+        if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
             goto none;
-        if (tp != LUA_TNIL) {
-            present++;
-            if (!lua_rawequal(L, -1, -2))
-                changed[nchanged++] = (int)i;
+        if (!lua_rawequal(L, -1, -2)) {
+            if (nchanged == DELTA_KEYS)
+                goto none;
+            lua_pushvalue(L, -3);
+            lua_rotate(L, -4, 1);                       /* changed... key' key value b[key] */
+            nchanged++;
         }
-        lua_settop(L, m);
+        lua_pop(L, 2);
     }
-    /* members set without json.set are not in m: such objects are written in full (b,
-     * the last value or a member of it, was counted when it was added, most often) */
-    if (nchanged >= present || s_count_members(L, p) != present ||
-        (!s_was_counted(g, lua_topointer(L, b)) && s_count_members(L, b) != present) ||
+    /* with as many members, b has no key p has not */
+    if (nchanged >= members || s_members(L, g, b) != members ||
         s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
         goto none;
-    if (g->ncounted < DELTA_COUNTED)
-        g->counted[g->ncounted++] = lua_topointer(L, p);
-    for (int j = 0; j < nchanged; j++) {
-        lua_rawgeti(L, m, changed[j]);                  /* key */
-        int k = lua_gettop(L);
-        lua_pushvalue(L, k);
-        lua_rawget(L, p);                               /* key p[key] */
-        lua_pushvalue(L, k);
-        lua_rawget(L, b);                               /* key p[key] b[key] */
-        lua_pushvalue(L, k);
+    if (g->ncounted < DELTA_COUNTED) {
+        g->counted[g->ncounted].t = lua_topointer(L, p);
+        g->counted[g->ncounted++].n = members;
+    }
+    for (int j = 1; j <= nchanged; j++) {
+        int key = top + j, k = lua_gettop(L) + 1;
+        lua_pushvalue(L, key);
+        lua_rawget(L, p);                               /* p[key] */
+        lua_pushvalue(L, key);
+        lua_rawget(L, b);                               /* p[key] b[key] */
+        lua_pushvalue(L, key);
         lua_rawseti(L, list, ++g->slots);
-        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k + 1, k + 2, depth + 1) != 0) {
+        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k, k + 1, depth + 1) != 0) {
             if (s_shape_put(g, 0))
                 goto none;
-            lua_pushvalue(L, k + 1);
+            lua_pushvalue(L, k);
             lua_rawseti(L, list, ++g->slots);
         }
-        lua_settop(L, m);
+        lua_settop(L, k - 1);
     }
     lua_settop(L, top);
     return 0;
 none:
     lua_settop(L, top);
-    if (lua_checkstack(L, 1))
-        for (lua_Integer i = g->slots; i > slots0; i--) {
-            lua_pushnil(L);
-            lua_rawseti(L, list, i);
-        }
+    for (lua_Integer i = g->slots; i > slots0; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, list, i);
+    }
     g->slots = slots0;
     g->shape_len = shape0;
     return -1;
@@ -846,12 +845,13 @@ static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const voi
 
 /* The sink's upvalues. */
 #define SINK_GROUP lua_upvalueindex(1)
-#define SINK_OWNER lua_upvalueindex(2)   /* its field `enabled` turns the sink on and off */
+#define SINK_OWNER lua_upvalueindex(2)   /* its raw field `enabled` turns the sink on and off */
 #define SINK_NOTABLE lua_upvalueindex(3) /* event type -> true: handled by SINK_SLOW */
 #define SINK_SLOW lua_upvalueindex(4)
 #define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
 #define SINK_LIMIT lua_upvalueindex(6)
 #define SINK_CACHE lua_upvalueindex(7)   /* the descriptor cache */
+#define SINK_ENABLED lua_upvalueindex(8) /* the string "enabled" */
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
 static int s_sink_slow(lua_State *L)
@@ -881,7 +881,8 @@ static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
 static int l_group_sink(lua_State *L)
 {
     lua_settop(L, 6);
-    lua_getfield(L, SINK_OWNER, "enabled");
+    lua_pushvalue(L, SINK_ENABLED);
+    lua_rawget(L, SINK_OWNER);
     if (!lua_toboolean(L, -1))
         return 0;
     lua_pop(L, 1);
@@ -940,7 +941,8 @@ static int l_group_new_sink(lua_State *L)
     luaL_checkinteger(L, 6);
     lua_settop(L, 6);
     s_desc_cache(L);
-    lua_pushcclosure(L, l_group_sink, 7);
+    lua_pushliteral(L, "enabled");
+    lua_pushcclosure(L, l_group_sink, 8);
     return 1;
 }
 
