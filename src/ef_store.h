@@ -127,9 +127,9 @@ void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
  *     [delta shape] [varint zigzag(iteration index)]
  *   (varint: unsigned LEB128; all little-endian). Ids are consecutive from the first;
  *   what is as in the previous record (the clock, the state's name) is not repeated.
- *   A delta shape: varint n, the number of members replaced, then for each member (its
- *   key is the next value) a varint: 0, its new value is the next value; m + 1, it is a
- *   delta of m members over the member's old value, whose shapes follow. */
+ *   A delta shape: varint n, the number of members replaced, then for each member its
+ *   key (varint, a string index) and a varint: 0, its new value is the next value; m + 1,
+ *   it is a delta of m members over the member's old value, whose shapes follow. */
 #define EF_STORE_GROUP_VERSION 2
 #define EF_STORE_GROUP_HEADER 21   /* u32 0, u8 version, i8 first id, u32 + u32 lengths */
 enum {

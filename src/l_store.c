@@ -331,10 +331,10 @@ static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
 
 /* When p and b (absolute indexes; b: what p replaces) are JSON objects of one key order
  * table (json.copy_shallow's copy and its original) with the same keys, and some members
- * are the very same values: appends the members of p that differ to the values list at
- * list, each as its key then its value (in full, or as a delta over b's member when that
- * holds too, depth permitting), writes their shape (ef_store.h; the count plus one when
- * nested) and returns 0. Else -1, nothing appended. Reading back, b's copy with those
+ * are the very same values: writes the shape of the members of p that differ (ef_store.h;
+ * the count plus one when nested; their keys among the group's strings), appends their
+ * values to the values list at list (in full, or as a delta over b's member when that
+ * holds too, depth permitting) and returns 0. Else -1, nothing appended. Reading back, b's copy with those
  * members set is p: the same keys (so the same order: their order table's, then those
  * set without json.set, sorted) and the same values. */
 static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
@@ -378,12 +378,13 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     }
     for (int j = 1; j <= nchanged; j++) {
         int key = top + j, k = lua_gettop(L) + 1;
+        struct group_string *entry;
+        if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
+            goto none;
         lua_pushvalue(L, key);
         lua_rawget(L, p);                               /* p[key] */
         lua_pushvalue(L, key);
         lua_rawget(L, b);                               /* p[key] b[key] */
-        lua_pushvalue(L, key);
-        lua_rawseti(L, list, ++g->slots);
         if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k, k + 1, depth + 1) != 0) {
             if (s_shape_put(g, 0))
                 goto none;

@@ -282,19 +282,20 @@ local function unzigzag(z)
 end
 
 -- base's copy with n members replaced, as the delta shape at pos of bytes says (their keys
--- and values from values, after slot); returns it, the position after the shape and the
--- last slot taken.
-local function apply_delta(base, n, bytes, pos, values, slot)
+-- among strings, their values from values, after slot); returns it, the position after
+-- the shape and the last slot taken.
+local function apply_delta(base, n, bytes, pos, strings, values, slot)
   local value = copy_shallow(base)
   for _ = 1, n do
-    local key = values[slot + 1]
-    local shape
+    local key, shape
+    key, pos = varint(bytes, pos)
+    key = strings[key]
     shape, pos = varint(bytes, pos)
     local member
     if shape == 0 then
-      member, slot = values[slot + 2], slot + 2
+      member, slot = values[slot + 1], slot + 1
     else
-      member, pos, slot = apply_delta(base[key], shape - 1, bytes, pos, values, slot + 1)
+      member, pos, slot = apply_delta(base[key], shape - 1, bytes, pos, strings, values, slot)
     end
     set(value, key, member)
   end
@@ -340,7 +341,7 @@ local function decode_compact(bytes, after, out)
       -- the last value with some members replaced: the same keys, in the same order
       local n_members
       n_members, pos = varint(bytes, pos)
-      value, pos, slot = apply_delta(last, n_members, bytes, pos, values, slot)
+      value, pos, slot = apply_delta(last, n_members, bytes, pos, strings, values, slot)
       last = value
     end
     if kind == KIND_ITERATION then
