@@ -8,8 +8,9 @@
 -- moved, the state's name when the previous event named it, and the value when it is the
 -- previous one (a state's output is the next state's input). A payload that is the
 -- previous payload with some members replaced (json.copy_shallow's copy, as ResultPath
--- makes it) is kept as those members only. This keeps recording cheap next to the
--- interpreter (bench/store_bench.lua). Payloads stay JSON values here;
+-- makes it) is kept as those members only, and a member that is the previous one with
+-- members replaced likewise. This keeps recording cheap next to the interpreter
+-- (bench/store_bench.lua). Payloads stay JSON values here;
 -- GetExecutionHistory's JSON-text members are made when the history is read.
 -- Groups of the first format (two length-prefixed JSON arrays, then one fixed
 -- "<i8i8dI4I4I4BI4I4" record per event) are read as well.
@@ -115,9 +116,10 @@ M.Group = Group
 
 --- An event sink (machine:start's event_sink: emrflow.asl.history calls it with
 -- (desc, id, prev, payload, assigned, t) for every event) adding to group g in C, with no
--- Lua run per event: while owner.enabled, events whose type is a key of notable (and any
--- the C side does not know how to pack) go to slow(desc, id, prev, payload, assigned, t)
--- instead; full() is called once the group holds limit events.
+-- Lua run per event: while owner.enabled (a raw field), events whose type is a key of
+-- notable (and any the C side does not know how to pack) go to
+-- slow(desc, id, prev, payload, assigned, t) instead; full() is called once the group
+-- holds limit events. Descriptors are cached in C by address: they must never change.
 function M.sink(g, owner, notable, slow, full, limit)
   return cstore.sink(g.c, owner, notable, slow, full, limit)
 end
