@@ -248,7 +248,9 @@ describe("store:resume", function()
     local h = s:history("dm")
     assert_chain(h)
     assert.equal("ExecutionSucceeded", h[#h].type)
-    for _, e in ipairs(h) do assert.is_nil(e.type:match("^Task"), "a child's event in the parent's history") end
+    for _, e in ipairs(h) do
+      assert.is_nil(e.type:match("^Task"), "a child's event in the parent's history")
+    end
     s:close()
   end)
 
