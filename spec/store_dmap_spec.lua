@@ -208,6 +208,34 @@ describe("Distributed Map child executions in the store", function()
     s:close()
   end)
 
+  it("redrive from a state after the Map: the Map Run had ended, none of its children runs again",
+    function()
+      local def = definition { ToleratedFailureCount = 1 }
+      def.States.M.End, def.States.M.Next = nil, "After"
+      def.States.After = { Type = "Task", Resource = LAMBDA, Parameters = { v = 100 }, ResultPath = "$.after",
+        End = true }
+      local s = assert(store.open(su.tmpdir() .. "/x.db"))
+      local m = asl.load(def, { name = "demo" })
+      -- child 2 fails (tolerated: the Map succeeds), then After fails
+      local first = handler(nil, function(v) return v == 2 or v == 100 end)
+      first.opts.store, first.opts.name = s, "after"
+      local status, err = m:start(items(3), first.opts):wait()
+      assert.equal("FAILED", status)
+      assert.equal("item 100", err.Cause)
+      local again = handler()
+      local y = assert(s:redrive("after", again.opts))
+      local rstatus, out = y:wait()
+      assert.equal("SUCCEEDED", rstatus)
+      assert.same({ 100 }, again.calls)
+      -- the Map's output as recorded: the tolerated failure stays a failure
+      assert.same({ Error = "Item.Failed", Cause = "item 2" }, out.out[2])
+      assert.same({ v = 3, sq = 9 }, out.out[3])
+      local children = children_of(s, "after")
+      assert.equal("FAILED", children[1].status)
+      assert.equal(0, children[1].redriveCount)
+      s:close()
+    end)
+
   it("redrive re-runs a child ABORTED when a sibling failed, not the ones that succeeded", function()
     local s = assert(store.open(su.tmpdir() .. "/x.db"))
     local m = asl.load(definition { MaxConcurrency = 3 }, { name = "demo" })

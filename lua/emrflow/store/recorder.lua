@@ -460,11 +460,25 @@ function Children:continue(c, row, options, proc_def, redrive)
   return nil
 end
 
---- Called by the Map for each child execution c before it runs: returns its recorded end
--- ({ status =, output = | error =, cause = }) when it stands (the child does not run), or nil
--- once c is set to record (and, when it had started, to replay) its events.
-function Children:begin(c, run, proc_def)
+-- How the Map Run had ended in the parent's record: false when it runs on (interrupted, or
+-- cut by a redrive), else { error =, cause = } of its MapRunFailed, or {} (MapRunSucceeded).
+local function settled(x, frame)
+  local rp = x.replay
+  local ended = rp and rp:map_run_end(frame)
+  if not ended then return false end
+  local d = ended.mapRunFailedEventDetails or {}
+  return { error = d.error, cause = d.cause }
+end
+
+--- Called by the Map (its frame) for each child execution c before it runs: returns its
+-- recorded end ({ status =, output = | error =, cause = }) when it stands (the child does not
+-- run), or nil once c is set to record (and, when it had started, to replay) its events.
+-- A Map Run that had ended in the record (a redrive from a later state) is replayed as it
+-- was: its children's ends stand, whatever their generation.
+function Children:begin(c, run, proc_def, frame)
   local s = self.s
+  if run.settled == nil then run.settled = not self.fresh and settled(c.parent, frame) end
+  local ended = run.settled
   local row
   if not self.fresh then
     local err
@@ -490,8 +504,11 @@ function Children:begin(c, run, proc_def)
     local out = row.output and json.decode(row.output)
     if out == nil then out = json.null end
     return { status = status, output = out }
-  elseif status == "FAILED" and (options.generation or 0) >= self.generation then
+  elseif status == "FAILED" and (ended or (options.generation or 0) >= self.generation) then
     return { status = status, error = row.error, cause = row.cause }
+  elseif ended and status ~= "RUNNING" then
+    -- stopped when the run failed: the run's failure is what the Map met
+    return { status = status, error = ended.error, cause = ended.cause }
   end
   return self:continue(c, row, options, proc_def, status ~= "RUNNING")
 end

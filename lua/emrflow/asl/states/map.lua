@@ -93,7 +93,7 @@ end
 -- stays in x.map_runs[arn]; machine:start option on_child_execution(child) sees it whole first.
 -- The execution's child_store (set by emrflow.store.recorder) records it in the store, or
 -- gives its recorded end when it had ended before (resume, redrive): then it does not run.
-local function child_execution(x, run, index, input, proc_def)
+local function child_execution(x, run, index, input, proc_def, frame)
   local c = setmetatable({}, { __index = x })
   c.parent, c.entries, c.input = x, 0, input
   c.name = run.id .. "-" .. index
@@ -106,7 +106,7 @@ local function child_execution(x, run, index, input, proc_def)
   c.replay = false -- the parent's replay does not hold this child's events
   c.handle = c
   local hook = x.child_store
-  local recorded = hook and hook:begin(c, run, proc_def)
+  local recorded = hook and hook:begin(c, run, proc_def, frame)
   c.ctx_execution, c.ctx_machine = context.execution(c)
   local redrives = rawget(c, "redrive_count")
   if redrives and redrives > 0 then json.set(c.ctx_execution, "RedriveCount", redrives) end
@@ -140,7 +140,7 @@ end
 
 local function child_iteration(frame, proc, run, i, input, proc_def)
   local x = frame.x
-  local c, recorded = child_execution(x, run, i - 1, input, proc_def)
+  local c, recorded = child_execution(x, run, i - 1, input, proc_def, frame)
   local f = new_frame(c, {}, 0, false, frame, "i", i - 1)
   local ok, out = run_child(c, f, proc, input, recorded)
   c.stop_time = x.s:now()
@@ -156,7 +156,8 @@ local function child_iteration(frame, proc, run, i, input, proc_def)
     list = {}
     runs[run.arn] = list
   end
-  list[i] = { name = c.name, arn = c.arn, status = c.status, events = c.rec.n }
+  -- (its ARN is the run's execution_prefix .. name: not kept, 10,000 of them add up)
+  list[i] = { name = c.name, status = c.status, events = c.rec.n }
   -- the parent's frame is quiet about iterations: a stand-in that the caller's bookkeeping reads
   return { quiet = true, prev = 0 }, ok, out
 end
