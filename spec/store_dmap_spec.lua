@@ -99,6 +99,8 @@ describe("Distributed Map child executions in the store", function()
     local listed = assert(s:executions())
     assert.equal(1, #listed)
     assert.equal("dm", listed[1].name)
+    -- its children are newer rows: a limit still finds it
+    assert.equal("dm", assert(s:executions { limit = 1 })[1].name)
     local children, run = children_of(s, "dm")
     assert.equal(h[4].mapRunStartedEventDetails.mapRunArn, run.mapRunArn)
     assert.equal(h[1].timestamp, run.startDate)
@@ -260,6 +262,72 @@ describe("Distributed Map child executions in the store", function()
     assert.same(expected_output(4, { MaxConcurrency = 3 }), out)
     assert.same({ 2, 3 }, sorted(again.calls))
     s:close()
+  end)
+end)
+
+describe("emrflow map-runs / executions --map-run / history CHILD", function()
+  local ext = require "emrflow.cli.store"
+  local cli = { fail = function(message) error({ cli = true, message = message }, 0) end }
+  after_each(su.cleanup)
+
+  -- Runs one command of the store's CLI extension: exit code, the lines of stdout as JSON.
+  local function run(name, opts, positional)
+    local buf = {}
+    local out = { write = function(self, ...)
+      for _, t in ipairs { ... } do buf[#buf + 1] = t end
+      return self
+    end }
+    local ok, code = pcall(ext.commands[name].run, opts, positional or {}, cli,
+      { stdout = out, stderr = out, stdin = io.stdin })
+    if not ok then
+      if type(code) == "table" and code.cli then return 1, code.message end
+      error(code, 0)
+    end
+    local list = {}
+    for line in table.concat(buf):gmatch("[^\n]+") do list[#list + 1] = json.decode(line) end
+    return code, list
+  end
+
+  it("lists the Map Runs, a run's children (by status) and shows a child's history", function()
+    local path = su.tmpdir() .. "/x.db"
+    local s = assert(store.open(path))
+    local r = handler(nil, function(v) return v == 2 end)
+    r.opts.store, r.opts.name = s, "cli"
+    local status = asl.load(definition { ToleratedFailureCount = 1 }, { name = "demo" })
+      :start(items(3), r.opts):wait()
+    assert.equal("SUCCEEDED", status)
+    s:close()
+    local code, list = run("executions", { store = path })
+    assert.equal(0, code)
+    assert.equal(1, #list)
+    assert.equal("cli", list[1].name)
+    local runs
+    code, runs = run("map-runs", { store = path }, { "cli" })
+    assert.equal(0, code)
+    assert.equal(1, #runs)
+    assert.equal(list[1].executionArn, runs[1].executionArn)
+    assert.matches(":mapRun:demo/M:", runs[1].mapRunArn, 1, true)
+    local children
+    code, children = run("executions", { store = path, ["map-run"] = runs[1].mapRunArn })
+    assert.equal(0, code)
+    assert.equal(3, #children)
+    local failed
+    code, failed = run("executions", { store = path, ["map-run"] = runs[1].mapRunArn, status = "FAILED" })
+    assert.equal(0, code)
+    assert.equal(1, #failed)
+    assert.matches("%-1$", failed[1].name)
+    local events
+    code, events = run("history", { store = path }, { failed[1].name })
+    assert.equal(0, code)
+    assert.equal("ExecutionStarted", events[1].type)
+    assert.equal("ExecutionFailed", events[#events].type)
+    assert.equal("item 2", events[#events].executionFailedEventDetails.cause)
+    local _, d = run("describe", { store = path }, { failed[1].executionArn })
+    assert.equal(runs[1].mapRunArn, d[1].mapRunArn)
+    assert.equal("REDRIVABLE_BY_MAP_RUN", d[1].redriveStatus)
+    local bad, message = run("executions", { store = path, ["map-run"] = "nightly" })
+    assert.equal(1, bad)
+    assert.matches("not a Map Run ARN", message, 1, true)
   end)
 end)
 
