@@ -265,7 +265,7 @@ describe("Distributed Map child executions in the store", function()
   end)
 end)
 
-describe("emrflow map-runs / executions --map-run / history CHILD", function()
+describe("emrflow executions --machine-name <machine>/<label>, history CHILD", function()
   local ext = require "emrflow.cli.store"
   local cli = { fail = function(message) error({ cli = true, message = message }, 0) end }
   after_each(su.cleanup)
@@ -277,18 +277,14 @@ describe("emrflow map-runs / executions --map-run / history CHILD", function()
       for _, t in ipairs { ... } do buf[#buf + 1] = t end
       return self
     end }
-    local ok, code = pcall(ext.commands[name].run, opts, positional or {}, cli,
+    local code = ext.commands[name].run(opts, positional or {}, cli,
       { stdout = out, stderr = out, stdin = io.stdin })
-    if not ok then
-      if type(code) == "table" and code.cli then return 1, code.message end
-      error(code, 0)
-    end
     local list = {}
     for line in table.concat(buf):gmatch("[^\n]+") do list[#list + 1] = json.decode(line) end
     return code, list
   end
 
-  it("lists the Map Runs, a run's children (by status) and shows a child's history", function()
+  it("lists the executions started, a Map's children (by status) and shows a child's history", function()
     local path = su.tmpdir() .. "/x.db"
     local s = assert(store.open(path))
     local r = handler(nil, function(v) return v == 2 end)
@@ -296,23 +292,18 @@ describe("emrflow map-runs / executions --map-run / history CHILD", function()
     local status = asl.load(definition { ToleratedFailureCount = 1 }, { name = "demo" })
       :start(items(3), r.opts):wait()
     assert.equal("SUCCEEDED", status)
+    local run_arn = assert(s:map_runs("cli"))[1].mapRunArn
     s:close()
     local code, list = run("executions", { store = path })
     assert.equal(0, code)
     assert.equal(1, #list)
     assert.equal("cli", list[1].name)
-    local runs
-    code, runs = run("map-runs", { store = path }, { "cli" })
-    assert.equal(0, code)
-    assert.equal(1, #runs)
-    assert.equal(list[1].executionArn, runs[1].executionArn)
-    assert.matches(":mapRun:demo/M:", runs[1].mapRunArn, 1, true)
     local children
-    code, children = run("executions", { store = path, ["map-run"] = runs[1].mapRunArn })
+    code, children = run("executions", { store = path, ["machine-name"] = "demo/M" })
     assert.equal(0, code)
     assert.equal(3, #children)
     local failed
-    code, failed = run("executions", { store = path, ["map-run"] = runs[1].mapRunArn, status = "FAILED" })
+    code, failed = run("executions", { store = path, ["machine-name"] = "demo/M", status = "FAILED" })
     assert.equal(0, code)
     assert.equal(1, #failed)
     assert.matches("%-1$", failed[1].name)
@@ -323,11 +314,11 @@ describe("emrflow map-runs / executions --map-run / history CHILD", function()
     assert.equal("ExecutionFailed", events[#events].type)
     assert.equal("item 2", events[#events].executionFailedEventDetails.cause)
     local _, d = run("describe", { store = path }, { failed[1].executionArn })
-    assert.equal(runs[1].mapRunArn, d[1].mapRunArn)
+    assert.equal(run_arn, d[1].mapRunArn)
     assert.equal("REDRIVABLE_BY_MAP_RUN", d[1].redriveStatus)
-    local bad, message = run("executions", { store = path, ["map-run"] = "nightly" })
-    assert.equal(1, bad)
-    assert.matches("not a Map Run ARN", message, 1, true)
+    local ok, err = store.open(path):executions { map_run = "nightly" }
+    assert.is_nil(ok)
+    assert.matches("not a Map Run ARN", err.message, 1, true)
   end)
 end)
 

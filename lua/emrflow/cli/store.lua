@@ -1,12 +1,10 @@
 --- emrflow.cli.store: the execution store's part of the `emrflow` command (a CLI extension,
 -- loaded by emrflow.cli when present).
 --
---   emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N] [--map-run ARN]
+--   emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N]
 --       one JSON object per line, newest first, ListExecutions' item members
 --   emrflow describe EXECUTION [--store PATH]     JSON shaped like DescribeExecution
 --   emrflow history EXECUTION [--store PATH]      JSON lines shaped like GetExecutionHistory events
---   emrflow map-runs EXECUTION [--store PATH]     its Distributed Map runs, ListMapRuns' items
---   emrflow executions --map-run ARN              a Map Run's child executions
 --   emrflow run ... [--store PATH | --no-store]   where `run` records its execution
 --
 -- EXECUTION is an execution ARN, its name (unique within the store) or its unique id. The
@@ -70,7 +68,7 @@ local function cmd_executions(opts, positional, cli, io_)
   end
   local s = open_existing(opts, cli)
   local list, err = s:executions { status = opts.status, machine_name = opts["machine-name"],
-    limit = limit, map_run = opts["map-run"] }
+    limit = limit }
   s:close()
   if not list then cli.fail(err.message) end
   for _, item in ipairs(list) do io_.stdout:write(json.encode(item), "\n") end
@@ -84,17 +82,6 @@ local function cmd_describe(opts, positional, cli, io_)
   s:close()
   if not d then cli.fail(err.message) end
   print_json(d, opts, cli, io_)
-  return EXIT_OK
-end
-
--- emrflow map-runs EXECUTION: the Map Runs of its Distributed Map states (ListMapRuns items).
-local function cmd_map_runs(opts, positional, cli, io_)
-  local x = one_execution(positional, "map-runs", cli)
-  local s = open_existing(opts, cli)
-  local list, err = s:map_runs(x)
-  s:close()
-  if not list then cli.fail(err.message) end
-  for _, item in ipairs(list) do io_.stdout:write(json.encode(item), "\n") end
   return EXIT_OK
 end
 
@@ -193,21 +180,14 @@ M.commands = {
   },
   executions = {
     summary = "list the recorded executions, newest first (JSON lines)",
-    usage = "emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N] [--map-run ARN]",
+    usage = "emrflow executions [--store PATH] [--status S] [--machine-name M] [--limit N]",
     options = {
       STORE_OPTION,
       { name = "status", arg = "S", help = "only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED ones" },
       { name = "machine-name", arg = "M", help = "only executions of this state machine" },
       { name = "limit", arg = "N", help = "at most N executions" },
-      { name = "map-run", arg = "ARN", help = "the child executions of this Map Run (see map-runs)" },
     },
     run = cmd_executions,
-  },
-  ["map-runs"] = {
-    summary = "the Map Runs of a recorded execution's Distributed Map states (JSON lines, as ListMapRuns)",
-    usage = "emrflow map-runs EXECUTION [--store PATH]",
-    options = { STORE_OPTION },
-    run = cmd_map_runs,
   },
   describe = {
     summary = "describe a recorded execution (JSON, as DescribeExecution)",
