@@ -172,6 +172,47 @@ describe("Distributed Map child executions in the store", function()
       s:close()
     end)
 
+  it("children that only compute are written together; lost with the process, they are computed again",
+    function()
+      local def = { StartAt = "M", States = { M = { Type = "Map", End = true, ItemProcessor = {
+        ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }, StartAt = "C", States = {
+          C = { Type = "Choice", Choices = { { Variable = "$", NumericEquals = 3, Next = "T" } },
+            Default = "P" },
+          T = { Type = "Task", Resource = LAMBDA, Parameters = { ["v.$"] = "$" }, End = true },
+          P = { Type = "Pass", Parameters = { ["v.$"] = "$" }, End = true } } } } } }
+      local m = asl.load(def, { name = "demo" })
+      local n = 600 -- more than one batch (M.CHILD_BATCH)
+      local list = {}
+      for i = 1, n do list[i] = i end
+      local expected_status, expected = m:run(list, handler().opts)
+      assert.equal("SUCCEEDED", expected_status)
+      local s = assert(store.open(su.tmpdir() .. "/x.db"))
+      -- item 3's Task never returns: the process "dies" with the other children computed
+      local first = handler(function(v) return v == 3 end)
+      first.opts.store, first.opts.name = s, "pure"
+      local x = m:start(list, first.opts)
+      for _ = 1, 200 do x:step(0) end
+      assert.equal("RUNNING", x.status)
+      local runs = assert(s:map_runs("pure"))
+      local written = #assert(s:executions { map_run = runs[1].mapRunArn })
+      -- full batches were written; item 3's child was written before its Task started
+      assert.is_true(written >= 256 and written < n, "written: " .. written)
+      local again = handler()
+      local status, out = assert(s:resume("pure", again.opts)):wait()
+      assert.equal("SUCCEEDED", status)
+      assert.same(expected, out)
+      assert.same({ 3 }, again.calls)
+      local children = assert(s:executions { map_run = runs[1].mapRunArn })
+      assert.equal(n, #children)
+      for _, c in ipairs(children) do
+        assert.equal("SUCCEEDED", c.status)
+        local ch = assert(s:history(c.executionArn))
+        assert_chain(ch, c.name)
+        assert.equal("ExecutionSucceeded", ch[#ch].type)
+      end
+      s:close()
+    end)
+
   it("redrive re-runs only the failed child executions (and those that never ran)", function()
     local opts = { MaxConcurrency = 1, ToleratedFailureCount = 1 }
     local expected = expected_output(6, opts)

@@ -351,6 +351,8 @@ function M.compile(st, def, b)
       local fns = {}
       for i = 1, pool do fns[i] = worker end
       local ok, err = pcall(run_children, fns)
+      -- store hook: the children that only computed are written now that the run has ended
+      if run and x.child_store then x.child_store:flush() end
       frame.prev = math.max(frame.prev, last_prev)
       if not ok then
         if distributed and not (type(err) == "table" and (err.aborted or err.timed_out)) then
