@@ -469,7 +469,7 @@ describe("Distributed Map resume after kill -9 (real clock)", function()
     local protected_total = 0
     for round = 1, 3 do
       local path, log, name = dir .. "/r" .. round .. ".db", dir .. "/r" .. round .. ".log", "r" .. round
-      local k1, k2 = 0.1 + math.random() * 0.5, 0.1 + math.random() * 0.3
+      local k1, k2 = 0.2 + math.random() * 0.5, 0.1 + math.random() * 0.4
       local why = string.format("round %d (seed %d, kills after %.2f/%.2f s)", round, seed, k1, k2)
       -- after each kill: the items done so far, and their calls then
       local protected = {}
