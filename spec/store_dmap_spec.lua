@@ -511,3 +511,116 @@ describe("Distributed Map resume after kill -9 (real clock)", function()
     assert.is_true(protected_total > 0, "no kill fell after a child had ended")
   end)
 end)
+
+-- The same with EMR on EKS jobs against the fake emr-containers server (HTTP, real clock):
+-- every child's job is started once, however often the process dies.
+local EMR_SCRIPT = [[
+local store = require "emrflow.store"
+local asl = require "emrflow.asl"
+local emr = require "emrflow.emr"
+local json = require "emrflow.json"
+require "emrflow.emr.tasks"
+local mode, path, url, name = arg[1], arg[2], arg[3], arg[4]
+print("pid " .. io.open("/proc/self/stat"):read("l"):match("^(%d+)"))
+io.stdout:flush()
+local client = emr.client { region = "us-east-1", endpoint_url = url,
+  credentials = { access_key_id = "AKIDEXAMPLE", secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
+  env = { HOME = "/nonexistent", AWS_CONFIG_FILE = "/nonexistent/config",
+    AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/credentials", AWS_EC2_METADATA_DISABLED = "true" } }
+local job = { Type = "Task", Resource = "arn:aws:states:::emr-containers:startJobRun.sync", End = true,
+  Parameters = { ["Name.$"] = "States.Format('part-{}', $.part)", ["VirtualClusterId.$"] = "$.vc",
+    ExecutionRoleArn = "arn:aws:iam::123456789012:role/job-execution-role", ReleaseLabel = "emr-6.2.0-latest",
+    JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/jobs/part.py" } } },
+  ResultSelector = { ["Name.$"] = "$.Name", ["State.$"] = "$.State" } }
+local def = { StartAt = "Parts", States = { Parts = { Type = "Map", ItemsPath = "$.parts", MaxConcurrency = 3,
+  ItemSelector = { ["part.$"] = "$$.Map.Item.Value", ["vc.$"] = "$.vc" }, End = true,
+  ItemProcessor = { ProcessorConfig = { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" },
+    StartAt = "Job", States = { Job = job } } } } }
+local s = assert(store.open(path))
+local opts = { emr = client, clock = "real", poll = { initial = 0.05, factor = 1.5, max = 0.2 } }
+local x
+if mode == "run" then
+  local vc = assert(client:create_virtual_cluster { Name = "vc-" .. name,
+    ContainerProvider = { Id = "eks", Type = "EKS" } }).Id
+  opts.name = name
+  x = s:start(asl.load(def, { name = "emr-dmap" }), { vc = vc, parts = { 1, 2, 3, 4, 5, 6 } }, opts)
+else
+  x = assert(s:resume(name, opts))
+end
+print("started " .. mode)
+io.stdout:flush()
+local status, out = x:wait()
+print("status " .. status)
+print("output " .. json.encode(out))
+io.stdout:flush()
+]]
+
+describe("Distributed Map of EMR on EKS jobs, resumed after kill -9 (fake emr-containers over HTTP)", function()
+  local have_fake, fake = pcall(require, "support.fake")
+  local srv
+  after_each(function()
+    if srv then srv:stop() end
+    srv = nil
+    su.cleanup()
+  end)
+
+  local function emr_step(mode, path, name, kill_after)
+    local child = su.spawn(EMR_SCRIPT, { mode, path, srv.url, name })
+    local pid = tonumber(child:wait_line("^pid (%d+)$"))
+    child:wait_line("^(started) ", 30)
+    if kill_after then
+      su.sleep(kill_after)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      wait_dead(pid)
+    else
+      child:wait_line("^status (%u+)$", 120)
+    end
+    local status, output
+    for _, l in ipairs(child:finish()) do
+      status = l:match("^status (%u+)$") or status
+      output = l:match("^output (.*)$") or output
+    end
+    return status, output and json.decode(output)
+  end
+
+  it("one job per child, the uninterrupted output, every round", function()
+    if not have_fake then pending("needs spec/support/fake.lua") return end
+    srv = fake.start("fake_emr", { job_seconds = 0.3 })
+    local dir = su.tmpdir()
+    local status, expected = emr_step("run", dir .. "/plain.db", "plain")
+    assert.equal("SUCCEEDED", status)
+    assert.equal(6, srv:stats().job_runs)
+    local seed = tonumber(os.getenv("EMRFLOW_KILL_SEED") or "") or 20261207
+    math.randomseed(seed + 1)
+    for round = 1, 2 do
+      srv:reset()
+      local path, name = dir .. "/r" .. round .. ".db", "emr-" .. round
+      local k1, k2 = 0.3 + math.random() * 0.8, 0.2 + math.random() * 0.6
+      local why = string.format("round %d (seed %d, kills after %.2f/%.2f s)", round, seed, k1, k2)
+      local st, out = emr_step("run", path, name, k1)
+      if st == nil then st, out = emr_step("resume", path, name, k2) end
+      local resumes = 0
+      while st == nil and resumes < 5 do
+        resumes = resumes + 1
+        st, out = emr_step("resume", path, name)
+      end
+      assert.equal("SUCCEEDED", st, why)
+      assert.same(expected, out, why)
+      local stats = srv:stats()
+      assert.equal(6, stats.job_runs, why .. ": one job per child's Task attempt")
+      assert.equal(1, stats.virtual_clusters, why)
+      local s = assert(store.open(path))
+      assert.is_true(s:integrity_check())
+      local runs = assert(s:map_runs(name))
+      for _, c in ipairs(assert(s:executions { map_run = runs[1].mapRunArn })) do
+        assert.equal("SUCCEEDED", c.status, why)
+        local started = 0
+        for _, e in ipairs(assert(s:history(c.executionArn))) do
+          if e.type == "TaskStarted" then started = started + 1 end
+        end
+        assert.equal(1, started, why .. ": " .. c.name)
+      end
+      s:close()
+    end
+  end)
+end)
