@@ -524,7 +524,8 @@ local mode, path, url, name = arg[1], arg[2], arg[3], arg[4]
 print("pid " .. io.open("/proc/self/stat"):read("l"):match("^(%d+)"))
 io.stdout:flush()
 local client = emr.client { region = "us-east-1", endpoint_url = url,
-  credentials = { access_key_id = "AKIDEXAMPLE", secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
+  credentials = { access_key_id = "AKIDEXAMPLE",
+    secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
   env = { HOME = "/nonexistent", AWS_CONFIG_FILE = "/nonexistent/config",
     AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/credentials", AWS_EC2_METADATA_DISABLED = "true" } }
 local job = { Type = "Task", Resource = "arn:aws:states:::emr-containers:startJobRun.sync", End = true,
@@ -555,7 +556,7 @@ print("output " .. json.encode(out))
 io.stdout:flush()
 ]]
 
-describe("Distributed Map of EMR on EKS jobs, resumed after kill -9 (fake emr-containers over HTTP)", function()
+describe("Distributed Map of EMR on EKS jobs resumed after kill -9 (fake emr-containers, HTTP)", function()
   local have_fake, fake = pcall(require, "support.fake")
   local srv
   after_each(function()
