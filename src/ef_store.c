@@ -655,7 +655,8 @@ size_t ef_store_event_size(const struct ef_store_event *e)
 /* 1 when the name of e is the packer's last name. */
 static int s_same_name(const struct ef_store_packer *p, const struct ef_store_event *e)
 {
-    return p->has_name && p->name_len == e->name_len && memcmp(p->name, e->name, e->name_len) == 0;
+    return p->has_name && p->name_len == e->name_len &&
+           memcmp(p->name, e->name, e->name_len) == 0;
 }
 
 static int s_keep_name(struct ef_store_packer *p, const struct ef_store_event *e)

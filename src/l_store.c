@@ -334,9 +334,9 @@ static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
  * are the very same values: writes the shape of the members of p that differ (ef_store.h;
  * the count plus one when nested; their keys among the group's strings), appends their
  * values to the values list at list (in full, or as a delta over b's member when that
- * holds too, depth permitting) and returns 0. Else -1, nothing appended. Reading back, b's copy with those
- * members set is p: the same keys (so the same order: their order table's, then those
- * set without json.set, sorted) and the same values. */
+ * holds too, depth permitting) and returns 0. Else -1, nothing appended. Reading back,
+ * b's copy with those members set is p: the same keys (so the same order: their order
+ * table's, then those set without json.set, sorted) and the same values. */
 static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
 {
     int top = lua_gettop(L), nchanged = 0;
@@ -492,7 +492,8 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
     }
     size_t need = ef_store_event_size(&e);
     if (g->cap - g->len < need) {
-        size_t cap = g->cap ? 2 * g->cap : 16384;
+        /* from small: a Map's child execution holds a few events */
+        size_t cap = g->cap ? 2 * g->cap : 512;
         while (cap - g->len < need)
             cap *= 2;
         unsigned char *buf = realloc(g->buf, cap);
