@@ -473,10 +473,13 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
         e.index = (int64_t)lua_tointegerx(L, ev->value, &isint);
         if (!isint)
             luaL_error(L, "emrflow.store: a map iteration's index is an integer");
-    } else if (e.kind != EF_STORE_KIND_NONE && has_value) {
+    } else if (e.kind == EF_STORE_KIND_DETAILS && !has_value) {
+        e.kind = EF_STORE_KIND_NONE;   /* details without a value: none */
+    } else if (e.kind != EF_STORE_KIND_NONE) {
         lua_getiuservalue(L, gi, UV_VALUES);
         int list = lua_gettop(L);
-        e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
+        if (has_value)
+            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
         if (e.value == EF_STORE_EV_VALUE_DELTA) {
             e.delta = g->shape;
             e.delta_len = g->shape_len;
@@ -487,8 +490,6 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
             e.assigned = 1;
         }
         lua_pop(L, 1);
-    } else if (e.kind == EF_STORE_KIND_DETAILS) {
-        e.kind = EF_STORE_KIND_NONE;   /* details without a value: none */
     }
     size_t need = ef_store_event_size(&e);
     if (g->cap - g->len < need) {
