@@ -57,6 +57,13 @@ local tmpdir do
   p:close()
 end
 
+-- the machine is shared: its load is reported with the figures
+local LOAD do
+  local f = io.open("/proc/loadavg", "r")
+  LOAD = f and f:read("l"):match("^(%S+ %S+ %S+)") or "unknown"
+  if f then f:close() end
+end
+
 local def, input = pass_chain(STATES)
 local machine = asl.load(def, { name = "pass-chain" })
 
@@ -123,8 +130,8 @@ local events = 2 * STATES + 2
 local lines = {
   "# Execution store overhead",
   "",
-  fmt("Command: `lua5.4 bench/store_bench.lua --runs %d --states %d` (%s, one run, sides alternating).",
-    RUNS, STATES, os.date("!%Y-%m-%d %H:%M UTC")),
+  fmt("Command: `lua5.4 bench/store_bench.lua --runs %d --states %d` (%s, one run, sides alternating;"
+    .. " load average before: %s).", RUNS, STATES, os.date("!%Y-%m-%d %H:%M UTC"), LOAD),
   "",
   fmt("%d Pass states (Parameters + ResultPath), %d history events, virtual clock, history kept.",
     STATES, events),
