@@ -76,9 +76,13 @@ describe("emrflow.store.events", function()
     local odd_member = json.copy_shallow(deeper.b)
     odd_member.y = "set without json.set"
     local odd = json.copy_shallow(deeper, "b", odd_member)
+    -- tables of another metatable (encoded with their keys sorted), and arrays
+    local class = {}
+    local plain1 = setmetatable({ z = 1, a = json.array { 1 }, m = "same" }, class)
+    local plain2 = setmetatable({ z = 2, a = plain1.a, m = "same" }, class)
     local list, id = {}, 0
     for i, p in ipairs { base, replaced, appended, removed, raw, same_keys, replaced, base,
-      deep, deeper, odd, deeper } do
+      deep, deeper, odd, deeper, plain1, plain2, json.array { 1, 2 }, json.array { 1, 3 } } do
       id = id + 1
       list[id] = entered(id, "S" .. i, p)
       id = id + 1
@@ -92,6 +96,8 @@ describe("emrflow.store.events", function()
     assert.equal('{"a":1,"b":{"c":[4],"k":"kept"},"d":"x"}', h[19].stateEnteredEventDetails.input)
     assert.equal('{"a":1,"b":{"c":[4],"k":"kept","y":"set without json.set"},"d":"x"}',
       h[21].stateEnteredEventDetails.input)
+    assert.equal('{"a":[1],"m":"same","z":2}', h[27].stateEnteredEventDetails.input)
+    assert.equal("[1,3]", h[31].stateEnteredEventDetails.input)
   end)
 
   it("keeps a chain of states small: a record of a few bytes, a payload as what changed", function()

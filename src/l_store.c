@@ -208,8 +208,7 @@ static int l_store_tostring(lua_State *L)
 #define UV_STRINGS 2  /* json.array of the strings (event types, details keys) */
 #define UV_LAST 3     /* the last value given in full or as a delta */
 #define UV_ENCODE 4   /* json.encode */
-#define UV_MARK 5     /* json.object_mark: the mark of a JSON object's key order table */
-#define GROUP_UVS 5
+#define GROUP_UVS 4
 #define DELTA_KEYS 64 /* objects of more keys are written in full */
 #define DELTA_DEPTH 4 /* members of members... compared this deep */
 #define DELTA_SHAPE 256 /* bytes of a delta shape at most */
@@ -329,14 +328,15 @@ static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
     return s_count_members(L, t);
 }
 
-/* When p and b (absolute indexes; b: what p replaces) are JSON objects of one key order
- * table (json.copy_shallow's copy and its original) with the same keys, and some members
- * are the very same values: writes the shape of the members of p that differ (ef_store.h;
- * the count plus one when nested; their keys among the group's strings), appends their
- * values to the values list at list (in full, or as a delta over b's member when that
- * holds too, depth permitting) and returns 0. Else -1, nothing appended. Reading back,
- * b's copy with those members set is p: the same keys (so the same order: their order
- * table's, then those set without json.set, sorted) and the same values. */
+/* When p and b (absolute indexes; b: what p replaces) are tables of one metatable
+ * (json.copy_shallow's copy and its original share their key order table) with the same
+ * string keys, and some members are the very same values: writes the shape of the
+ * members of p that differ (ef_store.h; the count plus one when nested; their keys among
+ * the group's strings), appends their values to the values list at list (in full, or as
+ * a delta over b's member when that holds too, depth permitting) and returns 0. Else -1,
+ * nothing appended. Reading back, b's copy with those members set is p: json.encode
+ * orders the keys of a table by its metatable (a key order table, then sorted), so the
+ * same keys come in the same order, with the same values. */
 static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
 {
     int top = lua_gettop(L), nchanged = 0;
@@ -345,11 +345,7 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
         !lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
         goto none;
-    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2) ||
-        !lua_getmetatable(L, top + 1))
-        goto none;
-    lua_getiuservalue(L, gi, UV_MARK);
-    if (!lua_rawequal(L, -1, -2))
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
         goto none;
     lua_settop(L, top);
     /* p's members: each one b has too; the keys of those that differ kept on the stack */
@@ -510,12 +506,11 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
     return (lua_Integer)pk->n;
 }
 
-/* core.store.group(encode, array_mt, object_mark): an empty group. */
+/* core.store.group(encode, array_mt): an empty group. */
 static int l_group_new(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     luaL_checktype(L, 2, LUA_TTABLE);
-    luaL_checktype(L, 3, LUA_TTABLE);
     struct l_group *g = lua_newuserdatauv(L, sizeof *g, GROUP_UVS);
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, GROUP_MT);
@@ -527,8 +522,6 @@ static int l_group_new(lua_State *L)
     }
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, UV_ENCODE);
-    lua_pushvalue(L, 3);
-    lua_setiuservalue(L, -2, UV_MARK);
     return 1;
 }
 

@@ -69,7 +69,7 @@ end
 
 --- An empty group.
 function M.group()
-  return setmetatable({ c = cstore.group(encode, json.array_mt, json.object_mark) }, Group)
+  return setmetatable({ c = cstore.group(encode, json.array_mt) }, Group)
 end
 
 --- Empties the group for the next events (its memory is kept).
