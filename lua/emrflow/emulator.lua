@@ -338,7 +338,9 @@ end
 --- new(scenario [, opts]). opts: now = fn (default scheduler.now), region = "us-east-1",
 -- max_attempts = 3 (tries per call for throttling codes, like the client's standard retry
 -- mode), random = fn (the back-off jitter, default math.random),
--- validate = true (check parameters against the API model).
+-- validate = true (check parameters against the API model), wire = true (an execution given
+-- this emulator as its `emr` option calls it through emu:client(), over the REST wire form;
+-- false: through emu:call, as a plain backend).
 function M.new(scenario, opts)
   opts = opts or {}
   local sc = M.check_scenario(scenario)
@@ -364,10 +366,12 @@ function M.new(scenario, opts)
     security = {}, security_list = {},
     tokens = {},           -- "op|scope|token" -> { time, id, fingerprint }
     tags = {},             -- arn -> TagMap
-    counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
+    counts = { calls = 0, attempts = 0, retries = 0, requests = 0, by_operation = {} },
+    random = opts.random,
     policy = retry.new{ max_attempts = max_attempts, random = opts.random },
     requests = 0,
     endpoint_key = opts.endpoint_key,
+    wire = opts.wire ~= false,
   }, Emulator)
   if not self.endpoint_key then self.endpoint_key = self end
   self.created_by = "arn:aws:iam::" .. self.account .. ":user/emrflow-local"
@@ -1089,6 +1093,201 @@ for name in pairs(model.operations) do
   Emulator[snake(name)] = function(self, params, opts)
     return self:call(name, params, opts)
   end
+end
+
+---------------------------------------------------------------------------
+-- The REST wire form: what emr-containers answers over HTTP
+---------------------------------------------------------------------------
+-- emu:serve(request) takes the request a client sends (method, url, headers, body: the
+-- camelCase JSON of the REST protocol) and answers as the service does: status, headers
+-- (x-amzn-RequestId; x-amzn-ErrorType on errors) and a camelCase JSON body. One request is
+-- one attempt: the client's retries are the only ones (an api_errors entry of count n
+-- fails the next n requests of its operation).
+
+local ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.emr.containers/"
+local JSON_TYPE = { "Content-Type", "application/json" }
+
+-- Per HTTP method: { op =, parts = { "literal" | { entry = } }, n = segment count }.
+local routes
+
+local function route_table()
+  if routes then return routes end
+  routes = {}
+  for name, op in pairs(model.operations) do
+    local labels = {}
+    for _, e in ipairs(validate.input_members(name)) do
+      if e.location == "uri" then labels[e.location_name] = e end
+    end
+    local parts = {}
+    for seg in op.uri:gmatch("[^/]+") do
+      local label = seg:match("^{([%w_]+)%+?}$")
+      parts[#parts + 1] = label and { entry = labels[label] } or seg
+    end
+    local list = routes[op.method] or {}
+    routes[op.method] = list
+    list[#list + 1] = { op = name, parts = parts }
+  end
+  -- literal segments first: "/virtualclusters/x" never shadows a longer literal route
+  for _, list in pairs(routes) do
+    table.sort(list, function(a, b)
+      if #a.parts ~= #b.parts then return #a.parts < #b.parts end
+      return a.op < b.op
+    end)
+  end
+  return routes
+end
+
+local function percent_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The operation of (method, path) and its URI labels as PascalCase parameters, or nil.
+local function route(method, path)
+  local segs = {}
+  for seg in path:gmatch("[^/]+") do segs[#segs + 1] = seg end
+  for _, r in ipairs(route_table()[method] or {}) do
+    local parts = r.parts
+    if #parts == #segs then
+      local params = {}
+      for i = 1, #parts do
+        local part = parts[i]
+        if type(part) == "string" then
+          if part ~= segs[i] then params = nil break end
+        else
+          params[part.entry.pascal] = percent_decode(segs[i])
+        end
+      end
+      if params then return r.op, params end
+    end
+  end
+  return nil
+end
+
+-- Query-string members (lists repeat their key; integers in decimal; timestamps as text).
+local function read_query(op, query, params)
+  if query == "" then return end
+  local by_name = {}
+  for _, e in ipairs(validate.input_members(op)) do
+    if e.location == "querystring" then by_name[e.location_name] = e end
+  end
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    local e = by_name[percent_decode(k)]
+    if e then
+      v = percent_decode(v)
+      local t = e.shape.type
+      if t == "list" then
+        local list = params[e.pascal] or arr({})
+        list[#list + 1] = v
+        params[e.pascal] = list
+      elseif t == "integer" or t == "long" then
+        params[e.pascal] = math.tointeger(tonumber(v)) or v
+      else
+        params[e.pascal] = v
+      end
+    end
+  end
+end
+
+local function header(headers, name)
+  for _, h in ipairs(headers or {}) do
+    if h[1]:lower() == name then return h[2] end
+  end
+  return nil
+end
+
+function Emulator:request_id()
+  local n = self.requests + 1
+  self.requests = n
+  return ("%08x-%04x-4%03x-8%03x-%012x"):format(self.next_id, n >> 28 & 0xffff, n >> 16 & 0xfff,
+    n & 0xfff, n)
+end
+
+local function error_reply(self, err)
+  local code = err.aws_code or "InternalFailure"
+  local body = json.encode(json.object_of("message", tostring(err.message or code)))
+  return { status = err.status or STATUS[code] or 400, body = body, headers = {
+    { "x-amzn-RequestId", self:request_id() }, JSON_TYPE,
+    { "x-amzn-ErrorType", code .. ":" .. ERROR_NAMESPACE } } }
+end
+
+-- The request's operation and PascalCase parameters, or nil, error.
+local function read_request(req)
+  local path, query = req.url:match("^https?://[^/]*([^?#]*)%??([^#]*)")
+  if not path then return nil, nil, aws_error("UnknownOperationException", "Malformed request URL.") end
+  local op, params = route(req.method, path)
+  if not op then
+    return nil, nil, aws_error("UnknownOperationException",
+      "No emr-containers operation is " .. tostring(req.method) .. " " .. path .. ".", 404)
+  end
+  read_query(op, query, params)
+  local body = req.body
+  if body ~= nil and body ~= "" then
+    local ok, doc = pcall(json.decode, body)
+    if not ok or type(doc) ~= "table" or json.is_array(doc) then
+      return nil, nil, aws_error("SerializationException", "The request body is not a JSON object.")
+    end
+    for k, v in pairs(validate.from_wire_shape(model.operations[op].input, doc)) do params[k] = v end
+  end
+  return op, params
+end
+
+--- serve(request) --> response: one HTTP exchange of emr-containers' REST protocol.
+-- request: { method =, url =, headers = { { name, value }, ... }, body = }; response:
+-- { status =, headers = { { name, value }, ... }, body = } (camelCase JSON), as the service
+-- answers, errors included. Requests must be SigV4-signed for emr-containers (any keys).
+function Emulator:serve(req)
+  self.counts.requests = self.counts.requests + 1
+  local auth = header(req.headers, "authorization")
+  if not auth then
+    return error_reply(self, aws_error("MissingAuthenticationTokenException",
+      "Missing Authentication Token", 403))
+  elseif not auth:find("^AWS4%-HMAC%-SHA256 Credential=[^/]+/%d+/[%w%-]+/emr%-containers/aws4_request") then
+    return error_reply(self, aws_error("InvalidSignatureException",
+      "The request is not signed (SigV4) for emr-containers.", 403))
+  end
+  local op, p, err = read_request(req)
+  if not op then return error_reply(self, err) end
+  self.counts.calls = self.counts.calls + 1
+  self.counts.by_operation[op] = (self.counts.by_operation[op] or 0) + 1
+  if self.validate then
+    local ok, verr = validate.check(op, p)
+    if not ok then return error_reply(self, verr) end
+  end
+  local out
+  out, err = attempt(self, op, p, self:now())
+  if out == nil then return error_reply(self, err) end
+  local doc = validate.to_wire_shape(model.operations[op].output, out)
+  return { status = 200, headers = { { "x-amzn-RequestId", self:request_id() }, JSON_TYPE },
+           body = json.encode(doc) }
+end
+
+local endpoints_made = 0
+
+--- client([opts]) --> an emrflow.emr client whose requests this emulator serves (no network):
+-- dummy credentials, SigV4 signing, marshalling, model checks, reply checks, retries on the
+-- scheduler's clock and the batched .sync polling, as against AWS. Made once per emulator;
+-- opts (made once too) go to emrflow.emr.client.new (max_attempts, random, retry_quota).
+function Emulator:client(opts)
+  local c = self.wire_client
+  if c then return c end
+  endpoints_made = endpoints_made + 1
+  local o = { region = self.region, max_attempts = self.max_attempts, random = self.random,
+              credentials = { access_key_id = "AKIDEMRFLOWEMULATOR", secret_access_key = "emulator" } }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  -- its own endpoint: the .sync polling plans and rate limits are per endpoint
+  o.endpoint_url = ("https://emr-containers.%s.emulator-%d.emrflow.invalid"):format(self.region,
+    endpoints_made)
+  o.config = { region = o.region, endpoint_url = o.endpoint_url, max_attempts = o.max_attempts }
+  o.transport = function(req) return self:serve(req) end
+  c = require("emrflow.emr.client").new(o)
+  self.wire_client = c
+  return c
+end
+
+--- True when x is an emulator made by new().
+function M.is_emulator(x)
+  return getmetatable(x) == Emulator
 end
 
 M.Emulator = Emulator
