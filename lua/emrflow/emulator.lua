@@ -142,7 +142,8 @@ local function snake(name)
   return (name:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):lower())
 end
 
-local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+local B36_DIGITS = {}
+for c in ("0123456789abcdefghijklmnopqrstuvwxyz"):gmatch(".") do B36_DIGITS[#B36_DIGITS + 1] = c end
 
 local function aws_error(code, message, status)
   local e = errors.new{ code = "aws", aws_code = code, message = message,
@@ -393,8 +394,7 @@ function Emulator:new_id(width)
     x = x ~ (x >> 29)
     x = x * 0xBF58476D1CE4E5B9
     x = x ~ (x >> 32)
-    local d = (x >> 8) % 36
-    out[i] = B36:sub(d + 1, d + 1)
+    out[i] = B36_DIGITS[(x >> 8) % 36 + 1]
   end
   return table.concat(out)
 end
@@ -563,16 +563,17 @@ local function fingerprint(p)
 end
 
 -- Token entries are arrays { time, id, fingerprint }: one small table per token.
-local function remember(self, key, id, t, p)
-  self.tokens[key] = { t, id, fingerprint(p) }
+-- fp: the request's fingerprint when the caller has it (else computed from p).
+local function remember(self, key, id, t, p, fp)
+  self.tokens[key] = { t, id, fp or fingerprint(p) }
 end
 
 -- The id created earlier with this token, or nil; an error when the token was used with
 -- other parameters (what the service answers).
-local function recall(self, key, t, p)
+local function recall(self, key, t, p, fp)
   local e = self.tokens[key]
   if e and t - e[1] <= self.scenario.client_token_ttl_seconds then
-    if e[3] ~= fingerprint(p) then
+    if e[3] ~= (fp or fingerprint(p)) then
       return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
         .. " was already used with different parameters.")
     end
@@ -608,6 +609,7 @@ function ops.CreateVirtualCluster(self, p, t)
     arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", self.region, self.account, id),
     terminating = self.scenario.defaults.terminating_seconds,
     active = {},   -- its job runs not yet seen final, kept when the scenario limits the queue
+    jobs = {},     -- its job runs, in creation order (ListJobRuns)
   }
   vc.params.ClientToken = nil
   vc.params.Tags = nil
@@ -710,7 +712,14 @@ function ops.StartJobRun(self, p, t)
       "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
   end
   local key = "StartJobRun|" .. vc.id .. "|" .. p.ClientToken
-  local prior, perr = recall(self, key, t, p)
+  -- the nested members as the job keeps them (JSON text), and the fingerprint made of them:
+  -- one encoding of each, not another of the whole request
+  local driver, overrides, retry_policy = keep(p.JobDriver), keep(p.ConfigurationOverrides),
+    keep(p.RetryPolicyConfiguration)
+  local fp = md.raw("SHA-256", table.concat({ "StartJobRun", p.Name or "\1", p.ExecutionRoleArn or "\1",
+    p.ReleaseLabel or "\1", driver or "\1", overrides or "\1", retry_policy or "\1",
+    keep(p.Tags) or "\1", p.JobTemplateId or "\1", keep(p.JobTemplateParameters) or "\1" }, "\0"))
+  local prior, perr = recall(self, key, t, p, fp)
   if perr then return nil, perr end
   if prior then
     local job = self.jobs[prior]
@@ -756,14 +765,18 @@ function ops.StartJobRun(self, p, t)
     arn = vc.arn .. "/jobruns/" .. id,
     profile = self:profile_of(p.Name),
     name = p.Name, role = p.ExecutionRoleArn, release = p.ReleaseLabel,
-    driver = keep(p.JobDriver), overrides = keep(p.ConfigurationOverrides),
-    retry_policy = keep(p.RetryPolicyConfiguration),
+    driver = driver, overrides = overrides, retry_policy = retry_policy,
   }
   if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
   self.jobs[id] = job
   self.job_list[#self.job_list + 1] = job
+  local of_cluster = vc.jobs or {}         -- (clusters seeded by the CLI come without the list)
+  local last = of_cluster[#of_cluster]
+  if last and last.created > t then vc.in_order = false end    -- callers on other clocks
+  of_cluster[#of_cluster + 1] = job
+  vc.jobs = of_cluster
   if limited then vc.active[#vc.active + 1] = job end
-  remember(self, key, id, t, p)
+  remember(self, key, id, t, p, fp)
   return obj("Id", id, "Name", p.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
 end
 
@@ -798,19 +811,61 @@ function ops.CancelJobRun(self, p, t)
   return obj("Id", job.id, "VirtualClusterId", job.vc_id)
 end
 
-function ops.ListJobRuns(self, p, t)
-  if not self.clusters[p.VirtualClusterId] then
+-- One page of the virtual cluster's job runs (in creation order): the jobs, the NextToken,
+-- or nil, err. The NextToken is where the next page starts in that list, so listing every
+-- page scans the list once and makes a view only of the job runs a page returns (a listing
+-- of 10,000 job runs is not 200 x 10,000).
+local function job_page(self, p, t)
+  local vc = self.clusters[p.VirtualClusterId]
+  if not vc then
     return nil, aws_error("ValidationException",
       "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
   end
-  local list = {}
-  for _, job in ipairs(self.job_list) do
-    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.name)
-      and in_states(p.States, (job_state(job, t))) and created_ok(p, job.created) then
-      list[#list + 1] = self:job_view(job, t)
-    end
+  local i = 1
+  if p.NextToken ~= nil then
+    i = math.tointeger(tonumber(p.NextToken:match("^jobs%-(%d+)$") or ""))
+    if not i then return nil, aws_error("ValidationException", "Invalid NextToken.") end
   end
-  return page(list, p, "JobRuns")
+  local max = p.MaxResults or 50
+  if max < 1 then return nil, aws_error("ValidationException", "MaxResults must be at least 1.") end
+  local list, name, states = vc.jobs or {}, p.Name, nil
+  if p.States ~= nil and #p.States > 0 then
+    states = {}
+    for _, st in ipairs(p.States) do states[st] = true end
+  end
+  local after, before = parse_time(p.CreatedAfter), parse_time(p.CreatedBefore)
+  if after and vc.in_order ~= false then
+    -- created in time order (the usual case): start at the first created at or after `after`
+    local lo, hi = i, #list + 1
+    while lo < hi do
+      local mid = (lo + hi) // 2
+      if list[mid].created < after then lo = mid + 1 else hi = mid end
+    end
+    i = lo
+  end
+  local jobs, nxt = {}, nil
+  while i <= #list do
+    local job = list[i]
+    local c = job.created
+    if (name == nil or name == job.name) and (after == nil or c >= after) and (before == nil or c <= before)
+        and (states == nil or states[(job_state(job, t))]) then
+      if #jobs == max then
+        nxt = "jobs-" .. i
+        break
+      end
+      jobs[#jobs + 1] = job
+    end
+    i = i + 1
+  end
+  return jobs, nxt
+end
+
+function ops.ListJobRuns(self, p, t)
+  local jobs, nxt = job_page(self, p, t)
+  if not jobs then return nil, nxt end
+  local items = arr({})
+  for i = 1, #jobs do items[i] = self:job_view(jobs[i], t) end
+  return obj("JobRuns", items, "NextToken", nxt)
 end
 
 local function known_arn(self, arn)
@@ -1107,30 +1162,38 @@ end
 local ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.emr.containers/"
 local JSON_TYPE = { "Content-Type", "application/json" }
 
--- Per HTTP method: { op =, parts = { "literal" | { entry = } }, n = segment count }.
+-- Per HTTP method: { op =, pattern = anchored Lua pattern, labels = { member entries } },
+-- routes with more literal segments first.
 local routes
 
 local function route_table()
   if routes then return routes end
   routes = {}
   for name, op in pairs(model.operations) do
-    local labels = {}
+    local by_label = {}
     for _, e in ipairs(validate.input_members(name)) do
-      if e.location == "uri" then labels[e.location_name] = e end
+      if e.location == "uri" then by_label[e.location_name] = e end
     end
-    local parts = {}
+    local pat, labels, literals = { "^" }, {}, 0
     for seg in op.uri:gmatch("[^/]+") do
       local label = seg:match("^{([%w_]+)%+?}$")
-      parts[#parts + 1] = label and { entry = labels[label] } or seg
+      if label then
+        pat[#pat + 1] = "/([^/]+)"
+        labels[#labels + 1] = by_label[label]
+      else
+        pat[#pat + 1] = "/" .. seg:gsub("%W", "%%%0")
+        literals = literals + 1
+      end
     end
+    pat[#pat + 1] = "$"
+    assert(#labels <= 2, "emrflow.emulator: a route with more than two labels")
     local list = routes[op.method] or {}
     routes[op.method] = list
-    list[#list + 1] = { op = name, parts = parts }
+    list[#list + 1] = { op = name, pattern = table.concat(pat), labels = labels, literals = literals }
   end
-  -- literal segments first: "/virtualclusters/x" never shadows a longer literal route
   for _, list in pairs(routes) do
     table.sort(list, function(a, b)
-      if #a.parts ~= #b.parts then return #a.parts < #b.parts end
+      if a.literals ~= b.literals then return a.literals > b.literals end
       return a.op < b.op
     end)
   end
@@ -1138,37 +1201,36 @@ local function route_table()
 end
 
 local function percent_decode(s)
+  if not s:find("%", 1, true) then return s end
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
 -- The operation of (method, path) and its URI labels as PascalCase parameters, or nil.
 local function route(method, path)
-  local segs = {}
-  for seg in path:gmatch("[^/]+") do segs[#segs + 1] = seg end
   for _, r in ipairs(route_table()[method] or {}) do
-    local parts = r.parts
-    if #parts == #segs then
-      local params = {}
-      for i = 1, #parts do
-        local part = parts[i]
-        if type(part) == "string" then
-          if part ~= segs[i] then params = nil break end
-        else
-          params[part.entry.pascal] = percent_decode(segs[i])
-        end
-      end
-      if params then return r.op, params end
+    local a, b = path:match(r.pattern)      -- (no route has more than two labels)
+    if a ~= nil then
+      local params, labels = {}, r.labels
+      if labels[1] then params[labels[1].pascal] = percent_decode(a) end
+      if labels[2] then params[labels[2].pascal] = percent_decode(b) end
+      return r.op, params
     end
   end
   return nil
 end
 
 -- Query-string members (lists repeat their key; integers in decimal; timestamps as text).
+local query_members = {}     -- operation --> { [query name] = member entry }
+
 local function read_query(op, query, params)
   if query == "" then return end
-  local by_name = {}
-  for _, e in ipairs(validate.input_members(op)) do
-    if e.location == "querystring" then by_name[e.location_name] = e end
+  local by_name = query_members[op]
+  if not by_name then
+    by_name = {}
+    for _, e in ipairs(validate.input_members(op)) do
+      if e.location == "querystring" then by_name[e.location_name] = e end
+    end
+    query_members[op] = by_name
   end
   for pair in query:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
@@ -1189,18 +1251,27 @@ local function read_query(op, query, params)
   end
 end
 
-local function header(headers, name)
-  for _, h in ipairs(headers or {}) do
-    if h[1]:lower() == name then return h[2] end
+-- The value of a header (name in lower case; the client's own spelling is tried first).
+local function header(headers, name, spelled)
+  if not headers then return nil end
+  for i = 1, #headers do
+    local h = headers[i]
+    if h[1] == spelled or h[1]:lower() == name then return h[2] end
   end
   return nil
 end
 
+-- Request ids shaped like the service's (UUIDs): this emulator's prefix and a counter.
 function Emulator:request_id()
   local n = self.requests + 1
   self.requests = n
-  return ("%08x-%04x-4%03x-8%03x-%012x"):format(self.next_id, n >> 28 & 0xffff, n >> 16 & 0xfff,
-    n & 0xfff, n)
+  local prefix = self.request_prefix
+  if not prefix then
+    prefix = ("%08x-%04x-4%03x-8%03x-"):format(math.random(0, 0xffffffff), math.random(0, 0xffff),
+      math.random(0, 0xfff), math.random(0, 0xfff))
+    self.request_prefix = prefix
+  end
+  return prefix .. ("%012x"):format(n)
 end
 
 local function error_reply(self, err)
@@ -1232,13 +1303,84 @@ local function read_request(req)
   return op, params
 end
 
+-- The hot operations of a .sync wait answer with JSON text made straight from the job's
+-- record (its fixed members encoded once), not through a PascalCase view and a conversion.
+local encode = json.encode
+
+local function wire_text(shape_name, kept)
+  if kept == nil then return nil end
+  return encode(validate.to_wire_shape(shape_name, unkeep(kept)))
+end
+
+function Emulator:job_wire(job, t, before, after)
+  local state, finished = job_state(job, t)
+  local fixed = job.wire_fixed
+  if not fixed then
+    local parts = {
+      '"id":', encode(job.id), ',"name":', job.name and encode(job.name) or "null",
+      ',"virtualClusterId":', encode(job.vc_id), ',"arn":', encode(job.arn),
+      ',"clientToken":', encode(job.client_token), ',"executionRoleArn":', encode(job.role),
+      ',"releaseLabel":', encode(job.release), ',"jobDriver":', wire_text("JobDriver", job.driver),
+      ',"createdAt":', encode(M.timestamp(job.created)), ',"createdBy":', encode(self.created_by),
+    }
+    if job.overrides ~= nil then
+      parts[#parts + 1] = ',"configurationOverrides":' .. wire_text("ConfigurationOverrides", job.overrides)
+    end
+    if job.retry_policy ~= nil then
+      parts[#parts + 1] = ',"retryPolicyConfiguration":'
+        .. wire_text("RetryPolicyConfiguration", job.retry_policy)
+    end
+    if job.name == nil then parts[3], parts[4] = "", "" end
+    fixed = table.concat(parts)
+    job.wire_fixed = fixed
+  end
+  local fr, sd
+  if state == "FAILED" then
+    fr, sd = job.profile.failure_reason, job.profile.state_details
+  elseif state == "CANCELLED" then
+    sd = job.cancel_at and "Job run cancelled by CancelJobRun." or job.profile.state_details
+  end
+  local tags = self.tags[job.arn]
+  return (before or "") .. "{" .. fixed .. ',"state":"' .. state .. '"'
+    .. (finished and (',"finishedAt":"' .. finished_text(job, finished) .. '"') or "")
+    .. (sd and (',"stateDetails":' .. encode(sd)) or "")
+    .. (fr and (',"failureReason":"' .. fr .. '"') or "")
+    .. ',"tags":' .. (tags and encode(tags) or "{}") .. "}" .. (after or "")
+end
+
+local wire_ops = {}
+
+function wire_ops.StartJobRun(self, p, t)
+  local out, err = ops.StartJobRun(self, p, t)
+  if not out then return nil, err end
+  return '{"id":' .. encode(out.Id) .. (out.Name and (',"name":' .. encode(out.Name)) or "")
+    .. ',"arn":' .. encode(out.Arn) .. ',"virtualClusterId":' .. encode(out.VirtualClusterId) .. "}"
+end
+
+function wire_ops.DescribeJobRun(self, p, t)
+  local job = find_job(self, p)
+  if not job then
+    return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
+  end
+  return self:job_wire(job, t, '{"jobRun":', "}")
+end
+
+function wire_ops.ListJobRuns(self, p, t)
+  local jobs, nxt = job_page(self, p, t)
+  if not jobs then return nil, nxt end
+  local views = {}
+  for i = 1, #jobs do views[i] = self:job_wire(jobs[i], t) end
+  return '{"jobRuns":[' .. table.concat(views, ",") .. "]"
+    .. (nxt and (',"nextToken":' .. encode(nxt)) or "") .. "}"
+end
+
 --- serve(request) --> response: one HTTP exchange of emr-containers' REST protocol.
 -- request: { method =, url =, headers = { { name, value }, ... }, body = }; response:
 -- { status =, headers = { { name, value }, ... }, body = } (camelCase JSON), as the service
 -- answers, errors included. Requests must be SigV4-signed for emr-containers (any keys).
 function Emulator:serve(req)
   self.counts.requests = self.counts.requests + 1
-  local auth = header(req.headers, "authorization")
+  local auth = header(req.headers, "authorization", "Authorization")
   if not auth then
     return error_reply(self, aws_error("MissingAuthenticationTokenException",
       "Missing Authentication Token", 403))
@@ -1254,12 +1396,19 @@ function Emulator:serve(req)
     local ok, verr = validate.check(op, p)
     if not ok then return error_reply(self, verr) end
   end
-  local out
-  out, err = attempt(self, op, p, self:now())
-  if out == nil then return error_reply(self, err) end
-  local doc = validate.to_wire_shape(model.operations[op].output, out)
-  return { status = 200, headers = { { "x-amzn-RequestId", self:request_id() }, JSON_TYPE },
-           body = json.encode(doc) }
+  local body
+  local direct = wire_ops[op]
+  if direct then
+    self.counts.attempts = self.counts.attempts + 1
+    err = take_injected(self, op)
+    if not err then body, err = direct(self, p, self:now()) end
+  else
+    local out
+    out, err = attempt(self, op, p, self:now())
+    if out ~= nil then body = encode(validate.to_wire_shape(model.operations[op].output, out)) end
+  end
+  if body == nil then return error_reply(self, err) end
+  return { status = 200, headers = { { "x-amzn-RequestId", self:request_id() }, JSON_TYPE }, body = body }
 end
 
 local endpoints_made = 0
