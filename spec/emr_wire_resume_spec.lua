@@ -17,7 +17,8 @@ local ROLE = "arn:aws:iam::123456789012:role/job-execution-role"
 local function definition(resource)
   return json.encode{ StartAt = "Job", States = { Job = { Type = "Task", Resource = resource,
     Parameters = { Name = "nightly", ["VirtualClusterId.$"] = "$.vc", ExecutionRoleArn = ROLE,
-      ReleaseLabel = "emr-6.2.0-latest", JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://b/x.py" } } },
+      ReleaseLabel = "emr-6.2.0-latest",
+      JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://b/x.py" } } },
     End = true } } }
 end
 

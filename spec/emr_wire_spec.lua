@@ -128,8 +128,8 @@ describe("emulator:serve (the REST wire form)", function()
     local seen, token, pages = {}, nil, 0
     repeat
       local resp = on_virtual_clock(function()
-        return emu:serve(signed(emu, "ListJobRuns", { VirtualClusterId = vc, States = { "COMPLETED", "FAILED" },
-          CreatedAfter = T0 - 10, MaxResults = 2, NextToken = token }))
+        return emu:serve(signed(emu, "ListJobRuns", { VirtualClusterId = vc,
+          States = { "COMPLETED", "FAILED" }, CreatedAfter = T0 - 10, MaxResults = 2, NextToken = token }))
       end, T0 + 100)
       assert.equal(200, resp.status, resp.body)
       local body = json.decode(resp.body)
@@ -138,8 +138,8 @@ describe("emulator:serve (the REST wire form)", function()
       token = body.nextToken
     until not token
     assert.equal(3, pages)
-    assert.same({ "good-1:COMPLETED", "bad-2:FAILED", "good-3:COMPLETED", "bad-4:FAILED", "good-5:COMPLETED" },
-      seen)
+    assert.same({ "good-1:COMPLETED", "bad-2:FAILED", "good-3:COMPLETED", "bad-4:FAILED",
+                  "good-5:COMPLETED" }, seen)
     local later = on_virtual_clock(function()
       return emu:serve(signed(emu, "ListJobRuns", { VirtualClusterId = vc, States = { "FAILED" },
         CreatedAfter = T0 + 1 }))
@@ -174,7 +174,8 @@ describe("an execution given an emulator", function()
     local vc = cluster(emu)
     local names = json.array({})
     for i = 1, n do names[i] = "map-" .. i end
-    local m = asl.load{ StartAt = "M", States = { M = { Type = "Map", MaxConcurrency = 0, ItemsPath = "$.names",
+    local m = asl.load{ StartAt = "M", States = { M = { Type = "Map", MaxConcurrency = 0,
+      ItemsPath = "$.names",
       ItemSelector = { ["vc.$"] = "$.vc", ["name.$"] = "$$.Map.Item.Value" },
       ItemProcessor = { StartAt = "Job", States = { Job = { Type = "Task", Resource = SYNC,
         Parameters = { ["Name.$"] = "$.name", ["VirtualClusterId.$"] = "$.vc", ExecutionRoleArn = ROLE,
@@ -197,7 +198,8 @@ describe("an execution given an emulator", function()
     local emu = emulator.new{ api_errors = { { operation = "StartJobRun", code = "ThrottlingException",
                                                count = 2 } } }
     local vc = cluster(emu)
-    local status = one_job_machine():start({ vc = vc }, { emr = emu, clock = "virtual", start_time = T0 }):wait()
+    local status = one_job_machine():start({ vc = vc },
+      { emr = emu, clock = "virtual", start_time = T0 }):wait()
     assert.equal("SUCCEEDED", status)
     assert.equal(3, emu:stats().by_operation.StartJobRun)
     assert.equal(2, emu:client().stats.retries)
@@ -217,7 +219,8 @@ describe("an execution given an emulator", function()
   it("is called directly when made with wire = false", function()
     local emu = emulator.new(nil, { wire = false })
     local vc = cluster(emu)
-    local status = one_job_machine():start({ vc = vc }, { emr = emu, clock = "virtual", start_time = T0 }):wait()
+    local status = one_job_machine():start({ vc = vc },
+      { emr = emu, clock = "virtual", start_time = T0 }):wait()
     assert.equal("SUCCEEDED", status)
     assert.equal(0, emu:stats().requests)
     assert.is_nil(rawget(emu, "wire_client"))
