@@ -175,6 +175,7 @@ end
 local emr_core = require("emrflow.core").emr
 
 local FINAL_LIST = { "COMPLETED", "FAILED", "CANCELLED" }
+local JOB_FINAL = { COMPLETED = true, FAILED = true, CANCELLED = true }
 local plans = setmetatable({}, { __mode = "k" })   -- scheduler -> key -> batch
 
 local function days_from_civil(y, m, d)
@@ -186,10 +187,7 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
--- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
-local function unix_seconds(v)
-  if type(v) == "number" then return v end
-  if type(v) ~= "string" then return nil end
+local function parse_seconds(v)
   local y, mo, d, h, mi, se = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
   if not y then return nil end
   local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
@@ -201,6 +199,18 @@ local function unix_seconds(v)
   end
   return t
 end
+-- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
+-- The last text read is kept: the jobs of a Map are mostly created in the same second.
+local last_text, last_seconds
+local function unix_seconds(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  if v == last_text then return last_seconds end
+  local t = parse_seconds(v)
+  last_text, last_seconds = v, t
+  return t
+end
+
 M.unix_seconds = unix_seconds
 
 local function deliver(w, update)
@@ -226,7 +236,9 @@ local function pump_once(b)
     local job = type(out) == "table" and out.JobRun or nil
     local w = b.waiters[h]
     if type(job) == "table" then
-      b.plan:described(h, scheduler.now(), tostring(job.State), unix_seconds(job.CreatedAt))
+      local state = tostring(job.State)
+      -- a final job is done: its creation time no longer matters to the plan
+      b.plan:described(h, scheduler.now(), state, not JOB_FINAL[state] and unix_seconds(job.CreatedAt) or nil)
       if w then deliver(w, { obj = job }) end
     elseif w then
       deliver(w, { err = err or { Error = "States.TaskFailed",
