@@ -13,6 +13,12 @@
 -- request_id, retryable), parameters checked against the API model, and throttling codes
 -- retried like the client does (max_attempts, exponential back-off on the scheduler clock).
 --
+-- It also answers on the wire: emu:serve(request) takes the HTTP request of the REST protocol
+-- (camelCase JSON, URI labels, query string, SigV4-signed) and answers as the service does
+-- (status, x-amzn-RequestId, x-amzn-ErrorType, camelCase JSON); emu:client() is an emrflow.emr
+-- client whose transport is emu:serve. An execution given an emulator (`emr = emu`, and
+-- `emrflow run --local`) goes through that client: the code path AWS runs.
+--
 -- Lifecycles:
 --   job run         PENDING -> SUBMITTED -> RUNNING -> COMPLETED | FAILED | CANCELLED
 --                   CancelJobRun: CANCEL_PENDING for cancel_seconds, then CANCELLED

@@ -8,8 +8,9 @@
 -- Job runs awaited through an HTTP client (DescribeJobRun, no deadline, no heartbeat
 -- cap) are polled in batches by the C core's plan (src/ef_emr_sync.c): one ListJobRuns
 -- per virtual cluster and interval (final states, createdAfter), DescribeJobRun only when
--- a job starts being watched and when it is over. `batch = false` keeps one poll per job.
--- The emulator keeps per-job polls (its progress shows every state a job goes through).
+-- a job starts being watched and when it is over; a cluster with one watched job left has that
+-- job described in the listing's place. `batch = false` keeps one poll per job. An emulator is
+-- polled the same way through its client (emu:client()); a plain backend table per job.
 --
 --   local sync = require "emrflow.emr.sync"
 --   local sched = sync.schedule(poll)     -- poll: nil | "aws" | { initial =, factor =, max =, rate = }
