@@ -148,8 +148,8 @@ local function snake(name)
   return (name:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):lower())
 end
 
-local B36_DIGITS = {}
-for c in ("0123456789abcdefghijklmnopqrstuvwxyz"):gmatch(".") do B36_DIGITS[#B36_DIGITS + 1] = c end
+local B36_BYTES = { ("0123456789abcdefghijklmnopqrstuvwxyz"):byte(1, -1) }
+local id_digits = {}
 
 local function aws_error(code, message, status)
   local e = errors.new{ code = "aws", aws_code = code, message = message,
@@ -395,14 +395,14 @@ function Emulator:new_id(width)
   local n = self.next_id
   self.next_id = n + 1
   local x = n * 0x9E3779B97F4A7C15 + width
-  local out = {}
+  local out = id_digits          -- reused: an id is made often (one per job run)
   for i = 1, width do
     x = x ~ (x >> 29)
     x = x * 0xBF58476D1CE4E5B9
     x = x ~ (x >> 32)
-    out[i] = B36_DIGITS[(x >> 8) % 36 + 1]
+    out[i] = B36_BYTES[(x >> 8) % 36 + 1]
   end
-  return table.concat(out)
+  return string.char(table.unpack(out, 1, width))
 end
 
 --- Counters: { calls =, attempts =, by_operation = { StartJobRun = n, ... } }.
