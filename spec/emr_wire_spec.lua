@@ -116,6 +116,10 @@ describe("emulator:serve (the REST wire form)", function()
     assert.equal(400, r5.status)
     assert.matches("^ValidationException:", header(r5, "x-amzn-ErrorType"))
     assert.equal(0, #emu.job_list)
+    -- not a request at all: a clear error naming what is expected
+    local okx, e = pcall(emu.serve, emu, { method = "GET" })
+    assert.is_false(okx)
+    assert.matches("serve expects a request", tostring(e))
   end)
 
   it("reads ListJobRuns' query string: repeated states, createdAfter, maxResults and nextToken", function()

@@ -1262,7 +1262,8 @@ local function header(headers, name, spelled)
   if not headers then return nil end
   for i = 1, #headers do
     local h = headers[i]
-    if h[1] == spelled or h[1]:lower() == name then return h[2] end
+    local n = type(h) == "table" and h[1]
+    if n == spelled or (type(n) == "string" and n:lower() == name) then return h[2] end
   end
   return nil
 end
@@ -1385,6 +1386,12 @@ end
 -- { status =, headers = { { name, value }, ... }, body = } (camelCase JSON), as the service
 -- answers, errors included. Requests must be SigV4-signed for emr-containers (any keys).
 function Emulator:serve(req)
+  if type(req) ~= "table" or type(req.method) ~= "string" or type(req.url) ~= "string"
+      or (req.body ~= nil and type(req.body) ~= "string")
+      or (req.headers ~= nil and type(req.headers) ~= "table") then
+    error("emrflow.emulator: serve expects a request { method = string, url = string, "
+      .. "headers = { { name, value }, ... }, body = string }", 2)
+  end
   self.counts.requests = self.counts.requests + 1
   local auth = header(req.headers, "authorization", "Authorization")
   if not auth then
