@@ -371,7 +371,8 @@ function M.new(scenario, opts)
     jobs = {}, job_list = {},
     endpoints = {}, endpoint_list = {},
     security = {}, security_list = {},
-    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint }
+    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint } (job runs: per cluster)
+    texts = {}, ntexts = 0, -- shared texts (Emulator:shared)
     tags = {},             -- arn -> TagMap
     counts = { calls = 0, attempts = 0, retries = 0, requests = 0, by_operation = {} },
     random = opts.random,
@@ -387,6 +388,20 @@ end
 
 function Emulator:now()
   return self.now_fn()
+end
+
+-- One copy of a text many job runs repeat (their role, their driver's JSON): 10,000 jobs of
+-- a Map keep one string, not 10,000 the collector walks again and again.
+function Emulator:shared(text)
+  if text == nil or type(text) ~= "string" then return text end
+  local texts = self.texts
+  local s = texts[text]
+  if s then return s end
+  if self.ntexts < 1000 then          -- (bounded: distinct texts are not worth keeping)
+    texts[text] = text
+    self.ntexts = self.ntexts + 1
+  end
+  return text
 end
 
 -- Ids look like the service's (lowercase base 36, 25 characters for virtual clusters,
@@ -717,18 +732,22 @@ function ops.StartJobRun(self, p, t)
     return nil, aws_error("ResourceNotFoundException",
       "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
   end
-  local key = "StartJobRun|" .. vc.id .. "|" .. p.ClientToken
-  -- the nested members as the job keeps them (JSON text), and the fingerprint made of them:
-  -- one encoding of each, not another of the whole request
-  local driver, overrides, retry_policy = keep(p.JobDriver), keep(p.ConfigurationOverrides),
-    keep(p.RetryPolicyConfiguration)
+  -- the nested members as the job keeps them (JSON text, one copy of each distinct text), and
+  -- the fingerprint made of them: one encoding of each, not another of the whole request
+  local driver, overrides, retry_policy = self:shared(keep(p.JobDriver)),
+    self:shared(keep(p.ConfigurationOverrides)), self:shared(keep(p.RetryPolicyConfiguration))
   local fp = md.raw("SHA-256", table.concat({ "StartJobRun", p.Name or "\1", p.ExecutionRoleArn or "\1",
     p.ReleaseLabel or "\1", driver or "\1", overrides or "\1", retry_policy or "\1",
     keep(p.Tags) or "\1", p.JobTemplateId or "\1", keep(p.JobTemplateParameters) or "\1" }, "\0"))
-  local prior, perr = recall(self, key, t, p, fp)
-  if perr then return nil, perr end
-  if prior then
-    local job = self.jobs[prior]
+  -- the cluster's tokens lead to the job runs they started (no entry of their own per job)
+  local by_token = vc.job_tokens or {}
+  vc.job_tokens = by_token
+  local job = by_token[p.ClientToken]
+  if job and t - job.created <= self.scenario.client_token_ttl_seconds then
+    if job.fp ~= fp then
+      return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
+        .. " was already used with different parameters.")
+    end
     return obj("Id", job.id, "Name", job.name, "Arn", job.arn, "VirtualClusterId", vc.id)
   end
   local vstate = cluster_state(vc, t)
@@ -766,11 +785,11 @@ function ops.StartJobRun(self, p, t)
   local id = self:new_id(19)
   -- One flat table per job (kept as long as the emulator): the request's members as the
   -- views need them, its nested members as JSON text.
-  local job = {
-    id = id, vc_id = vc.id, created = t, client_token = p.ClientToken,
+  job = {
+    id = id, vc_id = vc.id, created = t, client_token = p.ClientToken, fp = fp,
     arn = vc.arn .. "/jobruns/" .. id,
     profile = self:profile_of(p.Name),
-    name = p.Name, role = p.ExecutionRoleArn, release = p.ReleaseLabel,
+    name = p.Name, role = self:shared(p.ExecutionRoleArn), release = p.ReleaseLabel,
     driver = driver, overrides = overrides, retry_policy = retry_policy,
   }
   if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
@@ -782,7 +801,7 @@ function ops.StartJobRun(self, p, t)
   of_cluster[#of_cluster + 1] = job
   vc.jobs = of_cluster
   if limited then vc.active[#vc.active + 1] = job end
-  remember(self, key, id, t, p, fp)
+  by_token[p.ClientToken] = job
   return obj("Id", id, "Name", p.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
 end
 
