@@ -263,7 +263,16 @@ if args.dmap_child then
   os.exit(0)
 end
 
+local function loadavg()
+  local f = io.open("/proc/loadavg", "r")
+  if not f then return nil end
+  local s = f:read("l")
+  f:close()
+  return s and tonumber(s:match("^(%S+)"))
+end
+
 local dmaps, dmap_why = {}, nil
+local dmap_load = { loadavg() }
 for _, n in ipairs(args.dmap_jobs) do
   for _, path in ipairs{ "wire", "direct" } do
     local p = io.popen(string.format("lua5.4 bench/emr_map_bench.lua --dmap-child %d %s", n, path))
@@ -281,6 +290,7 @@ for _, n in ipairs(args.dmap_jobs) do
   end
   if dmap_why then break end
 end
+dmap_load[2] = loadavg()
 
 ---------------------------------------------------------------------------
 -- 3. Concurrent .sync waits on one virtual cluster: batched plan vs one poll per job
@@ -473,6 +483,12 @@ if #dmaps > 0 then
         first.jobs, path, (last.cpu / last.jobs) / (first.cpu / first.jobs))
       more[#more + 1] = ""
     end
+  end
+  if dmap_load[1] and dmap_load[2] then
+    more[#more + 1] = fmt("Load average (1 min) of the machine before and after these runs: %.2f, %.2f "
+      .. "(2 CPUs shared with other work: CPU figures of the same run vary by 10-20 %%).", dmap_load[1],
+      dmap_load[2])
+    more[#more + 1] = ""
   end
   local wire = by_path.wire and by_path.wire[#by_path.wire]
   more[#more + 1] = fmt("Goal for 10,000 jobs on the wire path: CPU < 3 s (%s), peak RSS < 150 MB (%s).",
