@@ -115,6 +115,8 @@ describe("emrflow.asl.intrinsics", function()
     { "States.StringSplit(', , ,', ',')", '[" "," "]' },
     { "States.StringSplit('This.is+a,test=string', '.+,=')", '["This","is","a","test","string"]' },
     { "States.StringSplit('a\u{e9}b\u{e9}c', '\u{e9}')", '["a","b","c"]' },
+    { "States.StringSplit('1%2]3^4-5.6[7', '%]^-.[')", '["1","2","3","4","5","6","7"]' },
+    { "States.StringSplit('n\u{e9},\u{e9}', ',')", '["n\u{e9}","\u{e9}"]' },
     -- nesting
     { "States.ArrayGetItem(States.StringSplit($$.StateMachine.Name, '-'), "
       .. "States.MathAdd(States.ArrayLength(States.StringSplit($$.StateMachine.Name, '-')), -1))", '"b"' },
@@ -369,6 +371,8 @@ describe("intrinsics on hostile input", function()
   it("splits text that is not UTF-8 on bytes", function()
     local bytes = { s = "a\255b,c\200", d = ",\255" }
     assert.same({ "a", "b", "c\200" }, run_on("States.StringSplit($.s, $.d)", bytes))
+    assert.same({ "a", "b", "c", "d", "e\255f", "g" },
+      run_on("States.StringSplit($.s, $.d)", { s = "a%b]c^d-e\255f.g", d = "%]^-." }))
     assert.same({ "a", "b", "cé" }, run_on("States.StringSplit($.s, $.d)", { s = "añb,cé", d = "ñ," }))
   end)
 

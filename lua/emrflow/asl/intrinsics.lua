@@ -526,9 +526,31 @@ end }
 
 -- Splits on characters (code points); text that is not UTF-8 (possible only in a Lua-defined
 -- input) is split on bytes.
+-- ASCII delimiters (the usual case) split the bytes directly: an ASCII byte is never part of a
+-- multi-byte UTF-8 character, so the pieces are the runs of other bytes, as character by
+-- character. The pattern of each delimiter set is made once (at most 64 kept: a delimiter
+-- may come from the input).
+local split_patterns, split_count = {}, 0
+local function split_pattern(delims)
+  local p = split_patterns[delims]
+  if p then return p end
+  if split_count >= 64 then split_patterns, split_count = {}, 0 end
+  p = "[^" .. delims:gsub("%W", "%%%0") .. "]+"
+  split_patterns[delims], split_count = p, split_count + 1
+  return p
+end
+
 F["States.StringSplit"] = { 2, 2, function(args)
   local s = want("States.StringSplit", args, 1, "string")
   local delims = want("States.StringSplit", args, 2, "string")
+  if delims ~= "" and not sfind(delims, "[\x80-\xFF]") then
+    local out, n = json.array({}), 0
+    for piece in s:gmatch(split_pattern(delims)) do
+      n = n + 1
+      out[n] = piece
+    end
+    return out
+  end
   local char = "[\0-\x7F\xC2-\xFD][\x80-\xBF]*"
   if not utf8.len(s) or not utf8.len(delims) then char = "." end
   local set = {}
