@@ -17,12 +17,13 @@
 --       specified for the field '<key>.$' could not be found in the input '<compact json of
 --       $>'"; intrinsics raise their own ASL errors.
 --   payload.is_template(v) --> true when v holds a ".$" key anywhere (false: a plain literal)
---   payload.compile_shape(template [, where]) --> fn, shape, R, sizes | nil, message
+--   payload.compile_shape(template [, where]) --> fn, shape, R, sizes, sig | nil, message
 --       for the engine's hot path: with P[payload.SHAPE_BASE + k] = R[k] for every k,
 --       shape(env, P) evaluates as fn(env) does (shape and R are nil when the template is
 --       not an object template evaluated that way); payload.size(result, sizes) is then
 --       json.size(result) computed from the sizes of its evaluated members only (sizes nil:
---       not known)
+--       not known); sig: the kinds of its members, R's layout (see generate), by which
+--       core.asl's Pass loop (src/l_asl.c) evaluates it as shape does
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
@@ -104,7 +105,7 @@ end
 local MAX_GENERATED = 60
 -- shape(env, P) reads the template's values at P[SHAPE_BASE + 1 ...] (the engine keeps them in
 -- the array part of its compiled state, after its own fields).
-local SHAPE_BASE = 12
+local SHAPE_BASE = 14 -- (src/l_asl.c's SHAPE_BASE)
 M.SHAPE_BASE = SHAPE_BASE
 -- Member kinds -> generated code: templates of one shape share one prototype and one set of
 -- library upvalues; each template's own values sit in one array R (R[1] its keyset), so an
@@ -134,7 +135,9 @@ local function keyset_of(okeys, n)
 end
 
 -- The code for members of kinds sig ("i": "$.name" read inline, with its function as the
--- fallback; "f": a function; "c": a constant; "t": a table constant, copied; "n": nil),
+-- fallback; "f": a function; "k": a constant object's maker, a function made by
+-- once_per_execution (src/l_asl.c reads env.consts itself); "c": a constant; "t": a table
+-- constant, copied; "n": nil),
 -- their values in R from R[2] on in that order (R[1] is the keyset). "@k@" stands for R[k]
 -- in maker's code and for R[SHAPE_BASE + k] in shape's.
 local function generate(sig)
@@ -152,7 +155,7 @@ local function generate(sig)
       local k, f = slot(), slot()
       reads[#reads + 1] = sformat("local v%d; if type(i) == \"table\" then v%d = i[%s] end\n", idx, idx, k)
       exprs[idx] = sformat("(v%d ~= nil and v%d or %s(env))", idx, idx, f)
-    elseif what == "f" then
+    elseif what == "f" or what == "k" then
       exprs[idx] = slot() .. "(env)"
     elseif what == "n" then
       exprs[idx] = "nil"
@@ -184,17 +187,20 @@ local object_builder
 -- shared by the results of its states, as values selected by paths are: nothing changes a
 -- value once made. Each execution gets its own, so an output changed by a caller does not
 -- change the next execution's.
+-- (the cache's key is the function returned, which src/l_asl.c looks up itself)
 local function once_per_execution(make)
-  return function(env)
+  local once
+  once = function(env)
     local cache = env.consts
     if not cache then return make(env) end
-    local v = cache[make]
+    local v = cache[once]
     if v == nil then
       v = make(env)
-      cache[make] = v
+      cache[once] = v
     end
     return v
   end
+  return once
 end
 
 local const_makers, const_makers_size = {}, 0
@@ -251,7 +257,7 @@ end
 object_builder = function(parts)
   local n = #parts
   local okeys, fns, consts, inline = {}, {}, {}, {}
-  local evaluated, statics = {}, {}
+  local evaluated, statics, made = {}, {}, {}
   for idx, p in ipairs(parts) do
     okeys[idx] = p.key
     if p.part.fn then
@@ -259,6 +265,7 @@ object_builder = function(parts)
       evaluated[idx] = true
     else
       fns[idx] = const_maker(p.part)
+      made[idx] = fns[idx] ~= nil
       if not fns[idx] then consts[idx] = p.part.const end
       statics[idx] = p.part.const
     end
@@ -276,7 +283,7 @@ object_builder = function(parts)
         sig[idx] = "i"
       elseif fns[idx] then
         R[#R + 1] = fns[idx]
-        sig[idx] = "f"
+        sig[idx] = made[idx] and "k" or "f"
       elseif consts[idx] == nil then
         sig[idx] = "n"
       else
@@ -290,7 +297,7 @@ object_builder = function(parts)
       gen = generate(sig)
       makers[sig] = gen
     end
-    return gen.maker(R), gen.shape, R, size_data(okeys, evaluated, statics)
+    return gen.maker(R), gen.shape, R, size_data(okeys, evaluated, statics), sig
   end
   local set, object = json.set, json.object
   return function(env)
@@ -339,8 +346,8 @@ local function compile_node(v, where)
       parts[idx] = { key = out_key, part = part }
     end
     if not dynamic then return { const = v, parts = parts } end
-    local fn, shape, R, sd = object_builder(parts)
-    return { fn = fn, shape = shape, R = R, sd = sd }
+    local fn, shape, R, sd, sig = object_builder(parts)
+    return { fn = fn, shape = shape, R = R, sd = sd, sig = sig }
   elseif k == "array" then
     local parts, dynamic = {}, false
     for idx = 1, #v do
@@ -381,7 +388,7 @@ compile = function(template, where)
   where = where or "Parameters"
   local node, msg = compile_node(template, where)
   if not node then return nil, msg end
-  if node.fn then return node.fn, node.shape, node.R, node.sd end
+  if node.fn then return node.fn, node.shape, node.R, node.sd, node.sig end
   local const = node.const
   if type(const) == "table" then
     return function() return copy(const) end

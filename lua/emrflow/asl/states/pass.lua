@@ -1,5 +1,6 @@
 -- emrflow.asl.states.pass: the Pass state: its fields, its checks and its execution.
 
+local core = require "emrflow.core"
 local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
 local payload = require "emrflow.asl.payload"
@@ -34,14 +35,30 @@ local add_event = history.Recorder.add_event
 -- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
 -- since a long chain of states does not stay in the CPU caches.
 -- (<const>: P[P_NAME] compiles to P[1], one VM instruction, not an upvalue read and an index)
+-- A chain of them runs in C (core.asl's pass runner, src/l_asl.c, which reads this layout
+-- and does what fast_pass_exec does for each state); Lua runs the states it leaves.
 local P_NAME <const>, P_ENTERED <const>, P_EXITED <const>, P_SHAPE <const>, P_R <const> = 1, 2, 3, 4, 5
 local P_KEY <const>, P_MODE <const>, P_SEGS <const>, P_TEXT <const> = 6, 7, 8, 9
 local P_NEXT <const>, P_KEYLEN <const>, P_SIZES <const> = 10, 11, 12
-assert(P_SIZES <= payload.SHAPE_BASE)
+-- P_SIG: how the C loop makes the result ("R": Result, "L": call P_SHAPE, a template's member
+-- kinds (payload.compile_shape), false: the input); P_FAST: FAST, marking a common Pass
+local P_SIG <const>, P_FAST <const> = 13, 14
+assert(P_FAST <= payload.SHAPE_BASE)
 local MODE_KEY <const>, MODE_DISCARD <const>, MODE_WHOLE <const> = 1, 2, 3
+local FAST = {}
+
+-- run_chain(frame, input, P) --> count, next, output: runs P and the common Pass states after
+-- it in C (count 0: none, fast_pass_exec runs P)
+local run_chain = core.asl.pass_runner(FAST, size_check, YIELD_EVERY, PAYLOAD_LIMIT)
 
 -- exec of the common Pass; P is the state (its array part, set by fast_pass).
 local function fast_pass_exec(frame, input, P)
+  -- two or more in a row: in C
+  local nxt = P[P_NEXT]
+  if nxt and nxt[P_FAST] == FAST then
+    local count, st, out = run_chain(frame, input, P)
+    if count > 0 then return st, out end
+  end
   local quiet = frame.quiet
   local x = frame.x
   -- the host runs every YIELD_EVERY states, as after runtime.enter
@@ -132,27 +149,28 @@ local function fast_pass(st, def)
     return nil
   end
   -- the template's values go after the fields, where its shape function reads them
-  local shape, R, sizes = false, false, false
+  local shape, R, sizes, sig = false, false, false, false
   if def.Result ~= nil then
-    shape, R = result_shape, def.Result
+    shape, R, sig = result_shape, def.Result, "R"
     local n = json_size(R)
     sizes = n and { n, n = 1 } or false
     st.parameters_R = nil
   elseif st.parameters then
     sizes = st.parameters_sizes or false
     if st.parameters_shape then
-      shape, R = st.parameters_shape, st.parameters_R
+      shape, R, sig = st.parameters_shape, st.parameters_R, st.parameters_sig
       for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
       st.parameters_R = nil
     else
-      shape, R = function(env, P) return P[P_R](env) end, st.parameters
+      shape, R, sig = function(env, P) return P[P_R](env) end, st.parameters, "L"
     end
   end
   st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
   st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
   st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
   st[P_KEYLEN] = key and json_size(key) or 0
-  st[P_SIZES] = sizes
+  if shape and not sig then sig = "L" end
+  st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
   return fast_pass_exec
 end
