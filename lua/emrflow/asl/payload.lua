@@ -112,23 +112,40 @@ M.SHAPE_BASE = SHAPE_BASE
 -- evaluation touches few distinct objects (a chain of 10,000 states does not fit in a cache).
 local makers = {}
 
+-- Interning (keysets, size data, constant objects' makers) is by tries of tables keyed by
+-- the strings of a list, so that a template seen before costs no allocation (a definition
+-- of ten thousand states compiles ten thousand templates of one or a few forms).
+local LEAF = {} -- the key of a trie node's value
+local function trie_find(root, list, i, j)
+  local node = root
+  for k = i, j do
+    node = node[list[k]]
+    if not node then return nil end
+  end
+  return node[LEAF]
+end
+local function trie_put(root, list, i, j, value)
+  local node = root
+  for k = i, j do
+    local sub = node[list[k]]
+    if not sub then
+      sub = {}
+      node[list[k]] = sub
+    end
+    node = sub
+  end
+  node[LEAF] = value
+end
+
 -- Keysets are interned by their key lists (they never change), so that templates with the
 -- same keys, and the objects they make, share one.
 local keysets, keysets_size = {}, 0
--- An id of the strings list[i..j] (each with its length: keys may hold any character).
-local function list_id(list, i, j)
-  local parts = {}
-  for k = i, j do parts[#parts + 1] = #list[k] .. ":" .. list[k] end
-  return table.concat(parts, ",")
-end
-
 local function keyset_of(okeys, n)
-  local id = list_id(okeys, 1, n)
-  local ks = keysets[id]
+  local ks = trie_find(keysets, okeys, 1, n)
   if not ks then
     ks = json.keyset(table.unpack(okeys, 1, n))
     if keysets_size >= 4096 then keysets, keysets_size = {}, 0 end
-    keysets[id] = ks
+    trie_put(keysets, okeys, 1, n, ks)
     keysets_size = keysets_size + 1
   end
   return ks
@@ -203,15 +220,30 @@ local function once_per_execution(make)
   return once
 end
 
+-- The members of an object (kind "object") of n keys as the lists object_builder takes.
+local function const_members(v, keys, n)
+  local okeys, consts = {}, {}
+  for idx = 1, n do
+    okeys[idx] = keys[idx]
+    consts[idx] = v[keys[idx]]
+  end
+  return okeys, consts
+end
+
 local const_makers, const_makers_size = {}, 0
-local function const_maker(part)
-  local cparts = part.parts
-  if not cparts or #cparts == 0 or #cparts > MAX_GENERATED then return nil end
-  local ok, text = pcall(json.encode, part.const)
+-- The maker of the constant value v, or nil when v is not an object of 1 to MAX_GENERATED
+-- members (then it is copied).
+local function const_maker(v)
+  if kind(v) ~= "object" then return nil end
+  local keys = json.keys(v)
+  local n = #keys
+  if n == 0 or n > MAX_GENERATED then return nil end
+  local ok, text = pcall(json.encode, v)
   if not ok then return nil end
   local maker = const_makers[text]
   if not maker then
-    maker = once_per_execution(object_builder(cparts))
+    local okeys, consts = const_members(v, keys, n)
+    maker = once_per_execution(object_builder(okeys, {}, consts, {}, n))
     if const_makers_size >= 4096 then const_makers, const_makers_size = {}, 0 end
     const_makers[text] = maker
     const_makers_size = const_makers_size + 1
@@ -219,29 +251,20 @@ local function const_maker(part)
   return maker
 end
 
--- Size data are interned too (templates of one form share theirs, see const_maker).
+-- Size data are interned too (templates of one form share theirs, see const_maker): by the
+-- static size, then the evaluated members' keys.
 local sizes_seen, sizes_seen_n = {}, 0
-local function interned_sizes(sd)
-  local id = sd[1] .. list_id(sd, 2, sd.n)
-  local seen = sizes_seen[id]
-  if seen then return seen end
-  if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
-  sizes_seen[id] = sd
-  sizes_seen_n = sizes_seen_n + 1
-  return sd
-end
 
 -- The size data of an object template's results: { static, key1, ..., n = } where static is
 -- the encoded size of everything but the evaluated members' values, and key1... the keys of
 -- those members; nil when a member could be left out or not be sized, or when most members
--- are evaluated.
-local function size_data(okeys, evaluated, consts)
-  local sd, static = { n = 1 }, 2 * #okeys + 1 -- braces, colons and commas
-  for idx = 1, #okeys do
+-- are evaluated. fns[idx]: member idx is evaluated; consts[idx]: else its value.
+local function size_data(okeys, fns, consts, n)
+  local static, evaluated = 2 * n + 1, 0 -- braces, colons and commas
+  for idx = 1, n do
     static = static + json_size(okeys[idx])
-    if evaluated[idx] then
-      sd.n = sd.n + 1
-      sd[sd.n] = okeys[idx]
+    if fns[idx] then
+      evaluated = evaluated + 1
     else
       local k = consts[idx] ~= nil and json_size(consts[idx])
       if not k then return nil end
@@ -249,61 +272,69 @@ local function size_data(okeys, evaluated, consts)
     end
   end
   -- one json.size call per evaluated member: worth it only when they are the lesser part
-  if (sd.n - 1) * 2 > #okeys then return nil end
-  sd[1] = static
-  return interned_sizes(sd)
+  if evaluated * 2 > n then return nil end
+  local sd = { static, n = evaluated + 1 }
+  for idx = 1, n do
+    if fns[idx] then sd[#sd + 1] = okeys[idx] end
+  end
+  local by_static = sizes_seen[static]
+  local seen = by_static and trie_find(by_static, sd, 2, sd.n)
+  if seen then return seen end
+  if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
+  if not by_static then
+    by_static = {}
+    sizes_seen[static] = by_static
+  end
+  trie_put(by_static, sd, 2, sd.n, sd)
+  sizes_seen_n = sizes_seen_n + 1
+  return sd
 end
 
-object_builder = function(parts)
-  local n = #parts
-  local okeys, fns, consts, inline = {}, {}, {}, {}
-  local evaluated, statics, made = {}, {}, {}
-  for idx, p in ipairs(parts) do
-    okeys[idx] = p.key
-    if p.part.fn then
-      fns[idx] = p.part.fn
-      evaluated[idx] = true
-    else
-      fns[idx] = const_maker(p.part)
-      made[idx] = fns[idx] ~= nil
-      if not fns[idx] then consts[idx] = p.part.const end
-      statics[idx] = p.part.const
-    end
-    inline[idx] = p.part.inline
+-- The evaluator of an object template of n members: okeys[idx] its output keys; fns[idx] the
+-- function of an evaluated member, inline[idx] the key when that is "$.key"; consts[idx] the
+-- value of a constant member (objects among them made by const_maker). Returns fn, shape, R,
+-- size data, sig (see compile_shape).
+local sigbuf = {}
+object_builder = function(okeys, fns, consts, inline, n)
+  local makes = {}
+  for idx = 1, n do
+    if not fns[idx] then makes[idx] = const_maker(consts[idx]) end
   end
   if n <= MAX_GENERATED then
     -- R: the keyset, then per member what its code refers to; sig: the members' kinds,
     -- which alone decide the generated code
     local R = { keyset_of(okeys, n) }
-    local sig = {}
     for idx = 1, n do
       if inline[idx] then
         R[#R + 1] = inline[idx]
         R[#R + 1] = fns[idx]
-        sig[idx] = "i"
+        sigbuf[idx] = "i"
       elseif fns[idx] then
         R[#R + 1] = fns[idx]
-        sig[idx] = made[idx] and "k" or "f"
+        sigbuf[idx] = "f"
+      elseif makes[idx] then
+        R[#R + 1] = makes[idx]
+        sigbuf[idx] = "k"
       elseif consts[idx] == nil then
-        sig[idx] = "n"
+        sigbuf[idx] = "n"
       else
         R[#R + 1] = consts[idx]
-        sig[idx] = type(consts[idx]) == "table" and "t" or "c"
+        sigbuf[idx] = type(consts[idx]) == "table" and "t" or "c"
       end
     end
-    sig = table.concat(sig)
+    local sig = table.concat(sigbuf, "", 1, n)
     local gen = makers[sig]
     if not gen then
       gen = generate(sig)
       makers[sig] = gen
     end
-    return gen.maker(R), gen.shape, R, size_data(okeys, evaluated, statics), sig
+    return gen.maker(R), gen.shape, R, size_data(okeys, fns, consts, n), sig
   end
   local set, object = json.set, json.object
   return function(env)
     local out = object({})
     for idx = 1, n do
-      local f = fns[idx]
+      local f = fns[idx] or makes[idx]
       local val
       if f then
         val = f(env)
@@ -317,63 +348,74 @@ object_builder = function(parts)
   end
 end
 
--- Returns { const = v } or { fn = f }.
-local function compile_node(v, where)
-  local k = kind(v)
-  if k == "object" then
-    local keys, parts, dynamic = json.keys(v), {}, false
-    local seen = {}
-    for idx, key in ipairs(keys) do
-      local out_key, part
-      if is_dynamic_key(key) then
-        out_key = ssub(key, 1, -3)
-        local fn, msg = compile_expression(v[key], key, where)
-        if not fn then return nil, msg end
-        part = { fn = fn, inline = msg }
-        dynamic = true
-      else
-        out_key = key
-        local sub, msg = compile_node(v[key], where .. "/" .. key)
-        if not sub then return nil, msg end
-        part = sub
-        if sub.fn then dynamic = true end
-      end
-      if seen[out_key] then
-        return nil, sformat("%s: the field '%s' is given twice (as '%s' and '%s')", where, out_key,
-          seen[out_key], key)
-      end
-      seen[out_key] = key
-      parts[idx] = { key = out_key, part = part }
-    end
-    if not dynamic then return { const = v, parts = parts } end
-    local fn, shape, R, sd, sig = object_builder(parts)
-    return { fn = fn, shape = shape, R = R, sd = sd, sig = sig }
-  elseif k == "array" then
-    local parts, dynamic = {}, false
-    for idx = 1, #v do
-      local sub, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
+local compile_node
+
+-- An object template (a ".$" key somewhere in v): { fn, shape, R, sd, sig } | nil, message.
+local function compile_object(v, where)
+  local keys = json.keys(v)
+  local n = #keys
+  local okeys, fns, consts, inline = {}, {}, {}, {}
+  local seen = n > 16 and {} or nil -- (fewer keys: a look through okeys)
+  for idx = 1, n do
+    local key = keys[idx]
+    local out_key, value = key, v[key]
+    if is_dynamic_key(key) then
+      out_key = ssub(key, 1, -3)
+      local fn, name = compile_expression(value, key, where)
+      if not fn then return nil, name end
+      fns[idx], inline[idx] = fn, name
+    elseif M.is_template(value) then
+      local sub, msg = compile_node(value, where .. "/" .. key, true)
       if not sub then return nil, msg end
-      parts[idx] = sub
-      if sub.fn then dynamic = true end
+      fns[idx] = sub.fn
+    else
+      consts[idx] = value
     end
-    if not dynamic then return { const = v } end
-    local n = #parts
-    return { fn = function(env)
-      local out = json.array({})
-      for idx = 1, n do
-        local p = parts[idx]
-        if p.fn then
-          out[idx] = p.fn(env)
-        else
-          local val = p.const
-          if type(val) == "table" then val = copy(val) end
-          out[idx] = val
-        end
+    local twice
+    if seen then
+      twice = seen[out_key]
+      seen[out_key] = key
+    else
+      for j = 1, idx - 1 do
+        if okeys[j] == out_key then twice = keys[j] end
       end
-      return out
-    end }
+    end
+    if twice then
+      return nil, sformat("%s: the field '%s' is given twice (as '%s' and '%s')", where, out_key,
+        twice, key)
+    end
+    okeys[idx] = out_key
   end
-  return { const = v }
+  local fn, shape, R, sd, sig = object_builder(okeys, fns, consts, inline, n)
+  return { fn = fn, shape = shape, R = R, sd = sd, sig = sig }
+end
+
+-- Returns { const = v } or { fn = f, ... } (template: v is known to be a template).
+compile_node = function(v, where, template)
+  if not template and not M.is_template(v) then return { const = v } end
+  if kind(v) == "object" then return compile_object(v, where) end
+  -- an array holding templates
+  local parts = {}
+  for idx = 1, #v do
+    local sub, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
+    if not sub then return nil, msg end
+    parts[idx] = sub
+  end
+  local n = #parts
+  return { fn = function(env)
+    local out = json.array({})
+    for idx = 1, n do
+      local p = parts[idx]
+      if p.fn then
+        out[idx] = p.fn(env)
+      else
+        local val = p.const
+        if type(val) == "table" then val = copy(val) end
+        out[idx] = val
+      end
+    end
+    return out
+  end }
 end
 
 --- Like compile, for an object template: also shape, R such that shape(env, R) == fn(env)
