@@ -171,6 +171,30 @@ describe("ASL: chains of Pass states in C", function()
     assert.are.equal(2, #json.decode(r.out))
   end)
 
+  it("run chains entered again by a loop, and chains that join, as on the Lua path", function()
+    local def = { StartAt = "Init", States = {
+      Init = { Type = "Pass", Result = 0, ResultPath = "$.i", Next = "A1" },
+      A1 = { Type = "Pass", Parameters = { ["v.$"] = "States.MathAdd($.i, 1)" }, ResultPath = "$.n",
+        Next = "A2" },
+      A2 = { Type = "Pass", Parameters = { ["v.$"] = "$.n.v" }, ResultPath = "$.m", Next = "A3" },
+      A3 = { Type = "Pass", InputPath = "$", Parameters = { ["i.$"] = "$.m.v" }, ResultPath = "$.c",
+        Next = "Bump" },
+      Bump = { Type = "Pass", Parameters = { ["i.$"] = "$.c.i" }, ResultPath = "$.k", Next = "Copy" },
+      Copy = { Type = "Pass", InputPath = "$.k", ResultPath = "$.k2", Next = "Back" },
+      Back = { Type = "Pass", Parameters = { ["i.$"] = "$.k2.i", ["k2.$"] = "$.k2" }, ResultPath = "$.j",
+        Next = "Loop" },
+      Loop = { Type = "Choice", Choices = {
+        { Variable = "$.j.i", NumericLessThan = 5, Next = "Again" } }, Default = "J1" },
+      Again = { Type = "Pass", Parameters = { ["i.$"] = "$.j.i" }, ResultPath = "$.w", Next = "Set" },
+      Set = { Type = "Pass", InputPath = "$.w", Next = "A1" },
+      J1 = { Type = "Pass", Result = "end", ResultPath = "$.e", Next = "J2" },
+      J2 = { Type = "Pass", ResultPath = json.null, End = true },
+    } }
+    local r = both(def, '{"x":1}', { sink = true })
+    assert.are.equal("SUCCEEDED", r.status)
+    assert.are.equal("end", json.decode(r.out).e)
+  end)
+
   it("let the host run every YIELD_EVERY states along a chain", function()
     local n = runtime.YIELD_EVERY * 2 + 5
     local m = asl.load(chain(n, { TEMPLATE }))

@@ -105,7 +105,7 @@ end
 local MAX_GENERATED = 60
 -- shape(env, P) reads the template's values at P[SHAPE_BASE + 1 ...] (the engine keeps them in
 -- the array part of its compiled state, after its own fields).
-local SHAPE_BASE = 14 -- (src/l_asl.c's SHAPE_BASE)
+local SHAPE_BASE = 16
 M.SHAPE_BASE = SHAPE_BASE
 -- Member kinds -> generated code: templates of one shape share one prototype and one set of
 -- library upvalues; each template's own values sit in one array R (R[1] its keyset), so an

@@ -41,15 +41,16 @@ local P_NAME <const>, P_ENTERED <const>, P_EXITED <const>, P_SHAPE <const>, P_R 
 local P_KEY <const>, P_MODE <const>, P_SEGS <const>, P_TEXT <const> = 6, 7, 8, 9
 local P_NEXT <const>, P_KEYLEN <const>, P_SIZES <const> = 10, 11, 12
 -- P_SIG: how the C loop makes the result ("R": Result, "L": call P_SHAPE, a template's member
--- kinds (payload.compile_shape), false: the input); P_FAST: FAST, marking a common Pass
-local P_SIG <const>, P_FAST <const> = 13, 14
-assert(P_FAST <= payload.SHAPE_BASE)
+-- kinds (payload.compile_shape), false: the input); P_FAST: FAST, marking a common Pass;
+-- P_FLAT, P_BASE: where the C loop reads the state (see flatten)
+local P_SIG <const>, P_FAST <const>, P_FLAT <const>, P_BASE <const> = 13, 14, 15, 16
+assert(P_BASE <= payload.SHAPE_BASE)
 local MODE_KEY <const>, MODE_DISCARD <const>, MODE_WHOLE <const> = 1, 2, 3
 local FAST = {}
 
 -- run_chain(frame, input, P) --> count, next, output: runs P and the common Pass states after
 -- it in C (count 0: none, fast_pass_exec runs P)
-local run_chain = core.asl.pass_runner(FAST, size_check, YIELD_EVERY, PAYLOAD_LIMIT)
+local run_chain = core.asl.pass_runner(size_check, YIELD_EVERY, PAYLOAD_LIMIT)
 
 -- exec of the common Pass; P is the state (its array part, set by fast_pass).
 local function fast_pass_exec(frame, input, P)
@@ -135,6 +136,56 @@ end
 
 local function link_next(st) st[P_NEXT] = st.next or false end
 
+-- The C loop reads each state from one array per scope, FLAT, where the common Pass states
+-- are laid out along their chains (a state's record, then its successor's): a long chain is
+-- then read in one sequential sweep rather than from ten thousand tables spread over the heap.
+-- A record, from its base b (src/l_asl.c's F_* offsets):
+--   b+1 the state, +2 name, +3 Entered descriptor, +4 Exited descriptor, +5 shape, +6 R,
+--   +7 key, +8 mode, +9 key length, +10 size data, +11 sig, +12 next state (or false),
+--   +13 the next state's base (0: not a common Pass), +13+k the template's values
+local F_FIELDS <const> = 13
+
+local function put_record(flat, b, st)
+  flat[b + 1], flat[b + 2], flat[b + 3], flat[b + 4] = st, st[P_NAME], st[P_ENTERED], st[P_EXITED]
+  flat[b + 5], flat[b + 6], flat[b + 7], flat[b + 8] = st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE]
+  flat[b + 9], flat[b + 10], flat[b + 11] = st[P_KEYLEN], st[P_SIZES], st[P_SIG]
+  flat[b + 12], flat[b + 13] = st[P_NEXT], 0
+  for k = 1, st.template_n do flat[b + F_FIELDS + k] = st[payload.SHAPE_BASE + k] end
+  return b + F_FIELDS + st.template_n
+end
+
+-- A scope's fix-up once its states are linked: FLAT for its common Pass states.
+local function flatten(states)
+  local fast, pointed = {}, {}
+  for _, st in pairs(states) do
+    if st[P_FAST] == FAST then
+      fast[#fast + 1] = st
+      local nxt = st[P_NEXT]
+      if nxt and nxt[P_FAST] == FAST and nxt ~= st then pointed[nxt] = true end
+    end
+  end
+  if #fast == 0 then return end
+  -- chain heads first (in name order, for one layout per definition), then what is left (loops)
+  table.sort(fast, function(a, b) return a.name < b.name end)
+  local flat, b = {}, 0
+  local function place(st)
+    while st and st[P_FAST] == FAST and not st[P_FLAT] do
+      st[P_FLAT], st[P_BASE] = flat, b
+      b = put_record(flat, b, st)
+      st = st[P_NEXT]
+    end
+  end
+  for _, st in ipairs(fast) do
+    if not pointed[st] then place(st) end
+  end
+  for _, st in ipairs(fast) do place(st) end
+  for _, st in ipairs(fast) do
+    local nxt = st[P_NEXT]
+    if nxt and nxt[P_FAST] == FAST then flat[st[P_BASE] + 13] = nxt[P_BASE] end
+  end
+end
+local flattened = setmetatable({}, { __mode = "k" }) -- scopes (their fix-up lists) done
+
 -- A Pass with Result: the Result itself (shared, as the general exec does), Parameters unused.
 local function result_shape(_, P) return P[P_R] end
 
@@ -160,6 +211,7 @@ local function fast_pass(st, def)
     if st.parameters_shape then
       shape, R, sig = st.parameters_shape, st.parameters_R, st.parameters_sig
       for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
+      st.template_n = #R
       st.parameters_R = nil
     else
       shape, R, sig = function(env, P) return P[P_R](env) end, st.parameters, "L"
@@ -171,16 +223,25 @@ local function fast_pass(st, def)
   st[P_KEYLEN] = key and json_size(key) or 0
   if shape and not sig then sig = "L" end
   st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
+  st[P_FLAT], st[P_BASE] = false, 0
+  st.template_n = st.template_n or 0
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
   return fast_pass_exec
 end
 
-function M.compile(st, def)
+function M.compile(st, def, b)
   io_fields(st, def)
   local result = def.Result
   local parameters = st.parameters
   st.exec = fast_pass(st, def)
-  if st.exec then return end
+  if st.exec then
+    local links = b and b.links
+    if links and not flattened[links] then
+      flattened[links] = true
+      links[#links + 1] = flatten
+    end
+    return
+  end
   st.exec = function(frame, input)
     local env = enter(frame, st, input)
     local r
