@@ -555,6 +555,16 @@ static int l_pass_runner(lua_State *L)
     return 1;
 }
 
+/* core.asl.array(n) --> a new table with room for n array items (filled
+ * by the caller: pass.lua's flatten lays out records without a rehash). */
+static int l_array(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "out of range");
+    lua_createtable(L, (int)n, 0);
+    return 1;
+}
+
 int ef_l_open_asl(lua_State *L); /* called by lua_emrflow.c */
 
 int ef_l_open_asl(lua_State *L)
@@ -563,7 +573,9 @@ int ef_l_open_asl(lua_State *L)
     lua_getfield(L, -1, "json");
     if (!lua_istable(L, -1))
         return luaL_error(L, "emrflow.asl: core.json must be opened first");
-    lua_createtable(L, 0, 1); /* core.asl */
+    lua_createtable(L, 0, 2); /* core.asl */
+    lua_pushcfunction(L, l_array);
+    lua_setfield(L, -2, "array");
     lua_getfield(L, -2, "array_mt");
     lua_getfield(L, -3, "object_mark");
     lua_pushcclosure(L, l_pass_runner, 2);

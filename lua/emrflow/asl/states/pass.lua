@@ -143,15 +143,26 @@ local function link_next(st) st[P_NEXT] = st.next or false end
 --   b+1 the state, +2 name, +3 Entered descriptor, +4 Exited descriptor, +5 shape, +6 R,
 --   +7 key, +8 mode, +9 key length, +10 size data, +11 sig, +12 next state (or false),
 --   +13 the next state's base (0: not a common Pass), +13+k the template's values
-local F_FIELDS <const> = 13
+local F_NEXTB <const>, F_FIELDS <const> = 13, 13
+
+-- How many values a template of kinds sig keeps (payload.lua's generate: the keyset, two for
+-- "i", none for "n", one for the others); none for "R", "L" and false.
+local SLOTS = { i = 2, n = 0 }
+local function template_count(sig)
+  if not sig or sig == "R" or sig == "L" then return 0 end
+  local n = 1
+  for k = 1, #sig do n = n + (SLOTS[sig:sub(k, k)] or 1) end
+  return n
+end
 
 local function put_record(flat, b, st)
   flat[b + 1], flat[b + 2], flat[b + 3], flat[b + 4] = st, st[P_NAME], st[P_ENTERED], st[P_EXITED]
   flat[b + 5], flat[b + 6], flat[b + 7], flat[b + 8] = st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE]
   flat[b + 9], flat[b + 10], flat[b + 11] = st[P_KEYLEN], st[P_SIZES], st[P_SIG]
-  flat[b + 12], flat[b + 13] = st[P_NEXT], 0
-  for k = 1, st.template_n do flat[b + F_FIELDS + k] = st[payload.SHAPE_BASE + k] end
-  return b + F_FIELDS + st.template_n
+  flat[b + 12], flat[b + F_NEXTB] = st[P_NEXT], 0
+  local n = template_count(st[P_SIG])
+  for k = 1, n do flat[b + F_FIELDS + k] = st[payload.SHAPE_BASE + k] end
+  return b + F_FIELDS + n
 end
 
 -- A scope's fix-up once its states are linked: FLAT for its common Pass states.
@@ -167,7 +178,9 @@ local function flatten(states)
   if #fast == 0 then return end
   -- chain heads first (in name order, for one layout per definition), then what is left (loops)
   table.sort(fast, function(a, b) return a.name < b.name end)
-  local flat, b = {}, 0
+  local size = 0
+  for _, st in ipairs(fast) do size = size + F_FIELDS + template_count(st[P_SIG]) end
+  local flat, b = core.asl.array(size), 0
   local function place(st)
     while st and st[P_FAST] == FAST and not st[P_FLAT] do
       st[P_FLAT], st[P_BASE] = flat, b
@@ -181,7 +194,7 @@ local function flatten(states)
   for _, st in ipairs(fast) do place(st) end
   for _, st in ipairs(fast) do
     local nxt = st[P_NEXT]
-    if nxt and nxt[P_FAST] == FAST then flat[st[P_BASE] + 13] = nxt[P_BASE] end
+    if nxt and nxt[P_FAST] == FAST then flat[st[P_BASE] + F_NEXTB] = nxt[P_BASE] end
   end
 end
 local flattened = setmetatable({}, { __mode = "k" }) -- scopes (their fix-up lists) done
@@ -205,14 +218,13 @@ local function fast_pass(st, def)
     shape, R, sig = result_shape, def.Result, "R"
     local n = json_size(R)
     sizes = n and { n, n = 1 } or false
-    st.parameters_R = nil
+    st.parameters_shape = nil
   elseif st.parameters then
-    sizes = st.parameters_sizes or false
-    if st.parameters_shape then
-      shape, R, sig = st.parameters_shape, st.parameters_R, st.parameters_sig
+    local compiled = st.parameters_shape
+    if compiled then
+      shape, R, sizes, sig = compiled[1], compiled[2], compiled[3], compiled[4]
       for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
-      st.template_n = #R
-      st.parameters_R = nil
+      st.parameters_shape = nil
     else
       shape, R, sig = function(env, P) return P[P_R](env) end, st.parameters, "L"
     end
@@ -224,7 +236,6 @@ local function fast_pass(st, def)
   if shape and not sig then sig = "L" end
   st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
   st[P_FLAT], st[P_BASE] = false, 0
-  st.template_n = st.template_n or 0
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
   return fast_pass_exec
 end
