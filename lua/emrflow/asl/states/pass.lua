@@ -41,10 +41,10 @@ local P_NAME <const>, P_ENTERED <const>, P_EXITED <const>, P_SHAPE <const>, P_R 
 local P_KEY <const>, P_MODE <const>, P_SEGS <const>, P_TEXT <const> = 6, 7, 8, 9
 local P_NEXT <const>, P_KEYLEN <const>, P_SIZES <const> = 10, 11, 12
 -- P_SIG: how the C loop makes the result ("R": Result, "L": call P_SHAPE, a template's member
--- kinds (payload.compile_shape), false: the input); P_FAST: FAST, marking a common Pass;
--- P_FLAT, P_BASE: where the C loop reads the state (see flatten)
+-- kinds (payload.compile_shape: P_R is then the template's values R), false: the input);
+-- P_FAST: FAST, marking a common Pass; P_FLAT, P_BASE: where the C loop reads the state (see
+-- flatten). Sixteen slots: the room the engine makes in each state's array part.
 local P_SIG <const>, P_FAST <const>, P_FLAT <const>, P_BASE <const> = 13, 14, 15, 16
-assert(P_BASE <= payload.SHAPE_BASE)
 local MODE_KEY <const>, MODE_DISCARD <const>, MODE_WHOLE <const> = 1, 2, 3
 local FAST = {}
 
@@ -145,14 +145,12 @@ local function link_next(st) st[P_NEXT] = st.next or false end
 --   +13 the next state's base (0: not a common Pass), +13+k the template's values
 local F_NEXTB <const>, F_FIELDS <const> = 13, 13
 
--- How many values a template of kinds sig keeps (payload.lua's generate: the keyset, two for
--- "i", none for "n", one for the others); none for "R", "L" and false.
-local SLOTS = { i = 2, n = 0 }
-local function template_count(sig)
-  if not sig or sig == "R" or sig == "L" then return 0 end
-  local n = 1
-  for k = 1, #sig do n = n + (SLOTS[sig:sub(k, k)] or 1) end
-  return n
+-- The values of the state's template, for the C loop (payload.compile_shape's R), or none.
+local function template_values(st)
+  local sig = st[P_SIG]
+  if not sig or sig == "R" or sig == "L" then return nil, 0 end
+  local R = st[P_R]
+  return R, #R
 end
 
 local function put_record(flat, b, st)
@@ -160,8 +158,8 @@ local function put_record(flat, b, st)
   flat[b + 5], flat[b + 6], flat[b + 7], flat[b + 8] = st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE]
   flat[b + 9], flat[b + 10], flat[b + 11] = st[P_KEYLEN], st[P_SIZES], st[P_SIG]
   flat[b + 12], flat[b + F_NEXTB] = st[P_NEXT], 0
-  local n = template_count(st[P_SIG])
-  for k = 1, n do flat[b + F_FIELDS + k] = st[payload.SHAPE_BASE + k] end
+  local R, n = template_values(st)
+  for k = 1, n do flat[b + F_FIELDS + k] = R[k] end
   return b + F_FIELDS + n
 end
 
@@ -179,7 +177,7 @@ local function flatten(states)
   -- chain heads first (in name order, for one layout per definition), then what is left (loops)
   table.sort(fast, function(a, b) return a.name < b.name end)
   local size = 0
-  for _, st in ipairs(fast) do size = size + F_FIELDS + template_count(st[P_SIG]) end
+  for _, st in ipairs(fast) do size = size + F_FIELDS + select(2, template_values(st)) end
   local flat, b = core.asl.array(size), 0
   local function place(st)
     while st and st[P_FAST] == FAST and not st[P_FLAT] do
@@ -201,6 +199,10 @@ local flattened = setmetatable({}, { __mode = "k" }) -- scopes (their fix-up lis
 
 -- A Pass with Result: the Result itself (shared, as the general exec does), Parameters unused.
 local function result_shape(_, P) return P[P_R] end
+-- Parameters: evaluated by their compiled function (P[P_R] or, for the templates the C loop
+-- evaluates itself, P.parameters)
+local function function_shape(env, P) return P[P_R](env) end
+local function template_shape(env, P) return P.parameters(env) end
 
 -- Sets st up for fast_pass_exec and returns it, or nil when st is not the common Pass.
 local function fast_pass(st, def)
@@ -212,7 +214,6 @@ local function fast_pass(st, def)
       or st.assign or st.result_selector or st.needs_context or not mode then
     return nil
   end
-  -- the template's values go after the fields, where its shape function reads them
   local shape, R, sizes, sig = false, false, false, false
   if def.Result ~= nil then
     shape, R, sig = result_shape, def.Result, "R"
@@ -222,18 +223,17 @@ local function fast_pass(st, def)
   elseif st.parameters then
     local compiled = st.parameters_shape
     if compiled then
-      shape, R, sizes, sig = compiled[1], compiled[2], compiled[3], compiled[4]
-      for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
+      shape, R, sizes, sig = template_shape, compiled[2], compiled[3], compiled[4]
       st.parameters_shape = nil
     else
-      shape, R, sig = function(env, P) return P[P_R](env) end, st.parameters, "L"
+      shape, R, sig = function_shape, st.parameters, "L"
     end
   end
   st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
   st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
   st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
   st[P_KEYLEN] = key and json_size(key) or 0
-  if shape and not sig then sig = "L" end
+  if shape and not sig then shape, R, sig = function_shape, st.parameters, "L" end
   st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
   st[P_FLAT], st[P_BASE] = false, 0
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
