@@ -229,11 +229,11 @@ local function fast_pass(st, def)
       shape, R, sig = function_shape, st.parameters, "L"
     end
   end
+  if shape and not sig then shape, R, sig = function_shape, st.parameters, "L" end
   st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
   st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
   st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
   st[P_KEYLEN] = key and json_size(key) or 0
-  if shape and not sig then shape, R, sig = function_shape, st.parameters, "L" end
   st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
   st[P_FLAT], st[P_BASE] = false, 0
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
