@@ -46,6 +46,24 @@ describe("ASL payload templates compiled for the fast paths", function()
     assert.are_not.equal(fn({ input = input }).flags, fn({ input = input }).flags)
   end)
 
+  it("evaluate large templates (beyond the generated code) and nested ones, in key order", function()
+    local parts = {}
+    for i = 1, 70 do
+      parts[#parts + 1] = i % 7 == 0 and ('"d' .. i .. '.$":"$.v"') or ('"c' .. i .. '":{"n":' .. i .. '}')
+    end
+    local big = payload.compile(json.decode("{" .. table.concat(parts, ",") .. "}"), "P")
+    local out = big({ input = json.decode('{"v":[1]}'), consts = {} })
+    local keys = json.keys(out)
+    assert.are.equal(70, #keys)
+    assert.are.equal("c1", keys[1])
+    assert.are.equal("d7", keys[7])
+    assert.are.same({ 1 }, out.d70)
+    assert.are.same({ n = 69 }, out.c69)
+    local nested = payload.compile(json.decode('{"a":[{"b.$":"$.v"},2,{"c":{"d.$":"$.w"}}],"e":{}}'), "P")
+    assert.are.equal('{"a":[{"b":1},2,{"c":{"d":"x"}}],"e":{}}',
+      json.encode(nested({ input = json.decode('{"v":1,"w":"x"}') })))
+  end)
+
   it("still report a field given twice and errors inside nested templates, with their place", function()
     local _, msg = payload.compile_shape(json.decode('{"a":1,"b":2,"a.$":"$.x"}'), "Parameters")
     assert.matches("Parameters: the field 'a' is given twice (as 'a' and 'a.$')", msg, 1, true)

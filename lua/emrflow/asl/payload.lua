@@ -273,13 +273,16 @@ local function size_data(okeys, fns, consts, n)
   end
   -- one json.size call per evaluated member: worth it only when they are the lesser part
   if evaluated * 2 > n then return nil end
+  local by_static = sizes_seen[static]
+  local node = by_static
+  for idx = 1, n do
+    if node and fns[idx] then node = node[okeys[idx]] end
+  end
+  if node and node[LEAF] then return node[LEAF] end
   local sd = { static, n = evaluated + 1 }
   for idx = 1, n do
     if fns[idx] then sd[#sd + 1] = okeys[idx] end
   end
-  local by_static = sizes_seen[static]
-  local seen = by_static and trie_find(by_static, sd, 2, sd.n)
-  if seen then return seen end
   if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
   if not by_static then
     by_static = {}
@@ -296,15 +299,12 @@ end
 -- size data, sig (see compile_shape).
 local sigbuf = {}
 object_builder = function(okeys, fns, consts, inline, n)
-  local makes = {}
-  for idx = 1, n do
-    if not fns[idx] then makes[idx] = const_maker(consts[idx]) end
-  end
   if n <= MAX_GENERATED then
     -- R: the keyset, then per member what its code refers to; sig: the members' kinds,
     -- which alone decide the generated code
     local R = { keyset_of(okeys, n) }
     for idx = 1, n do
+      local made = not fns[idx] and const_maker(consts[idx])
       if inline[idx] then
         R[#R + 1] = inline[idx]
         R[#R + 1] = fns[idx]
@@ -312,8 +312,8 @@ object_builder = function(okeys, fns, consts, inline, n)
       elseif fns[idx] then
         R[#R + 1] = fns[idx]
         sigbuf[idx] = "f"
-      elseif makes[idx] then
-        R[#R + 1] = makes[idx]
+      elseif made then
+        R[#R + 1] = made
         sigbuf[idx] = "k"
       elseif consts[idx] == nil then
         sigbuf[idx] = "n"
@@ -329,6 +329,10 @@ object_builder = function(okeys, fns, consts, inline, n)
       makers[sig] = gen
     end
     return gen.maker(R), gen.shape, R, size_data(okeys, fns, consts, n), sig
+  end
+  local makes = {}
+  for idx = 1, n do
+    if not fns[idx] then makes[idx] = const_maker(consts[idx]) end
   end
   local set, object = json.set, json.object
   return function(env)
@@ -350,24 +354,58 @@ end
 
 local compile_node
 
--- An object template (a ".$" key somewhere in v): { fn, shape, R, sd, sig } | nil, message.
+-- Scratch lists of compile_object, one set per nesting level (compiling ten thousand
+-- templates makes no lists but their results); emptied after use.
+local scratch, level = {}, 0
+local function lists()
+  level = level + 1
+  local set = scratch[level]
+  if not set then
+    set = { {}, {}, {}, {} }
+    scratch[level] = set
+  end
+  return set[1], set[2], set[3], set[4]
+end
+local function release(n, ...)
+  for i = 1, select("#", ...) do
+    local t = select(i, ...)
+    for k = 1, n do t[k] = nil end
+  end
+  level = level - 1
+end
+
+local compile_members
+
+-- An object template (a ".$" key somewhere in v) --> fn, shape, R, sd, sig | nil, message.
 local function compile_object(v, where)
   local keys = json.keys(v)
   local n = #keys
-  local okeys, fns, consts, inline = {}, {}, {}, {}
+  local okeys, fns, consts, inline = lists()
+  local fn, shape, R, sd, sig = compile_members(v, where, keys, n, okeys, fns, consts, inline)
+  if fn and n > MAX_GENERATED then
+    -- (the evaluator of a large template keeps lists of its own)
+    local function own(t) return table.move(t, 1, n, 1, {}) end
+    fn = object_builder(own(okeys), own(fns), own(consts), own(inline), n)
+  end
+  release(n, okeys, fns, consts, inline)
+  return fn, shape, R, sd, sig
+end
+
+compile_members = function(v, where, keys, n, okeys, fns, consts, inline)
   local seen = n > 16 and {} or nil -- (fewer keys: a look through okeys)
   for idx = 1, n do
     local key = keys[idx]
     local out_key, value = key, v[key]
+    fns[idx], consts[idx], inline[idx] = nil, nil, nil
     if is_dynamic_key(key) then
       out_key = ssub(key, 1, -3)
       local fn, name = compile_expression(value, key, where)
       if not fn then return nil, name end
       fns[idx], inline[idx] = fn, name
     elseif M.is_template(value) then
-      local sub, msg = compile_node(value, where .. "/" .. key, true)
+      local sub, _, msg = compile_node(value, where .. "/" .. key, true)
       if not sub then return nil, msg end
-      fns[idx] = sub.fn
+      fns[idx] = sub
     else
       consts[idx] = value
     end
@@ -386,28 +424,33 @@ local function compile_object(v, where)
     end
     okeys[idx] = out_key
   end
-  local fn, shape, R, sd, sig = object_builder(okeys, fns, consts, inline, n)
-  return { fn = fn, shape = shape, R = R, sd = sd, sig = sig }
+  if n > MAX_GENERATED then return true end -- (built by the caller, on lists of its own)
+  return object_builder(okeys, fns, consts, inline, n)
 end
 
--- Returns { const = v } or { fn = f, ... } (template: v is known to be a template).
+-- Returns fn, or nil and { const = v } (template: v is known to be a template), or nil, nil,
+-- message.
 compile_node = function(v, where, template)
-  if not template and not M.is_template(v) then return { const = v } end
-  if kind(v) == "object" then return compile_object(v, where) end
+  if not template and not M.is_template(v) then return nil, { const = v } end
+  if kind(v) == "object" then
+    local fn, msg = compile_object(v, where)
+    if not fn then return nil, nil, msg end
+    return fn
+  end
   -- an array holding templates
   local parts = {}
   for idx = 1, #v do
-    local sub, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
-    if not sub then return nil, msg end
-    parts[idx] = sub
+    local fn, const, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
+    if msg then return nil, nil, msg end
+    parts[idx] = fn or const
   end
   local n = #parts
-  return { fn = function(env)
+  return function(env)
     local out = json.array({})
     for idx = 1, n do
       local p = parts[idx]
-      if p.fn then
-        out[idx] = p.fn(env)
+      if type(p) == "function" then
+        out[idx] = p(env)
       else
         local val = p.const
         if type(val) == "table" then val = copy(val) end
@@ -415,7 +458,7 @@ compile_node = function(v, where, template)
       end
     end
     return out
-  end }
+  end
 end
 
 --- Like compile, for an object template: also shape, R such that shape(env, R) == fn(env)
@@ -428,9 +471,12 @@ end
 
 compile = function(template, where)
   where = where or "Parameters"
-  local node, msg = compile_node(template, where)
-  if not node then return nil, msg end
-  if node.fn then return node.fn, node.shape, node.R, node.sd, node.sig end
+  if kind(template) == "object" and M.is_template(template) then
+    return compile_object(template, where)
+  end
+  local fn, node, msg = compile_node(template, where)
+  if msg then return nil, msg end
+  if fn then return fn end
   local const = node.const
   if type(const) == "table" then
     return function() return copy(const) end
