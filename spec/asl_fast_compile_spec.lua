@@ -64,6 +64,20 @@ describe("ASL payload templates compiled for the fast paths", function()
       json.encode(nested({ input = json.decode('{"v":1,"w":"x"}') })))
   end)
 
+  it("keep each member's kind when constant objects inside are compiled on the way", function()
+    local t = json.decode('{"Name":"n","V.$":"$.v","J":{"S":{"E":"x9q","A":["60"]}},'
+      .. '"C":{"A":[{"C":"s","P":{"a":"2"}}]},"T":[1]}')
+    local fn, shape, R, _, sig = payload.compile_shape(t, "P")
+    assert.are.equal("cikkt", sig)
+    local P = {}
+    for k = 1, #R do P[payload.SHAPE_BASE + k] = R[k] end
+    local env = { input = json.decode('{"v":1}'), consts = {} }
+    local want = '{"Name":"n","V":1,"J":{"S":{"E":"x9q","A":["60"]}},'
+      .. '"C":{"A":[{"C":"s","P":{"a":"2"}}]},"T":[1]}'
+    assert.are.equal(want, json.encode(fn(env)))
+    assert.are.equal(want, json.encode(shape(env, P)))
+  end)
+
   it("still report a field given twice and errors inside nested templates, with their place", function()
     local _, msg = payload.compile_shape(json.decode('{"a":1,"b":2,"a.$":"$.x"}'), "Parameters")
     assert.matches("Parameters: the field 'a' is given twice (as 'a' and 'a.$')", msg, 1, true)

@@ -299,12 +299,21 @@ end
 -- size data, sig (see compile_shape).
 local sigbuf = {}
 object_builder = function(okeys, fns, consts, inline, n)
+  -- the makers of constant objects first (they may build, and use sigbuf, in their turn)
+  local makes
+  for idx = 1, n do
+    local made = not fns[idx] and const_maker(consts[idx])
+    if made then
+      makes = makes or {}
+      makes[idx] = made
+    end
+  end
   if n <= MAX_GENERATED then
     -- R: the keyset, then per member what its code refers to; sig: the members' kinds,
     -- which alone decide the generated code
     local R = { keyset_of(okeys, n) }
     for idx = 1, n do
-      local made = not fns[idx] and const_maker(consts[idx])
+      local made = makes and makes[idx]
       if inline[idx] then
         R[#R + 1] = inline[idx]
         R[#R + 1] = fns[idx]
@@ -330,10 +339,7 @@ object_builder = function(okeys, fns, consts, inline, n)
     end
     return gen.maker(R), gen.shape, R, size_data(okeys, fns, consts, n), sig
   end
-  local makes = {}
-  for idx = 1, n do
-    if not fns[idx] then makes[idx] = const_maker(consts[idx]) end
-  end
+  makes = makes or {}
   local set, object = json.set, json.object
   return function(env)
     local out = object({})
