@@ -13,6 +13,7 @@ struct job {
     const char *job_id;
     size_t vc;
     int phase;
+    int cluster_poll;       /* its describe stands for its cluster's listing */
     double created_at;
 };
 
@@ -296,6 +297,7 @@ void ef_emr_sync_redescribe(struct ef_emr_sync *s, uint64_t handle)
         return;
     if (j->phase == P_LISTED)
         s->vcs[j->vc].listed--;
+    j->cluster_poll = 0;
     int final = j->phase == P_FINAL_DESCRIBING || j->phase == P_FINAL_QUEUED;
     j->phase = final ? P_FINAL_QUEUED : P_NEW;
     (void)enqueue(s, handle);
@@ -357,6 +359,16 @@ static double oldest_listed(const struct ef_emr_sync *s, size_t vc)
     return t;
 }
 
+static struct job *only_listed(struct ef_emr_sync *s, size_t vc)
+{
+    for (size_t i = 0; i < s->njobs; i++) {
+        struct job *j = &s->jobs[i];
+        if (j->handle && j->vc == vc && j->phase == P_LISTED)
+            return j;
+    }
+    return NULL;
+}
+
 int ef_emr_sync_next(struct ef_emr_sync *s, double now, struct ef_emr_sync_action *a)
 {
     memset(a, 0, sizeof *a);
@@ -369,9 +381,11 @@ int ef_emr_sync_next(struct ef_emr_sync *s, double now, struct ef_emr_sync_actio
         a->wake_at = next_due;
         return a->kind;
     }
-    if (s->tokens < 1) {
+    if (s->tokens < 1 - 1e-9) {
+        /* a hair (10 us) past the refill: clock values near 1.7e9 s are 2.4e-7 s apart, so
+         * waking exactly at the refill can find the bucket a rounding short, again and again */
         a->kind = EF_EMR_SYNC_IDLE;
-        a->wake_at = now + (1 - s->tokens) / s->o.rate;
+        a->wake_at = now + (1 - s->tokens) / s->o.rate + 1e-5;
         return a->kind;
     }
     s->tokens -= 1;
@@ -386,6 +400,23 @@ int ef_emr_sync_next(struct ef_emr_sync *s, double now, struct ef_emr_sync_actio
         j->phase = a->final ? P_FINAL_DESCRIBING : P_DESCRIBING;
         s->stats.describes++;
         return a->kind;
+    }
+    if (!c->next_token && c->listed == 1) {
+        /* one job left to watch on the cluster: describing it costs the same request as a
+         * listing, shows every state it goes through and needs no describe at the end */
+        struct job *only = only_listed(s, (size_t)(c - s->vcs));
+        if (only) {
+            c->listed--;
+            c->due = HUGE_VAL;
+            only->phase = P_DESCRIBING;
+            only->cluster_poll = 1;
+            a->kind = EF_EMR_SYNC_DESCRIBE;
+            a->handle = only->handle;
+            a->vc_id = c->vc_id;
+            a->job_id = only->job_id;
+            s->stats.describes++;
+            return a->kind;
+        }
     }
     if (!c->next_token)
         c->created_after = oldest_listed(s, (size_t)(c - s->vcs));
@@ -405,6 +436,8 @@ void ef_emr_sync_described(struct ef_emr_sync *s, uint64_t handle, double now, c
     struct job *j = job_of(s, handle);
     if (!j)
         return;
+    int cluster_poll = j->cluster_poll;
+    j->cluster_poll = 0;
     if (ef_emr_sync_is_final(state)) {
         j->phase = P_DONE;
         return;
@@ -414,6 +447,17 @@ void ef_emr_sync_described(struct ef_emr_sync *s, uint64_t handle, double now, c
     if (j->created_at == HUGE_VAL)
         j->created_at = now - 300;     /* unknown: a margin for clock skew */
     struct cluster *c = &s->vcs[j->vc];
+    if (cluster_poll) {
+        /* the cluster's poll: its back-off goes on (unless another job restarted it) */
+        j->phase = P_LISTED;
+        if (c->listed++ == 0) {
+            c->due = now + c->interval;
+            c->interval = c->interval * s->o.factor;
+            if (c->interval > s->o.max)
+                c->interval = s->o.max;
+        }
+        return;
+    }
     if (j->phase != P_LISTED) {
         j->phase = P_LISTED;
         if (c->listed++ == 0 || c->due == HUGE_VAL) {

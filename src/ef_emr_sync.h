@@ -8,7 +8,10 @@
  *     ListJobRuns filtered by the final states and createdAfter = the oldest watched
  *     job's creation, page by page;
  *   - a watched job a listing shows final is described once more (the full JobRun), and
- *     then it is done.
+ *     then it is done;
+ *   - a cluster with one watched job left is not listed: that job is described in the
+ *     listing's place (the same one request an interval, every state it goes through, and
+ *     no describe at the end).
  * Every request takes the token of the endpoint's bucket (refilled `rate` times a second,
  * holding one), so a Map of 10,000 jobs never floods the service. The caller does the calls
  * (through ef_emr_client or any transport) and reports the answers; the plan says when

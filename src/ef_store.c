@@ -625,3 +625,127 @@ void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r)
     p = s_put_le(p, r->value, 4);
     s_put_le(p, r->assigned, 4);
 }
+
+/* ------------------------------------------------------------------ */
+/* The compact group format (ef_store.h)                               */
+
+#define VARINT_MAX 10
+
+static unsigned char *s_put_varint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* Small negative numbers as small varints. */
+static uint64_t s_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
+}
+
+size_t ef_store_event_size(const struct ef_store_event *e)
+{
+    return 2 + 5 * VARINT_MAX + 8 + e->name_len + e->delta_len;
+}
+
+/* 1 when the name of e is the packer's last name. */
+static int s_same_name(const struct ef_store_packer *p, const struct ef_store_event *e)
+{
+    return p->has_name && p->name_len == e->name_len &&
+           memcmp(p->name, e->name, e->name_len) == 0;
+}
+
+static int s_keep_name(struct ef_store_packer *p, const struct ef_store_event *e)
+{
+    if (e->name_len + 1 > p->name_cap) {
+        size_t cap = e->name_len + 1 < 64 ? 64 : e->name_len + 1;
+        char *name = realloc(p->name, cap);
+        if (!name)
+            return -1;
+        p->name = name;
+        p->name_cap = cap;
+    }
+    memcpy(p->name, e->name, e->name_len);
+    p->name_len = e->name_len;
+    p->has_name = 1;
+    return 0;
+}
+
+size_t ef_store_pack_event(struct ef_store_packer *p, unsigned char *out,
+                           const struct ef_store_event *e)
+{
+    if (p->n > 0 && e->id != p->last + 1)
+        return 0;
+    unsigned flags = e->value & EF_STORE_EV_VALUE_MASK;
+    if (e->prev != e->id - 1)
+        flags |= EF_STORE_EV_PREV;
+    /* compared bit for bit: the clock read back is the one written */
+    if (p->n == 0 || memcmp(&p->timestamp, &e->timestamp, sizeof e->timestamp) != 0)
+        flags |= EF_STORE_EV_TIME;
+    if (e->name) {
+        if (s_same_name(p, e))
+            flags |= EF_STORE_EV_SAME_NAME;
+        else if (s_keep_name(p, e) == 0)
+            flags |= EF_STORE_EV_NAME;
+        else
+            return 0;
+    }
+    if (e->assigned)
+        flags |= EF_STORE_EV_ASSIGNED;
+    unsigned char *o = out;
+    *o++ = (unsigned char)flags;
+    *o++ = e->kind;
+    o = s_put_varint(o, e->type);
+    o = s_put_varint(o, e->key);
+    if (flags & EF_STORE_EV_PREV)
+        o = s_put_varint(o, s_zigzag((int64_t)((uint64_t)e->id - 1 - (uint64_t)e->prev)));
+    if (flags & EF_STORE_EV_TIME) {
+        uint64_t t;
+        memcpy(&t, &e->timestamp, sizeof t);
+        o = s_put_le(o, t, 8);
+    }
+    if (flags & EF_STORE_EV_NAME) {
+        o = s_put_varint(o, e->name_len);
+        memcpy(o, e->name, e->name_len);
+        o += e->name_len;
+    }
+    if ((flags & EF_STORE_EV_VALUE_MASK) == EF_STORE_EV_VALUE_DELTA) {
+        memcpy(o, e->delta, e->delta_len);
+        o += e->delta_len;
+    }
+    if (e->kind == EF_STORE_KIND_ITERATION)
+        o = s_put_varint(o, s_zigzag(e->index));
+    if (p->n++ == 0)
+        p->first = e->id;
+    p->last = e->id;
+    p->timestamp = e->timestamp;
+    return (size_t)(o - out);
+}
+
+void ef_store_packer_reset(struct ef_store_packer *p)
+{
+    p->n = p->first = p->last = 0;
+    p->has_name = 0;
+}
+
+void ef_store_packer_free(struct ef_store_packer *p)
+{
+    free(p->name);
+    p->name = NULL;
+    p->name_len = p->name_cap = 0;
+    p->has_name = 0;
+}
+
+void ef_store_pack_group_header(unsigned char *out, int64_t first, uint32_t strings_len,
+                                uint32_t values_len)
+{
+    unsigned char *p = s_put_le(out, 0, 4);
+    *p++ = EF_STORE_GROUP_VERSION;
+    p = s_put_le(p, (uint64_t)first, 8);
+    p = s_put_le(p, strings_len, 4);
+    s_put_le(p, values_len, 4);
+}

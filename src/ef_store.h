@@ -116,6 +116,78 @@ struct ef_store_record {
 };
 void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
 
+/* The compact group format (version 2; lua/emrflow/store/events.lua reads it):
+ *   u32 0 (a group of the first format starts with its strings' length, never 0),
+ *   u8 2, i8 the first event's id, u32 the length of the strings' JSON text, u32 the
+ *   length of the values' JSON text, the strings' text (event types, details keys), the
+ *   values' text (payloads, details, variables and delta members, in the order the
+ *   records take them), then one record per event:
+ *     flags u8 (EF_STORE_EV_*), kind u8 (EF_STORE_KIND_*), varint type, varint key,
+ *     [varint zigzag(id - 1 - prev)] [f8 timestamp] [varint length + name bytes]
+ *     [delta shape] [varint zigzag(iteration index)]
+ *   (varint: unsigned LEB128; all little-endian). Ids are consecutive from the first;
+ *   what is as in the previous record (the clock, the state's name) is not repeated.
+ *   A delta shape: varint n, the number of members replaced, then for each member its
+ *   key (varint, a string index) and a varint: 0, its new value is the next value; m + 1,
+ *   it is a delta of m members over the member's old value, whose shapes follow. */
+#define EF_STORE_GROUP_VERSION 2
+#define EF_STORE_GROUP_HEADER 21   /* u32 0, u8 version, i8 first id, u32 + u32 lengths */
+enum {
+    EF_STORE_EV_VALUE_MASK = 0x03, /* the event's value: */
+    EF_STORE_EV_VALUE_NONE = 0,    /*   none */
+    EF_STORE_EV_VALUE_FULL = 1,    /*   the next value */
+    EF_STORE_EV_VALUE_SAME = 2,    /*   the last value given in full or as a delta */
+    EF_STORE_EV_VALUE_DELTA = 3,   /*   that last value with members replaced, as the
+                                    *   record's delta shape says */
+    EF_STORE_EV_PREV = 0x04,       /* previousEventId is not id - 1 */
+    EF_STORE_EV_TIME = 0x08,       /* the timestamp differs from the previous record's */
+    EF_STORE_EV_NAME = 0x10,       /* a state name follows */
+    EF_STORE_EV_SAME_NAME = 0x20,  /* the previous record's name */
+    EF_STORE_EV_ASSIGNED = 0x40    /* assigned variables: the next value */
+};
+enum {
+    EF_STORE_KIND_NONE = 0,        /* no details */
+    EF_STORE_KIND_INPUT = 1,       /* { name, input = value, assignedVariables } */
+    EF_STORE_KIND_OUTPUT = 2,      /* { name, output = value, assignedVariables } */
+    EF_STORE_KIND_DETAILS = 3,     /* the value is the details table */
+    EF_STORE_KIND_ITERATION = 4    /* { name, index } */
+};
+
+/* One event of a compact group. name: NULL when none. */
+struct ef_store_event {
+    int64_t id, prev, index;       /* index: a map iteration's */
+    double timestamp;
+    uint32_t type, key;            /* string indexes (0 = none) */
+    const unsigned char *delta;    /* the delta shape (EF_STORE_EV_VALUE_DELTA) */
+    size_t delta_len;
+    uint8_t kind, value;           /* EF_STORE_KIND_*, EF_STORE_EV_VALUE_* */
+    int assigned;                  /* 1: assigned variables follow as a value */
+    const char *name;
+    size_t name_len;
+};
+
+/* What a record leaves out because the previous record of the group has it. */
+struct ef_store_packer {
+    int64_t n, first, last;        /* events packed so far, first and last ids */
+    double timestamp;
+    char *name;                    /* malloc'ed copy of the last name */
+    size_t name_len, name_cap;
+    int has_name;                  /* 0: no name in the group yet */
+};
+/* The most bytes ef_store_pack_event writes for e. */
+size_t ef_store_event_size(const struct ef_store_event *e);
+/* Appends e's record at out (room: ef_store_event_size(e)); returns the bytes written,
+ * or 0 when e's id does not follow the last one or memory runs out (nothing packed). */
+size_t ef_store_pack_event(struct ef_store_packer *p, unsigned char *out,
+                           const struct ef_store_event *e);
+/* Forgets the previous records (a new group); keeps the name buffer. */
+void ef_store_packer_reset(struct ef_store_packer *p);
+/* Frees the packer's memory (not p itself). */
+void ef_store_packer_free(struct ef_store_packer *p);
+/* Writes a compact group's header at out (EF_STORE_GROUP_HEADER bytes). */
+void ef_store_pack_group_header(unsigned char *out, int64_t first, uint32_t strings_len,
+                                uint32_t values_len);
+
 /* PRAGMA integrity_check: 0 when "ok", else -1 with the first problem in err. */
 int ef_store_integrity_check(struct ef_store *s, struct ef_store_error *err);
 

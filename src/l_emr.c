@@ -411,6 +411,36 @@ static int l_build(lua_State *L)
     return 3;
 }
 
+/* check_build(op, params) --> true, method, target, body | false, problems, message:
+ * the model checks and the marshalling of one request from one conversion of params. */
+static int l_check_build(lua_State *L)
+{
+    const struct ef_emr_operation *op = check_op(L, 1);
+    lua_settop(L, 2);
+    struct box *b = new_box(L);
+    params_of(L, 2, b);
+    struct lmatch m = { L, 0 };
+    ef_emr_check(op, b->params, ef_emr_model_match, &m, &b->problems);
+    if (b->problems.oom)
+        return luaL_error(L, "emrflow.emr: out of memory");
+    if (b->problems.n > 0) {
+        lua_pushboolean(L, 0);
+        push_problems(L, op, b);
+        return 3;
+    }
+    if (ef_emr_build(op, b->params, &b->wire))
+        return luaL_error(L, "emrflow.emr: out of memory");
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, op->method);
+    lua_pushlstring(L, b->wire.target.p, b->wire.target.len);
+    if (b->wire.has_body)
+        lua_pushlstring(L, b->wire.body.p ? b->wire.body.p : "{}", b->wire.body.len);
+    else
+        lua_pushnil(L);
+    box_clear(b);
+    return 4;
+}
+
 static int l_decode(lua_State *L)
 {
     const struct ef_emr_operation *op = check_op(L, 1);
@@ -841,7 +871,7 @@ int ef_l_open_emr(lua_State *L); /* called from lua_emrflow.c */
 int ef_l_open_emr(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"check", l_check}, {"build", l_build}, {"decode", l_decode},
+        {"check", l_check}, {"build", l_build}, {"check_build", l_check_build}, {"decode", l_decode},
         {"parse_error", l_parse_error}, {"classify", l_classify}, {"uuid4", l_uuid4},
         {"random", l_random}, {"retry_decide", l_retry_decide}, {"sync_plan", l_sync_plan},
         {"client", l_client}, {NULL, NULL},

@@ -197,6 +197,760 @@ static int l_store_tostring(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* A group of events in the compact format (ef_store.h), built as the events come: the
+ * records in C memory, the values they refer to (payloads, details, variables) in a Lua
+ * list encoded once when the group is written. */
+
+#define GROUP_MT "emrflow.StoreGroup"
+/* the group's user values */
+#define UV_VALUES 1   /* json.array of the values, in record order */
+#define UV_STRINGS 2  /* json.array of the strings (event types, details keys) */
+#define UV_LAST 3     /* the last value given in full or as a delta */
+#define UV_ENCODE 4   /* json.encode */
+#define GROUP_UVS 4
+#define DELTA_KEYS 64 /* objects of more keys are written in full */
+#define DELTA_DEPTH 4 /* members of members... compared this deep */
+#define DELTA_SHAPE 256 /* bytes of a delta shape at most */
+#define DELTA_COUNTED 8 /* objects remembered as counted, per value */
+
+struct group_string {
+    const void *p;     /* the Lua string (anchored in UV_STRINGS) */
+    const char *s;
+    size_t len;
+    int notable;       /* for a sink: -1 not known yet, 0, 1 */
+};
+
+struct l_group {
+    struct ef_store_packer packer;
+    unsigned char *buf;          /* the records */
+    size_t len, cap;
+    struct group_string *strs;
+    int nstrs, strs_cap;
+    lua_Integer slots;           /* entries of UV_VALUES */
+    int has_last;                /* UV_LAST holds a value */
+    unsigned char shape[DELTA_SHAPE]; /* the delta shape of the event being added */
+    size_t shape_len;
+    /* objects whose members s_delta counted (all in their key order table), for the value
+     * being added and for the last one: what is compared with them next */
+    struct { const void *t; lua_Integer n; } counted[DELTA_COUNTED], counted_last[DELTA_COUNTED];
+    int ncounted, ncounted_last;
+};
+
+static struct l_group *s_check_group(lua_State *L, int i)
+{
+    return luaL_checkudata(L, i, GROUP_MT);
+}
+
+/* The index of the string at idx among the group's strings (added when new), its entry
+ * in *entry; 0 (and NULL) for nil. gi: the group (any index). */
+static uint32_t s_intern(lua_State *L, struct l_group *g, int gi, int idx,
+                         struct group_string **entry)
+{
+    *entry = NULL;
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL)
+        return 0;
+    if (t != LUA_TSTRING)
+        luaL_error(L, "an event's type, details key and state name are strings (got a %s)",
+                   lua_typename(L, t));
+    const void *p = lua_topointer(L, idx);
+    for (int i = 0; i < g->nstrs; i++)
+        if (g->strs[i].p == p) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    for (int i = 0; i < g->nstrs; i++)   /* an equal long string (not interned by Lua) */
+        if (g->strs[i].len == len && memcmp(g->strs[i].s, s, len) == 0) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    if (g->nstrs == g->strs_cap) {
+        int cap = g->strs_cap ? 2 * g->strs_cap : 16;
+        struct group_string *strs = realloc(g->strs, sizeof *strs * (size_t)cap);
+        if (!strs)
+            luaL_error(L, "not enough memory for a group of events");
+        g->strs = strs;
+        g->strs_cap = cap;
+    }
+    lua_getiuservalue(L, gi, UV_STRINGS);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, g->nstrs + 1);
+    lua_pop(L, 1);
+    struct group_string *e = &g->strs[g->nstrs++];
+    e->p = p;
+    e->s = s;
+    e->len = len;
+    e->notable = -1;
+    *entry = e;
+    return (uint32_t)g->nstrs;
+}
+
+/* Appends the value at v (absolute) to the values list at list (absolute). */
+static void s_append(lua_State *L, struct l_group *g, int list, int v)
+{
+    lua_pushvalue(L, v);
+    lua_rawseti(L, list, ++g->slots);
+}
+
+static lua_Integer s_count_members(lua_State *L, int t)
+{
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* Writes v as a varint to the group's delta shape; -1 when it has no room left. */
+static int s_shape_put(struct l_group *g, uint64_t v)
+{
+    do {
+        if (g->shape_len == DELTA_SHAPE)
+            return -1;
+        g->shape[g->shape_len++] = (unsigned char)(v < 0x80 ? v : (v & 0x7f) | 0x80);
+        v >>= 7;
+    } while (v);
+    return 0;
+}
+
+/* The number of members of the object at t (absolute), remembered from the last value's. */
+static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
+{
+    const void *p = lua_topointer(L, t);
+    for (int i = 0; i < g->ncounted_last; i++)
+        if (g->counted_last[i].t == p)
+            return g->counted_last[i].n;
+    return s_count_members(L, t);
+}
+
+/* When p and b (absolute indexes; b: what p replaces) are tables of one metatable
+ * (json.copy_shallow's copy and its original share their key order table) with the same
+ * string keys, and some members are the very same values: writes the shape of the
+ * members of p that differ (ef_store.h; the count plus one when nested; their keys among
+ * the group's strings), appends their values to the values list at list (in full, or as
+ * a delta over b's member when that holds too, depth permitting) and returns 0. Else -1,
+ * nothing appended. Reading back, b's copy with those members set is p: json.encode
+ * orders the keys of a table by its metatable (a key order table, then sorted), so the
+ * same keys come in the same order, with the same values. */
+static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
+{
+    int top = lua_gettop(L), nchanged = 0;
+    lua_Integer slots0 = g->slots, members = 0;
+    size_t shape0 = g->shape_len;
+    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
+        !lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        goto none;
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
+        goto none;
+    lua_settop(L, top);
+    /* p's members: each one b has too; the keys of those that differ kept on the stack */
+    lua_pushnil(L);
+    while (lua_next(L, p)) {                            /* changed... key value */
+        members++;
+        lua_pushvalue(L, -2);
+        if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
+            goto none;
+        if (!lua_rawequal(L, -1, -2)) {
+            if (nchanged == DELTA_KEYS)
+                goto none;
+            lua_pushvalue(L, -3);
+            lua_rotate(L, -4, 1);                       /* changed... key' key value b[key] */
+            nchanged++;
+        }
+        lua_pop(L, 2);
+    }
+    /* with as many members, b has no key p has not */
+    if (nchanged >= members || s_members(L, g, b) != members ||
+        s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
+        goto none;
+    if (g->ncounted < DELTA_COUNTED) {
+        g->counted[g->ncounted].t = lua_topointer(L, p);
+        g->counted[g->ncounted++].n = members;
+    }
+    for (int j = 1; j <= nchanged; j++) {
+        int key = top + j, k = lua_gettop(L) + 1;
+        struct group_string *entry;
+        if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
+            goto none;
+        lua_pushvalue(L, key);
+        lua_rawget(L, p);                               /* p[key] */
+        lua_pushvalue(L, key);
+        lua_rawget(L, b);                               /* p[key] b[key] */
+        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k, k + 1, depth + 1) != 0) {
+            if (s_shape_put(g, 0))
+                goto none;
+            lua_pushvalue(L, k);
+            lua_rawseti(L, list, ++g->slots);
+        }
+        lua_settop(L, k - 1);
+    }
+    lua_settop(L, top);
+    return 0;
+none:
+    lua_settop(L, top);
+    for (lua_Integer i = g->slots; i > slots0; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, list, i);
+    }
+    g->slots = slots0;
+    g->shape_len = shape0;
+    return -1;
+}
+
+/* The value at v (absolute) as a record refers to it: the last value again, a delta
+ * over it (delta_ok: a state's input or output; its shape in g->shape), or in full; it
+ * becomes the last. */
+static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, int v,
+                           int delta_ok)
+{
+    uint8_t mode = EF_STORE_EV_VALUE_FULL;
+    g->shape_len = 0;
+    g->ncounted = 0;
+    if (g->has_last) {
+        lua_getiuservalue(L, gi, UV_LAST);
+        int last = lua_gettop(L);
+        int same = lua_rawequal(L, last, v);
+        int delta = !same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0;
+        lua_pop(L, 1);
+        if (same)
+            return EF_STORE_EV_VALUE_SAME;
+        if (delta)
+            mode = EF_STORE_EV_VALUE_DELTA;
+    }
+    if (mode == EF_STORE_EV_VALUE_FULL) {
+        s_append(L, g, list, v);
+        g->ncounted = 0;
+    }
+    /* the objects counted are v's and its members' (v, now the last value, holds them) */
+    memcpy(g->counted_last, g->counted, sizeof g->counted);
+    g->ncounted_last = g->ncounted;
+    lua_pushvalue(L, v);
+    lua_setiuservalue(L, gi, UV_LAST);
+    g->has_last = 1;
+    return mode;
+}
+
+/* One event's parts, as stack indexes (0: none) and numbers. */
+struct event_parts {
+    uint32_t type, key;          /* group string indexes, 0: none */
+    const char *name;            /* NULL: none */
+    size_t name_len;
+    int value, assigned;         /* stack indexes, 0: none */
+    int kind;
+    lua_Integer id, prev;
+    double t;
+};
+
+/* Adds the event to the group (gi: its index); returns the group's event count. */
+static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct event_parts *ev)
+{
+    struct ef_store_packer *pk = &g->packer;
+    if (pk->n > 0 && ev->id != pk->last + 1)
+        luaL_error(L, "emrflow.store: events must come with consecutive ids (%I after %I)",
+                   (LUAI_UACINT)ev->id, (LUAI_UACINT)pk->last);
+    luaL_checkstack(L, 8, "adding an event");
+    struct ef_store_event e = { 0 };
+    e.id = ev->id;
+    e.prev = ev->prev;
+    e.timestamp = ev->t;
+    e.kind = (uint8_t)ev->kind;
+    e.type = ev->type;
+    e.key = ev->key;
+    e.name = ev->name;
+    e.name_len = ev->name_len;
+    int has_value = ev->value && lua_type(L, ev->value) != LUA_TNIL;
+    if (e.kind == EF_STORE_KIND_ITERATION) {
+        int isint;
+        e.index = (int64_t)lua_tointegerx(L, ev->value, &isint);
+        if (!isint)
+            luaL_error(L, "emrflow.store: a map iteration's index is an integer");
+    } else if (e.kind == EF_STORE_KIND_DETAILS && !has_value) {
+        e.kind = EF_STORE_KIND_NONE;   /* details without a value: none */
+    } else if (e.kind != EF_STORE_KIND_NONE) {
+        lua_getiuservalue(L, gi, UV_VALUES);
+        int list = lua_gettop(L);
+        if (has_value)
+            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
+        if (e.value == EF_STORE_EV_VALUE_DELTA) {
+            e.delta = g->shape;
+            e.delta_len = g->shape_len;
+        }
+        if (ev->assigned && lua_type(L, ev->assigned) != LUA_TNIL &&
+            e.kind != EF_STORE_KIND_DETAILS) {
+            s_append(L, g, list, ev->assigned);
+            e.assigned = 1;
+        }
+        lua_pop(L, 1);
+    }
+    size_t need = ef_store_event_size(&e);
+    if (g->cap - g->len < need) {
+        /* from small: a Map's child execution holds a few events */
+        size_t cap = g->cap ? 2 * g->cap : 512;
+        while (cap - g->len < need)
+            cap *= 2;
+        unsigned char *buf = realloc(g->buf, cap);
+        if (!buf)
+            luaL_error(L, "not enough memory for a group of events");
+        g->buf = buf;
+        g->cap = cap;
+    }
+    size_t n = ef_store_pack_event(pk, g->buf + g->len, &e);
+    if (n == 0)
+        luaL_error(L, "not enough memory for a group of events");
+    g->len += n;
+    return (lua_Integer)pk->n;
+}
+
+/* core.store.group(encode, array_mt): an empty group. */
+static int l_group_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct l_group *g = lua_newuserdatauv(L, sizeof *g, GROUP_UVS);
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, GROUP_MT);
+    for (int uv = UV_VALUES; uv <= UV_STRINGS; uv++) {
+        lua_newtable(L);
+        lua_pushvalue(L, 2);
+        lua_setmetatable(L, -2);
+        lua_setiuservalue(L, -2, uv);
+    }
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, UV_ENCODE);
+    return 1;
+}
+
+static int l_group_gc(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    free(g->buf);
+    free(g->strs);
+    ef_store_packer_free(&g->packer);
+    g->buf = NULL;
+    g->strs = NULL;
+    g->len = g->cap = 0;
+    g->nstrs = g->strs_cap = 0;
+    return 0;
+}
+
+/* g:push(etype, key, kind, name, id, prev, t, value, assigned) --> the number of events:
+ * kind as ef_store.h's EF_STORE_KIND_*; value: the payload, the details table or a map
+ * iteration's index; assigned: a state's assigned variables. */
+static int l_group_push(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_settop(L, 10);
+    struct event_parts ev = { .value = 9, .assigned = 10 };
+    struct group_string *entry;
+    ev.type = s_intern(L, g, 1, 2, &entry);
+    ev.key = s_intern(L, g, 1, 3, &entry);
+    if (!lua_isnil(L, 5)) {
+        luaL_argcheck(L, lua_type(L, 5) == LUA_TSTRING, 5, "a state name is a string");
+        ev.name = lua_tolstring(L, 5, &ev.name_len);
+    }
+    ev.kind = (int)luaL_checkinteger(L, 4);
+    luaL_argcheck(L, ev.kind >= EF_STORE_KIND_NONE && ev.kind <= EF_STORE_KIND_ITERATION, 4,
+                  "not an event kind");
+    ev.id = luaL_checkinteger(L, 6);
+    ev.prev = luaL_checkinteger(L, 7);
+    ev.t = (double)luaL_checknumber(L, 8);
+    lua_pushinteger(L, s_push(L, g, 1, &ev));
+    return 1;
+}
+
+/* g:count() --> n, first, last (first and last nil when empty). */
+static int l_group_count(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_pushinteger(L, (lua_Integer)g->packer.n);
+    if (g->packer.n == 0)
+        return 1;
+    lua_pushinteger(L, (lua_Integer)g->packer.first);
+    lua_pushinteger(L, (lua_Integer)g->packer.last);
+    return 3;
+}
+
+/* g:texts() --> the JSON texts of its strings and of its values (raises when a value
+ * cannot be held in JSON). */
+static int l_group_texts(lua_State *L)
+{
+    s_check_group(L, 1);
+    for (int uv = UV_STRINGS; uv >= UV_VALUES; uv--) {
+        lua_getiuservalue(L, 1, UV_ENCODE);
+        lua_getiuservalue(L, 1, uv);
+        lua_call(L, 1, 1);
+    }
+    return 2;
+}
+
+/* g:reset(): empty again (its memory kept for the next events). */
+static int l_group_reset(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    lua_getiuservalue(L, 1, UV_VALUES);
+    for (lua_Integer i = g->slots; i >= 1; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_getiuservalue(L, 1, UV_STRINGS);
+    for (int i = g->nstrs; i >= 1; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_LAST);
+    g->slots = 0;
+    g->nstrs = 0;
+    g->has_last = 0;
+    g->ncounted = g->ncounted_last = 0;
+    g->len = 0;
+    ef_store_packer_reset(&g->packer);
+    return 0;
+}
+
+/* The size of a compact group of g with texts of those lengths (0 when too large). */
+static size_t s_group_size(const struct l_group *g, size_t ns, size_t nv)
+{
+    if (ns > UINT32_MAX || nv > UINT32_MAX || ns + nv > SIZE_MAX / 2 - g->len)
+        return 0;
+    return EF_STORE_GROUP_HEADER + ns + nv + g->len;
+}
+
+static void s_pack_compact(const struct l_group *g, unsigned char *out, const char *strings,
+                           size_t ns, const char *values, size_t nv)
+{
+    ef_store_pack_group_header(out, g->packer.first, (uint32_t)ns, (uint32_t)nv);
+    unsigned char *p = out + EF_STORE_GROUP_HEADER;
+    memcpy(p, strings, ns);
+    memcpy(p + ns, values, nv);
+    if (g->len)
+        memcpy(p + ns + nv, g->buf, g->len);
+}
+
+/* g:bytes(strings, values) --> the group in the compact format, with its texts. */
+static int l_group_bytes(lua_State *L)
+{
+    struct l_group *g = s_check_group(L, 1);
+    size_t ns, nv;
+    const char *strings = luaL_checklstring(L, 2, &ns);
+    const char *values = luaL_checklstring(L, 3, &nv);
+    size_t size = s_group_size(g, ns, nv);
+    luaL_argcheck(L, size > 0, 2, "text too long for a group");
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, size);
+    s_pack_compact(g, out, strings, ns, values, nv);
+    luaL_pushresultsize(&b, size);
+    return 1;
+}
+
+/* Descriptors (emrflow.asl.history's { etype, key, name, field }, shared by every event
+ * of one state and type, never changed) as the sink needs them, kept by address in C
+ * memory: a run of a machine reads each of its descriptors once, and reading a Lua table
+ * that is no longer in the CPU's caches costs more than packing the event. Entries are
+ * kept in the order first seen and the entry after the last one found is tried first:
+ * a machine run again meets its descriptors in the same order, so that the cache is read
+ * sequentially. The cache holds each descriptor (so that its address is not reused while
+ * cached) until it is full; then it starts over. One per Lua state, in the registry. */
+#define DESC_CACHE_MT "emrflow.StoreDescCache"
+#define DESC_CACHE_KEY "emrflow.store.desc_cache"   /* the registry's field holding it */
+#define DESC_CACHE_MAX 49152        /* descriptors at most (48 bytes each) */
+#define DESC_NAME_INLINE 22
+#define DESC_NAME_LONG 255          /* name_len of a name read from the descriptor */
+#define DESC_SLOW 255               /* kind of a descriptor the sink hands to Lua */
+
+struct desc_entry {
+    const void *desc;
+    const void *etype, *key;        /* its strings (kept alive by the descriptor) */
+    uint8_t kind;                   /* EF_STORE_KIND_* (DETAILS: or NONE), DESC_SLOW */
+    uint8_t name_len;
+    char name[DESC_NAME_INLINE];
+};
+
+struct desc_cache {
+    struct desc_entry *entries;     /* in the order first seen */
+    size_t count, entries_cap, last;
+    uint32_t *slots;                /* hash of the addresses: entry index + 1, 0: free */
+    size_t cap;                     /* a power of 2, at least twice count */
+};
+
+static int l_desc_cache_gc(lua_State *L)
+{
+    struct desc_cache *c = luaL_checkudata(L, 1, DESC_CACHE_MT);
+    free(c->entries);
+    free(c->slots);
+    memset(c, 0, sizeof *c);
+    return 0;
+}
+
+/* Pushes the descriptor cache of L (made on first use). */
+static struct desc_cache *s_desc_cache(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY) == LUA_TUSERDATA)
+        return lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    struct desc_cache *c = lua_newuserdatauv(L, sizeof *c, 1);
+    memset(c, 0, sizeof *c);
+    if (luaL_newmetatable(L, DESC_CACHE_MT)) {
+        lua_pushcfunction(L, l_desc_cache_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    lua_newtable(L);                             /* the descriptors, kept alive */
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY);
+    return c;
+}
+
+/* The slot of address p: its entry's, or the free one where it goes. */
+static uint32_t *s_desc_slot(const struct desc_cache *c, const void *p)
+{
+    size_t i = (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) & (c->cap - 1);
+    while (c->slots[i] && c->entries[c->slots[i] - 1].desc != p)
+        i = (i + 1) & (c->cap - 1);
+    return &c->slots[i];
+}
+
+/* The entry of the descriptor at address p, or NULL. */
+static const struct desc_entry *s_desc_find(struct desc_cache *c, const void *p)
+{
+    size_t next = c->last + 1;
+    if (next < c->count && c->entries[next].desc == p) {
+        c->last = next;
+        return &c->entries[next];
+    }
+    if (!c->count)
+        return NULL;
+    uint32_t at = *s_desc_slot(c, p);
+    if (!at)
+        return NULL;
+    c->last = at - 1;
+    return &c->entries[at - 1];
+}
+
+/* Makes room for one more descriptor (ci: the cache's index): larger arrays, or empty
+ * ones once at DESC_CACHE_MAX (its descriptors let go). */
+static void s_desc_room(lua_State *L, struct desc_cache *c, int ci)
+{
+    if (c->count == DESC_CACHE_MAX) {
+        c->count = 0;
+        c->last = 0;
+        memset(c->slots, 0, sizeof *c->slots * c->cap);
+        lua_newtable(L);
+        lua_setiuservalue(L, ci, 1);
+    }
+    if (c->count == c->entries_cap) {
+        size_t cap = c->entries_cap ? 2 * c->entries_cap : 512;
+        struct desc_entry *entries = realloc(c->entries, sizeof *entries * cap);
+        if (!entries)
+            luaL_error(L, "not enough memory for the store's descriptor cache");
+        c->entries = entries;
+        c->entries_cap = cap;
+    }
+    if ((c->count + 1) * 2 > c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 1024;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            luaL_error(L, "not enough memory for the store's descriptor cache");
+        free(c->slots);
+        c->slots = slots;
+        c->cap = cap;
+        for (size_t i = 0; i < c->count; i++)
+            *s_desc_slot(c, c->entries[i].desc) = (uint32_t)i + 1;
+    }
+}
+
+/* The field kinds of a descriptor, as the sink packs its events. */
+static uint8_t s_desc_kind(lua_State *L, int field, int name)
+{
+    if (lua_type(L, field) != LUA_TSTRING)
+        return lua_toboolean(L, field) ? DESC_SLOW : EF_STORE_KIND_DETAILS;
+    if (lua_type(L, name) != LUA_TSTRING)
+        return DESC_SLOW;
+    const char *f = lua_tostring(L, field);
+    if (strcmp(f, "input") == 0)
+        return EF_STORE_KIND_INPUT;
+    if (strcmp(f, "output") == 0)
+        return EF_STORE_KIND_OUTPUT;
+    if (strcmp(f, "index") == 0)
+        return EF_STORE_KIND_ITERATION;
+    return DESC_SLOW;
+}
+
+/* The cache entry of the descriptor at d (read and added when new); ci: the cache. */
+static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int ci, int d)
+{
+    const void *p = lua_topointer(L, d);
+    const struct desc_entry *found = s_desc_find(c, p);
+    if (found)
+        return found;
+    s_desc_room(L, c, ci);
+    struct desc_entry e = { .desc = p };
+    int top = lua_gettop(L);
+    int te = lua_getfield(L, d, "etype"), tk = lua_getfield(L, d, "key");
+    lua_getfield(L, d, "field");
+    lua_getfield(L, d, "name");
+    e.kind = s_desc_kind(L, top + 3, top + 4);
+    if (te != LUA_TSTRING || (tk != LUA_TSTRING && tk != LUA_TNIL))
+        e.kind = DESC_SLOW;
+    e.etype = lua_topointer(L, top + 1);
+    e.key = tk == LUA_TSTRING ? lua_topointer(L, top + 2) : NULL;
+    if (e.kind == EF_STORE_KIND_DETAILS && !e.key)
+        e.kind = EF_STORE_KIND_NONE;
+    if (lua_type(L, top + 4) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, top + 4, &len);
+        if (len <= DESC_NAME_INLINE) {
+            memcpy(e.name, name, len);
+            e.name_len = (uint8_t)len;
+        } else {
+            e.name_len = DESC_NAME_LONG;
+        }
+    }
+    lua_settop(L, top);
+    lua_getiuservalue(L, ci, 1);
+    lua_pushvalue(L, d);
+    lua_rawseti(L, -2, (lua_Integer)c->count + 1);
+    lua_pop(L, 1);
+    c->entries[c->count] = e;
+    *s_desc_slot(c, p) = (uint32_t)c->count + 1;
+    c->last = c->count++;
+    return &c->entries[c->last];
+}
+
+/* The group index of the string at address p, a field of the descriptor at d (read
+ * from it only when new to the group). */
+static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const void *p, int d,
+                              const char *field, struct group_string **entry)
+{
+    for (int i = 0; i < g->nstrs; i++)
+        if (g->strs[i].p == p) {
+            *entry = &g->strs[i];
+            return (uint32_t)i + 1;
+        }
+    lua_getfield(L, d, field);
+    uint32_t index = s_intern(L, g, gi, lua_gettop(L), entry);
+    lua_pop(L, 1);
+    return index;
+}
+
+/* The sink's upvalues. */
+#define SINK_GROUP lua_upvalueindex(1)
+#define SINK_OWNER lua_upvalueindex(2)   /* its raw field `enabled` turns the sink on and off */
+#define SINK_NOTABLE lua_upvalueindex(3) /* event type -> true: handled by SINK_SLOW */
+#define SINK_SLOW lua_upvalueindex(4)
+#define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
+#define SINK_LIMIT lua_upvalueindex(6)
+#define SINK_CACHE lua_upvalueindex(7)   /* the descriptor cache */
+#define SINK_ENABLED lua_upvalueindex(8) /* the string "enabled" */
+
+/* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
+static int s_sink_slow(lua_State *L)
+{
+    lua_pushvalue(L, SINK_SLOW);
+    for (int i = 1; i <= 6; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, 6, 0);
+    return 0;
+}
+
+/* 1 when the group string (an event type) is a key of SINK_NOTABLE. */
+static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
+{
+    if (type->notable < 0) {
+        lua_getiuservalue(L, SINK_GROUP, UV_STRINGS);
+        lua_rawgeti(L, -1, (lua_Integer)(type - g->strs) + 1);
+        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    return type->notable;
+}
+
+/* The sink: (desc, id, prev, payload, assigned, t), as emrflow.asl.history gives each
+ * event. Packs the event into the group without running Lua, but for notable types and
+ * shapes it does not know (SINK_SLOW). */
+static int l_group_sink(lua_State *L)
+{
+    lua_settop(L, 6);
+    lua_pushvalue(L, SINK_ENABLED);
+    lua_rawget(L, SINK_OWNER);
+    if (!lua_toboolean(L, -1))
+        return 0;
+    lua_pop(L, 1);
+    struct l_group *g = lua_touserdata(L, SINK_GROUP);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const struct desc_entry *d = s_desc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
+    if (d->kind == DESC_SLOW)
+        return s_sink_slow(L);
+    struct group_string *type;
+    struct event_parts ev = { .value = 4, .assigned = 5, .kind = d->kind };
+    ev.type = s_desc_string(L, g, SINK_GROUP, d->etype, 1, "etype", &type);
+    if (s_notable(L, g, type))
+        return s_sink_slow(L);
+    if (ev.kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, 4))
+        return s_sink_slow(L);
+    if (ev.kind == EF_STORE_KIND_DETAILS &&
+        (lua_isnil(L, 4) || (lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))))
+        ev.kind = EF_STORE_KIND_NONE;
+    if (ev.kind != EF_STORE_KIND_NONE) {
+        struct group_string *key;
+        ev.key = s_desc_string(L, g, SINK_GROUP, d->key, 1, "key", &key);
+    }
+    if (ev.kind != EF_STORE_KIND_NONE && ev.kind != EF_STORE_KIND_DETAILS) {
+        if (d->name_len == DESC_NAME_LONG) {
+            lua_getfield(L, 1, "name");                         /* 7 */
+            ev.name = lua_tolstring(L, 7, &ev.name_len);
+        } else {
+            ev.name = d->name;
+            ev.name_len = d->name_len;
+        }
+    }
+    int isint;
+    ev.id = lua_tointegerx(L, 2, &isint);
+    if (!isint)
+        return luaL_argerror(L, 2, "an event id is an integer");
+    ev.prev = lua_tointegerx(L, 3, &isint);
+    if (!isint)
+        return luaL_argerror(L, 3, "a previous event id is an integer");
+    ev.t = (double)luaL_checknumber(L, 6);
+    if (s_push(L, g, SINK_GROUP, &ev) >= lua_tointeger(L, SINK_LIMIT)) {
+        lua_pushvalue(L, SINK_FULL);
+        lua_call(L, 0, 0);
+    }
+    return 0;
+}
+
+/* core.store.sink(group, owner, notable, slow, full, limit): the event sink filling
+ * group (see l_group_sink). */
+static int l_group_new_sink(lua_State *L)
+{
+    s_check_group(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_checktype(L, 5, LUA_TFUNCTION);
+    luaL_checkinteger(L, 6);
+    lua_settop(L, 6);
+    s_desc_cache(L);
+    lua_pushliteral(L, "enabled");
+    lua_pushcclosure(L, l_group_sink, 8);
+    return 1;
+}
+
+static const luaL_Reg s_group_methods[] = {
+    { "push", l_group_push },
+    { "count", l_group_count },
+    { "texts", l_group_texts },
+    { "bytes", l_group_bytes },
+    { "reset", l_group_reset },
+    { NULL, NULL },
+};
+
 #define RECORD_FIELDS 9
 
 /* The integer at the top of the stack (popped) in *v when it lies in [min, max]. */
@@ -286,6 +1040,42 @@ static int l_store_pack_group(lua_State *L)
     return 1;
 }
 
+/* Steps the insert_events statement st, its bytes bound. true, or nil, err. */
+static int s_step_insert(lua_State *L, struct ef_store_stmt *st)
+{
+    struct ef_store_error err;
+    if (ef_store_step(st, &err) == EF_STORE_FAIL)
+        return s_fail(L, &err);
+    ef_store_bind_null(st, 4);     /* the statement lets go of the bytes now */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* insert_group of a compact group (argument 7: its l_group; 5, 6: its texts). */
+static int s_insert_compact(lua_State *L, struct ef_store *s, lua_Integer seq, lua_Integer first,
+                            lua_Integer last)
+{
+    struct l_group *g = luaL_checkudata(L, 7, GROUP_MT);
+    size_t ns, nv;
+    const char *strings = luaL_checklstring(L, 5, &ns);
+    const char *values = luaL_checklstring(L, 6, &nv);
+    luaL_argcheck(L, g->packer.n > 0 && g->packer.first == first && g->packer.last == last, 3,
+                  "the ids are not the group's");
+    size_t size = s_group_size(g, ns, nv);
+    luaL_argcheck(L, size > 0, 5, "text too long for a group");
+    struct ef_store_stmt *st = ef_store_stmt(s, ef_store_stmt_find("insert_events"));
+    if (ef_store_bind_int(st, 1, seq) != 0 || ef_store_bind_int(st, 2, first) != 0 ||
+        ef_store_bind_int(st, 3, last) != 0)
+        return luaL_error(L, "cannot bind the group's parameters");
+    unsigned char *bytes = malloc(size);
+    if (!bytes)
+        return luaL_error(L, "not enough memory for a group of events");
+    s_pack_compact(g, bytes, strings, ns, values, nv);
+    if (ef_store_bind_blob_owned(st, 4, bytes, size) != 0)
+        return luaL_error(L, "cannot bind the group's bytes");
+    return s_step_insert(L, st);
+}
+
 /* db:insert_group(seq, first, last, strings, values, fields, n): inserts a group's row
  * (the "insert_events" statement), its bytes packed straight into memory handed to
  * SQLite: a group of thousands of events costs the Lua heap (and its collector) no
@@ -296,6 +1086,8 @@ static int l_store_insert_group(lua_State *L)
     lua_Integer seq = luaL_checkinteger(L, 2);
     lua_Integer first = luaL_checkinteger(L, 3);
     lua_Integer last = luaL_checkinteger(L, 4);
+    if (lua_type(L, 7) == LUA_TUSERDATA)
+        return s_insert_compact(L, s, seq, first, last);
     const char *strings, *values;
     size_t ns, nv;
     lua_Integer n;
@@ -316,12 +1108,7 @@ static int l_store_insert_group(lua_State *L)
     }
     if (ef_store_bind_blob_owned(st, 4, start, size) != 0)
         return luaL_error(L, "cannot bind the group's bytes");
-    struct ef_store_error err;
-    if (ef_store_step(st, &err) == EF_STORE_FAIL)
-        return s_fail(L, &err);
-    ef_store_bind_null(st, 4);     /* the statement lets go of the bytes now */
-    lua_pushboolean(L, 1);
-    return 1;
+    return s_step_insert(L, st);
 }
 
 static const luaL_Reg s_methods[] = {
@@ -351,7 +1138,18 @@ int ef_l_open_store(lua_State *L)
         lua_setfield(L, -2, "__index");                 /* core mt */
     }
     lua_pop(L, 1);                                      /* core */
-    lua_createtable(L, 0, 4);                           /* core store */
+    if (luaL_newmetatable(L, GROUP_MT)) {               /* core gmt */
+        lua_pushcfunction(L, l_group_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, s_group_methods);                /* core gmt methods */
+        lua_setfield(L, -2, "__index");                 /* core gmt */
+    }
+    lua_pop(L, 1);                                      /* core */
+    lua_createtable(L, 0, 6);                           /* core store */
+    lua_pushcfunction(L, l_group_new);
+    lua_setfield(L, -2, "group");
+    lua_pushcfunction(L, l_group_new_sink);
+    lua_setfield(L, -2, "sink");
     lua_pushcfunction(L, l_store_pack_group);
     lua_setfield(L, -2, "pack_group");
     lua_pushcfunction(L, l_store_open);

@@ -13,6 +13,12 @@
 -- request_id, retryable), parameters checked against the API model, and throttling codes
 -- retried like the client does (max_attempts, exponential back-off on the scheduler clock).
 --
+-- It also answers on the wire: emu:serve(request) takes the HTTP request of the REST protocol
+-- (camelCase JSON, URI labels, query string, SigV4-signed) and answers as the service does
+-- (status, x-amzn-RequestId, x-amzn-ErrorType, camelCase JSON); emu:client() is an emrflow.emr
+-- client whose transport is emu:serve. An execution given an emulator (`emr = emu`, and
+-- `emrflow run --local`) goes through that client: the code path AWS runs.
+--
 -- Lifecycles:
 --   job run         PENDING -> SUBMITTED -> RUNNING -> COMPLETED | FAILED | CANCELLED
 --                   CancelJobRun: CANCEL_PENDING for cancel_seconds, then CANCELLED
@@ -142,7 +148,8 @@ local function snake(name)
   return (name:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):lower())
 end
 
-local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+local B36_BYTES = { ("0123456789abcdefghijklmnopqrstuvwxyz"):byte(1, -1) }
+local id_digits = {}
 
 local function aws_error(code, message, status)
   local e = errors.new{ code = "aws", aws_code = code, message = message,
@@ -338,7 +345,9 @@ end
 --- new(scenario [, opts]). opts: now = fn (default scheduler.now), region = "us-east-1",
 -- max_attempts = 3 (tries per call for throttling codes, like the client's standard retry
 -- mode), random = fn (the back-off jitter, default math.random),
--- validate = true (check parameters against the API model).
+-- validate = true (check parameters against the API model), wire = true (an execution given
+-- this emulator as its `emr` option calls it through emu:client(), over the REST wire form;
+-- false: through emu:call, as a plain backend).
 function M.new(scenario, opts)
   opts = opts or {}
   local sc = M.check_scenario(scenario)
@@ -362,12 +371,15 @@ function M.new(scenario, opts)
     jobs = {}, job_list = {},
     endpoints = {}, endpoint_list = {},
     security = {}, security_list = {},
-    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint }
+    tokens = {},           -- "op|scope|token" -> { time, id, fingerprint } (job runs: per cluster)
+    texts = {}, ntexts = 0, -- shared texts (Emulator:shared)
     tags = {},             -- arn -> TagMap
-    counts = { calls = 0, attempts = 0, retries = 0, by_operation = {} },
+    counts = { calls = 0, attempts = 0, retries = 0, requests = 0, by_operation = {} },
+    random = opts.random,
     policy = retry.new{ max_attempts = max_attempts, random = opts.random },
     requests = 0,
     endpoint_key = opts.endpoint_key,
+    wire = opts.wire ~= false,
   }, Emulator)
   if not self.endpoint_key then self.endpoint_key = self end
   self.created_by = "arn:aws:iam::" .. self.account .. ":user/emrflow-local"
@@ -378,21 +390,34 @@ function Emulator:now()
   return self.now_fn()
 end
 
+-- One copy of a text many job runs repeat (their role, their driver's JSON): 10,000 jobs of
+-- a Map keep one string, not 10,000 the collector walks again and again.
+function Emulator:shared(text)
+  if text == nil or type(text) ~= "string" then return text end
+  local texts = self.texts
+  local s = texts[text]
+  if s then return s end
+  if self.ntexts < 1000 then          -- (bounded: distinct texts are not worth keeping)
+    texts[text] = text
+    self.ntexts = self.ntexts + 1
+  end
+  return text
+end
+
 -- Ids look like the service's (lowercase base 36, 25 characters for virtual clusters,
 -- 19 for job runs) and are deterministic: the n-th id of an emulator is always the same.
 function Emulator:new_id(width)
   local n = self.next_id
   self.next_id = n + 1
   local x = n * 0x9E3779B97F4A7C15 + width
-  local out = {}
+  local out = id_digits          -- reused: an id is made often (one per job run)
   for i = 1, width do
     x = x ~ (x >> 29)
     x = x * 0xBF58476D1CE4E5B9
     x = x ~ (x >> 32)
-    local d = (x >> 8) % 36
-    out[i] = B36:sub(d + 1, d + 1)
+    out[i] = B36_BYTES[(x >> 8) % 36 + 1]
   end
-  return table.concat(out)
+  return string.char(table.unpack(out, 1, width))
 end
 
 --- Counters: { calls =, attempts =, by_operation = { StartJobRun = n, ... } }.
@@ -559,16 +584,17 @@ local function fingerprint(p)
 end
 
 -- Token entries are arrays { time, id, fingerprint }: one small table per token.
-local function remember(self, key, id, t, p)
-  self.tokens[key] = { t, id, fingerprint(p) }
+-- fp: the request's fingerprint when the caller has it (else computed from p).
+local function remember(self, key, id, t, p, fp)
+  self.tokens[key] = { t, id, fp or fingerprint(p) }
 end
 
 -- The id created earlier with this token, or nil; an error when the token was used with
 -- other parameters (what the service answers).
-local function recall(self, key, t, p)
+local function recall(self, key, t, p, fp)
   local e = self.tokens[key]
   if e and t - e[1] <= self.scenario.client_token_ttl_seconds then
-    if e[3] ~= fingerprint(p) then
+    if e[3] ~= (fp or fingerprint(p)) then
       return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
         .. " was already used with different parameters.")
     end
@@ -604,6 +630,7 @@ function ops.CreateVirtualCluster(self, p, t)
     arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", self.region, self.account, id),
     terminating = self.scenario.defaults.terminating_seconds,
     active = {},   -- its job runs not yet seen final, kept when the scenario limits the queue
+    jobs = {},     -- its job runs, in creation order (ListJobRuns)
   }
   vc.params.ClientToken = nil
   vc.params.Tags = nil
@@ -705,11 +732,22 @@ function ops.StartJobRun(self, p, t)
     return nil, aws_error("ResourceNotFoundException",
       "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
   end
-  local key = "StartJobRun|" .. vc.id .. "|" .. p.ClientToken
-  local prior, perr = recall(self, key, t, p)
-  if perr then return nil, perr end
-  if prior then
-    local job = self.jobs[prior]
+  -- the nested members as the job keeps them (JSON text, one copy of each distinct text), and
+  -- the fingerprint made of them: one encoding of each, not another of the whole request
+  local driver, overrides, retry_policy = self:shared(keep(p.JobDriver)),
+    self:shared(keep(p.ConfigurationOverrides)), self:shared(keep(p.RetryPolicyConfiguration))
+  local fp = md.raw("SHA-256", table.concat({ "StartJobRun", p.Name or "\1", p.ExecutionRoleArn or "\1",
+    p.ReleaseLabel or "\1", driver or "\1", overrides or "\1", retry_policy or "\1",
+    keep(p.Tags) or "\1", p.JobTemplateId or "\1", keep(p.JobTemplateParameters) or "\1" }, "\0"))
+  -- the cluster's tokens lead to the job runs they started (no entry of their own per job)
+  local by_token = vc.job_tokens or {}
+  vc.job_tokens = by_token
+  local job = by_token[p.ClientToken]
+  if job and t - job.created <= self.scenario.client_token_ttl_seconds then
+    if job.fp ~= fp then
+      return nil, aws_error("ValidationException", "The client token " .. p.ClientToken
+        .. " was already used with different parameters.")
+    end
     return obj("Id", job.id, "Name", job.name, "Arn", job.arn, "VirtualClusterId", vc.id)
   end
   local vstate = cluster_state(vc, t)
@@ -747,19 +785,23 @@ function ops.StartJobRun(self, p, t)
   local id = self:new_id(19)
   -- One flat table per job (kept as long as the emulator): the request's members as the
   -- views need them, its nested members as JSON text.
-  local job = {
-    id = id, vc_id = vc.id, created = t, client_token = p.ClientToken,
+  job = {
+    id = id, vc_id = vc.id, created = t, client_token = p.ClientToken, fp = fp,
     arn = vc.arn .. "/jobruns/" .. id,
     profile = self:profile_of(p.Name),
-    name = p.Name, role = p.ExecutionRoleArn, release = p.ReleaseLabel,
-    driver = keep(p.JobDriver), overrides = keep(p.ConfigurationOverrides),
-    retry_policy = keep(p.RetryPolicyConfiguration),
+    name = p.Name, role = self:shared(p.ExecutionRoleArn), release = p.ReleaseLabel,
+    driver = driver, overrides = overrides, retry_policy = retry_policy,
   }
   if p.Tags ~= nil then self.tags[job.arn] = copy(p.Tags) end
   self.jobs[id] = job
   self.job_list[#self.job_list + 1] = job
+  local of_cluster = vc.jobs or {}         -- (clusters seeded by the CLI come without the list)
+  local last = of_cluster[#of_cluster]
+  if last and last.created > t then vc.in_order = false end    -- callers on other clocks
+  of_cluster[#of_cluster + 1] = job
+  vc.jobs = of_cluster
   if limited then vc.active[#vc.active + 1] = job end
-  remember(self, key, id, t, p)
+  by_token[p.ClientToken] = job
   return obj("Id", id, "Name", p.Name, "Arn", job.arn, "VirtualClusterId", vc.id)
 end
 
@@ -794,19 +836,61 @@ function ops.CancelJobRun(self, p, t)
   return obj("Id", job.id, "VirtualClusterId", job.vc_id)
 end
 
-function ops.ListJobRuns(self, p, t)
-  if not self.clusters[p.VirtualClusterId] then
+-- One page of the virtual cluster's job runs (in creation order): the jobs, the NextToken,
+-- or nil, err. The NextToken is where the next page starts in that list, so listing every
+-- page scans the list once and makes a view only of the job runs a page returns (a listing
+-- of 10,000 job runs is not 200 x 10,000).
+local function job_page(self, p, t)
+  local vc = self.clusters[p.VirtualClusterId]
+  if not vc then
     return nil, aws_error("ValidationException",
       "Virtual cluster " .. p.VirtualClusterId .. " doesn't exist.")
   end
-  local list = {}
-  for _, job in ipairs(self.job_list) do
-    if job.vc_id == p.VirtualClusterId and (p.Name == nil or p.Name == job.name)
-      and in_states(p.States, (job_state(job, t))) and created_ok(p, job.created) then
-      list[#list + 1] = self:job_view(job, t)
-    end
+  local i = 1
+  if p.NextToken ~= nil then
+    i = math.tointeger(tonumber(p.NextToken:match("^jobs%-(%d+)$") or ""))
+    if not i then return nil, aws_error("ValidationException", "Invalid NextToken.") end
   end
-  return page(list, p, "JobRuns")
+  local max = p.MaxResults or 50
+  if max < 1 then return nil, aws_error("ValidationException", "MaxResults must be at least 1.") end
+  local list, name, states = vc.jobs or {}, p.Name, nil
+  if p.States ~= nil and #p.States > 0 then
+    states = {}
+    for _, st in ipairs(p.States) do states[st] = true end
+  end
+  local after, before = parse_time(p.CreatedAfter), parse_time(p.CreatedBefore)
+  if after and vc.in_order ~= false then
+    -- created in time order (the usual case): start at the first created at or after `after`
+    local lo, hi = i, #list + 1
+    while lo < hi do
+      local mid = (lo + hi) // 2
+      if list[mid].created < after then lo = mid + 1 else hi = mid end
+    end
+    i = lo
+  end
+  local jobs, nxt = {}, nil
+  while i <= #list do
+    local job = list[i]
+    local c = job.created
+    if (name == nil or name == job.name) and (after == nil or c >= after) and (before == nil or c <= before)
+        and (states == nil or states[(job_state(job, t))]) then
+      if #jobs == max then
+        nxt = "jobs-" .. i
+        break
+      end
+      jobs[#jobs + 1] = job
+    end
+    i = i + 1
+  end
+  return jobs, nxt
+end
+
+function ops.ListJobRuns(self, p, t)
+  local jobs, nxt = job_page(self, p, t)
+  if not jobs then return nil, nxt end
+  local items = arr({})
+  for i = 1, #jobs do items[i] = self:job_view(jobs[i], t) end
+  return obj("JobRuns", items, "NextToken", nxt)
 end
 
 local function known_arn(self, arn)
@@ -1089,6 +1173,302 @@ for name in pairs(model.operations) do
   Emulator[snake(name)] = function(self, params, opts)
     return self:call(name, params, opts)
   end
+end
+
+---------------------------------------------------------------------------
+-- The REST wire form: what emr-containers answers over HTTP
+---------------------------------------------------------------------------
+-- emu:serve(request) takes the request a client sends (method, url, headers, body: the
+-- camelCase JSON of the REST protocol) and answers as the service does: status, headers
+-- (x-amzn-RequestId; x-amzn-ErrorType on errors) and a camelCase JSON body. One request is
+-- one attempt: the client's retries are the only ones (an api_errors entry of count n
+-- fails the next n requests of its operation).
+
+local ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.emr.containers/"
+local JSON_TYPE = { "Content-Type", "application/json" }
+
+-- Per HTTP method: { op =, pattern = anchored Lua pattern, labels = { member entries } },
+-- routes with more literal segments first.
+local routes
+
+local function route_table()
+  if routes then return routes end
+  routes = {}
+  for name, op in pairs(model.operations) do
+    local by_label = {}
+    for _, e in ipairs(validate.input_members(name)) do
+      if e.location == "uri" then by_label[e.location_name] = e end
+    end
+    local pat, labels, literals = { "^" }, {}, 0
+    for seg in op.uri:gmatch("[^/]+") do
+      local label = seg:match("^{([%w_]+)%+?}$")
+      if label then
+        pat[#pat + 1] = "/([^/]+)"
+        labels[#labels + 1] = by_label[label]
+      else
+        pat[#pat + 1] = "/" .. seg:gsub("%W", "%%%0")
+        literals = literals + 1
+      end
+    end
+    pat[#pat + 1] = "$"
+    assert(#labels <= 2, "emrflow.emulator: a route with more than two labels")
+    local list = routes[op.method] or {}
+    routes[op.method] = list
+    list[#list + 1] = { op = name, pattern = table.concat(pat), labels = labels, literals = literals }
+  end
+  for _, list in pairs(routes) do
+    table.sort(list, function(a, b)
+      if a.literals ~= b.literals then return a.literals > b.literals end
+      return a.op < b.op
+    end)
+  end
+  return routes
+end
+
+local function percent_decode(s)
+  if not s:find("%", 1, true) then return s end
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The operation of (method, path) and its URI labels as PascalCase parameters, or nil.
+local function route(method, path)
+  for _, r in ipairs(route_table()[method] or {}) do
+    local a, b = path:match(r.pattern)      -- (no route has more than two labels)
+    if a ~= nil then
+      local params, labels = {}, r.labels
+      if labels[1] then params[labels[1].pascal] = percent_decode(a) end
+      if labels[2] then params[labels[2].pascal] = percent_decode(b) end
+      return r.op, params
+    end
+  end
+  return nil
+end
+
+-- Query-string members (lists repeat their key; integers in decimal; timestamps as text).
+local query_members = {}     -- operation --> { [query name] = member entry }
+
+local function read_query(op, query, params)
+  if query == "" then return end
+  local by_name = query_members[op]
+  if not by_name then
+    by_name = {}
+    for _, e in ipairs(validate.input_members(op)) do
+      if e.location == "querystring" then by_name[e.location_name] = e end
+    end
+    query_members[op] = by_name
+  end
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    local e = by_name[percent_decode(k)]
+    if e then
+      v = percent_decode(v)
+      local t = e.shape.type
+      if t == "list" then
+        local list = params[e.pascal] or arr({})
+        list[#list + 1] = v
+        params[e.pascal] = list
+      elseif t == "integer" or t == "long" then
+        params[e.pascal] = math.tointeger(tonumber(v)) or v
+      else
+        params[e.pascal] = v
+      end
+    end
+  end
+end
+
+-- The value of a header (name in lower case; the client's own spelling is tried first).
+local function header(headers, name, spelled)
+  if not headers then return nil end
+  for i = 1, #headers do
+    local h = headers[i]
+    local n = type(h) == "table" and h[1]
+    if n == spelled or (type(n) == "string" and n:lower() == name) then return h[2] end
+  end
+  return nil
+end
+
+-- Request ids shaped like the service's (UUIDs): this emulator's prefix and a counter.
+function Emulator:request_id()
+  local n = self.requests + 1
+  self.requests = n
+  local prefix = self.request_prefix
+  if not prefix then
+    prefix = ("%08x-%04x-4%03x-8%03x-"):format(math.random(0, 0xffffffff), math.random(0, 0xffff),
+      math.random(0, 0xfff), math.random(0, 0xfff))
+    self.request_prefix = prefix
+  end
+  return prefix .. ("%012x"):format(n)
+end
+
+local function error_reply(self, err)
+  local code = err.aws_code or "InternalFailure"
+  local body = json.encode(json.object_of("message", tostring(err.message or code)))
+  return { status = err.status or STATUS[code] or 400, body = body, headers = {
+    { "x-amzn-RequestId", self:request_id() }, JSON_TYPE,
+    { "x-amzn-ErrorType", code .. ":" .. ERROR_NAMESPACE } } }
+end
+
+-- The request's operation and PascalCase parameters, or nil, error.
+local function read_request(req)
+  local path, query = req.url:match("^https?://[^/]*([^?#]*)%??([^#]*)")
+  if not path then return nil, nil, aws_error("UnknownOperationException", "Malformed request URL.") end
+  local op, params = route(req.method, path)
+  if not op then
+    return nil, nil, aws_error("UnknownOperationException",
+      "No emr-containers operation is " .. tostring(req.method) .. " " .. path .. ".", 404)
+  end
+  read_query(op, query, params)
+  local body = req.body
+  if body ~= nil and body ~= "" then
+    local ok, doc = pcall(json.decode, body)
+    if not ok or type(doc) ~= "table" or json.is_array(doc) then
+      return nil, nil, aws_error("SerializationException", "The request body is not a JSON object.")
+    end
+    for k, v in pairs(validate.from_wire_shape(model.operations[op].input, doc)) do params[k] = v end
+  end
+  return op, params
+end
+
+-- The hot operations of a .sync wait answer with JSON text made straight from the job's
+-- record (its fixed members encoded once), not through a PascalCase view and a conversion.
+local encode = json.encode
+
+local function wire_text(shape_name, kept)
+  if kept == nil then return nil end
+  return encode(validate.to_wire_shape(shape_name, unkeep(kept)))
+end
+
+function Emulator:job_wire(job, t, before, after)
+  local state, finished = job_state(job, t)
+  local fixed = job.wire_fixed
+  if not fixed then
+    local parts = {
+      '"id":', encode(job.id), ',"name":', job.name and encode(job.name) or "null",
+      ',"virtualClusterId":', encode(job.vc_id), ',"arn":', encode(job.arn),
+      ',"clientToken":', encode(job.client_token), ',"executionRoleArn":', encode(job.role),
+      ',"releaseLabel":', encode(job.release), ',"jobDriver":', wire_text("JobDriver", job.driver),
+      ',"createdAt":', encode(M.timestamp(job.created)), ',"createdBy":', encode(self.created_by),
+    }
+    if job.overrides ~= nil then
+      parts[#parts + 1] = ',"configurationOverrides":' .. wire_text("ConfigurationOverrides", job.overrides)
+    end
+    if job.retry_policy ~= nil then
+      parts[#parts + 1] = ',"retryPolicyConfiguration":'
+        .. wire_text("RetryPolicyConfiguration", job.retry_policy)
+    end
+    if job.name == nil then parts[3], parts[4] = "", "" end
+    fixed = table.concat(parts)
+    job.wire_fixed = fixed
+  end
+  local fr, sd
+  if state == "FAILED" then
+    fr, sd = job.profile.failure_reason, job.profile.state_details
+  elseif state == "CANCELLED" then
+    sd = job.cancel_at and "Job run cancelled by CancelJobRun." or job.profile.state_details
+  end
+  local tags = self.tags[job.arn]
+  return (before or "") .. "{" .. fixed .. ',"state":"' .. state .. '"'
+    .. (finished and (',"finishedAt":"' .. finished_text(job, finished) .. '"') or "")
+    .. (sd and (',"stateDetails":' .. encode(sd)) or "")
+    .. (fr and (',"failureReason":"' .. fr .. '"') or "")
+    .. ',"tags":' .. (tags and encode(tags) or "{}") .. "}" .. (after or "")
+end
+
+local wire_ops = {}
+
+function wire_ops.StartJobRun(self, p, t)
+  local out, err = ops.StartJobRun(self, p, t)
+  if not out then return nil, err end
+  return '{"id":' .. encode(out.Id) .. (out.Name and (',"name":' .. encode(out.Name)) or "")
+    .. ',"arn":' .. encode(out.Arn) .. ',"virtualClusterId":' .. encode(out.VirtualClusterId) .. "}"
+end
+
+function wire_ops.DescribeJobRun(self, p, t)
+  local job = find_job(self, p)
+  if not job then
+    return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
+  end
+  return self:job_wire(job, t, '{"jobRun":', "}")
+end
+
+function wire_ops.ListJobRuns(self, p, t)
+  local jobs, nxt = job_page(self, p, t)
+  if not jobs then return nil, nxt end
+  local views = {}
+  for i = 1, #jobs do views[i] = self:job_wire(jobs[i], t) end
+  return '{"jobRuns":[' .. table.concat(views, ",") .. "]"
+    .. (nxt and (',"nextToken":' .. encode(nxt)) or "") .. "}"
+end
+
+--- serve(request) --> response: one HTTP exchange of emr-containers' REST protocol.
+-- request: { method =, url =, headers = { { name, value }, ... }, body = }; response:
+-- { status =, headers = { { name, value }, ... }, body = } (camelCase JSON), as the service
+-- answers, errors included. Requests must be SigV4-signed for emr-containers (any keys).
+function Emulator:serve(req)
+  if type(req) ~= "table" or type(req.method) ~= "string" or type(req.url) ~= "string"
+      or (req.body ~= nil and type(req.body) ~= "string")
+      or (req.headers ~= nil and type(req.headers) ~= "table") then
+    error("emrflow.emulator: serve expects a request { method = string, url = string, "
+      .. "headers = { { name, value }, ... }, body = string }", 2)
+  end
+  self.counts.requests = self.counts.requests + 1
+  local auth = header(req.headers, "authorization", "Authorization")
+  if not auth then
+    return error_reply(self, aws_error("MissingAuthenticationTokenException",
+      "Missing Authentication Token", 403))
+  elseif not auth:find("^AWS4%-HMAC%-SHA256 Credential=[^/]+/%d+/[%w%-]+/emr%-containers/aws4_request") then
+    return error_reply(self, aws_error("InvalidSignatureException",
+      "The request is not signed (SigV4) for emr-containers.", 403))
+  end
+  local op, p, err = read_request(req)
+  if not op then return error_reply(self, err) end
+  self.counts.calls = self.counts.calls + 1
+  self.counts.by_operation[op] = (self.counts.by_operation[op] or 0) + 1
+  if self.validate then
+    local ok, verr = validate.check(op, p)
+    if not ok then return error_reply(self, verr) end
+  end
+  local body
+  local direct = wire_ops[op]
+  if direct then
+    self.counts.attempts = self.counts.attempts + 1
+    err = take_injected(self, op)
+    if not err then body, err = direct(self, p, self:now()) end
+  else
+    local out
+    out, err = attempt(self, op, p, self:now())
+    if out ~= nil then body = encode(validate.to_wire_shape(model.operations[op].output, out)) end
+  end
+  if body == nil then return error_reply(self, err) end
+  return { status = 200, headers = { { "x-amzn-RequestId", self:request_id() }, JSON_TYPE }, body = body }
+end
+
+local endpoints_made = 0
+
+--- client([opts]) --> an emrflow.emr client whose requests this emulator serves (no network):
+-- dummy credentials, SigV4 signing, marshalling, model checks, reply checks, retries on the
+-- scheduler's clock and the batched .sync polling, as against AWS. Made once per emulator;
+-- opts (made once too) go to emrflow.emr.client.new (max_attempts, random, retry_quota).
+function Emulator:client(opts)
+  local c = self.wire_client
+  if c then return c end
+  endpoints_made = endpoints_made + 1
+  local o = { region = self.region, max_attempts = self.max_attempts, random = self.random,
+              credentials = { access_key_id = "AKIDEMRFLOWEMULATOR", secret_access_key = "emulator" } }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  -- its own endpoint: the .sync polling plans and rate limits are per endpoint
+  o.endpoint_url = ("https://emr-containers.%s.emulator-%d.emrflow.invalid"):format(self.region,
+    endpoints_made)
+  o.config = { region = o.region, endpoint_url = o.endpoint_url, max_attempts = o.max_attempts }
+  o.transport = function(req) return self:serve(req) end
+  c = require("emrflow.emr.client").new(o)
+  self.wire_client = c
+  return c
+end
+
+--- True when x is an emulator made by new().
+function M.is_emulator(x)
+  return getmetatable(x) == Emulator
 end
 
 M.Emulator = Emulator

@@ -431,18 +431,85 @@ local function list_item(row)
     "redriveDate", row.redrive_date)
 end
 
+-- A Distributed Map's child executions belong to the state machine "<machine>/<label>" (a
+-- state machine's own name never holds a "/", as on AWS).
+local function is_child(row)
+  return row.machine_name:find("/", 1, true) ~= nil
+end
+
+-- The rows list_executions gives that keep(row) accepts, at most limit of them: asked for in
+-- growing batches, so that a limit is met however many rows keep skips.
+local function list_kept(self, status, machine_name, limit, keep)
+  local fetch = limit
+  while true do
+    local rows, err = query(self, "list_executions", status, machine_name, fetch)
+    if not rows then return nil, err end
+    local list = json.array {}
+    for _, row in ipairs(rows) do
+      if keep(row) then
+        list[#list + 1] = list_item(row)
+        if limit and #list >= limit then return list end
+      end
+    end
+    if not fetch or #rows < fetch then return list end
+    fetch = fetch * 4
+  end
+end
+
 --- Executions newest first, as ListExecutions items. filter: status (RUNNING, SUCCEEDED,
--- FAILED, TIMED_OUT, ABORTED), machine_name, limit.
+-- FAILED, TIMED_OUT, ABORTED), machine_name, limit, map_run (a Map Run's ARN: its child
+-- executions; without it, as on AWS, child executions are not listed).
 function Store:executions(filter)
   filter = filter or {}
   if filter.status ~= nil and not (FINAL[filter.status] or filter.status == "RUNNING") then
     return nil, errors.new { code = "validation", message = "unknown status '"
       .. tostring(filter.status) .. "': RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED" }
   end
-  local rows, err = query(self, "list_executions", filter.status, filter.machine_name, filter.limit)
-  if not rows then return nil, err end
-  local list = json.array {}
-  for i, row in ipairs(rows) do list[i] = list_item(row) end
+  local machine_name, keep = filter.machine_name
+  if filter.map_run ~= nil then
+    local run = filter.map_run
+    machine_name = type(run) == "string" and run:match(":mapRun:(.+):[^:]+$")
+    if not machine_name then
+      return nil, errors.new { code = "validation", message = "'" .. tostring(run)
+        .. "' is not a Map Run ARN (arn:...:mapRun:<state machine>/<label>:<id>)" }
+    end
+    local prefix = run:gsub(":mapRun:", ":execution:", 1) .. "-"
+    keep = function(row) return row.arn:sub(1, #prefix) == prefix end
+  elseif machine_name == nil then
+    keep = function(row) return not is_child(row) end
+  else
+    keep = function() return true end
+  end
+  return list_kept(self, filter.status, machine_name, filter.limit, keep)
+end
+
+--- The Map Runs of execution x (its Distributed Map states' runs), oldest first, as
+-- ListMapRuns items: executionArn, mapRunArn, stateMachineArn, startDate, stopDate. Read
+-- from x's history: each MapRunStarted, and the event that ended the run (it follows the
+-- MapRunStarted event directly: the child executions' events are in their own histories).
+function Store:map_runs(x)
+  local row, err = self:find(x)
+  if not row then return nil, err end
+  local events_list, herr = self:history(row)
+  if not events_list then return nil, herr end
+  local list, by_arn, by_event = json.array {}, {}, {}
+  for _, e in ipairs(events_list) do
+    local d = e.mapRunStartedEventDetails
+    if e.type == "MapRunStarted" and d and d.mapRunArn then
+      local item = by_arn[d.mapRunArn]
+      if not item then
+        item = json.object_of("executionArn", row.arn, "mapRunArn", d.mapRunArn,
+          "stateMachineArn", (d.mapRunArn:gsub(":mapRun:", ":stateMachine:", 1):gsub(":[^:]*$", "")),
+          "startDate", e.timestamp)
+        by_arn[d.mapRunArn] = item
+        list[#list + 1] = item
+      end
+      item.stopDate = nil -- a redrive runs it again
+      by_event[e.id] = item
+    elseif e.type:match("^MapRun") and by_event[e.previousEventId] then
+      by_event[e.previousEventId].stopDate = e.timestamp
+    end
+  end
   return list
 end
 
@@ -460,11 +527,23 @@ M.redrive_status = redrive_status
 
 local INCLUDED = json.object_of("included", true)
 
+-- The Map Run a child execution belongs to (recorded in its options), or nil.
+local function map_run_of(row)
+  if not (row.options and is_child(row)) then return nil end
+  local ok, options = pcall(json.decode, row.options)
+  return ok and type(options) == "table" and options.mapRunArn or nil
+end
+
 --- x as DescribeExecution shows it; also returns the stored record.
 function Store:describe(x)
   local row, err = self:find(x)
   if not row then return nil, err end
   local rstatus, reason = redrive_status(row, now())
+  local map_run = map_run_of(row)
+  if map_run and rstatus == "REDRIVABLE" then
+    -- as on AWS: a child execution runs again when its parent (its Map Run) is redriven
+    rstatus, reason = "REDRIVABLE_BY_MAP_RUN", "redrive its parent execution to run it again"
+  end
   local d = json.object_of(
     "executionArn", row.arn,
     "stateMachineArn", row.machine_arn,
@@ -476,6 +555,7 @@ function Store:describe(x)
     "inputDetails", INCLUDED,
     "output", row.output,
     "outputDetails", row.output and INCLUDED or nil,
+    "mapRunArn", map_run,
     "error", row.error,
     "cause", row.cause,
     "redriveCount", row.redrive_count,

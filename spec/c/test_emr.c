@@ -339,20 +339,24 @@ static void test_sync_plan(void)
     uint64_t h1 = ef_emr_sync_watch(s, "vc1", "j1", t);
     uint64_t h2 = ef_emr_sync_watch(s, "vc1", "j2", t);
     uint64_t h3 = ef_emr_sync_watch(s, "vc2", "j3", t);
-    EF_CHECK(h1 && h2 && h3 && h1 != h2);
+    uint64_t h4 = ef_emr_sync_watch(s, "vc2", "j4", t);
+    uint64_t h5 = ef_emr_sync_watch(s, "vc1", "j5", t);
+    EF_CHECK(h1 && h2 && h3 && h4 && h5 && h1 != h2);
     struct ef_emr_sync_action a;
     /* each new job is described once */
-    uint64_t seen[3];
-    for (int i = 0; i < 3; i++) {
+    uint64_t seen[5];
+    for (int i = 0; i < 5; i++) {
         EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE);
         EF_CHECK(!a.final);
         seen[i] = a.handle;
     }
-    EF_CHECK(seen[0] == h1 && seen[1] == h2 && seen[2] == h3);
+    EF_CHECK(seen[0] == h1 && seen[1] == h2 && seen[2] == h3 && seen[3] == h4 && seen[4] == h5);
     EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
     ef_emr_sync_described(s, h1, t, "RUNNING", 990.5);
     ef_emr_sync_described(s, h2, t, "PENDING", 995);
     ef_emr_sync_described(s, h3, t, "SUBMITTED", 999);
+    ef_emr_sync_described(s, h4, t, "SUBMITTED", 999);
+    ef_emr_sync_described(s, h5, t, "PENDING", 997);
     EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 2 - 0.001));
     /* one listing per cluster, not one describe per job */
     t += 2;
@@ -386,9 +390,85 @@ static void test_sync_plan(void)
     EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 3 - 0.002)); /* vc1, listed first */
     struct ef_emr_sync_stats st;
     ef_emr_sync_get_stats(s, &st);
-    EF_CHECK(st.watched == 2 && st.clusters == 2 && st.describes == 4 && st.lists == 5);
+    EF_CHECK(st.watched == 4 && st.clusters == 2 && st.describes == 6 && st.lists == 5);
     ef_emr_sync_unwatch(s, h2);
     ef_emr_sync_unwatch(s, h2);                     /* twice: ignored */
+    ef_emr_sync_free(s);
+}
+
+/* One job left to watch on a cluster: it is described in place of the listing (the same one
+ * request an interval, with every state it goes through); a second job brings listings back. */
+static void test_sync_single_job(void)
+{
+    struct ef_emr_sync_options o = { 2, 1.5, 30, 1e6, 50 };
+    struct ef_emr_sync *s = ef_emr_sync_new(&o);
+    if (!s)
+        return;
+    double t = 1000;
+    struct ef_emr_sync_action a;
+    uint64_t h = ef_emr_sync_watch(s, "vc", "j", t);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h);
+    ef_emr_sync_described(s, h, t, "PENDING", 999);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 2));
+    t += 2;
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h && !a.final);
+    EF_CHECK_STR(a.vc_id, "vc");
+    EF_CHECK_STR(a.job_id, "j");
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
+    ef_emr_sync_described(s, h, t, "RUNNING", 999);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 2));
+    t += 2;
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h);
+    ef_emr_sync_described(s, h, t, "RUNNING", 999);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && near(a.wake_at, t + 3));  /* backs off */
+    /* a second job: described when watched, then the cluster is listed */
+    uint64_t h2 = ef_emr_sync_watch(s, "vc", "k", t);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h2);
+    ef_emr_sync_described(s, h2, t, "PENDING", 1003);
+    t += 3;
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_LIST);
+    EF_CHECK(a.created_after == 998);
+    struct ef_emr_sync_item page[1] = { { "k", "FAILED" } };
+    ef_emr_sync_listed(s, "vc", t, page, 1, NULL);
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h2 && a.final);
+    ef_emr_sync_described(s, h2, t, "FAILED", 1003);
+    ef_emr_sync_unwatch(s, h2);
+    /* alone again: the next poll describes it; a final state ends it */
+    t += 10;
+    EF_CHECK(ef_emr_sync_next(s, (t += 0.001), &a) == EF_EMR_SYNC_DESCRIBE && a.handle == h && !a.final);
+    ef_emr_sync_described(s, h, t, "COMPLETED", 999);
+    ef_emr_sync_unwatch(s, h);
+    EF_CHECK(ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE && a.wake_at == HUGE_VAL);
+    ef_emr_sync_free(s);
+}
+
+/* Clock values near 1.7e9 s are 2.4e-7 s apart: waking at the bucket's refill time must not
+ * find it a rounding short for ever (the virtual clock jumps exactly to the wake time). */
+static void test_sync_rate_rounding(void)
+{
+    struct ef_emr_sync_options o = { 0, 1, 1, 10, 0 };
+    struct ef_emr_sync *s = ef_emr_sync_new(&o);
+    if (!s)
+        return;
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "j%d", i);
+        EF_CHECK(ef_emr_sync_watch(s, "vc", id, 0) != 0);
+    }
+    struct ef_emr_sync_action a;
+    double t = 1700000096.3438;
+    int sent = 0, idles = 0;
+    for (int n = 0; n < 1000 && sent < 20; n++) {
+        if (ef_emr_sync_next(s, t, &a) == EF_EMR_SYNC_IDLE) {
+            EF_CHECK(a.wake_at > t);
+            t = a.wake_at;
+            idles++;
+            continue;
+        }
+        sent++;
+    }
+    EF_CHECK(sent == 20 && idles == 19);
+    EF_CHECK(t >= 1700000096.3438 + 1.9 - 1e-6);    /* and still 10 a second */
     ef_emr_sync_free(s);
 }
 
@@ -860,6 +940,8 @@ int main(void)
     EF_RUN(test_tokens);
     EF_RUN(test_sync_plan);
     EF_RUN(test_sync_rate);
+    EF_RUN(test_sync_single_job);
+    EF_RUN(test_sync_rate_rounding);
     s_have_fake = fake_start(&s_fake) == 0;
     if (!s_have_fake)
         fprintf(stderr, "test_emr: fake_emr.py not available: live tests skipped\n");

@@ -236,11 +236,14 @@ local CONTENT_TYPE_JSON = { "Content-Type", "application/json" }
 
 -- Builds the unsigned request (the C core marshals: URI labels escaped, query
 -- string, camelCase JSON body): method, url, headers, body.
-function Client:build(operation, params)
-  local method, target, body = emr_core.build(operation, params)
+local function request_of(self, method, target, body)
   local headers = {}
   if body then headers[1] = CONTENT_TYPE_JSON end
   return { method = method, url = self.endpoint.base .. target, headers = headers, body = body or "" }
+end
+
+function Client:build(operation, params)
+  return request_of(self, emr_core.build(operation, params))
 end
 
 ------------------------------------------------------------------------------
@@ -358,7 +361,8 @@ local function sign(self, req, creds, payload_hash)
   local t = self._sign_req
   t.method, t.url, t.headers, t.body = req.method, req.url, req.headers, req.body
   t.credentials, t.time, t.payload_hash = creds, self.time(), payload_hash
-  local s = self.signer:sign(t)
+  -- the C signer straight away: this table's fields are ours (no misspelt option to catch)
+  local s = self.signer._c:sign(t, nil, 2)
   t.credentials, t.body = nil, nil
   return s
 end
@@ -407,10 +411,12 @@ function Client:call(operation, params, opts)
   local fast = not dry and self:_fast()
   -- the model checks: in the C client's first attempt when it sends, else here
   local check_in_c = fast and opts.validate ~= false
+  local req
   if opts.validate ~= false and not check_in_c then
-    local ok
-    ok, err = validate.check(operation, params)
-    if not ok then return nil, err end
+    -- checked and marshalled from one conversion of the parameters
+    local ok, method, target, body = emr_core.check_build(operation, params)
+    if not ok then return nil, validate.error_of(operation, method, target) end
+    req = request_of(self, method, target, body)
   end
   local creds
   creds, err = self:_credentials()
@@ -423,9 +429,9 @@ function Client:call(operation, params, opts)
     return nil, err
   end
 
-  local req, signed, payload_hash
+  local signed, payload_hash
   if not fast then
-    req = self:build(operation, params)
+    req = req or self:build(operation, params)
     signed = sign(self, req, creds, nil)
     payload_hash = signed.payload_hash
     if dry then

@@ -8,8 +8,9 @@
 -- Job runs awaited through an HTTP client (DescribeJobRun, no deadline, no heartbeat
 -- cap) are polled in batches by the C core's plan (src/ef_emr_sync.c): one ListJobRuns
 -- per virtual cluster and interval (final states, createdAfter), DescribeJobRun only when
--- a job starts being watched and when it is over. `batch = false` keeps one poll per job.
--- The emulator keeps per-job polls (its progress shows every state a job goes through).
+-- a job starts being watched and when it is over; a cluster with one watched job left has that
+-- job described in the listing's place. `batch = false` keeps one poll per job. An emulator is
+-- polled the same way through its client (emu:client()); a plain backend table per job.
 --
 --   local sync = require "emrflow.emr.sync"
 --   local sched = sync.schedule(poll)     -- poll: nil | "aws" | { initial =, factor =, max =, rate = }
@@ -175,6 +176,7 @@ end
 local emr_core = require("emrflow.core").emr
 
 local FINAL_LIST = { "COMPLETED", "FAILED", "CANCELLED" }
+local JOB_FINAL = { COMPLETED = true, FAILED = true, CANCELLED = true }
 local plans = setmetatable({}, { __mode = "k" })   -- scheduler -> key -> batch
 
 local function days_from_civil(y, m, d)
@@ -186,10 +188,7 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
--- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
-local function unix_seconds(v)
-  if type(v) == "number" then return v end
-  if type(v) ~= "string" then return nil end
+local function parse_seconds(v)
   local y, mo, d, h, mi, se = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
   if not y then return nil end
   local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
@@ -201,6 +200,18 @@ local function unix_seconds(v)
   end
   return t
 end
+-- Unix seconds of a wire timestamp (ISO 8601 text or a number); nil when unreadable.
+-- The last text read is kept: the jobs of a Map are mostly created in the same second.
+local last_text, last_seconds
+local function unix_seconds(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  if v == last_text then return last_seconds end
+  local t = parse_seconds(v)
+  last_text, last_seconds = v, t
+  return t
+end
+
 M.unix_seconds = unix_seconds
 
 local function deliver(w, update)
@@ -226,7 +237,9 @@ local function pump_once(b)
     local job = type(out) == "table" and out.JobRun or nil
     local w = b.waiters[h]
     if type(job) == "table" then
-      b.plan:described(h, scheduler.now(), tostring(job.State), unix_seconds(job.CreatedAt))
+      local state = tostring(job.State)
+      -- a final job is done: its creation time no longer matters to the plan
+      b.plan:described(h, scheduler.now(), state, not JOB_FINAL[state] and unix_seconds(job.CreatedAt) or nil)
       if w then deliver(w, { obj = job }) end
     elseif w then
       deliver(w, { err = err or { Error = "States.TaskFailed",

@@ -18,7 +18,8 @@
 --
 -- Execution options read (machine:start(input, opts)):
 --   emr            the backend: an emrflow.emr client or an emrflow.emulator (default: a
---                  client from region / endpoint_url / profile)
+--                  client from region / endpoint_url / profile); an emulator is called
+--                  through its client (emu:client()), over the REST wire form, as AWS is
 --   poll           { initial = 2, factor = 1.5, max = 30, rate = 10 } or "aws"
 --   error_prefix   "EmrContainers." (API errors become <prefix><ErrorCode>)
 --   cancel_on_timeout  true: a Task TimeoutSeconds also cancels its job run
@@ -238,6 +239,9 @@ function M.backend(ctx)
       error({ Error = "States.Runtime",
               Cause = "emrflow: the emr option must be an emrflow.emr client or an emulator" }, 0)
     end
+    -- an emulator answers through a client, on the wire: --local runs the AWS code path
+    local emulator = package.loaded["emrflow.emulator"]
+    if emulator and emulator.is_emulator(o.emr) and o.emr.wire then return o.emr:client() end
     return o.emr
   end
   local c = clients[o]
@@ -415,13 +419,47 @@ local function submitted(ctx, r, out)
   end
 end
 
+-- The job run an earlier process started with this ClientToken, found by ListJobRuns (by
+-- name and since the execution started), or nil. A resumed Task (ctx.recorded_attempt: its
+-- attempt was recorded, so its StartJobRun may have gone out) looks before asking again:
+-- the service forgets tokens after a while, and StartJobRun would then start a second job.
+local function recorded_job(backend, ctx, params, token)
+  local q = { VirtualClusterId = params.VirtualClusterId, Name = params.Name, MaxResults = 50 }
+  local c = ctx.context
+  local started = type(c) == "table" and type(c.Execution) == "table"
+    and sync.unix_seconds(c.Execution.StartTime)
+  if started then q.CreatedAfter = math.floor(started) - 300 end
+  for _ = 1, 1000 do
+    local out = backend:call("ListJobRuns", q)
+    if type(out) ~= "table" then return nil end
+    for _, j in ipairs(type(out.JobRuns) == "table" and out.JobRuns or {}) do
+      if type(j) == "table" and j.ClientToken == token and type(j.Id) == "string" then
+        return json.object_of("Id", j.Id, "Name", j.Name, "Arn", j.Arn,
+                              "VirtualClusterId", j.VirtualClusterId or params.VirtualClusterId)
+      end
+    end
+    if type(out.NextToken) ~= "string" or out.NextToken == "" then return nil end
+    q.NextToken = out.NextToken
+  end
+  return nil
+end
+
+-- StartJobRun, or on resume the job run the recorded attempt had started.
+local function start_job(backend, ctx, params, token)
+  if ctx.recorded_attempt and type(params.VirtualClusterId) == "string" then
+    local found = recorded_job(backend, ctx, params, params.ClientToken or token)
+    if found then return found end
+  end
+  return call(backend, ctx, "StartJobRun", params, { client_token = token })
+end
+
 local function run_start_job_run(r, input, ctx)
   local backend = M.backend(ctx)
   local params = params_of(input, "StartJobRun")
   local token = params.ClientToken == nil and M.client_token(ctx) or nil
   local is_sync = r.suffix == ".sync"
   if not is_sync then
-    return check_size(call(backend, ctx, "StartJobRun", params, { client_token = token }))
+    return check_size(start_job(backend, ctx, params, token))
   end
   local schedule = sync.schedule((ctx.options or {}).poll)
   local beat, max_interval = heartbeat_opts(ctx)
@@ -429,7 +467,7 @@ local function run_start_job_run(r, input, ctx)
   local starting = false
   local ok, res = pcall(function()
     starting = true
-    local out = call(backend, ctx, "StartJobRun", params, { client_token = token })
+    local out = start_job(backend, ctx, params, token)
     starting = false
     job_id, vc_id, name = out.Id, out.VirtualClusterId or params.VirtualClusterId, out.Name or params.Name
     submitted(ctx, r, out)
@@ -516,6 +554,9 @@ local function run_plain(r, input, ctx)
       or r.op == "CreateManagedEndpoint" or r.op == "CreateSecurityConfiguration")
       and params.ClientToken == nil then
     opts = { client_token = M.client_token(ctx) }
+  end
+  if r.op == "StartJobRun" then
+    return check_size(start_job(backend, ctx, params, opts and opts.client_token))
   end
   return check_size(call(backend, ctx, r.op, params, opts))
 end

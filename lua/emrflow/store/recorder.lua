@@ -59,11 +59,27 @@ local function details_of(ev)
   return nil
 end
 
+-- A child execution's record is created with its first write (self.pending: the fields of
+-- create_execution), in the same transaction, so that a child that only computes costs one.
+local function create_then_append(self, group, with)
+  local row, err = self.s:create_execution(self.pending)
+  if not row then return nil, err end
+  local ok, aerr = self.s:append_events(row, group, with)
+  if not ok then return nil, aerr end
+  return row
+end
+
 -- Writes the group (and `with`'s extra writes) in one transaction. A failure is kept in
 -- self.error and raised as an ASL error, so the state that needed the write fails.
 function Recorder:write(with)
   local group = self.group
-  local ok, err = self.s:append_events(self.rec, group, with)
+  local ok, err
+  if self.pending then
+    ok, err = self.s:transaction(create_then_append, self, group, with)
+    if ok then self.rec, self.pending = ok, nil end
+  else
+    ok, err = self.s:append_events(self.rec, group, with)
+  end
   group:reset()
   if not ok then
     self.error = self.error or err
@@ -81,7 +97,7 @@ function Recorder:effect_of(ev, kind)
       "resource", d and d.resource, "resourceType", d and d.resourceType,
       "scheduledEventId", ev.previousEventId,
       "parameters", scheduled and scheduled.parameters,
-      "executionUid", self.rec.uid) }
+      "executionUid", (self.rec or self.pending).uid) }
   end
   return { key = kind .. ":" .. ev.id, kind = kind,
     data = json.object_of("eventId", ev.id, "timestamp", ev.timestamp,
@@ -102,9 +118,14 @@ function Recorder:add(ev)
   if final then
     -- the execution has ended: a failure to record it is kept (self.error), not raised
     local d = details_of(ev) or {}
-    pcall(self.write, self, { status = { status = final, stop_date = ev.timestamp,
-      output = d.output, error = d.error, cause = d.cause } })
+    local with = { status = { status = final, stop_date = ev.timestamp,
+      output = d.output, error = d.error, cause = d.cause } }
     self.enabled = false
+    if self.pending and self.batch then
+      -- a child execution that only computed: written with others (Children:flush)
+      return self.batch:defer(self, with)
+    end
+    pcall(self.write, self, with)
     return
   end
   local kind = BEFORE_EFFECT[etype]
@@ -124,28 +145,22 @@ for k in pairs(EFFECT_RESULT) do NOTABLE[k] = true end
 for k in pairs(FINAL) do NOTABLE[k] = true end
 
 --- The event sink (machine:start's event_sink, emrflow.asl.history): takes each event as
--- its parts, so that recording builds no table per event. A notable event (an effect, the
--- end) is expanded and handled as add() handles it.
+-- its parts and packs it in C (emrflow.store.events.sink), so that recording runs no Lua
+-- and builds no table per event. A notable event (an effect, the end) is expanded and
+-- handled as add() handles it.
 function Recorder:sink()
-  local group_limit = M.GROUP_LIMIT
-  local add_parts = events.Group.add_parts
-  return function(desc, id, prev, payload, assigned, t)
-    if not self.enabled then return end
-    local etype = desc.etype
-    if NOTABLE[etype] then
-      local ev = { type = etype, id = id, previousEventId = prev, timestamp = t }
-      local field = desc.field
-      if field then
-        ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
-      elseif desc.key and payload ~= false then
-        ev[desc.key] = payload
-      end
-      return self:add(ev)
+  local function expanded(desc, id, prev, payload, assigned, t)
+    local ev = { type = desc.etype, id = id, previousEventId = prev, timestamp = t }
+    local field = desc.field
+    if field then
+      ev[desc.key] = { name = desc.name, [field] = payload, assignedVariables = assigned }
+    elseif desc.key and payload ~= false then
+      ev[desc.key] = payload
     end
-    if add_parts(self.group, desc, id, prev, payload, assigned, t) >= group_limit then
-      self:write()
-    end
+    return self:add(ev)
   end
+  return events.sink(self.group, self, NOTABLE, expanded, function() self:write() end,
+    M.GROUP_LIMIT)
 end
 
 --- Writes what is pending (events of computation since the last write).
@@ -287,6 +302,7 @@ function M.start(s, machine, input, opts)
   end
   recorder.rec = rec
   x.store, x.store_record, x.store_recorder = s, rec, recorder
+  x.child_store = M.children(s, 0, true)
   if opts.store_notice then
     opts.store_notice:write(string.format("emrflow: recording execution %s in %s (if this process "
       .. "dies, continue it with: emrflow resume %s --store %s)\n", x.name, s.path,
@@ -296,8 +312,14 @@ function M.start(s, machine, input, opts)
 end
 
 -- Why row cannot be resumed (resume) or redriven (redrive); nil when it can.
-local function refusal(s, row, redrive)
+local function refusal(s, row, options, redrive)
   local what = "execution '" .. row.name .. "' (" .. row.arn .. ")"
+  if type(options) == "table" and options.parent then
+    return errors.new { code = "child_execution", message = "cannot " .. (redrive and "redrive" or "resume")
+      .. " " .. what .. " by itself: it is a child execution of the Map Run " .. tostring(options.mapRunArn)
+      .. "; " .. (redrive and "redrive" or "resume") .. " its parent execution " .. tostring(options.parent)
+      .. " (its child executions " .. (redrive and "that failed run again" or "go on with it") .. ")" }
+  end
   if redrive then
     local status, reason = redrive(row, os.time())
     if status ~= "REDRIVABLE" then
@@ -345,6 +367,184 @@ local function count_replayed(ctx)
   end
 end
 
+---------------------------------------------------------------------------
+-- Distributed Map child executions
+---------------------------------------------------------------------------
+-- Each child execution of a Distributed Map is an execution of its own in the store, as on
+-- AWS: its row (state machine "<machine>/<label>", options naming its parent, Map Run and
+-- index), its history and its effects, written by a recorder of its own with the same rules
+-- as the parent's. The parent's history keeps only the Map Run events. When the parent is
+-- resumed or redriven, each child is looked up as the Map meets it again (its ARN is derived
+-- from where the Map Run happens, see states/map.lua):
+--   * SUCCEEDED: its recorded output is taken; it does not run;
+--   * FAILED during the parent's current redrive generation: its recorded error is taken;
+--   * RUNNING (the process died): resumed one state at a time, as the parent is;
+--   * FAILED in an earlier generation, ABORTED or TIMED_OUT: redriven (an ExecutionRedriven
+--     event, from the state that failed); the parent's redrive re-runs only these;
+--   * not recorded: runs, recorded from its first write.
+
+local Children = {}
+Children.__index = Children
+
+-- Child executions that only computed (no external effect, hence nothing written yet) are
+-- written together, this many in one transaction, or when their Map Run ends: a crash loses
+-- at most computation that a resume does again, and a 10,000-item Map of Pass states costs
+-- a few transactions, not 10,000.
+M.CHILD_BATCH = 256
+
+--- The child-execution hook (an execution's child_store, read by states/map.lua) of an
+-- execution recorded in s, in redrive generation `generation`; fresh: the execution has just
+-- started, so none of its children can be in the store yet.
+function M.children(s, generation, fresh)
+  return setmetatable({ s = s, generation = generation, fresh = fresh,
+    texts = setmetatable({}, { __mode = "k" }), deferred = {}, error = nil }, Children)
+end
+
+-- Keeps the whole record of child recorder rec (its events and end, `with`) for flush.
+function Children:defer(rec, with)
+  local list = self.deferred
+  list[#list + 1] = { rec = rec, with = with }
+  if #list >= M.CHILD_BATCH then self:flush() end
+end
+
+local function write_deferred(list)
+  for _, d in ipairs(list) do
+    local ok, err = create_then_append(d.rec, d.rec.group, d.with)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- Writes the deferred child executions in one transaction (the Map calls it when its run
+-- ends). A failure is kept in self.error: those children are computed again on resume.
+function Children:flush()
+  local list = self.deferred
+  if #list == 0 then return true end
+  self.deferred = {}
+  local ok, err = self.s:transaction(write_deferred, list)
+  if not ok then self.error = self.error or err end
+  return ok, err
+end
+
+-- The ItemProcessor's definition as JSON text, the child executions' definition (kept once
+-- per Map state); one with Lua functions is held by the parent's definition only.
+function Children:definition(proc_def)
+  local text = self.texts[proc_def]
+  if not text then
+    local ok, encoded = pcall(json.encode, proc_def)
+    text = ok and encoded or json.encode(json.object_of("StartAt", proc_def.StartAt,
+      "Comment", "holds Lua functions: see the parent execution's definition"))
+    self.texts[proc_def] = text
+  end
+  return text
+end
+
+local function store_failure(err)
+  error({ Error = "States.Runtime", Cause = "cannot read the execution store: "
+    .. tostring(err and err.message or err) }, 0)
+end
+
+-- Makes c's events go to recorder (through replay rp when it has a record).
+local function attach(c, recorder, rp)
+  local rec = c.rec
+  if rp then
+    c.replay = rp
+    rec.on_event = function(ev)
+      local out = rp:translate(ev)
+      if out then recorder:add(out) end
+    end
+  elseif rec.enabled then
+    rec.sink = recorder:sink()
+  else
+    rec.on_event = function(ev) recorder:add(ev) end
+  end
+  c.store_recorder = recorder
+end
+
+-- The writes of a child's redrive, in one transaction.
+local function redrive_child(s, row, event, options)
+  local ok, err = s:append_events(row, { event })
+  if ok then ok, err = s:mark_redriven(row) end
+  if ok then ok, err = s:set_options(row, options) end
+  if not ok then return nil, err end
+  return true
+end
+
+-- Continues the recorded child c (row): resumed, or redriven when `redrive`.
+function Children:continue(c, row, options, proc_def, redrive)
+  local s = self.s
+  local recorded, err = s:history(row)
+  if not recorded then store_failure(err) end
+  local last = #recorded > 0 and recorded[#recorded].id or 0
+  local rp = replay.new(recorded, proc_def, last)
+  if redrive then
+    local id = rp:redrive()
+    options.generation = self.generation
+    local ok, rerr = s:transaction(redrive_child, s, row, { id = id, previousEventId = last,
+      timestamp = now_s(), type = "ExecutionRedriven",
+      executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) }, options)
+    if not ok then store_failure(rerr) end
+  end
+  c.start_time, c.redrive_count = row.start_date, rp.redrives
+  rp.x, rp.on_replayed_task = c, count_replayed
+  attach(c, M.new(s, row), rp)
+  return nil
+end
+
+-- How the Map Run had ended in the parent's record: false when it runs on (interrupted, or
+-- cut by a redrive), else { error =, cause = } of its MapRunFailed, or {} (MapRunSucceeded).
+local function settled(x, frame)
+  local rp = x.replay
+  local ended = rp and rp:map_run_end(frame)
+  if not ended then return false end
+  local d = ended.mapRunFailedEventDetails or {}
+  return { error = d.error, cause = d.cause }
+end
+
+--- Called by the Map (its frame) for each child execution c before it runs: returns its
+-- recorded end ({ status =, output = | error =, cause = }) when it stands (the child does not
+-- run), or nil once c is set to record (and, when it had started, to replay) its events.
+-- A Map Run that had ended in the record (a redrive from a later state) is replayed as it
+-- was: its children's ends stand, whatever their generation.
+function Children:begin(c, run, proc_def, frame)
+  local s = self.s
+  if run.settled == nil then run.settled = not self.fresh and settled(c.parent, frame) end
+  local ended = run.settled
+  local row
+  if not self.fresh then
+    local err
+    row, err = s:find(c.arn)
+    if not row and err.code ~= "ExecutionDoesNotExist" then store_failure(err) end
+  end
+  if not row then
+    local recorder = M.new(s, nil)
+    local machine = c.machine
+    recorder.pending = {
+      arn = c.arn, uid = c.id, name = c.name, machine_name = machine.name .. "/" .. run.label,
+      machine_arn = machine.arn .. "/" .. run.label, definition = self:definition(proc_def),
+      input = c.input, start_date = c.start_time, region = c.region,
+      options = json.object_of("parent", c.parent.arn, "mapRunArn", run.arn, "index", c.index,
+        "generation", self.generation),
+    }
+    recorder.batch = self
+    attach(c, recorder, nil)
+    return nil
+  end
+  local options = row.options and json.decode(row.options) or json.object {}
+  local status = row.status
+  if status == "SUCCEEDED" then
+    local out = row.output and json.decode(row.output)
+    if out == nil then out = json.null end
+    return { status = status, output = out }
+  elseif status == "FAILED" and (ended or (options.generation or 0) >= self.generation) then
+    return { status = status, error = row.error, cause = row.cause }
+  elseif ended and status ~= "RUNNING" then
+    -- stopped when the run failed: the run's failure is what the Map met
+    return { status = status, error = ended.error, cause = ended.cause }
+  end
+  return self:continue(c, row, options, proc_def, status ~= "RUNNING")
+end
+
 --- Continues the recorded execution x of store s (resume), or runs it again from the state
 -- that failed (redrive = true): see emrflow.store.replay. opts: machine:start's options,
 -- plus machine (the loaded machine: needed for a .lua definition's functions). redrive is
@@ -354,9 +554,9 @@ function M.resume(s, x, opts, redrive)
   opts = opts or {}
   local row, err = s:find(x)
   if not row then return nil, err end
-  local why = refusal(s, row, redrive)
-  if why then return nil, why end
   local options = row.options and json.decode(row.options) or nil
+  local why = refusal(s, row, options, redrive)
+  if why then return nil, why end
   local pid = not redrive and live_owner(options)
   if pid then
     return nil, errors.new { code = "still_running", message = "execution '" .. row.name
@@ -416,6 +616,7 @@ function M.resume(s, x, opts, redrive)
   end
   rp.x, rp.on_replayed_task = ex, count_replayed
   ex.replay = rp
+  ex.child_store = M.children(s, rp.redrives, false)
   -- its history is the recorded one (the engine's own numbers the replayed events again);
   -- { raw = true } still gives the engine's, with Lua values
   local engine_history = ex.history

@@ -207,6 +207,16 @@ function Replay:recorded_at(live_id)
   return f, k
 end
 
+--- The recorded event that ended the Map Run whose MapRunStarted `frame` has just emitted
+-- (MapRunSucceeded / MapRunFailed), or nil when the record does not hold its end (the run
+-- was interrupted, or a redrive cut it: it runs on).
+function Replay:map_run_end(frame)
+  if frame.x ~= self.x then return nil end
+  local f, k = self:recorded_at(frame.prev)
+  if not f or k >= f.n or f.types[k] ~= "MapRunStarted" then return nil end
+  return f.events[k + 1]
+end
+
 --- The store hook of a Task (states/task.lua): when the attempt that has just emitted its
 -- TaskStarted had ended in the record, returns true, output or false, { Error =, Cause = },
 -- and skips the events the integration had emitted meanwhile; nil when it must be invoked.

@@ -9,6 +9,7 @@ local rt = require "emrflow.asl.runtime"
 local pipeline = require "emrflow.asl.pipeline"
 local payload = require "emrflow.asl.payload"
 local handlers = require "emrflow.asl.handlers"
+local digest = require "emrflow.digest"
 
 local add_event = history.Recorder.add_event
 local INLINE_MAP_LIMIT = 40        -- AWS runs at most 40 inline iterations at once
@@ -60,29 +61,66 @@ local function path_integer(field, text, v, kind)
   return n
 end
 
+-- A Distributed Map's run: its ARN (AWS's shape: mapRun:<machine>/<label>:<id>) and the prefix
+-- of its child executions' ARNs. The id is derived from where the run happens (the execution,
+-- the thread of control, the Map state and how many times that thread entered it), never from
+-- chance or the clock, so that a resumed or redriven execution meets the same run again and
+-- finds its child executions in the store.
+local function map_run(frame, st_name, label)
+  local x = frame.x
+  local seen = rawget(x, "map_runs_entered")
+  if not seen then
+    seen = {}
+    rawset(x, "map_runs_entered", seen)
+  end
+  local where = rt.frame_key(frame) .. "\n" .. st_name
+  local n = (seen[where] or 0) + 1
+  seen[where] = n
+  local h = digest.hex("SHA-256", x.arn .. "\n" .. where .. "\n" .. n)
+  local id = fmt("%s-%s-%s-%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(13, 16), h:sub(17, 20), h:sub(21, 32))
+  local machine_arn = x.machine.arn
+  return {
+    id = id, label = label,
+    arn = machine_arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label .. ":" .. id,
+    execution_prefix = machine_arn:gsub(":stateMachine:", ":execution:") .. "/" .. label .. ":",
+  }
+end
+
 -- A Distributed Map iteration runs as a child execution of its own, as on AWS: its own id,
 -- ARN, context object and history (ExecutionStarted ... ExecutionSucceeded | Failed), its own
 -- variables (none of the parent's), so the parent's history gets only the Map Run events and
 -- a 10,000-item Map stays far from the parent's 25,000-event quota. Once it ends only a summary
 -- stays in x.map_runs[arn]; machine:start option on_child_execution(child) sees it whole first.
-local function child_execution(x, run_arn, index, input)
+-- The execution's child_store (set by emrflow.store.recorder) records it in the store, or
+-- gives its recorded end when it had ended before (resume, redrive): then it does not run.
+local function child_execution(x, run, index, input, proc_def, frame)
   local c = setmetatable({}, { __index = x })
   c.parent, c.entries, c.input = x, 0, input
-  c.id = x.id .. "/" .. run_arn:match("[^/]*$") .. "/" .. index
-  c.name = fmt("%s-%d", x.name, index):sub(-80)
-  c.arn = run_arn:gsub(":mapRun:", ":execution:") .. ":" .. index
+  c.name = run.id .. "-" .. index
+  c.id = x.id .. "/" .. run.id .. "/" .. index
+  c.arn = run.execution_prefix .. c.name
+  c.map_run_arn, c.index = run.arn, index
   c.start_time = x.s:now()
   c.status = "RUNNING"
   c.rec = history.new { enabled = x.keep, now = function() return x.s:now() end, limit = x.rec.limit }
+  c.replay = false -- the parent's replay does not hold this child's events
   c.handle = c
+  local hook = x.child_store
+  local recorded = hook and hook:begin(c, run, proc_def, frame)
   c.ctx_execution, c.ctx_machine = context.execution(c)
-  return c
+  local redrives = rawget(c, "redrive_count")
+  if redrives and redrives > 0 then json.set(c.ctx_execution, "RedriveCount", redrives) end
+  return c, recorded
 end
 
-local function child_iteration(frame, proc, run_arn, i, input)
-  local x = frame.x
-  local c = child_execution(x, run_arn, i - 1, input)
-  local f = new_frame(c, {}, 0, false, frame, "i", i - 1)
+-- Runs the child execution of item i (or takes its recorded end); returns what run_program
+-- would: ok, output | error.
+local function run_child(c, f, proc, input, recorded)
+  if recorded then
+    c.status, c.output, c.error, c.cause = recorded.status, recorded.output, recorded.error, recorded.cause
+    if recorded.status == "SUCCEEDED" then return true, recorded.output end
+    return false, { Error = recorded.error, Cause = recorded.cause }
+  end
   emit(f, "ExecutionStarted", "executionStartedEventDetails", c.keep and { input = input } or nil)
   local ok, out = pcall(run_program, f, proc, input)
   if ok then
@@ -97,6 +135,14 @@ local function child_iteration(frame, proc, run_arn, i, input)
     emit(f, "ExecutionFailed", "executionFailedEventDetails", c.keep and { error = err.Error,
       cause = err.Cause } or nil)
   end
+  return ok, out
+end
+
+local function child_iteration(frame, proc, run, i, input, proc_def)
+  local x = frame.x
+  local c, recorded = child_execution(x, run, i - 1, input, proc_def, frame)
+  local f = new_frame(c, {}, 0, false, frame, "i", i - 1)
+  local ok, out = run_child(c, f, proc, input, recorded)
   c.stop_time = x.s:now()
   local on_child = x.options.on_child_execution
   if on_child then on_child(c) end
@@ -105,12 +151,13 @@ local function child_iteration(frame, proc, run_arn, i, input)
     runs = {}
     rawset(x, "map_runs", runs)
   end
-  local list = runs[run_arn]
+  local list = runs[run.arn]
   if not list then
     list = {}
-    runs[run_arn] = list
+    runs[run.arn] = list
   end
-  list[i] = { name = c.name, arn = c.arn, status = c.status, events = c.rec.n }
+  -- (its ARN is the run's execution_prefix .. name: not kept, 10,000 of them add up)
+  list[i] = { name = c.name, status = c.status, events = c.rec.n }
   -- the parent's frame is quiet about iterations: a stand-in that the caller's bookkeeping reads
   return { quiet = true, prev = 0 }, ok, out
 end
@@ -233,9 +280,9 @@ function M.compile(st, def, b)
     end
 
     frame.started = true
-    if distributed then
-      emit(frame, "MapRunStarted", "mapRunStartedEventDetails",
-        x.keep and { mapRunArn = (x.machine.arn:gsub(":stateMachine:", ":mapRun:")) .. "/" .. label } or nil)
+    local run = distributed and map_run(frame, st.name, label)
+    if run then
+      emit(frame, "MapRunStarted", "mapRunStartedEventDetails", x.keep and { mapRunArn = run.arn } or nil)
     end
 
     local results = json.array {}
@@ -245,9 +292,8 @@ function M.compile(st, def, b)
     local last_prev = frame.prev
     local vars_mt = proc.assigns and { __index = frame.vars } or false
     local rec = x.rec
-    local run_arn = distributed and x.machine.arn:gsub(":stateMachine:", ":mapRun:") .. "/" .. label
     local function iteration(i)
-      if distributed then return child_iteration(frame, proc, run_arn, i, inputs[i]) end
+      if run then return child_iteration(frame, proc, run, i, inputs[i], proc_def) end
       local f = child_frame(frame, false, vars_mt, "i", i - 1)
       if not f.quiet then
         f.prev = add_event(rec, iter_started, f.prev, i - 1)
@@ -305,6 +351,8 @@ function M.compile(st, def, b)
       local fns = {}
       for i = 1, pool do fns[i] = worker end
       local ok, err = pcall(run_children, fns)
+      -- store hook: the children that only computed are written now that the run has ended
+      if run and x.child_store then x.child_store:flush() end
       frame.prev = math.max(frame.prev, last_prev)
       if not ok then
         if distributed and not (type(err) == "table" and (err.aborted or err.timed_out)) then
