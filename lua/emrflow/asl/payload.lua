@@ -23,7 +23,7 @@
 --       not an object template evaluated that way); payload.size(result, sizes) is then
 --       json.size(result) computed from the sizes of its evaluated members only (sizes nil:
 --       not known); sig: the kinds of its members, R's layout (see generate), by which
---       core.asl's Pass loop (src/l_asl.c) evaluates it as shape does
+--       core.asl's Pass loop (src/l_asl.c) evaluates the template from R as shape does
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
