@@ -30,6 +30,7 @@ build = {
         "src/ef_regex.c",
         "src/ef_sigv4.c",
         "src/ef_store.c",
+        "src/l_asl.c",
         "src/l_digest.c",
         "src/l_emr.c",
         "src/l_http.c",

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "ef_json.h"
+#include "l_json.h"
 #include "l_util.h"
 
 #define UV_ARRAY_MT lua_upvalueindex(1)
@@ -1338,6 +1339,98 @@ static int l_json_set(lua_State *L)
  * values themselves, not copies) with v's mark and key order; with a key,
  * the copy then gets copy[key] = value as json.set does it (value nil
  * deletes).  v itself is never changed.  Non-tables come back as they are. */
+/* The work of json.copy_shallow on its arguments at b+1 (v, a table), b+2
+ * (key or nil) and b+3 (value), with nothing above them: leaves the copy at
+ * b+5 and the stack top there.  b+4 is scratch. */
+static void s_copy_shallow(lua_State *L, int b, int kind, int with_key)
+{
+    int v = b + 1, key = b + 2, value = b + 3, mo = b + 4, copy = b + 5;
+    luaL_checkstack(L, 8, "emrflow.json");
+    if (kind == KIND_ARRAY) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, v);
+        if (n > INT32_MAX)
+            luaL_error(L, "emrflow.json: copy_shallow: array too long");
+        lua_settop(L, mo);
+        lua_createtable(L, (int)n, 0);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, v, i);
+            lua_rawseti(L, copy, i);
+        }
+        lua_pushvalue(L, UV_ARRAY_MT);
+        lua_setmetatable(L, copy);
+        return;
+    }
+    /* Objects and plain tables: every member; an object's order list too.
+     * An object is sized by its order list (members set without json.set
+     * make the copy grow as they go in), a plain table by counting. */
+    int members = 0;
+    if (kind != KIND_OBJECT) {
+        lua_pushnil(L);
+        while (lua_next(L, v)) {
+            lua_pop(L, 1);
+            members++;
+        }
+        if (members > INT32_MAX - 1)
+            luaL_error(L, "emrflow.json: copy_shallow: table too large");
+    }
+    int m = 0;
+    if (kind == KIND_OBJECT) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, mo);
+        if (n > INT32_MAX - 1)
+            luaL_error(L, "emrflow.json: copy_shallow: table too large");
+        members = (int)n;
+        /* The copy lists the same keys as v unless the key changes the list:
+         * then v's m is shared (and frozen) rather than copied. */
+        int same = !with_key;
+        if (with_key && !lua_isnil(L, value)) {
+            lua_pushvalue(L, key);
+            int present = lua_rawget(L, v) != LUA_TNIL;
+            lua_pop(L, 1);
+            same = present && s_find_key(L, mo, key) != 0;
+        }
+        lua_createtable(L, 0, members + (same ? 0 : with_key)); /* copy */
+        if (same) {
+            s_mark_shared(L, mo);
+            lua_pushvalue(L, mo);
+            lua_setmetatable(L, copy);
+            lua_pushnil(L);
+            while (lua_next(L, v)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, copy);
+            }
+            if (with_key) {
+                lua_pushvalue(L, key);
+                lua_pushvalue(L, value);
+                lua_rawset(L, copy);
+            }
+            lua_settop(L, copy);
+            return;
+        }
+        s_new_order(L, (int)n + with_key); /* copy + 1: its order */
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, mo, i);
+            lua_rawseti(L, copy + 1, i);
+        }
+        lua_pushvalue(L, copy + 1);
+        lua_setmetatable(L, copy);
+        m = copy + 1;
+    } else {
+        lua_settop(L, value);
+        lua_pushnil(L); /* mo: no order */
+        lua_createtable(L, 0, members + with_key); /* copy */
+    }
+    lua_pushnil(L);
+    while (lua_next(L, v)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, copy);
+    }
+    if (with_key)
+        s_set(L, copy, m, key, value);
+    lua_settop(L, copy);
+}
+
 static int l_json_copy_shallow(lua_State *L)
 {
     int foreign;
@@ -1355,90 +1448,32 @@ static int l_json_copy_shallow(lua_State *L)
     int kind = s_kind(L, 1, &foreign); /* 4: m (object) */
     if (foreign)
         return luaL_argerror(L, 1, "table has a metatable of its own");
-    if (kind == KIND_ARRAY) {
-        if (with_key)
-            return luaL_argerror(L, 1, "expected a JSON object, got an array");
-        lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-        if (n > INT32_MAX)
-            return luaL_error(L, "emrflow.json: copy_shallow: array too long");
-        lua_createtable(L, (int)n, 0);
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, 1, i);
-            lua_rawseti(L, -2, i);
-        }
-        lua_pushvalue(L, UV_ARRAY_MT);
-        lua_setmetatable(L, -2);
-        return 1;
-    }
-    /* Objects and plain tables: every member; an object's order list too.
-     * An object is sized by its order list (members set without json.set
-     * make the copy grow as they go in), a plain table by counting. */
-    int members = 0;
-    if (kind != KIND_OBJECT) {
-        lua_pushnil(L);
-        while (lua_next(L, 1)) {
-            lua_pop(L, 1);
-            members++;
-        }
-        if (members > INT32_MAX - 1)
-            return luaL_error(L, "emrflow.json: copy_shallow: table too large");
-    }
-    int m = 0;
-    if (kind == KIND_OBJECT) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
-        if (n > INT32_MAX - 1)
-            return luaL_error(L, "emrflow.json: copy_shallow: table too large");
-        members = (int)n;
-        /* The copy lists the same keys as v unless the key changes the list:
-         * then v's m is shared (and frozen) rather than copied. */
-        int same = !with_key;
-        if (with_key && !lua_isnil(L, 3)) {
-            lua_pushvalue(L, 2);
-            int present = lua_rawget(L, 1) != LUA_TNIL;
-            lua_pop(L, 1);
-            same = present && s_find_key(L, 4, 2) != 0;
-        }
-        lua_createtable(L, 0, members + (same ? 0 : with_key)); /* 5: the copy */
-        if (same) {
-            s_mark_shared(L, 4);
-            lua_pushvalue(L, 4);
-            lua_setmetatable(L, 5);
-            lua_pushnil(L);
-            while (lua_next(L, 1)) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, 5);
-            }
-            if (with_key) {
-                lua_pushvalue(L, 2);
-                lua_pushvalue(L, 3);
-                lua_rawset(L, 5);
-            }
-            lua_settop(L, 5);
-            return 1;
-        }
-        s_new_order(L, (int)n + with_key);         /* 6: its order */
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, 4, i);
-            lua_rawseti(L, 6, i);
-        }
-        lua_pushvalue(L, 6);
-        lua_setmetatable(L, 5);
-        m = 6;
-    } else {
-        lua_settop(L, 3);
+    if (kind == KIND_ARRAY && with_key)
+        return luaL_argerror(L, 1, "expected a JSON object, got an array");
+    if (kind != KIND_OBJECT)
         lua_pushnil(L); /* 4: no order */
-        lua_createtable(L, 0, members + with_key); /* 5: the copy */
+    s_copy_shallow(L, 0, kind, with_key);
+    return 1;
+}
+
+int ef_l_json_set_copy(lua_State *L, int obj, int key, int value)
+{
+    obj = lua_absindex(L, obj);
+    key = lua_absindex(L, key);
+    value = lua_absindex(L, value);
+    int b = lua_gettop(L);
+    luaL_checkstack(L, 8, "emrflow.json");
+    lua_pushvalue(L, obj);
+    lua_pushvalue(L, key);
+    lua_pushvalue(L, value);
+    int foreign;
+    if (s_kind(L, b + 1, &foreign) != KIND_OBJECT || foreign) {
+        lua_settop(L, b);
+        return 0;
     }
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, 5);
-    }
-    if (with_key)
-        s_set(L, 5, m, 2, 3);
-    lua_settop(L, 5);
+    s_copy_shallow(L, b, KIND_OBJECT, 1);
+    lua_replace(L, b + 1);
+    lua_settop(L, b + 1);
     return 1;
 }
 
@@ -1501,6 +1536,46 @@ static int l_json_keyset(lua_State *L)
 /* json.object_from(keyset, v1, ..., vn): a new object with keyset's keys in
  * order holding v1..vn (the values themselves).  When a value is nil its key
  * is left out (the object then gets an order of its own). */
+/* Pushes a new object with the keys of keyset ks (absolute; checked by the
+ * caller) holding the n values from first on (absolute), as
+ * json.object_from does; n is at most the keyset's length. */
+static void s_object_from(lua_State *L, int ks, int first, int n)
+{
+    luaL_checkstack(L, 4, "emrflow.json");
+    lua_createtable(L, 0, n);
+    int obj = lua_gettop(L), holes = 0;
+    for (int i = 0; i < n; i++) {
+        if (lua_isnil(L, first + i)) {
+            holes++;
+            continue;
+        }
+        lua_rawgeti(L, ks, i + 1);
+        lua_pushvalue(L, first + i);
+        lua_rawset(L, obj);
+    }
+    if (!holes) {
+        lua_pushvalue(L, ks);
+    } else {
+        lua_Integer cnt = 0;
+        s_new_order(L, n - holes);
+        for (int i = 0; i < n; i++) {
+            if (lua_isnil(L, first + i))
+                continue;
+            lua_rawgeti(L, ks, i + 1);
+            lua_rawseti(L, -2, ++cnt);
+        }
+    }
+    lua_setmetatable(L, obj);
+}
+
+void ef_l_json_object_from(lua_State *L, int ks, int first, int n)
+{
+    s_object_from(L, lua_absindex(L, ks), lua_absindex(L, first), n);
+}
+
+/* json.object_from(keyset, v1, ..., vn): a new object with keyset's keys in
+ * order holding v1..vn (the values themselves).  When a value is nil its key
+ * is left out (the object then gets an order of its own). */
 static int l_json_object_from(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1511,31 +1586,7 @@ static int l_json_object_from(lua_State *L)
     if (lua_gettop(L) > n + 1)
         return luaL_error(L, "emrflow.json: object_from: %d values for %d keys", lua_gettop(L) - 1, n);
     lua_settop(L, n + 1);
-    luaL_checkstack(L, 4, "emrflow.json");
-    lua_createtable(L, 0, n); /* n + 2 */
-    int obj = n + 2, holes = 0;
-    for (int i = 1; i <= n; i++) {
-        if (lua_isnil(L, i + 1)) {
-            holes++;
-            continue;
-        }
-        lua_rawgeti(L, 1, i);
-        lua_pushvalue(L, i + 1);
-        lua_rawset(L, obj);
-    }
-    if (!holes) {
-        lua_pushvalue(L, 1);
-    } else {
-        lua_Integer cnt = 0;
-        s_new_order(L, n - holes);
-        for (int i = 1; i <= n; i++) {
-            if (lua_isnil(L, i + 1))
-                continue;
-            lua_rawgeti(L, 1, i);
-            lua_rawseti(L, -2, ++cnt);
-        }
-    }
-    lua_setmetatable(L, obj);
+    s_object_from(L, 1, 2, n);
     return 1;
 }
 
@@ -1640,6 +1691,24 @@ static int l_json_size(lua_State *L)
     return 1;
 }
 
+lua_Integer ef_l_json_size(lua_State *L, int idx, lua_Integer limit)
+{
+    return s_size(L, lua_absindex(L, idx), limit, 0, DEFAULT_DEPTH);
+}
+
+int ef_l_json_is_object(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+        return 0;
+    int ours = 0;
+    if (lua_getmetatable(L, -1)) {
+        ours = lua_rawequal(L, -1, UV_OBJ_MARK);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return ours;
+}
+
 static void s_copy(lua_State *L, int idx, int depth)
 {
     if (lua_type(L, idx) != LUA_TTABLE) {
@@ -1687,6 +1756,11 @@ static void s_copy(lua_State *L, int idx, int depth)
         lua_pushvalue(L, UV_ARRAY_MT);
         lua_setmetatable(L, t);
     }
+}
+
+void ef_l_json_copy(lua_State *L, int idx)
+{
+    s_copy(L, lua_absindex(L, idx), 0);
 }
 
 static int l_json_copy(lua_State *L)

@@ -150,6 +150,20 @@ local function run_execution(x)
   end
 end
 
+-- The events a run of a program is likely to record at least (two per state and two for the
+-- execution), for its recorder's arrays; kept per program.
+local hints = setmetatable({}, { __mode = "k" })
+local function events_hint(program)
+  if type(program) ~= "table" or type(program.states) ~= "table" then return 0 end
+  local n = hints[program]
+  if not n then
+    n = 2
+    for _ in pairs(program.states) do n = n + 2 end
+    hints[program] = n
+  end
+  return n
+end
+
 -- start(machine, input, opts) --> execution
 function M.start(machine, input, opts)
   opts = opts or {}
@@ -210,7 +224,7 @@ function M.start(machine, input, opts)
   -- a virtual clock is read directly (one call less per event)
   local now = s.virtual and function() return s.vnow end or function() return s:now() end
   x.rec = history.new { enabled = keep, now = now, on_event = opts.on_event,
-    limit = limit or nil }
+    limit = limit or nil, size_hint = events_hint(machine.program) }
   x.rec.sink = keep and opts.event_sink or nil -- store hook: events without a table each
   x.keep = keep or opts.on_event ~= nil
   x.ctx_execution, x.ctx_machine = context.execution(x)

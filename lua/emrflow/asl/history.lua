@@ -19,7 +19,8 @@
 -- assignedVariables, and the timestamp (once per change of the clock: a run of events at the
 -- same instant, the norm under the virtual clock, costs one entry).
 --
---   history.new{ enabled = true, now = fn() --> seconds, on_event = fn(event) | nil }
+--   history.new{ enabled = true, now = fn() --> seconds, on_event = fn(event) | nil,
+--                size_hint = events expected | nil (room made at once, not by doublings) }
 --   history.descriptor(etype, details_key, name) --> desc (for add_event)
 --   rec:add_event(desc, prev, payload [, assigned [, t]]) --> id   (t: the time, else now())
 --   rec:add_state(etype, prev, details_key, name, payload [, assigned]) --> id
@@ -27,9 +28,13 @@
 --   rec:add(etype, prev, details_key, details) --> id
 --   rec:event(id), rec:count(), rec:types(), rec:expanded(), rec:materialize()
 
+local core = require "emrflow.core"
 local json = require "emrflow.json"
 
 local M = {}
+
+local new_array = core.asl.array
+local MAX_HINT = 1 << 16
 
 local Recorder = {}
 Recorder.__index = Recorder
@@ -56,6 +61,8 @@ local descriptor = M.descriptor
 
 function M.new(opts)
   opts = opts or {}
+  local hint = opts.enabled ~= false and math.min(math.tointeger(opts.size_hint) or 0, MAX_HINT) or 0
+  if hint < 0 then hint = 0 end
   return setmetatable({
     enabled = opts.enabled ~= false,
     -- AWS fails a Standard execution whose history would go over 25,000 events
@@ -64,8 +71,8 @@ function M.new(opts)
     now = opts.now or os.time,
     on_event = opts.on_event,
     n = 0,
-    descs = {},
-    payloads = {},
+    descs = new_array(hint),
+    payloads = new_array(hint),
     prevs = {},    -- id -> previousEventId, where it is not id - 1
     assigned = {}, -- id -> assignedVariables
     t_ids = {},    -- ids at which the clock changed ...

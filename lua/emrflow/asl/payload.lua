@@ -17,12 +17,13 @@
 --       specified for the field '<key>.$' could not be found in the input '<compact json of
 --       $>'"; intrinsics raise their own ASL errors.
 --   payload.is_template(v) --> true when v holds a ".$" key anywhere (false: a plain literal)
---   payload.compile_shape(template [, where]) --> fn, shape, R, sizes | nil, message
+--   payload.compile_shape(template [, where]) --> fn, shape, R, sizes, sig | nil, message
 --       for the engine's hot path: with P[payload.SHAPE_BASE + k] = R[k] for every k,
 --       shape(env, P) evaluates as fn(env) does (shape and R are nil when the template is
 --       not an object template evaluated that way); payload.size(result, sizes) is then
 --       json.size(result) computed from the sizes of its evaluated members only (sizes nil:
---       not known)
+--       not known); sig: the kinds of its members, R's layout (see generate), by which
+--       core.asl's Pass loop (src/l_asl.c) evaluates the template from R as shape does
 local json = require "emrflow.json"
 local jsonpath = require "emrflow.asl.jsonpath"
 local intrinsics = require "emrflow.asl.intrinsics"
@@ -104,37 +105,56 @@ end
 local MAX_GENERATED = 60
 -- shape(env, P) reads the template's values at P[SHAPE_BASE + 1 ...] (the engine keeps them in
 -- the array part of its compiled state, after its own fields).
-local SHAPE_BASE = 12
+local SHAPE_BASE = 16
 M.SHAPE_BASE = SHAPE_BASE
 -- Member kinds -> generated code: templates of one shape share one prototype and one set of
 -- library upvalues; each template's own values sit in one array R (R[1] its keyset), so an
 -- evaluation touches few distinct objects (a chain of 10,000 states does not fit in a cache).
 local makers = {}
 
+-- Interning (keysets, size data, constant objects' makers) is by tries of tables keyed by
+-- the strings of a list, so that a template seen before costs no allocation (a definition
+-- of ten thousand states compiles ten thousand templates of one or a few forms).
+local LEAF = {} -- the key of a trie node's value
+local function trie_find(root, list, i, j)
+  local node = root
+  for k = i, j do
+    node = node[list[k]]
+    if not node then return nil end
+  end
+  return node[LEAF]
+end
+local function trie_put(root, list, i, j, value)
+  local node = root
+  for k = i, j do
+    local sub = node[list[k]]
+    if not sub then
+      sub = {}
+      node[list[k]] = sub
+    end
+    node = sub
+  end
+  node[LEAF] = value
+end
+
 -- Keysets are interned by their key lists (they never change), so that templates with the
 -- same keys, and the objects they make, share one.
 local keysets, keysets_size = {}, 0
--- An id of the strings list[i..j] (each with its length: keys may hold any character).
-local function list_id(list, i, j)
-  local parts = {}
-  for k = i, j do parts[#parts + 1] = #list[k] .. ":" .. list[k] end
-  return table.concat(parts, ",")
-end
-
 local function keyset_of(okeys, n)
-  local id = list_id(okeys, 1, n)
-  local ks = keysets[id]
+  local ks = trie_find(keysets, okeys, 1, n)
   if not ks then
     ks = json.keyset(table.unpack(okeys, 1, n))
     if keysets_size >= 4096 then keysets, keysets_size = {}, 0 end
-    keysets[id] = ks
+    trie_put(keysets, okeys, 1, n, ks)
     keysets_size = keysets_size + 1
   end
   return ks
 end
 
 -- The code for members of kinds sig ("i": "$.name" read inline, with its function as the
--- fallback; "f": a function; "c": a constant; "t": a table constant, copied; "n": nil),
+-- fallback; "f": a function; "k": a constant object's maker, a function made by
+-- once_per_execution (src/l_asl.c reads env.consts itself); "c": a constant; "t": a table
+-- constant, copied; "n": nil),
 -- their values in R from R[2] on in that order (R[1] is the keyset). "@k@" stands for R[k]
 -- in maker's code and for R[SHAPE_BASE + k] in shape's.
 local function generate(sig)
@@ -152,7 +172,7 @@ local function generate(sig)
       local k, f = slot(), slot()
       reads[#reads + 1] = sformat("local v%d; if type(i) == \"table\" then v%d = i[%s] end\n", idx, idx, k)
       exprs[idx] = sformat("(v%d ~= nil and v%d or %s(env))", idx, idx, f)
-    elseif what == "f" then
+    elseif what == "f" or what == "k" then
       exprs[idx] = slot() .. "(env)"
     elseif what == "n" then
       exprs[idx] = "nil"
@@ -184,28 +204,46 @@ local object_builder
 -- shared by the results of its states, as values selected by paths are: nothing changes a
 -- value once made. Each execution gets its own, so an output changed by a caller does not
 -- change the next execution's.
+-- (the cache's key is the function returned, which src/l_asl.c looks up itself)
 local function once_per_execution(make)
-  return function(env)
+  local once
+  once = function(env)
     local cache = env.consts
     if not cache then return make(env) end
-    local v = cache[make]
+    local v = cache[once]
     if v == nil then
       v = make(env)
-      cache[make] = v
+      cache[once] = v
     end
     return v
   end
+  return once
+end
+
+-- The members of an object (kind "object") of n keys as the lists object_builder takes.
+local function const_members(v, keys, n)
+  local okeys, consts = {}, {}
+  for idx = 1, n do
+    okeys[idx] = keys[idx]
+    consts[idx] = v[keys[idx]]
+  end
+  return okeys, consts
 end
 
 local const_makers, const_makers_size = {}, 0
-local function const_maker(part)
-  local cparts = part.parts
-  if not cparts or #cparts == 0 or #cparts > MAX_GENERATED then return nil end
-  local ok, text = pcall(json.encode, part.const)
+-- The maker of the constant value v, or nil when v is not an object of 1 to MAX_GENERATED
+-- members (then it is copied).
+local function const_maker(v)
+  if kind(v) ~= "object" then return nil end
+  local keys = json.keys(v)
+  local n = #keys
+  if n == 0 or n > MAX_GENERATED then return nil end
+  local ok, text = pcall(json.encode, v)
   if not ok then return nil end
   local maker = const_makers[text]
   if not maker then
-    maker = once_per_execution(object_builder(cparts))
+    local okeys, consts = const_members(v, keys, n)
+    maker = once_per_execution(object_builder(okeys, {}, consts, {}, n))
     if const_makers_size >= 4096 then const_makers, const_makers_size = {}, 0 end
     const_makers[text] = maker
     const_makers_size = const_makers_size + 1
@@ -213,29 +251,20 @@ local function const_maker(part)
   return maker
 end
 
--- Size data are interned too (templates of one form share theirs, see const_maker).
+-- Size data are interned too (templates of one form share theirs, see const_maker): by the
+-- static size, then the evaluated members' keys.
 local sizes_seen, sizes_seen_n = {}, 0
-local function interned_sizes(sd)
-  local id = sd[1] .. list_id(sd, 2, sd.n)
-  local seen = sizes_seen[id]
-  if seen then return seen end
-  if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
-  sizes_seen[id] = sd
-  sizes_seen_n = sizes_seen_n + 1
-  return sd
-end
 
 -- The size data of an object template's results: { static, key1, ..., n = } where static is
 -- the encoded size of everything but the evaluated members' values, and key1... the keys of
 -- those members; nil when a member could be left out or not be sized, or when most members
--- are evaluated.
-local function size_data(okeys, evaluated, consts)
-  local sd, static = { n = 1 }, 2 * #okeys + 1 -- braces, colons and commas
-  for idx = 1, #okeys do
+-- are evaluated. fns[idx]: member idx is evaluated; consts[idx]: else its value.
+local function size_data(okeys, fns, consts, n)
+  local static, evaluated = 2 * n + 1, 0 -- braces, colons and commas
+  for idx = 1, n do
     static = static + json_size(okeys[idx])
-    if evaluated[idx] then
-      sd.n = sd.n + 1
-      sd[sd.n] = okeys[idx]
+    if fns[idx] then
+      evaluated = evaluated + 1
     else
       local k = consts[idx] ~= nil and json_size(consts[idx])
       if not k then return nil end
@@ -243,60 +272,79 @@ local function size_data(okeys, evaluated, consts)
     end
   end
   -- one json.size call per evaluated member: worth it only when they are the lesser part
-  if (sd.n - 1) * 2 > #okeys then return nil end
-  sd[1] = static
-  return interned_sizes(sd)
+  if evaluated * 2 > n then return nil end
+  local by_static = sizes_seen[static]
+  local node = by_static
+  for idx = 1, n do
+    if node and fns[idx] then node = node[okeys[idx]] end
+  end
+  if node and node[LEAF] then return node[LEAF] end
+  local sd = { static, n = evaluated + 1 }
+  for idx = 1, n do
+    if fns[idx] then sd[#sd + 1] = okeys[idx] end
+  end
+  if sizes_seen_n >= 4096 then sizes_seen, sizes_seen_n = {}, 0 end
+  if not by_static then
+    by_static = {}
+    sizes_seen[static] = by_static
+  end
+  trie_put(by_static, sd, 2, sd.n, sd)
+  sizes_seen_n = sizes_seen_n + 1
+  return sd
 end
 
-object_builder = function(parts)
-  local n = #parts
-  local okeys, fns, consts, inline = {}, {}, {}, {}
-  local evaluated, statics = {}, {}
-  for idx, p in ipairs(parts) do
-    okeys[idx] = p.key
-    if p.part.fn then
-      fns[idx] = p.part.fn
-      evaluated[idx] = true
-    else
-      fns[idx] = const_maker(p.part)
-      if not fns[idx] then consts[idx] = p.part.const end
-      statics[idx] = p.part.const
+-- The evaluator of an object template of n members: okeys[idx] its output keys; fns[idx] the
+-- function of an evaluated member, inline[idx] the key when that is "$.key"; consts[idx] the
+-- value of a constant member (objects among them made by const_maker). Returns fn, shape, R,
+-- size data, sig (see compile_shape).
+local sigbuf = {}
+object_builder = function(okeys, fns, consts, inline, n)
+  -- the makers of constant objects first (they may build, and use sigbuf, in their turn)
+  local makes
+  for idx = 1, n do
+    local made = not fns[idx] and const_maker(consts[idx])
+    if made then
+      makes = makes or {}
+      makes[idx] = made
     end
-    inline[idx] = p.part.inline
   end
   if n <= MAX_GENERATED then
     -- R: the keyset, then per member what its code refers to; sig: the members' kinds,
     -- which alone decide the generated code
     local R = { keyset_of(okeys, n) }
-    local sig = {}
     for idx = 1, n do
+      local made = makes and makes[idx]
       if inline[idx] then
         R[#R + 1] = inline[idx]
         R[#R + 1] = fns[idx]
-        sig[idx] = "i"
+        sigbuf[idx] = "i"
       elseif fns[idx] then
         R[#R + 1] = fns[idx]
-        sig[idx] = "f"
+        sigbuf[idx] = "f"
+      elseif made then
+        R[#R + 1] = made
+        sigbuf[idx] = "k"
       elseif consts[idx] == nil then
-        sig[idx] = "n"
+        sigbuf[idx] = "n"
       else
         R[#R + 1] = consts[idx]
-        sig[idx] = type(consts[idx]) == "table" and "t" or "c"
+        sigbuf[idx] = type(consts[idx]) == "table" and "t" or "c"
       end
     end
-    sig = table.concat(sig)
+    local sig = table.concat(sigbuf, "", 1, n)
     local gen = makers[sig]
     if not gen then
       gen = generate(sig)
       makers[sig] = gen
     end
-    return gen.maker(R), gen.shape, R, size_data(okeys, evaluated, statics)
+    return gen.maker(R), gen.shape, R, size_data(okeys, fns, consts, n), sig
   end
+  makes = makes or {}
   local set, object = json.set, json.object
   return function(env)
     local out = object({})
     for idx = 1, n do
-      local f = fns[idx]
+      local f = fns[idx] or makes[idx]
       local val
       if f then
         val = f(env)
@@ -310,63 +358,113 @@ object_builder = function(parts)
   end
 end
 
--- Returns { const = v } or { fn = f }.
-local function compile_node(v, where)
-  local k = kind(v)
-  if k == "object" then
-    local keys, parts, dynamic = json.keys(v), {}, false
-    local seen = {}
-    for idx, key in ipairs(keys) do
-      local out_key, part
-      if is_dynamic_key(key) then
-        out_key = ssub(key, 1, -3)
-        local fn, msg = compile_expression(v[key], key, where)
-        if not fn then return nil, msg end
-        part = { fn = fn, inline = msg }
-        dynamic = true
-      else
-        out_key = key
-        local sub, msg = compile_node(v[key], where .. "/" .. key)
-        if not sub then return nil, msg end
-        part = sub
-        if sub.fn then dynamic = true end
-      end
-      if seen[out_key] then
-        return nil, sformat("%s: the field '%s' is given twice (as '%s' and '%s')", where, out_key,
-          seen[out_key], key)
-      end
-      seen[out_key] = key
-      parts[idx] = { key = out_key, part = part }
-    end
-    if not dynamic then return { const = v, parts = parts } end
-    local fn, shape, R, sd = object_builder(parts)
-    return { fn = fn, shape = shape, R = R, sd = sd }
-  elseif k == "array" then
-    local parts, dynamic = {}, false
-    for idx = 1, #v do
-      local sub, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
-      if not sub then return nil, msg end
-      parts[idx] = sub
-      if sub.fn then dynamic = true end
-    end
-    if not dynamic then return { const = v } end
-    local n = #parts
-    return { fn = function(env)
-      local out = json.array({})
-      for idx = 1, n do
-        local p = parts[idx]
-        if p.fn then
-          out[idx] = p.fn(env)
-        else
-          local val = p.const
-          if type(val) == "table" then val = copy(val) end
-          out[idx] = val
-        end
-      end
-      return out
-    end }
+local compile_node
+
+-- Scratch lists of compile_object, one set per nesting level (compiling ten thousand
+-- templates makes no lists but their results); emptied after use.
+local scratch, level = {}, 0
+local function lists()
+  level = level + 1
+  local set = scratch[level]
+  if not set then
+    set = { {}, {}, {}, {} }
+    scratch[level] = set
   end
-  return { const = v }
+  return set[1], set[2], set[3], set[4]
+end
+local function release(n, ...)
+  for i = 1, select("#", ...) do
+    local t = select(i, ...)
+    for k = 1, n do t[k] = nil end
+  end
+  level = level - 1
+end
+
+local compile_members
+
+-- An object template (a ".$" key somewhere in v) --> fn, shape, R, sd, sig | nil, message.
+local function compile_object(v, where)
+  local keys = json.keys(v)
+  local n = #keys
+  local okeys, fns, consts, inline = lists()
+  local fn, shape, R, sd, sig = compile_members(v, where, keys, n, okeys, fns, consts, inline)
+  if fn and n > MAX_GENERATED then
+    -- (the evaluator of a large template keeps lists of its own)
+    local function own(t) return table.move(t, 1, n, 1, {}) end
+    fn = object_builder(own(okeys), own(fns), own(consts), own(inline), n)
+  end
+  release(n, okeys, fns, consts, inline)
+  return fn, shape, R, sd, sig
+end
+
+compile_members = function(v, where, keys, n, okeys, fns, consts, inline)
+  local seen = n > 16 and {} or nil -- (fewer keys: a look through okeys)
+  for idx = 1, n do
+    local key = keys[idx]
+    local out_key, value = key, v[key]
+    fns[idx], consts[idx], inline[idx] = nil, nil, nil
+    if is_dynamic_key(key) then
+      out_key = ssub(key, 1, -3)
+      local fn, name = compile_expression(value, key, where)
+      if not fn then return nil, name end
+      fns[idx], inline[idx] = fn, name
+    elseif M.is_template(value) then
+      local sub, _, msg = compile_node(value, where .. "/" .. key, true)
+      if not sub then return nil, msg end
+      fns[idx] = sub
+    else
+      consts[idx] = value
+    end
+    local twice
+    if seen then
+      twice = seen[out_key]
+      seen[out_key] = key
+    else
+      for j = 1, idx - 1 do
+        if okeys[j] == out_key then twice = keys[j] end
+      end
+    end
+    if twice then
+      return nil, sformat("%s: the field '%s' is given twice (as '%s' and '%s')", where, out_key,
+        twice, key)
+    end
+    okeys[idx] = out_key
+  end
+  if n > MAX_GENERATED then return true end -- (built by the caller, on lists of its own)
+  return object_builder(okeys, fns, consts, inline, n)
+end
+
+-- Returns fn, or nil and { const = v } (template: v is known to be a template), or nil, nil,
+-- message.
+compile_node = function(v, where, template)
+  if not template and not M.is_template(v) then return nil, { const = v } end
+  if kind(v) == "object" then
+    local fn, msg = compile_object(v, where)
+    if not fn then return nil, nil, msg end
+    return fn
+  end
+  -- an array holding templates
+  local parts = {}
+  for idx = 1, #v do
+    local fn, const, msg = compile_node(v[idx], where .. "/" .. (idx - 1))
+    if msg then return nil, nil, msg end
+    parts[idx] = fn or const
+  end
+  local n = #parts
+  return function(env)
+    local out = json.array({})
+    for idx = 1, n do
+      local p = parts[idx]
+      if type(p) == "function" then
+        out[idx] = p(env)
+      else
+        local val = p.const
+        if type(val) == "table" then val = copy(val) end
+        out[idx] = val
+      end
+    end
+    return out
+  end
 end
 
 --- Like compile, for an object template: also shape, R such that shape(env, R) == fn(env)
@@ -379,9 +477,12 @@ end
 
 compile = function(template, where)
   where = where or "Parameters"
-  local node, msg = compile_node(template, where)
-  if not node then return nil, msg end
-  if node.fn then return node.fn, node.shape, node.R, node.sd end
+  if kind(template) == "object" and M.is_template(template) then
+    return compile_object(template, where)
+  end
+  local fn, node, msg = compile_node(template, where)
+  if msg then return nil, msg end
+  if fn then return fn end
   local const = node.const
   if type(const) == "table" then
     return function() return copy(const) end

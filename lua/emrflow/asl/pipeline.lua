@@ -109,10 +109,11 @@ local function io_fields(st, def)
     st.result_text = def.ResultPath
   end
   if def.Parameters ~= nil then
-    local fn, shape, R, sizes = payload.compile_shape(def.Parameters, "Parameters")
+    local fn, shape, R, sizes, sig = payload.compile_shape(def.Parameters, "Parameters")
     if not fn then error(shape, 0) end
-    st.parameters, st.parameters_shape, st.parameters_R = fn, shape, R
-    st.parameters_sizes = sizes
+    st.parameters = fn
+    -- for the common Pass (one field: a state's fields stay within one table size)
+    if shape then st.parameters_shape = { shape, R, sizes or false, sig } end
   end
   if def.ResultSelector ~= nil then
     st.result_selector = compile_template(def.ResultSelector, "ResultSelector")

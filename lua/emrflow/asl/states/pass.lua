@@ -1,5 +1,6 @@
 -- emrflow.asl.states.pass: the Pass state: its fields, its checks and its execution.
 
+local core = require "emrflow.core"
 local json = require "emrflow.json"
 local scheduler = require "emrflow.scheduler"
 local payload = require "emrflow.asl.payload"
@@ -34,14 +35,31 @@ local add_event = history.Recorder.add_event
 -- What it needs sits in the array part of st (one closure upvalue, one contiguous array),
 -- since a long chain of states does not stay in the CPU caches.
 -- (<const>: P[P_NAME] compiles to P[1], one VM instruction, not an upvalue read and an index)
+-- A chain of them runs in C (core.asl's pass runner, src/l_asl.c, which reads this layout
+-- and does what fast_pass_exec does for each state); Lua runs the states it leaves.
 local P_NAME <const>, P_ENTERED <const>, P_EXITED <const>, P_SHAPE <const>, P_R <const> = 1, 2, 3, 4, 5
 local P_KEY <const>, P_MODE <const>, P_SEGS <const>, P_TEXT <const> = 6, 7, 8, 9
 local P_NEXT <const>, P_KEYLEN <const>, P_SIZES <const> = 10, 11, 12
-assert(P_SIZES <= payload.SHAPE_BASE)
+-- P_SIG: how the C loop makes the result ("R": Result, "L": call P_SHAPE, a template's member
+-- kinds (payload.compile_shape: P_R is then the template's values R), false: the input);
+-- P_FAST: FAST, marking a common Pass; P_FLAT, P_BASE: where the C loop reads the state (see
+-- flatten). Sixteen slots: the room the engine makes in each state's array part.
+local P_SIG <const>, P_FAST <const>, P_FLAT <const>, P_BASE <const> = 13, 14, 15, 16
 local MODE_KEY <const>, MODE_DISCARD <const>, MODE_WHOLE <const> = 1, 2, 3
+local FAST = {}
+
+-- run_chain(frame, input, P) --> count, next, output: runs P and the common Pass states after
+-- it in C (count 0: none, fast_pass_exec runs P)
+local run_chain = core.asl.pass_runner(size_check, YIELD_EVERY, PAYLOAD_LIMIT)
 
 -- exec of the common Pass; P is the state (its array part, set by fast_pass).
 local function fast_pass_exec(frame, input, P)
+  -- two or more in a row: in C
+  local nxt = P[P_NEXT]
+  if nxt and nxt[P_FAST] == FAST then
+    local count, st, out = run_chain(frame, input, P)
+    if count > 0 then return st, out end
+  end
   local quiet = frame.quiet
   local x = frame.x
   -- the host runs every YIELD_EVERY states, as after runtime.enter
@@ -118,8 +136,73 @@ end
 
 local function link_next(st) st[P_NEXT] = st.next or false end
 
+-- The C loop reads each state from one array per scope, FLAT, where the common Pass states
+-- are laid out along their chains (a state's record, then its successor's): a long chain is
+-- then read in one sequential sweep rather than from ten thousand tables spread over the heap.
+-- A record, from its base b (src/l_asl.c's F_* offsets):
+--   b+1 the state, +2 name, +3 Entered descriptor, +4 Exited descriptor, +5 shape, +6 R,
+--   +7 key, +8 mode, +9 key length, +10 size data, +11 sig, +12 next state (or false),
+--   +13 the next state's base (0: not a common Pass), +13+k the template's values
+local F_NEXTB <const>, F_FIELDS <const> = 13, 13
+
+-- The values of the state's template, for the C loop (payload.compile_shape's R), or none.
+local function template_values(st)
+  local sig = st[P_SIG]
+  if not sig or sig == "R" or sig == "L" then return nil, 0 end
+  local R = st[P_R]
+  return R, #R
+end
+
+local function put_record(flat, b, st)
+  flat[b + 1], flat[b + 2], flat[b + 3], flat[b + 4] = st, st[P_NAME], st[P_ENTERED], st[P_EXITED]
+  flat[b + 5], flat[b + 6], flat[b + 7], flat[b + 8] = st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE]
+  flat[b + 9], flat[b + 10], flat[b + 11] = st[P_KEYLEN], st[P_SIZES], st[P_SIG]
+  flat[b + 12], flat[b + F_NEXTB] = st[P_NEXT], 0
+  local R, n = template_values(st)
+  for k = 1, n do flat[b + F_FIELDS + k] = R[k] end
+  return b + F_FIELDS + n
+end
+
+-- A scope's fix-up once its states are linked: FLAT for its common Pass states.
+local function flatten(states)
+  local fast, pointed = {}, {}
+  for _, st in pairs(states) do
+    if st[P_FAST] == FAST then
+      fast[#fast + 1] = st
+      local nxt = st[P_NEXT]
+      if nxt and nxt[P_FAST] == FAST and nxt ~= st then pointed[nxt] = true end
+    end
+  end
+  if #fast == 0 then return end
+  -- chain heads first (in name order, for one layout per definition), then what is left (loops)
+  table.sort(fast, function(a, b) return a.name < b.name end)
+  local size = 0
+  for _, st in ipairs(fast) do size = size + F_FIELDS + select(2, template_values(st)) end
+  local flat, b = core.asl.array(size), 0
+  local function place(st)
+    while st and st[P_FAST] == FAST and not st[P_FLAT] do
+      st[P_FLAT], st[P_BASE] = flat, b
+      b = put_record(flat, b, st)
+      st = st[P_NEXT]
+    end
+  end
+  for _, st in ipairs(fast) do
+    if not pointed[st] then place(st) end
+  end
+  for _, st in ipairs(fast) do place(st) end
+  for _, st in ipairs(fast) do
+    local nxt = st[P_NEXT]
+    if nxt and nxt[P_FAST] == FAST then flat[st[P_BASE] + F_NEXTB] = nxt[P_BASE] end
+  end
+end
+local flattened = setmetatable({}, { __mode = "k" }) -- scopes (their fix-up lists) done
+
 -- A Pass with Result: the Result itself (shared, as the general exec does), Parameters unused.
 local function result_shape(_, P) return P[P_R] end
+-- Parameters: evaluated by their compiled function (P[P_R] or, for the templates the C loop
+-- evaluates itself, P.parameters)
+local function function_shape(env, P) return P[P_R](env) end
+local function template_shape(env, P) return P.parameters(env) end
 
 -- Sets st up for fast_pass_exec and returns it, or nil when st is not the common Pass.
 local function fast_pass(st, def)
@@ -131,38 +214,45 @@ local function fast_pass(st, def)
       or st.assign or st.result_selector or st.needs_context or not mode then
     return nil
   end
-  -- the template's values go after the fields, where its shape function reads them
-  local shape, R, sizes = false, false, false
+  local shape, R, sizes, sig = false, false, false, false
   if def.Result ~= nil then
-    shape, R = result_shape, def.Result
+    shape, R, sig = result_shape, def.Result, "R"
     local n = json_size(R)
     sizes = n and { n, n = 1 } or false
-    st.parameters_R = nil
+    st.parameters_shape = nil
   elseif st.parameters then
-    sizes = st.parameters_sizes or false
-    if st.parameters_shape then
-      shape, R = st.parameters_shape, st.parameters_R
-      for k = 1, #R do st[payload.SHAPE_BASE + k] = R[k] end
-      st.parameters_R = nil
+    local compiled = st.parameters_shape
+    if compiled then
+      shape, R, sizes, sig = template_shape, compiled[2], compiled[3], compiled[4]
+      st.parameters_shape = nil
     else
-      shape, R = function(env, P) return P[P_R](env) end, st.parameters
+      shape, R, sig = function_shape, st.parameters, "L"
     end
   end
+  if shape and not sig then shape, R, sig = function_shape, st.parameters, "L" end
   st[P_NAME], st[P_ENTERED], st[P_EXITED] = st.name, st.entered_desc, st.exited_desc
   st[P_SHAPE], st[P_R], st[P_KEY], st[P_MODE] = shape, R, key or false, mode
   st[P_SEGS], st[P_TEXT], st[P_NEXT] = st.result_segs or false, st.result_text or false, false
   st[P_KEYLEN] = key and json_size(key) or 0
-  st[P_SIZES] = sizes
+  st[P_SIZES], st[P_SIG], st[P_FAST] = sizes, sig, FAST
+  st[P_FLAT], st[P_BASE] = false, 0
   st.on_link = link_next -- st[P_NEXT] = st.next once the states are linked
   return fast_pass_exec
 end
 
-function M.compile(st, def)
+function M.compile(st, def, b)
   io_fields(st, def)
   local result = def.Result
   local parameters = st.parameters
   st.exec = fast_pass(st, def)
-  if st.exec then return end
+  if st.exec then
+    local links = b and b.links
+    if links and not flattened[links] then
+      flattened[links] = true
+      links[#links + 1] = flatten
+    end
+    return
+  end
   st.exec = function(frame, input)
     local env = enter(frame, st, input)
     local r
