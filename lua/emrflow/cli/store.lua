@@ -134,6 +134,12 @@ local function continue(command, opts, positional, cli, io_)
   if not row then cli.fail(err.message) end
   -- the options recorded at `run` fill in what this command line omits (run's options only)
   local recorded = row.options and json.decode(row.options) or {}
+  if recorded.parent then
+    -- a Distributed Map's child execution: the store refuses it, naming its parent, before
+    -- anything is loaded (its recorded definition is the Map's processor, not a machine)
+    local ex, rerr = s[command](s, row.arn)
+    if not ex then cli.fail(rerr.message) end
+  end
   for _, o in ipairs(cli.all_run_options()) do
     local v = recorded[o.name]
     if opts[o.name] == nil and (type(v) == "string" or v == true) then opts[o.name] = v end

@@ -1,0 +1,165 @@
+-- Journeys through this session's new features (store, redrive, resume, the emulator's wire
+-- path), as a user meets them on the command line: each test is something README.md,
+-- doc/store.md or DESIGN.md promises that was found broken while trying emrflow.
+local json = require "emrflow.json"
+
+local function sh(cmdline)
+  local errf = os.tmpname()
+  local p = io.popen(cmdline .. " 2>" .. errf)
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local f = io.open(errf)
+  local err = f:read("a")
+  f:close()
+  os.remove(errf)
+  return code, out, err
+end
+
+local function emrflow(args)
+  return sh("lua5.4 bin/emrflow " .. args)
+end
+
+local function history(name, db)
+  local code, out, err = emrflow("history " .. name .. " --store " .. db)
+  assert.are.equal(0, code, err)
+  local events = {}
+  for line in out:gmatch("[^\n]+") do events[#events + 1] = json.decode(line) end
+  return events
+end
+
+-- Every event's timestamp is at or after the one before it (GetExecutionHistory's order).
+local function assert_in_time_order(events)
+  for i = 2, #events do
+    local a, b = events[i - 1], events[i]
+    assert.is_true(b.timestamp >= a.timestamp, string.format(
+      "event %d %s at %.3f comes before event %d %s at %.3f", b.id, b.type, b.timestamp,
+      a.id, a.type, a.timestamp))
+  end
+end
+
+local function wait_for_file(path, seconds)
+  for _ = 1, seconds * 20 do
+    local f = io.open(path)
+    if f then f:close() return true end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+describe("qa2 journeys", function()
+  local files = {}
+  local function tmp(suffix)
+    local name = os.tmpname() .. (suffix or "")
+    files[#files + 1] = name
+    return name
+  end
+  local function file(content, suffix)
+    local name = tmp(suffix)
+    local f = assert(io.open(name, "w"))
+    f:write(content)
+    f:close()
+    return name
+  end
+  teardown(function()
+    for _, f in ipairs(files) do
+      os.remove(f)
+      os.remove(f .. "-wal")
+      os.remove(f .. "-shm")
+    end
+  end)
+
+  local CLUSTER = [=["virtual_clusters":[{"id":"cszt6tqby98mea88f1u26cob2","name":"prod",
+    "state":"RUNNING","container_provider_id":"eks"}]]=]
+
+  describe("a Distributed Map's child execution on the command line", function()
+    it("resume and redrive of a child alone are refused naming its parent, not an internal error", function()
+      local def = file([[{"StartAt":"Parts","States":{"Parts":{"Type":"Map","ItemsPath":"$.items",
+        "ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"STANDARD"},
+          "StartAt":"Check","States":{"Check":{"Type":"Choice",
+            "Choices":[{"Variable":"$","NumericEquals":2,"Next":"Bad"}],"Default":"Good"},
+            "Bad":{"Type":"Fail","Error":"Item.Bad"},"Good":{"Type":"Succeed"}}},
+        "End":true}}}]], ".json")
+      local db = tmp(".db")
+      local code, _, err = emrflow("run " .. def .. [[ --input '{"items":[1,2,3]}' --store ]] .. db
+        .. " --name parent1")
+      assert.are.equal(2, code, err)
+      local machine = def:match("([^/]+)%.json$")
+      local out
+      code, out, err = emrflow("executions --store " .. db .. " --machine-name " .. machine
+        .. "/Parts --status FAILED")
+      assert.are.equal(0, code, err)
+      local child = json.decode(out:match("[^\n]+")).name
+      for _, command in ipairs { "resume", "redrive" } do
+        code, out, err = emrflow(command .. " " .. child .. " --store " .. db)
+        assert.are.equal(1, code, err)
+        assert.are.equal("", out)
+        assert.matches("child execution", err, 1, true)
+        assert.matches(command .. " its parent execution arn:aws:states:us-east-1:123456789012:execution:"
+          .. machine .. ":parent1", err, 1, true)
+        assert.is_nil(err:find("internal error", 1, true), err)
+      end
+    end)
+  end)
+
+  describe("the history of a continued execution on the virtual clock", function()
+    it("redrive: the events after ExecutionRedriven come after the recorded ones", function()
+      -- a Wait puts the failed job 100 s (virtual) after the start: the redrive's events
+      -- must not go back to the start time
+      local def = file([[{"StartAt":"W","States":{
+        "W":{"Type":"Wait","Seconds":100,"Next":"J"},
+        "J":{"Type":"Task","Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+          "Parameters":{"Name.$":"$.name","VirtualClusterId":"cszt6tqby98mea88f1u26cob2",
+            "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+            "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://b/x.py"}}},"End":true}}}]], ".json")
+      local failing = file("{" .. CLUSTER .. [[,"jobs":[{"match":"*","final_state":"FAILED"}]}]], ".json")
+      local passing = file("{" .. CLUSTER .. "}", ".json")
+      local db = tmp(".db")
+      local code, _, err = emrflow("run " .. def .. [[ --input '{"name":"nightly"}' --local --scenario ]]
+        .. failing .. " --store " .. db .. " --name r1")
+      assert.are.equal(2, code, err)
+      code, _, err = emrflow("redrive r1 --store " .. db .. " --scenario " .. passing)
+      assert.are.equal(0, code, err)
+      local events = history("r1", db)
+      local redriven
+      for i, e in ipairs(events) do
+        if e.type == "ExecutionRedriven" then redriven = i end
+      end
+      assert.is_truthy(redriven, "an ExecutionRedriven event")
+      local failed_at = events[redriven - 1].timestamp
+      for i = redriven + 1, #events do
+        assert.is_true(events[i].timestamp >= failed_at, string.format(
+          "event %d %s at %.3f comes before the recorded failure at %.3f",
+          events[i].id, events[i].type, events[i].timestamp, failed_at))
+      end
+      assert.are.equal("ExecutionSucceeded", events[#events].type)
+    end)
+
+    it("resume after kill -9: the events after the last recorded one come after it", function()
+      local marker = tmp(".started")
+      os.remove(marker)
+      local def = file([[return { StartAt = "W", States = {
+        W = { Type = "Wait", Seconds = 100, Next = "T" },
+        T = { Type = "Task", End = true, Resource = function()
+          local f = io.open("]] .. marker .. [[", "w") f:close()
+          os.execute("sleep 1")
+          return { done = true }
+        end } } }]], ".lua")
+      local db = tmp(".db")
+      local pidfile = tmp(".pid")
+      os.execute("lua5.4 bin/emrflow run " .. def .. " --clock virtual --store " .. db
+        .. " --name k1 >/dev/null 2>&1 & echo $! >" .. pidfile)
+      assert.is_true(wait_for_file(marker, 60), "the Task started")
+      local f = assert(io.open(pidfile))
+      local pid = assert(tonumber(f:read("l")))
+      f:close()
+      os.execute("kill -9 " .. pid)
+      os.execute("sleep 0.2")
+      local code, out, err = emrflow("resume k1 --store " .. db)
+      assert.are.equal(0, code, err)
+      assert.are.same({ done = true }, json.decode(out))
+      local events = history("k1", db)
+      assert.are.equal("ExecutionSucceeded", events[#events].type)
+      assert_in_time_order(events)
+    end)
+  end)
+end)
