@@ -101,6 +101,39 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("Ctrl-C of a recorded run (--store)", function()
+    it("the second Ctrl-C names the jobs still cancelling, the third lists them as left running", function()
+      local def = file([[{"StartAt":"Submit","States":{"Submit":{"Type":"Task",
+        "Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+        "Parameters":{"VirtualClusterId":"cszt6tqby98mea88f1u26cob2","Name":"nightly",
+          "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+          "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://my-bucket/x.py"}}},"End":true}}}]], ".json")
+      -- real clock, a job that takes an hour to run and as long to cancel
+      local sc = file("{" .. CLUSTER .. [[,"defaults":{"running_seconds":3600,"cancel_seconds":3600}}]], ".json")
+      local db, errf = tmp(".db"), tmp(".err")
+      local cmd = string.format("lua5.4 bin/emrflow run %s --local --clock real --progress --scenario %s"
+        .. " --store %s --name sig1 2>%s & pid=$!; "
+        .. "for i in $(seq 1 300); do grep -q submitted %s && break; sleep 0.1; done; "
+        .. "kill -INT $pid; "
+        .. "for i in $(seq 1 300); do grep -q 'cancelling job' %s && break; sleep 0.1; done; "
+        .. "kill -INT $pid; "
+        .. "for i in $(seq 1 300); do grep -q 'still stopping' %s && break; sleep 0.1; done; "
+        .. "kill -INT $pid; wait $pid; echo \"exit=$?\"", def, sc, db, errf, errf, errf, errf)
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      local f = assert(io.open(errf))
+      local text = f:read("a")
+      f:close()
+      assert.matches("exit=2", out, 1, true)
+      local job = text:match("job nightly (%w+) submitted")
+      assert.is_string(job, text)
+      assert.matches("emrflow: still stopping: waiting for 1 job to reach CANCELLED: " .. job, text, 1, true)
+      assert.matches("emrflow: exiting without waiting; left running: " .. job .. " (nightly, virtual cluster "
+        .. "cszt6tqby98mea88f1u26cob2", text, 1, true)
+    end)
+  end)
+
   describe("the history of a continued execution on the virtual clock", function()
     it("redrive: the events after ExecutionRedriven come after the recorded ones", function()
       -- a Wait puts the failed job 100 s (virtual) after the start: the redrive's events

@@ -383,6 +383,9 @@ end
 -- The job tracker of each start options table (kept out of the table itself, which reaches
 -- the integrations and the store).
 local trackers = setmetatable({}, { __mode = "k" })
+-- ... and of its final on_emr_event hook: the store runs an execution with a copy of the
+-- start options, which keeps that hook
+local trackers_by_hook = setmetatable({}, { __mode = "k" })
 
 local function chain_emr_event(start, fn)
   local prev = start.on_emr_event
@@ -540,6 +543,7 @@ function M.start_options(opts, io_)
   for _, ext in ipairs(M.load_extensions()) do
     if ext.module.start_hook then ext.module.start_hook(opts, start, M, io_) end
   end
+  trackers_by_hook[start.on_emr_event] = tracker
   return start
 end
 
@@ -746,7 +750,7 @@ end
 
 -- What the execution still waits for after a stop, in words.
 local function waiting_for(x)
-  local tracker = x.options and trackers[x.options]
+  local tracker = x.options and (trackers[x.options] or trackers_by_hook[x.options.on_emr_event])
   local running = tracker and tracker.running() or {}
   if #running == 0 then
     return "the execution to finish stopping (no EMR on EKS job is running)", running
