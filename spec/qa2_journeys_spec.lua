@@ -109,7 +109,8 @@ describe("qa2 journeys", function()
           "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
           "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://my-bucket/x.py"}}},"End":true}}}]], ".json")
       -- real clock, a job that takes an hour to run and as long to cancel
-      local sc = file("{" .. CLUSTER .. [[,"defaults":{"running_seconds":3600,"cancel_seconds":3600}}]], ".json")
+      local sc = file("{" .. CLUSTER .. [[,"defaults":{"running_seconds":3600,
+        "cancel_seconds":3600}}]], ".json")
       local db, errf = tmp(".db"), tmp(".err")
       local cmd = string.format("lua5.4 bin/emrflow run %s --local --clock real --progress --scenario %s"
         .. " --store %s --name sig1 2>%s & pid=$!; "
@@ -129,8 +130,8 @@ describe("qa2 journeys", function()
       local job = text:match("job nightly (%w+) submitted")
       assert.is_string(job, text)
       assert.matches("emrflow: still stopping: waiting for 1 job to reach CANCELLED: " .. job, text, 1, true)
-      assert.matches("emrflow: exiting without waiting; left running: " .. job .. " (nightly, virtual cluster "
-        .. "cszt6tqby98mea88f1u26cob2", text, 1, true)
+      assert.matches("emrflow: exiting without waiting; left running: " .. job
+        .. " (nightly, virtual cluster cszt6tqby98mea88f1u26cob2", text, 1, true)
     end)
   end)
 
