@@ -101,6 +101,37 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("run --events", function()
+    it("gives the same events as the store's history, a string payload as JSON text", function()
+      local def = file([[{"StartAt":"A","States":{
+        "A":{"Type":"Pass","Result":["x",1],"Next":"M"},
+        "M":{"Type":"Map","ItemProcessor":{"StartAt":"I","States":{
+          "I":{"Type":"Pass","End":true}}},"End":true}}}]], ".json")
+      local db = tmp(".db")
+      local code, out, err = emrflow("run " .. def .. " --store " .. db .. " --name ev1 --events --compact")
+      assert.are.equal(0, code, err)
+      assert.are.same({ "x", 1 }, json.decode(out))
+      local live = {}
+      for line in err:gmatch("[^\n]+") do
+        if line:sub(1, 1) == "{" then
+          local e = json.decode(line)
+          e.timestamp = nil
+          live[#live + 1] = e
+        end
+      end
+      local stored = history("ev1", db)
+      for _, e in ipairs(stored) do e.timestamp = nil end
+      assert.are.same(stored, live)
+      local entered
+      for _, e in ipairs(live) do
+        local d = e.stateEnteredEventDetails
+        if d and d.name == "I" and not entered then entered = d end
+      end
+      assert.are.equal('"x"', entered.input)
+      assert.are.same({ truncated = false }, entered.inputDetails)
+    end)
+  end)
+
   describe("Ctrl-C of a recorded run (--store)", function()
     it("the second Ctrl-C names the jobs still cancelling, the third lists them as left running", function()
       local def = file([[{"StartAt":"Submit","States":{"Submit":{"Type":"Task",

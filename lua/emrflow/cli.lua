@@ -534,7 +534,7 @@ function M.start_options(opts, io_)
   local tracker = job_tracker()
   trackers[start] = tracker
   chain_emr_event(start, tracker.on_emr_event)
-  if opts.events then chain_event(start, progress.events_writer(io_.stderr)) end
+  if opts.events then chain_event(start, progress.events_writer(io_.stderr, true)) end
   if progress_wanted(opts, io_) then
     local rep = progress.new { stream = io_.stderr, enabled = true, virtual = start.clock == "virtual" }
     chain_event(start, rep:on_event())
