@@ -166,6 +166,27 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("resume of a --local run after kill -9", function()
+    it("the virtual cluster the run had created still exists for the jobs resumed", function()
+      local sc = file([[{"defaults":{"pending_seconds":1,"submitted_seconds":1,"running_seconds":3,
+        "terminating_seconds":1}}]], ".json")
+      local db, errf = tmp(".db"), tmp(".err")
+      local cmd = string.format("lua5.4 bin/emrflow run examples/emr-eks-pipeline.json --local --clock real"
+        .. " --progress --scenario %s --store %s --name pipe1 >/dev/null 2>%s & pid=$!; "
+        .. "for i in $(seq 1 300); do grep -q submitted %s && break; sleep 0.1; done; "
+        .. "kill -9 $pid; wait $pid; echo \"exit=$?\"", sc, db, errf, errf)
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      assert.matches("exit=137", out, 1, true)
+      local code, result, err = emrflow("resume pipe1 --store " .. db)
+      assert.are.equal(0, code, err)
+      assert.are.equal("COMPLETED", json.decode(result).JobRun.State)
+      local events = history("pipe1", db)
+      assert.are.equal("ExecutionSucceeded", events[#events].type)
+    end)
+  end)
+
   describe("the history of a continued execution on the virtual clock", function()
     it("redrive: the events after ExecutionRedriven come after the recorded ones", function()
       -- a Wait puts the failed job 100 s (virtual) after the start: the redrive's events

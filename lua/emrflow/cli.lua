@@ -472,6 +472,32 @@ local function new_emulator(emulator, scenario, region, where)
   return emu
 end
 
+-- A resumed or redriven --local execution: the virtual clusters its record made exist in the
+-- new emulator too (unless the scenario lists them), and the emulator's ids start past any
+-- the earlier processes could have made (ids are deterministic from start_id), so a cluster
+-- or job made now never takes a recorded one's id.
+local function with_recorded_clusters(scenario, recorded, last_id, where)
+  if type(recorded) ~= "table" or #recorded == 0 then return scenario end
+  if type(scenario) ~= "table" or json.is_array(scenario) then return scenario end
+  local listed = scenario.virtual_clusters
+  if listed ~= nil then check_virtual_clusters(listed, where) end
+  local out, seen = json.object {}, {}
+  for _, k in ipairs(json.keys(scenario)) do json.set(out, k, scenario[k]) end
+  local vcs = json.array {}
+  for _, vc in ipairs(listed or {}) do
+    vcs[#vcs + 1] = vc
+    seen[vc.id] = true
+  end
+  for _, vc in ipairs(recorded) do
+    if not seen[vc.id] then
+      vcs[#vcs + 1] = json.object_of("id", vc.id, "name", vc.name or vc.id, "state", vc.state)
+    end
+  end
+  json.set(out, "virtual_clusters", vcs)
+  if out.start_id == nil then json.set(out, "start_id", 1 + 1000 * (tonumber(last_id) or 0)) end
+  return out
+end
+
 local function local_emulator(opts, start)
   if opts.scenario and not opts["local"] then fail("--scenario needs --local") end
   if not opts["local"] then return end
@@ -482,6 +508,7 @@ local function local_emulator(opts, start)
     where = "scenario " .. opts.scenario
     scenario = M.decode_json(read_all(opts.scenario, "scenario file " .. opts.scenario), where)
   end
+  scenario = with_recorded_clusters(scenario, opts.recorded_clusters, opts.recorded_last_id, where)
   start.emr = new_emulator(emulator, scenario, start.region, where)
   start.clock = start.clock or "virtual"
 end

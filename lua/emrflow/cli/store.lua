@@ -118,6 +118,34 @@ local function lua_machine(row, cli, io_)
   return m
 end
 
+local CLUSTER_TASKS = { createVirtualCluster = "RUNNING", deleteVirtualCluster = "TERMINATED",
+  ["deleteVirtualCluster.sync"] = "TERMINATED" }
+
+-- The virtual clusters a --local execution's record made or deleted (its Tasks' results), so
+-- that the emulator of the process that continues it starts with them, as AWS would still
+-- have them: { { id =, name =, state = }, ... }, and the record's last event id.
+local function recorded_clusters(s, row, cli)
+  local events, err = s:history(row)
+  if not events then cli.fail(err.message) end
+  local list, by_id = {}, {}
+  for _, e in ipairs(events) do
+    local d = e.taskSucceededEventDetails
+    local state = d and CLUSTER_TASKS[d.resource]
+    local ok, out = pcall(json.decode, d and d.output or "")
+    if state and ok and type(out) == "table" and type(out.Id) == "string" then
+      local vc = by_id[out.Id]
+      if not vc then
+        vc = { id = out.Id }
+        by_id[out.Id] = vc
+        list[#list + 1] = vc
+      end
+      if type(out.Name) == "string" then vc.name = out.Name end
+      vc.state = state
+    end
+  end
+  return list, events[#events] and events[#events].id or 0
+end
+
 -- emrflow resume | redrive EXECUTION: the recorded execution run on, with run's options
 -- (what is omitted comes from the record), ending as `run` does.
 local function continue(command, opts, positional, cli, io_)
@@ -146,6 +174,9 @@ local function continue(command, opts, positional, cli, io_)
   end
   if opts.region == nil and row.region then opts.region = row.region end
   opts.resuming = true -- the start hook opens no other store
+  if opts["local"] then
+    opts.recorded_clusters, opts.recorded_last_id = recorded_clusters(s, row, cli)
+  end
   local start = cli.start_options(opts, io_)
   start.machine = lua_machine(row, cli, io_)
   start.store_notice = io_.stderr
