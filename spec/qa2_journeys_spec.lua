@@ -187,6 +187,37 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("redrive from another directory", function()
+    it("finds the --scenario the run was given by a relative path", function()
+      local root = assert(os.getenv("PWD"))
+      local dir = tmp(".d")
+      os.remove(dir)
+      assert(os.execute("mkdir " .. dir))
+      local def = file([[{"StartAt":"J","States":{"J":{"Type":"Task",
+        "Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+        "Parameters":{"Name":"nightly","VirtualClusterId":"cszt6tqby98mea88f1u26cob2",
+          "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+          "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://b/x.py"}}},"End":true}}}]], ".json")
+      local f = assert(io.open(dir .. "/sc.json", "w"))
+      f:write("{" .. CLUSTER .. [[,"api_errors":[{"operation":"StartJobRun","code":"AccessDeniedException",
+        "count":1}]}]])
+      f:close()
+      local db = tmp(".db")
+      local code, _, err = sh("cd " .. dir .. " && lua5.4 " .. root .. "/bin/emrflow run " .. def
+        .. " --local --scenario sc.json --store " .. db .. " --name rel1")
+      assert.are.equal(2, code, err)
+      assert.matches("AccessDeniedException", err, 1, true)
+      -- from the project's directory: the recorded scenario is still found (its error was used
+      -- up by the run, but a new emulator answers it again: the redrive fails the same way)
+      code, _, err = emrflow("redrive rel1 --store " .. db)
+      os.remove(dir .. "/sc.json")
+      os.remove(dir)
+      assert.are.equal(2, code, err)
+      assert.matches("AccessDeniedException", err, 1, true)
+      assert.is_nil(err:find("cannot read scenario", 1, true), err)
+    end)
+  end)
+
   describe("the history of a continued execution on the virtual clock", function()
     it("redrive: the events after ExecutionRedriven come after the recorded ones", function()
       -- a Wait puts the failed job 100 s (virtual) after the start: the redrive's events

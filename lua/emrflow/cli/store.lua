@@ -300,9 +300,19 @@ function M.start_hook(opts, start, cli, io_)
   -- what resume and redrive take from the record when their command line omits it: how the
   -- execution reaches its services (--local, --scenario, --region, --endpoint-url, --profile,
   -- --poll-rate, --clock, an extension's --mock-config ...), not what is this run's own
+  -- (files by their absolute path: resume may run in another directory)
+  local files = {}
+  for _, o in ipairs(cli.all_run_options()) do
+    if o.arg == "FILE" then files[o.name] = true end
+  end
   local recorded = {}
   for k, v in pairs(opts) do
-    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then recorded[k] = v end
+    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then
+      if files[k] and type(v) == "string" and v ~= "-" and v:sub(1, 1) ~= "/" then
+        v = (os.getenv("PWD") or ".") .. "/" .. v
+      end
+      recorded[k] = v
+    end
   end
   start.store_options = recorded
 end
