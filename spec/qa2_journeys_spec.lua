@@ -218,6 +218,32 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("the emulator's existing virtual clusters", function()
+    local JOB = [[{"StartAt":"J","States":{"J":{"Type":"Task",
+      "Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+      "Parameters":{"Name":"nightly","VirtualClusterId":"cszt6tqby98mea88f1u26cob2",
+        "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+        "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://b/x.py"}}},"End":true}}}]]
+
+    it("emulator.new takes the README's scenario with virtual_clusters (Lua API)", function()
+      local emulator = require "emrflow.emulator"
+      local emu = emulator.new { virtual_clusters = { { id = "cszt6tqby98mea88f1u26cob2", name = "prod" } } }
+      local machine = require("emrflow.asl").load(JOB)
+      local status, out = machine:start({}, { emr = emu, clock = "virtual" }):wait()
+      assert.are.equal("SUCCEEDED", status, json.encode(out))
+      assert.are.equal("COMPLETED", out.State)
+      assert.are.equal("cszt6tqby98mea88f1u26cob2", out.VirtualClusterId)
+    end)
+
+    it("a job queue limit on an existing cluster runs the job (no Lua error as the Cause)", function()
+      local def = file(JOB, ".json")
+      local sc = file("{" .. CLUSTER .. [[,"queue":{"max_concurrent_job_runs":1}}]], ".json")
+      local code, out, err = emrflow("run " .. def .. " --local --scenario " .. sc)
+      assert.are.equal(0, code, err)
+      assert.are.equal("COMPLETED", json.decode(out).State)
+    end)
+  end)
+
   describe("the history of a continued execution on the virtual clock", function()
     it("redrive: the events after ExecutionRedriven come after the recorded ones", function()
       -- a Wait puts the failed job 100 s (virtual) after the start: the redrive's events

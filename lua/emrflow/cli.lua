@@ -442,6 +442,7 @@ local function seed_virtual_clusters(emu, vcs)
       arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", emu.region, emu.account, vc.id),
       terminating = emu.scenario and emu.scenario.defaults and emu.scenario.defaults.terminating_seconds
         or 30,
+      active = {}, jobs = {},
     }
     if vc.state == "TERMINATED" then rec.deleted_at = -math.huge end
     emu.clusters[vc.id] = rec
