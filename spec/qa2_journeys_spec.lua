@@ -187,6 +187,41 @@ describe("qa2 journeys", function()
     end)
   end)
 
+  describe("resume of a --local Distributed Map of EMR jobs after kill -9", function()
+    it("every item reports a job of its own (no job id given twice)", function()
+      local def = file([[{"StartAt":"Parts","States":{"Parts":{"Type":"Map","ItemsPath":"$.items",
+        "MaxConcurrency":2,"ItemProcessor":{
+          "ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"STANDARD"},
+          "StartAt":"J","States":{"J":{"Type":"Task",
+            "Resource":"arn:aws:states:::emr-containers:startJobRun.sync",
+            "Parameters":{"Name.$":"States.Format('part-{}', $)",
+              "VirtualClusterId":"cszt6tqby98mea88f1u26cob2",
+              "ExecutionRoleArn":"arn:aws:iam::123456789012:role/r","ReleaseLabel":"emr-6.2.0-latest",
+              "JobDriver":{"SparkSubmitJobDriver":{"EntryPoint":"s3://b/x.py"}}},
+            "ResultSelector":{"Id.$":"$.Id"},"End":true}}},"End":true}}}]], ".json")
+      local sc = file("{" .. CLUSTER .. [[,"defaults":{"pending_seconds":1,"submitted_seconds":1,
+        "running_seconds":2}}]], ".json")
+      local db, errf = tmp(".db"), tmp(".err")
+      local cmd = string.format("lua5.4 bin/emrflow run %s --local --clock real --progress --scenario %s"
+        .. [[ --store %s --name dm1 --input '{"items":[0,1,2,3]}' >/dev/null 2>%s & pid=$!; ]]
+        .. "for i in $(seq 1 600); do grep -q 'job part-3 .* submitted' %s && break; sleep 0.1; done; "
+        .. "kill -9 $pid; wait $pid; echo \"exit=$?\"", def, sc, db, errf, errf)
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      assert.matches("exit=137", out, 1, true)
+      local code, result, err = emrflow("resume dm1 --store " .. db)
+      assert.are.equal(0, code, err)
+      local items, seen = json.decode(result), {}
+      assert.are.equal(4, #items)
+      for i, item in ipairs(items) do
+        assert.is_nil(seen[item.Id], "items " .. tostring(seen[item.Id]) .. " and " .. i .. " report job "
+          .. item.Id .. ": " .. result)
+        seen[item.Id] = i
+      end
+    end)
+  end)
+
   describe("redrive from another directory", function()
     it("finds the --scenario the run was given by a relative path", function()
       local root = assert(os.getenv("PWD"))

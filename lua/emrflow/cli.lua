@@ -474,11 +474,11 @@ local function new_emulator(emulator, scenario, region, where)
 end
 
 -- A resumed or redriven --local execution: the virtual clusters its record made exist in the
--- new emulator too (unless the scenario lists them), and the emulator's ids start past any
--- the earlier processes could have made (ids are deterministic from start_id), so a cluster
--- or job made now never takes a recorded one's id.
-local function with_recorded_clusters(scenario, recorded, last_id, where)
-  if type(recorded) ~= "table" or #recorded == 0 then return scenario end
+-- new emulator too (unless the scenario lists them), and the emulator's ids (deterministic
+-- from start_id) start from this process's start time in microseconds, past any an earlier
+-- process could have made: a cluster or job made now never takes a recorded one's id.
+local function with_recorded_clusters(scenario, recorded, where)
+  if type(recorded) ~= "table" then return scenario end
   if type(scenario) ~= "table" or json.is_array(scenario) then return scenario end
   local listed = scenario.virtual_clusters
   if listed ~= nil then check_virtual_clusters(listed, where) end
@@ -495,7 +495,7 @@ local function with_recorded_clusters(scenario, recorded, last_id, where)
     end
   end
   json.set(out, "virtual_clusters", vcs)
-  if out.start_id == nil then json.set(out, "start_id", 1 + 1000 * (tonumber(last_id) or 0)) end
+  if out.start_id == nil then json.set(out, "start_id", math.floor(core.now() * 1e6)) end
   return out
 end
 
@@ -509,7 +509,7 @@ local function local_emulator(opts, start)
     where = "scenario " .. opts.scenario
     scenario = M.decode_json(read_all(opts.scenario, "scenario file " .. opts.scenario), where)
   end
-  scenario = with_recorded_clusters(scenario, opts.recorded_clusters, opts.recorded_last_id, where)
+  scenario = with_recorded_clusters(scenario, opts.recorded_clusters, where)
   start.emr = new_emulator(emulator, scenario, start.region, where)
   start.clock = start.clock or "virtual"
 end

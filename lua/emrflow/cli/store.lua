@@ -123,7 +123,7 @@ local CLUSTER_TASKS = { createVirtualCluster = "RUNNING", deleteVirtualCluster =
 
 -- The virtual clusters a --local execution's record made or deleted (its Tasks' results), so
 -- that the emulator of the process that continues it starts with them, as AWS would still
--- have them: { { id =, name =, state = }, ... }, and the record's last event id.
+-- have them: { { id =, name =, state = }, ... }.
 local function recorded_clusters(s, row, cli)
   local events, err = s:history(row)
   if not events then cli.fail(err.message) end
@@ -143,7 +143,7 @@ local function recorded_clusters(s, row, cli)
       vc.state = state
     end
   end
-  return list, events[#events] and events[#events].id or 0
+  return list
 end
 
 -- emrflow resume | redrive EXECUTION: the recorded execution run on, with run's options
@@ -175,7 +175,7 @@ local function continue(command, opts, positional, cli, io_)
   if opts.region == nil and row.region then opts.region = row.region end
   opts.resuming = true -- the start hook opens no other store
   if opts["local"] then
-    opts.recorded_clusters, opts.recorded_last_id = recorded_clusters(s, row, cli)
+    opts.recorded_clusters = recorded_clusters(s, row, cli)
   end
   local start = cli.start_options(opts, io_)
   start.machine = lua_machine(row, cli, io_)
