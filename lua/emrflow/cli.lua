@@ -383,6 +383,9 @@ end
 -- The job tracker of each start options table (kept out of the table itself, which reaches
 -- the integrations and the store).
 local trackers = setmetatable({}, { __mode = "k" })
+-- ... and of its final on_emr_event hook: the store runs an execution with a copy of the
+-- start options, which keeps that hook
+local trackers_by_hook = setmetatable({}, { __mode = "k" })
 
 local function chain_emr_event(start, fn)
   local prev = start.on_emr_event
@@ -439,6 +442,7 @@ local function seed_virtual_clusters(emu, vcs)
       arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", emu.region, emu.account, vc.id),
       terminating = emu.scenario and emu.scenario.defaults and emu.scenario.defaults.terminating_seconds
         or 30,
+      active = {}, jobs = {},
     }
     if vc.state == "TERMINATED" then rec.deleted_at = -math.huge end
     emu.clusters[vc.id] = rec
@@ -469,6 +473,32 @@ local function new_emulator(emulator, scenario, region, where)
   return emu
 end
 
+-- A resumed or redriven --local execution: the virtual clusters its record made exist in the
+-- new emulator too (unless the scenario lists them), and the emulator's ids (deterministic
+-- from start_id) start from this process's start time in microseconds, past any an earlier
+-- process could have made: a cluster or job made now never takes a recorded one's id.
+local function with_recorded_clusters(scenario, recorded, where)
+  if type(recorded) ~= "table" then return scenario end
+  if type(scenario) ~= "table" or json.is_array(scenario) then return scenario end
+  local listed = scenario.virtual_clusters
+  if listed ~= nil then check_virtual_clusters(listed, where) end
+  local out, seen = json.object {}, {}
+  for _, k in ipairs(json.keys(scenario)) do json.set(out, k, scenario[k]) end
+  local vcs = json.array {}
+  for _, vc in ipairs(listed or {}) do
+    vcs[#vcs + 1] = vc
+    seen[vc.id] = true
+  end
+  for _, vc in ipairs(recorded) do
+    if not seen[vc.id] then
+      vcs[#vcs + 1] = json.object_of("id", vc.id, "name", vc.name or vc.id, "state", vc.state)
+    end
+  end
+  json.set(out, "virtual_clusters", vcs)
+  if out.start_id == nil then json.set(out, "start_id", math.floor(core.now() * 1e6)) end
+  return out
+end
+
 local function local_emulator(opts, start)
   if opts.scenario and not opts["local"] then fail("--scenario needs --local") end
   if not opts["local"] then return end
@@ -479,6 +509,7 @@ local function local_emulator(opts, start)
     where = "scenario " .. opts.scenario
     scenario = M.decode_json(read_all(opts.scenario, "scenario file " .. opts.scenario), where)
   end
+  scenario = with_recorded_clusters(scenario, opts.recorded_clusters, where)
   start.emr = new_emulator(emulator, scenario, start.region, where)
   start.clock = start.clock or "virtual"
 end
@@ -531,7 +562,7 @@ function M.start_options(opts, io_)
   local tracker = job_tracker()
   trackers[start] = tracker
   chain_emr_event(start, tracker.on_emr_event)
-  if opts.events then chain_event(start, progress.events_writer(io_.stderr)) end
+  if opts.events then chain_event(start, progress.events_writer(io_.stderr, true)) end
   if progress_wanted(opts, io_) then
     local rep = progress.new { stream = io_.stderr, enabled = true, virtual = start.clock == "virtual" }
     chain_event(start, rep:on_event())
@@ -540,6 +571,7 @@ function M.start_options(opts, io_)
   for _, ext in ipairs(M.load_extensions()) do
     if ext.module.start_hook then ext.module.start_hook(opts, start, M, io_) end
   end
+  trackers_by_hook[start.on_emr_event] = tracker
   return start
 end
 
@@ -746,7 +778,7 @@ end
 
 -- What the execution still waits for after a stop, in words.
 local function waiting_for(x)
-  local tracker = x.options and trackers[x.options]
+  local tracker = x.options and (trackers[x.options] or trackers_by_hook[x.options.on_emr_event])
   local running = tracker and tracker.running() or {}
   if #running == 0 then
     return "the execution to finish stopping (no EMR on EKS job is running)", running

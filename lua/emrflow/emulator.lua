@@ -42,6 +42,9 @@
 --                   when a virtual cluster already has n + m job runs not yet finished)
 --   client_token_ttl_seconds = 86400   (how long a clientToken is remembered)
 --   account = "123456789012", region = "us-east-1", start_id = 1
+--   virtual_clusters = { { id = "abcdefghij0123456789abcde", name = "prod", state = "RUNNING",
+--                          container_provider_id = "eks-prod" }, ... }
+--                  (clusters that exist before the run: state RUNNING or TERMINATED)
 local scheduler = require "emrflow.scheduler"
 local errors = require "emrflow.errors"
 local model = require "emrflow.emr.model"
@@ -208,7 +211,39 @@ local function is_list(t)
 end
 
 local TOP_FIELDS = { defaults = true, jobs = true, api_errors = true, queue = true,
-                     client_token_ttl_seconds = true, account = true, region = true, start_id = true }
+                     client_token_ttl_seconds = true, account = true, region = true, start_id = true,
+                     virtual_clusters = true }
+
+local CLUSTER_FIELDS = { id = true, name = true, state = true, container_provider_id = true }
+
+-- scenario.virtual_clusters: a checked copy (clusters that exist before the run).
+local function check_virtual_clusters(vcs)
+  if not is_list(vcs) or json.is_object(vcs) then bad(".virtual_clusters", "must be an array") end
+  local out, seen = {}, {}
+  for i, vc in ipairs(vcs) do
+    local where = ".virtual_clusters[" .. i .. "]"
+    if type(vc) ~= "table" or json.is_array(vc) then bad(where, "must be an object") end
+    for k in pairs(vc) do
+      if not CLUSTER_FIELDS[k] then bad(where, "unknown field " .. string.format("%q", tostring(k))) end
+    end
+    if type(vc.id) ~= "string" or not vc.id:match("^[0-9a-z]+$") or #vc.id > 64 then
+      bad(where .. ".id", "must be a virtual cluster id (lower-case letters and digits, up to 64)")
+    end
+    if seen[vc.id] then bad(where .. ".id", vc.id .. " is listed twice") end
+    seen[vc.id] = true
+    if vc.state ~= nil and vc.state ~= "RUNNING" and vc.state ~= "TERMINATED" then
+      bad(where .. ".state", "must be RUNNING or TERMINATED")
+    end
+    for _, k in ipairs { "name", "container_provider_id" } do
+      if vc[k] ~= nil and (type(vc[k]) ~= "string" or vc[k] == "") then
+        bad(where .. "." .. k, "must be a non-empty string")
+      end
+    end
+    out[i] = { id = vc.id, name = vc.name, state = vc.state or "RUNNING",
+               container_provider_id = vc.container_provider_id }
+  end
+  return out
+end
 
 --- Checks a scenario table and returns a normalized copy; raises a located error.
 -- A copy without JSON nulls (a null field of a JSON scenario means "not given").
@@ -318,6 +353,7 @@ function M.check_scenario(sc)
     bad(".start_id", "must be an integer")
   end
   out.start_id = sc.start_id or 1
+  out.virtual_clusters = sc.virtual_clusters ~= nil and check_virtual_clusters(sc.virtual_clusters) or {}
   return out
 end
 
@@ -383,7 +419,30 @@ function M.new(scenario, opts)
   }, Emulator)
   if not self.endpoint_key then self.endpoint_key = self end
   self.created_by = "arn:aws:iam::" .. self.account .. ":user/emrflow-local"
+  self:seed_clusters(sc.virtual_clusters)
   return self
+end
+
+-- The scenario's virtual clusters, as if created before the run (a TERMINATED one long ago).
+function Emulator:seed_clusters(list)
+  if #list == 0 then return end
+  local ok, now = pcall(self.now_fn)
+  if not ok or type(now) ~= "number" then now = os.time() end
+  for _, c in ipairs(list) do
+    local vc = {
+      id = c.id, created = now,
+      params = { Name = c.name or c.id, ContainerProvider = json.object_of(
+        "Id", c.container_provider_id or "eks-cluster", "Type", "EKS",
+        "Info", json.object_of("EksInfo", json.object_of("Namespace", "default"))) },
+      arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", self.region, self.account,
+        c.id),
+      terminating = self.scenario.defaults.terminating_seconds,
+      active = {}, jobs = {},
+    }
+    if c.state == "TERMINATED" then vc.deleted_at = -math.huge end
+    self.clusters[c.id] = vc
+    self.cluster_list[#self.cluster_list + 1] = vc
+  end
 end
 
 function Emulator:now()

@@ -19,7 +19,8 @@
 -- attempt that follows a failed attempt of the same state visit (ASL Retry), never of
 -- another Map iteration.
 --
---   progress.events_writer(stream)  --> on_event fn writing each history event as one JSON line
+--   progress.events_writer(stream [, values])  --> on_event fn writing each history event as
+--                                   one JSON line (values: payloads are Lua values, see materialize)
 --   progress.is_terminal(fd)        --> boolean (fd 2 by default)
 -- @module emrflow.progress
 local core = require "emrflow.core"
@@ -243,7 +244,9 @@ end
 local JSON_MEMBERS = { input = true, output = true, parameters = true }
 
 --- One raw history event shaped like GetExecutionHistory (payloads as JSON text).
-function M.materialize(ev)
+-- values: the payloads are Lua values (an engine's events: a string is a JSON string, not
+-- JSON text); else a string payload is taken as JSON text already (a remote history's).
+function M.materialize(ev, values)
   local e = json.object({})
   for _, k in ipairs{ "id", "previousEventId", "timestamp", "type" } do
     if ev[k] ~= nil then json.set(e, k, ev[k]) end
@@ -252,7 +255,7 @@ function M.materialize(ev)
     if type(v) == "table" and type(k) == "string" and k:sub(-12) == "EventDetails" then
       local d = json.object({})
       for dk, dv in pairs(v) do
-        if JSON_MEMBERS[dk] and type(dv) ~= "string" then
+        if JSON_MEMBERS[dk] and (values or type(dv) ~= "string") then
           local ok, text = pcall(json.encode, dv)
           d[dk] = ok and text or tostring(dv)
           d[dk .. "Details"] = { truncated = false }
@@ -274,9 +277,9 @@ function M.materialize(ev)
 end
 
 --- An on_event callback writing each event as one JSON line to stream.
-function M.events_writer(stream)
+function M.events_writer(stream, values)
   return function(ev)
-    local ok, text = pcall(json.encode, M.materialize(ev))
+    local ok, text = pcall(json.encode, M.materialize(ev, values))
     if not ok then text = json.encode({ id = ev.id, type = ev.type, error = tostring(text) }) end
     stream:write(text, "\n")
     if stream.flush then stream:flush() end

@@ -596,20 +596,42 @@ function Store:start(machine, input, opts)
   return require("emrflow.store.recorder").start(self, machine, input, opts)
 end
 
+-- On the virtual clock, a resumed or redriven execution goes on from the time its record
+-- had reached (a redrive: from now, if later), not from its start, so that its new events
+-- never come before the recorded ones. Recorded deadlines (Wait, back-off) still hold: they
+-- are absolute. opts as given when the caller chose the start or brings its own scheduler.
+local function clock_from_record(self, x, opts, redrive)
+  if type(opts) ~= "table" or opts.clock ~= "virtual" or opts.start_time or opts.scheduler then
+    return opts
+  end
+  local last = self:last_event_id(x)
+  if not last or last == 0 then return opts end
+  local tail = self:history(x, { after = last - 1 })
+  local at = tail and tail[1] and tail[1].timestamp
+  if type(at) ~= "number" then return opts end
+  -- a millisecond after now: the ExecutionRedriven event, stamped now, comes first
+  if redrive then at = math.max(at, math.ceil(now() * 1000) / 1000 + 0.001) end
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  copy.start_time = at
+  return copy
+end
+
 --- Continues a recorded execution whose process is gone (crashed, killed): completed states
 -- are not run again, a Task whose request was recorded is re-attached (same ClientToken),
 -- Waits keep their deadlines; the history continues. x: its ARN, name or unique id. opts:
 -- machine:start's options, plus machine (the loaded machine, for a .lua definition's Lua
 -- functions; default: the recorded definition). Returns the execution, or nil, err.
 function Store:resume(x, opts)
-  return require("emrflow.store.recorder").resume(self, x, opts, nil)
+  return require("emrflow.store.recorder").resume(self, x, clock_from_record(self, x, opts, false), nil)
 end
 
 --- RedriveExecution: runs a FAILED, ABORTED or TIMED_OUT execution (stopped within 14 days)
 -- again from the state that failed; in a Map or Parallel only the failed iterations or
 -- branches. Adds an ExecutionRedriven event, counts the redrive. Same arguments as resume.
 function Store:redrive(x, opts)
-  return require("emrflow.store.recorder").resume(self, x, opts, redrive_status)
+  return require("emrflow.store.recorder").resume(self, x, clock_from_record(self, x, opts, true),
+    redrive_status)
 end
 
 Store.new_uid = new_uid

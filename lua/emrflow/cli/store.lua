@@ -118,6 +118,34 @@ local function lua_machine(row, cli, io_)
   return m
 end
 
+local CLUSTER_TASKS = { createVirtualCluster = "RUNNING", deleteVirtualCluster = "TERMINATED",
+  ["deleteVirtualCluster.sync"] = "TERMINATED" }
+
+-- The virtual clusters a --local execution's record made or deleted (its Tasks' results), so
+-- that the emulator of the process that continues it starts with them, as AWS would still
+-- have them: { { id =, name =, state = }, ... }.
+local function recorded_clusters(s, row, cli)
+  local events, err = s:history(row)
+  if not events then cli.fail(err.message) end
+  local list, by_id = {}, {}
+  for _, e in ipairs(events) do
+    local d = e.taskSucceededEventDetails
+    local state = d and CLUSTER_TASKS[d.resource]
+    local ok, out = pcall(json.decode, d and d.output or "")
+    if state and ok and type(out) == "table" and type(out.Id) == "string" then
+      local vc = by_id[out.Id]
+      if not vc then
+        vc = { id = out.Id }
+        by_id[out.Id] = vc
+        list[#list + 1] = vc
+      end
+      if type(out.Name) == "string" then vc.name = out.Name end
+      vc.state = state
+    end
+  end
+  return list
+end
+
 -- emrflow resume | redrive EXECUTION: the recorded execution run on, with run's options
 -- (what is omitted comes from the record), ending as `run` does.
 local function continue(command, opts, positional, cli, io_)
@@ -134,12 +162,21 @@ local function continue(command, opts, positional, cli, io_)
   if not row then cli.fail(err.message) end
   -- the options recorded at `run` fill in what this command line omits (run's options only)
   local recorded = row.options and json.decode(row.options) or {}
+  if recorded.parent then
+    -- a Distributed Map's child execution: the store refuses it, naming its parent, before
+    -- anything is loaded (its recorded definition is the Map's processor, not a machine)
+    local ex, rerr = s[command](s, row.arn)
+    if not ex then cli.fail(rerr.message) end
+  end
   for _, o in ipairs(cli.all_run_options()) do
     local v = recorded[o.name]
     if opts[o.name] == nil and (type(v) == "string" or v == true) then opts[o.name] = v end
   end
   if opts.region == nil and row.region then opts.region = row.region end
   opts.resuming = true -- the start hook opens no other store
+  if opts["local"] then
+    opts.recorded_clusters = recorded_clusters(s, row, cli)
+  end
   local start = cli.start_options(opts, io_)
   start.machine = lua_machine(row, cli, io_)
   start.store_notice = io_.stderr
@@ -263,9 +300,19 @@ function M.start_hook(opts, start, cli, io_)
   -- what resume and redrive take from the record when their command line omits it: how the
   -- execution reaches its services (--local, --scenario, --region, --endpoint-url, --profile,
   -- --poll-rate, --clock, an extension's --mock-config ...), not what is this run's own
+  -- (files by their absolute path: resume may run in another directory)
+  local files = {}
+  for _, o in ipairs(cli.all_run_options()) do
+    if o.arg == "FILE" then files[o.name] = true end
+  end
   local recorded = {}
   for k, v in pairs(opts) do
-    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then recorded[k] = v end
+    if not NOT_RECORDED[k] and (type(v) == "string" or v == true) then
+      if files[k] and type(v) == "string" and v ~= "-" and v:sub(1, 1) ~= "/" then
+        v = (os.getenv("PWD") or ".") .. "/" .. v
+      end
+      recorded[k] = v
+    end
   end
   start.store_options = recorded
 end
