@@ -459,6 +459,17 @@ describe("emrflow.asl engine", function()
       assert.are.equal('{"a":1}', h[7].executionSucceededEventDetails.output)
     end)
 
+    it("gives a string payload as JSON text, as GetExecutionHistory does", function()
+      local _, _, x = run({ StartAt = "P", States = { P = { Type = "Pass", Result = "3",
+        End = true } } }, "in")
+      local h = x:history()
+      assert.are.equal('"in"', h[1].executionStartedEventDetails.input)
+      assert.are.equal('"in"', h[2].stateEnteredEventDetails.input)
+      assert.are.equal('"3"', h[3].stateExitedEventDetails.output)
+      assert.are.same({ truncated = false }, h[3].stateExitedEventDetails.outputDetails)
+      assert.are.equal('"3"', h[4].executionSucceededEventDetails.output)
+    end)
+
     it("keeps no events with history = false, and ids still count", function()
       local status, err, x = run({ StartAt = "P", States = { P = { Type = "Pass", Next = "Q" },
         Q = { Type = "Pass", InputPath = "$.x", End = true } } }, {}, { history = false })

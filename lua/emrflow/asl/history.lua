@@ -197,7 +197,7 @@ local JSON_MEMBERS = { input = true, output = true, parameters = true }
 local function copy_details(d)
   local out = {}
   for k, v in pairs(d) do
-    if JSON_MEMBERS[k] and type(v) ~= "string" then
+    if JSON_MEMBERS[k] then
       out[k] = json.encode(v)
       out[k .. "Details"] = { truncated = false }
     elseif k == "assignedVariables" then
