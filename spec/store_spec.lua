@@ -57,6 +57,9 @@ describe("emrflow.store", function()
       assert.equal('{"n":1}', d.input)
       assert.equal(0, d.redriveCount)
       assert.equal("NOT_REDRIVABLE", d.redriveStatus)
+      -- the record returned is the one stored, as find() reads it back
+      assert.same(assert(s:find(fields.arn)), x)
+      assert.equal(s:find(fields.arn).definition, x.definition)
     end)
 
     it("finds an execution by ARN, by name and by unique id", function()
