@@ -772,12 +772,13 @@ static uint8_t s_desc_kind(lua_State *L, int field, int name)
         return lua_toboolean(L, field) ? DESC_SLOW : EF_STORE_KIND_DETAILS;
     if (lua_type(L, name) != LUA_TSTRING)
         return DESC_SLOW;
-    const char *f = lua_tostring(L, field);
-    if (strcmp(f, "input") == 0)
+    size_t len;
+    const char *f = lua_tolstring(L, field, &len);
+    if (len == 5 && memcmp(f, "input", 5) == 0)
         return EF_STORE_KIND_INPUT;
-    if (strcmp(f, "output") == 0)
+    if (len == 6 && memcmp(f, "output", 6) == 0)
         return EF_STORE_KIND_OUTPUT;
-    if (strcmp(f, "index") == 0)
+    if (len == 5 && memcmp(f, "index", 5) == 0)
         return EF_STORE_KIND_ITERATION;
     return DESC_SLOW;
 }
