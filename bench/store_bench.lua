@@ -237,6 +237,12 @@ lines[#lines + 1] = "payload that is the previous one with members replaced (Res
 lines[#lines + 1] = "members (nested: the Parameters object replaced is kept as its changed members too)."
 lines[#lines + 1] = "The descriptors of a machine's events are cached in C, in the order met, so that a"
 lines[#lines + 1] = "machine run again in a process reads them in sequence."
+lines[#lines + 1] = ""
+lines[#lines + 1] = "What a machine's first recorded run costs more than later ones: its definition is"
+lines[#lines + 1] = "stored (a definition loaded from JSON text is stored as given, a Lua table's is encoded"
+lines[#lines + 1] = "first; hashed with SHA-256 to find it again, then inserted: a few ms for 1.5 MB), and"
+lines[#lines + 1] = "each of its event descriptors is read once from its Lua table (made when the machine was"
+lines[#lines + 1] = "loaded, seldom still in the CPU's caches) into the C cache."
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
 if not option("no-write", false) then
