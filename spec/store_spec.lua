@@ -57,6 +57,9 @@ describe("emrflow.store", function()
       assert.equal('{"n":1}', d.input)
       assert.equal(0, d.redriveCount)
       assert.equal("NOT_REDRIVABLE", d.redriveStatus)
+      -- the record returned is the one stored, as find() reads it back
+      assert.same(assert(s:find(fields.arn)), x)
+      assert.equal(s:find(fields.arn).definition, x.definition)
     end)
 
     it("finds an execution by ARN, by name and by unique id", function()
@@ -637,5 +640,44 @@ describe("definitions", function()
       .. "print(c.execute('select count(*) from definitions').fetchone()[0])") .. " " .. su.quote(path))
     assert.is_truthy(ok)
     assert.equal("2", out:match("%d+"))
+  end)
+
+  -- a Wait of 30 s under the real clock: stepped without waiting, it stays RUNNING
+  local WAITING = '{ "StartAt": "W",\n  "States": { "W": { "Type": "Wait", "Seconds": 30, "End": true } } }'
+
+  local function started(s, text, name)
+    local x = asl.load(text, { name = "w" }):start({ n = 1 }, { store = s, name = name,
+      clock = "real" })
+    for _ = 1, 20 do x:step(0) end
+    assert.equal("RUNNING", x.status)
+    return x
+  end
+
+  it("given as JSON text are recorded as given; a Lua table's is encoded", function()
+    local s = open_new()
+    started(s, WAITING, "text")
+    assert.equal(WAITING, assert(s:find("text")).definition)
+    local tbl = asl.load(json.decode(WAITING), { name = "w" })
+    assert.equal("SUCCEEDED", (tbl:start({}, { store = s, name = "table", clock = "virtual" }):wait()))
+    local stored = assert(s:find("table")).definition
+    assert.equal(json.encode(json.decode(WAITING)), stored)
+    s:close()
+  end)
+
+  it("resume with the same definition written otherwise, refuses another one", function()
+    local s = open_new()
+    started(s, WAITING, "a")
+    started(s, WAITING, "b")
+    -- the same definition with other spaces: the same machine
+    local same = asl.load('{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":30,"End":true}}}',
+      { name = "w" })
+    local x = assert(s:resume("a", { machine = same, clock = "virtual" }))
+    assert.equal("SUCCEEDED", (x:wait()))
+    local other = asl.load(WAITING:gsub("30", "31"), { name = "w" })
+    local y, err = s:resume("b", { machine = other, clock = "virtual" })
+    assert.is_nil(y)
+    assert.equal("definition_changed", err.code)
+    assert.equal("RUNNING", s:describe("b").status)
+    s:close()
   end)
 end)

@@ -63,6 +63,11 @@ static const char s_schema_v1[] =
     "source_path, input, status, start_date, stop_date, output, error, cause, " \
     "redrive_count, redrive_date, endpoint, region, options"
 #define EXECUTION_FROM " FROM executions JOIN definitions d ON d.id = definition"
+/* the same columns but the definition's text (NULL): what its writer already holds */
+#define EXECUTION_COLUMNS_NO_TEXT                                             \
+    "seq, arn, uid, name, machine_name, machine_arn, NULL AS definition, "     \
+    "source_path, input, status, start_date, stop_date, output, error, cause, " \
+    "redrive_count, redrive_date, endpoint, region, options"
 
 struct stmt_def {
     const char *name;
@@ -82,6 +87,8 @@ static const struct stmt_def s_stmts[] = {
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)" },
     { "execution_by_seq", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE seq = ?1" },
     { "execution_by_arn", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE arn = ?1" },
+    { "execution_by_arn_no_text",
+      "SELECT " EXECUTION_COLUMNS_NO_TEXT " FROM executions WHERE arn = ?1" },
     { "execution_by_uid", "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE uid = ?1" },
     { "executions_by_name",
       "SELECT " EXECUTION_COLUMNS EXECUTION_FROM " WHERE name = ?1 ORDER BY seq DESC" },

@@ -772,29 +772,48 @@ static uint8_t s_desc_kind(lua_State *L, int field, int name)
         return lua_toboolean(L, field) ? DESC_SLOW : EF_STORE_KIND_DETAILS;
     if (lua_type(L, name) != LUA_TSTRING)
         return DESC_SLOW;
-    const char *f = lua_tostring(L, field);
-    if (strcmp(f, "input") == 0)
+    size_t len;
+    const char *f = lua_tolstring(L, field, &len);
+    if (len == 5 && memcmp(f, "input", 5) == 0)
         return EF_STORE_KIND_INPUT;
-    if (strcmp(f, "output") == 0)
+    if (len == 6 && memcmp(f, "output", 6) == 0)
         return EF_STORE_KIND_OUTPUT;
-    if (strcmp(f, "index") == 0)
+    if (len == 5 && memcmp(f, "index", 5) == 0)
         return EF_STORE_KIND_ITERATION;
     return DESC_SLOW;
 }
 
-/* The cache entry of the descriptor at d (read and added when new); ci: the cache. */
+#if defined(__GNUC__) || defined(__clang__)
+#define DESC_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define DESC_PREFETCH(p) ((void)(p))
+#endif
+
+/* The cache entry of the descriptor at d (read and added when new); ci: the cache.
+ * A new descriptor was made when its machine was loaded: its table and its name are
+ * seldom in the CPU's caches any more (a machine's first run meets thousands), so their
+ * lines are asked for first and read once the cache's own work is done. */
 static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int ci, int d)
 {
     const void *p = lua_topointer(L, d);
     const struct desc_entry *found = s_desc_find(c, p);
     if (found)
         return found;
+    for (int line = 0; line < 3; line++)       /* the table, then its members */
+        DESC_PREFETCH((const char *)p + 64 * line);
     s_desc_room(L, c, ci);
+    lua_getiuservalue(L, ci, 1);                /* kept alive while cached */
+    lua_pushvalue(L, d);
+    lua_rawseti(L, -2, (lua_Integer)c->count + 1);
+    lua_pop(L, 1);
     struct desc_entry e = { .desc = p };
     int top = lua_gettop(L);
     int te = lua_getfield(L, d, "etype"), tk = lua_getfield(L, d, "key");
     lua_getfield(L, d, "field");
-    lua_getfield(L, d, "name");
+    int tn = lua_getfield(L, d, "name");
+    const char *name = tn == LUA_TSTRING ? lua_tolstring(L, top + 4, NULL) : NULL;
+    if (name)
+        DESC_PREFETCH(name);
     e.kind = s_desc_kind(L, top + 3, top + 4);
     if (te != LUA_TSTRING || (tk != LUA_TSTRING && tk != LUA_TNIL))
         e.kind = DESC_SLOW;
@@ -802,9 +821,9 @@ static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int c
     e.key = tk == LUA_TSTRING ? lua_topointer(L, top + 2) : NULL;
     if (e.kind == EF_STORE_KIND_DETAILS && !e.key)
         e.kind = EF_STORE_KIND_NONE;
-    if (lua_type(L, top + 4) == LUA_TSTRING) {
-        size_t len;
-        const char *name = lua_tolstring(L, top + 4, &len);
+    *s_desc_slot(c, p) = (uint32_t)c->count + 1;
+    if (name) {
+        size_t len = lua_rawlen(L, top + 4);
         if (len <= DESC_NAME_INLINE) {
             memcpy(e.name, name, len);
             e.name_len = (uint8_t)len;
@@ -813,12 +832,7 @@ static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int c
         }
     }
     lua_settop(L, top);
-    lua_getiuservalue(L, ci, 1);
-    lua_pushvalue(L, d);
-    lua_rawseti(L, -2, (lua_Integer)c->count + 1);
-    lua_pop(L, 1);
     c->entries[c->count] = e;
-    *s_desc_slot(c, p) = (uint32_t)c->count + 1;
     c->last = c->count++;
     return &c->entries[c->last];
 }

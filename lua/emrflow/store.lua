@@ -199,13 +199,14 @@ end
 
 -- The writes of create_execution, in its transaction.
 local function insert_execution(self, r)
-  local def_id, derr = definition_id(self, definition_text(r.definition))
+  local text = definition_text(r.definition)
+  local def_id, derr = definition_id(self, text)
   if not def_id then return nil, derr end
   local rows, err = self.db:query("insert_execution", r.arn, r.uid or new_uid(), r.name,
     r.machine_name, r.machine_arn, def_id, r.source_path,
     encode_value(r.input), r.status or "RUNNING", r.start_date or now(), r.endpoint, r.region,
     encode_value(r.options))
-  if rows then return true end
+  if rows then return text end
   if err.code == "constraint" then
     return nil, errors.new { code = "ExecutionAlreadyExists", aws_code = "ExecutionAlreadyExists",
       message = "Execution Already Exists: '" .. r.arn .. "' (names are unique per state machine "
@@ -223,9 +224,16 @@ function Store:create_execution(r)
   if r.definition == nil or r.input == nil then
     error("emrflow.store: create_execution needs definition and input", 2)
   end
-  local ok, err = self:transaction(insert_execution, self, r)
-  if not ok then return nil, err end
-  return self:find(r.arn)
+  local text, err = self:transaction(insert_execution, self, r)
+  if not text then return nil, err end
+  -- the record as find() reads it, but for the definition's text, already at hand (reading a
+  -- big definition back would cost as much as a run)
+  local rows, ferr = query(self, "execution_by_arn_no_text", r.arn)
+  if not rows then return nil, ferr end
+  local row = rows[1]
+  if not row then return self:find(r.arn) end
+  row.definition = text
+  return row
 end
 
 -- Inserts events (a list, or an emrflow.store.events group) as one group row; the caller

@@ -196,6 +196,8 @@ function M.load(def, opts)
     timeout_s = d.TimeoutSeconds,
     jsonata = execution.uses_jsonata(d),
     from_json = type(def) == "string",
+    -- the JSON text as given (a store records it as it is, not encoded again)
+    source_text = type(def) == "string" and def or nil,
     type = opts.type or "STANDARD",
     express = opts.type == "EXPRESS",
   }, Machine)

@@ -172,14 +172,21 @@ function Recorder:flush()
   return true
 end
 
--- The definition as ASL JSON text: encoded directly (fast, even for ten thousand states),
--- or, when it holds Lua-function resources, exported with placeholders for them (the
--- functions are loaded again from the definition's file on resume). Kept per machine: a
--- machine's definition never changes once loaded.
+-- The definition as ASL JSON text: the text it was loaded from, as it is (AWS too keeps a
+-- definition as given; encoding ten thousand states again would cost more than their first
+-- run); else encoded directly, or, when it holds Lua-function resources, exported with
+-- placeholders for them (the functions are loaded again from the definition's file on
+-- resume). Kept per machine: a machine's definition never changes once loaded.
 local definition_texts = setmetatable({}, { __mode = "k" })
 
+-- The definition of machine encoded (what was recorded before texts were kept as given).
+local function encoded_definition(machine)
+  local ok, encoded = pcall(json.encode, machine.definition)
+  return ok and encoded or nil
+end
+
 local function definition_text(machine)
-  local text = definition_texts[machine]
+  local text = definition_texts[machine] or machine.source_text
   if text then return text end
   local ok, encoded = pcall(json.encode, machine.definition)
   if ok then
@@ -335,12 +342,26 @@ local function refusal(s, row, options, redrive)
   return nil
 end
 
+-- Whether machine's definition is the recorded text: the same text, or (a JSON text
+-- recorded as given, or encoded by an earlier version) the same definition once decoded.
+local function same_definition(machine, recorded)
+  local text = definition_text(machine)
+  if text == recorded then return true end
+  local mine = encoded_definition(machine)
+  if mine == nil then return false end
+  if mine == recorded then return true end
+  local ok, data = pcall(require("emrflow.asl.definition").decode, recorded)
+  if not ok then return false end
+  local eok, theirs = pcall(json.encode, data)
+  return eok and theirs == mine
+end
+
 -- The machine to run row with: opts.machine (checked against the record: a .lua definition
 -- loaded again from its file for its functions), else the recorded definition.
 local function machine_for(row, opts)
   local machine = opts.machine
   if machine then
-    if definition_text(machine) ~= row.definition then
+    if not same_definition(machine, row.definition) then
       return nil, errors.new { code = "definition_changed", message = "the definition of execution '"
         .. row.name .. "'" .. (row.source_path and (" (" .. row.source_path .. ")") or "")
         .. " has changed since it started: it can be resumed or redriven only with the "
