@@ -304,6 +304,9 @@ describe("qa2 journeys", function()
       end
       assert.is_truthy(redriven, "an ExecutionRedriven event")
       local failed_at = events[redriven - 1].timestamp
+      assert.is_true(events[redriven].timestamp >= failed_at, string.format(
+        "ExecutionRedriven at %.3f comes before the recorded failure at %.3f",
+        events[redriven].timestamp, failed_at))
       for i = redriven + 1, #events do
         assert.is_true(events[i].timestamp >= failed_at, string.format(
           "event %d %s at %.3f comes before the recorded failure at %.3f",

@@ -603,7 +603,11 @@ function M.resume(s, x, opts, redrive)
   local rp = replay.new(recorded, machine.definition, last)
   if redrive then
     local id = rp:redrive()
-    local ok, rerr = s:append_events(row, { { id = id, previousEventId = last, timestamp = now_s(),
+    -- on the virtual clock the record may run ahead of the wall clock: the redrive comes after it
+    local at = now_s()
+    local recorded_at = last > 0 and recorded[#recorded].timestamp
+    if type(recorded_at) == "number" and recorded_at > at then at = recorded_at end
+    local ok, rerr = s:append_events(row, { { id = id, previousEventId = last, timestamp = at,
       type = "ExecutionRedriven",
       executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) } })
     if ok then ok, rerr = s:mark_redriven(row) end
