@@ -406,15 +406,6 @@ print("output " .. json.encode(out))
 io.stdout:flush()
 ]]
 
-local function wait_dead(pid)
-  for _ = 1, 1000 do
-    local stat = su.read("/proc/" .. pid .. "/stat")
-    if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
-    su.sleep(0.02)
-  end
-  error("process " .. pid .. " survived kill -9")
-end
-
 -- Calls per item in the log.
 local function calls_in(log)
   local n = {}
@@ -424,22 +415,7 @@ end
 
 -- Runs the script (run | resume); kills it kill_after seconds after it started, or lets it end.
 local function step(mode, path, name, log, kill_after)
-  local child = su.spawn(SCRIPT, { mode, path, name, log })
-  local pid = tonumber(child:wait_line("^pid (%d+)$"))
-  child:wait_line("^(started) ", 30)
-  if kill_after then
-    su.sleep(kill_after)
-    os.execute("kill -9 " .. pid .. " 2>/dev/null")
-    wait_dead(pid)
-  else
-    child:wait_line("^status (%u+)$", 120)
-  end
-  local status, output
-  for _, l in ipairs(child:finish()) do
-    status = l:match("^status (%u+)$") or status
-    output = l:match("^output (.*)$") or output
-  end
-  return status, output and json.decode(output)
+  return su.run_or_kill(SCRIPT, { mode, path, name, log }, kill_after)
 end
 
 -- The items whose child execution had SUCCEEDED in the store at path.
@@ -566,22 +542,7 @@ describe("Distributed Map of EMR on EKS jobs resumed after kill -9 (fake emr-con
   end)
 
   local function emr_step(mode, path, name, kill_after)
-    local child = su.spawn(EMR_SCRIPT, { mode, path, srv.url, name })
-    local pid = tonumber(child:wait_line("^pid (%d+)$"))
-    child:wait_line("^(started) ", 30)
-    if kill_after then
-      su.sleep(kill_after)
-      os.execute("kill -9 " .. pid .. " 2>/dev/null")
-      wait_dead(pid)
-    else
-      child:wait_line("^status (%u+)$", 120)
-    end
-    local status, output
-    for _, l in ipairs(child:finish()) do
-      status = l:match("^status (%u+)$") or status
-      output = l:match("^output (.*)$") or output
-    end
-    return status, output and json.decode(output)
+    return su.run_or_kill(EMR_SCRIPT, { mode, path, srv.url, name }, kill_after)
   end
 
   it("one job per child, the uninterrupted output, every round", function()

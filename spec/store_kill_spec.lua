@@ -17,15 +17,7 @@ local function start_writer(path, seed, max_events, name)
   return pid, out
 end
 
--- Waits until pid has died (gone, or a zombie its adoptive parent has yet to reap).
-local function wait_dead(pid, seconds)
-  for _ = 1, (seconds or 20) * 50 do
-    local stat = su.read("/proc/" .. pid .. "/stat")
-    if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
-    su.sleep(0.02)
-  end
-  error("process " .. pid .. " survived kill -9")
-end
+local wait_dead = su.wait_dead
 
 local function last_number(text, word)
   local n

@@ -5,7 +5,6 @@
 -- round ends SUCCEEDED with exactly one job per Task attempt and one virtual cluster, the
 -- output of an uninterrupted run, an unbroken history and a consistent database.
 local store = require "emrflow.store"
-local json = require "emrflow.json"
 local su = require "support.store_util"
 
 local ROUNDS = 4
@@ -13,39 +12,10 @@ local SEED = tonumber(os.getenv("EMRFLOW_KILL_SEED") or "") or 20261207
 local SCRIPT = "spec/support/store_emr_pipeline.lua"
 local JOBS = 4 -- one per Task attempt: three Map iterations and the report
 
-local function wait_dead(pid, seconds)
-  for _ = 1, (seconds or 20) * 50 do
-    local stat = su.read("/proc/" .. pid .. "/stat")
-    if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
-    su.sleep(0.02)
-  end
-  error("process " .. pid .. " survived kill -9")
-end
-
--- The child's "status" and "output" lines, once it has ended (nil when it printed none).
-local function result_of(lines)
-  local status, output
-  for _, l in ipairs(lines) do
-    status = l:match("^status (%u+)$") or status
-    output = l:match("^output (.*)$") or output
-  end
-  return status, output and json.decode(output)
-end
-
 -- Runs the pipeline (mode run | resume); kills it kill_after seconds after it started, or
 -- lets it end. Returns its status and output when it ended by itself.
 local function step(mode, path, url, name, kill_after, variant)
-  local child = su.spawn(su.read(SCRIPT), { mode, path, url, name, variant })
-  local pid = tonumber(child:wait_line("^pid (%d+)$"))
-  child:wait_line("^(started) ", 30)
-  if kill_after then
-    su.sleep(kill_after)
-    os.execute("kill -9 " .. pid .. " 2>/dev/null")
-    wait_dead(pid)
-  else
-    child:wait_line("^status (%u+)$", 120)
-  end
-  return result_of(child:finish())
+  return su.run_or_kill(su.read(SCRIPT), { mode, path, url, name, variant }, kill_after)
 end
 
 describe("resume after kill -9 (fake emr-containers over HTTP, real clock)", function()
@@ -125,7 +95,7 @@ describe("resume after kill -9 (fake emr-containers over HTTP, real clock)", fun
     srv:control("POST", "/__fake/jobs/" .. first.id .. "/state", { state = "FAILED" })
     wait_jobs(2)
     os.execute("kill -9 " .. pid)
-    wait_dead(pid)
+    su.wait_dead(pid)
     child:finish()
     local status, out = step("resume", path, srv.url, "retried", nil, "retry")
     assert.equal("SUCCEEDED", status)

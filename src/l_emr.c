@@ -393,14 +393,11 @@ static int l_check(lua_State *L)
     return 3;
 }
 
-static int l_build(lua_State *L)
+/* Marshals b->params for op and pushes method, target, body (nil when the operation has none). */
+static void push_wire(lua_State *L, const struct ef_emr_operation *op, struct box *b)
 {
-    const struct ef_emr_operation *op = check_op(L, 1);
-    lua_settop(L, 2);
-    struct box *b = new_box(L);
-    params_of(L, 2, b);
     if (ef_emr_build(op, b->params, &b->wire))
-        return luaL_error(L, "emrflow.emr: out of memory");
+        luaL_error(L, "emrflow.emr: out of memory");
     lua_pushstring(L, op->method);
     lua_pushlstring(L, b->wire.target.p, b->wire.target.len);
     if (b->wire.has_body)
@@ -408,6 +405,15 @@ static int l_build(lua_State *L)
     else
         lua_pushnil(L);
     box_clear(b);
+}
+
+static int l_build(lua_State *L)
+{
+    const struct ef_emr_operation *op = check_op(L, 1);
+    lua_settop(L, 2);
+    struct box *b = new_box(L);
+    params_of(L, 2, b);
+    push_wire(L, op, b);
     return 3;
 }
 
@@ -428,16 +434,8 @@ static int l_check_build(lua_State *L)
         push_problems(L, op, b);
         return 3;
     }
-    if (ef_emr_build(op, b->params, &b->wire))
-        return luaL_error(L, "emrflow.emr: out of memory");
     lua_pushboolean(L, 1);
-    lua_pushstring(L, op->method);
-    lua_pushlstring(L, b->wire.target.p, b->wire.target.len);
-    if (b->wire.has_body)
-        lua_pushlstring(L, b->wire.body.p ? b->wire.body.p : "{}", b->wire.body.len);
-    else
-        lua_pushnil(L);
-    box_clear(b);
+    push_wire(L, op, b);
     return 4;
 }
 

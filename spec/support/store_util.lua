@@ -7,6 +7,10 @@
 --   local child = su.spawn(lua_code, args)   -- a lua5.4 child: child:wait_line(pattern),
 --                                             -- child:lines(), child:finish() (closes its stdin)
 --   su.sample_execution(n)               -- fields for store:create_execution
+--   su.wait_dead(pid [, seconds])        -- until pid is gone (or a zombie)
+--   su.run_or_kill(lua_code, args, kill_after) --> status, output
+--       a child that prints "pid N", "started ...", and at its end "status S" / "output JSON":
+--       killed with -9 kill_after seconds after it started, or (kill_after nil) let end
 local M = {}
 
 local dirs = {}
@@ -109,6 +113,37 @@ function Child:finish()
   os.remove(self.out)
   os.remove(self.script)
   return lines
+end
+
+--- Waits until pid has died (gone, or a zombie its adoptive parent has yet to reap).
+function M.wait_dead(pid, seconds)
+  for _ = 1, (seconds or 20) * 50 do
+    local stat = M.read("/proc/" .. pid .. "/stat")
+    if not stat or stat:match("^%d+ %b() (%a)") == "Z" then return end
+    M.sleep(0.02)
+  end
+  error("process " .. pid .. " survived kill -9")
+end
+
+--- Runs a child script (see the header); returns its status and decoded output when it
+-- ended by itself (nil, nil when killed before printing them).
+function M.run_or_kill(code, args, kill_after)
+  local child = M.spawn(code, args)
+  local pid = tonumber(child:wait_line("^pid (%d+)$"))
+  child:wait_line("^(started) ", 30)
+  if kill_after then
+    M.sleep(kill_after)
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    M.wait_dead(pid)
+  else
+    child:wait_line("^status (%u+)$", 120)
+  end
+  local status, output
+  for _, l in ipairs(child:finish()) do
+    status = l:match("^status (%u+)$") or status
+    output = l:match("^output (.*)$") or output
+  end
+  return status, output and require("emrflow.json").decode(output)
 end
 
 --- Fields of a sample execution n for store:create_execution.
