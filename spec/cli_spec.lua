@@ -17,17 +17,7 @@ teardown(function()
   for _, suffix in ipairs { ".db", ".db-wal", ".db-shm" } do os.remove(STORE .. suffix) end
 end)
 
-local function sh(cmdline)
-  local errf = os.tmpname()
-  local p = io.popen(cmdline .. " 2>" .. errf)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errf)
-  local err = f:read("a")
-  f:close()
-  os.remove(errf)
-  return code, out, err
-end
+local sh = require "support.sh"
 
 local function emrflow(args)
   return sh(STORE_ENV .. "lua5.4 bin/emrflow " .. args)

@@ -2,17 +2,7 @@
 -- DESIGN.md promises that was found broken (or easy to break) while trying emrflow.
 local json = require "emrflow.json"
 
-local function sh(cmdline)
-  local errf = os.tmpname()
-  local p = io.popen(cmdline .. " 2>" .. errf)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errf)
-  local err = f:read("a")
-  f:close()
-  os.remove(errf)
-  return code, out, err
-end
+local sh = require "support.sh"
 
 local function emrflow(args)
   return sh("lua5.4 bin/emrflow " .. args)
