@@ -238,9 +238,12 @@ function Replay:task(frame, ctx)
       end
       return false, { Error = d.error, Cause = d.cause }
     elseif t:sub(-5) == "Entered" or t:sub(-6) == "Exited" then
-      return nil
+      break
     end
   end
+  -- an earlier process recorded this attempt's start without its outcome: its request may
+  -- have gone out, so the integration looks for what it did before doing it again
+  if ctx then ctx.recorded_attempt = true end
   return nil
 end
 

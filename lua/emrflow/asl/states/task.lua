@@ -158,14 +158,8 @@ function M.compile(st, def, b)
     }
     -- store hook: a resumed execution takes the attempt's recorded outcome, else calls again
     local ok, result
-    if x.replay then
-      ok, result = x.replay:task(frame, ctx)
-      -- an earlier process recorded this attempt's start: its request may have gone out, so
-      -- the integration looks for what it did before doing it again (ctx.recorded_attempt)
-      if ok == nil and x.replay.recorded_at and x.replay:recorded_at(frame.prev) then
-        ctx.recorded_attempt = true
-      end
-    end
+    -- (a started attempt without a recorded outcome gets ctx.recorded_attempt = true)
+    if x.replay then ok, result = x.replay:task(frame, ctx) end
     if ok == nil then ok, result = pcall(invoke, impl, params, ctx, timeout, heartbeat) end
     if not ok then
       local err = result
