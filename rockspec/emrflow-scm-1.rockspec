@@ -33,6 +33,7 @@ build = {
         "src/l_asl.c",
         "src/l_digest.c",
         "src/l_emr.c",
+        "src/l_hdesc.c",
         "src/l_http.c",
         "src/l_json.c",
         "src/l_regex.c",

@@ -181,6 +181,26 @@ describe("emrflow.store.events", function()
       assert.equal(#calls - 1, g.n)
     end)
 
+    it("packs events of descriptors made as plain tables as those of history.descriptor", function()
+      -- history.descriptor files its fields in C when it makes one; a table made otherwise is
+      -- read by the sink when first met
+      local calls = chain(50)
+      local function packed(copy)
+        local g = events.group()
+        local sink = events.sink(g, { enabled = true }, {}, error, function() end, 1e6)
+        for _, c in ipairs(calls) do
+          local desc = c[1]
+          if copy then
+            desc = { etype = desc.etype, key = desc.key, name = desc.name, field = desc.field }
+          end
+          sink(desc, c[2], c[3], c[4], c[5], c[6])
+        end
+        return g:bytes()
+      end
+      assert.equal(read_back(packed(false)), read_back(packed(true)))
+      assert.equal(packed(false), packed(true))
+    end)
+
     it("packs the same events alike run after run, however many descriptors it has met", function()
       -- a machine run again meets its descriptors again (kept in C by address); past
       -- some tens of thousands the cache starts over

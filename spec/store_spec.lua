@@ -642,6 +642,36 @@ describe("definitions", function()
     assert.equal("2", out:match("%d+"))
   end)
 
+  it("are found again by a content key, and one whose key another text holds by its SHA-256", function()
+    local s, path = open_new()
+    local def = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
+    local impostor = '{"StartAt":"X","States":{"X":{"Type":"Succeed"}}}'
+    s:close()
+    -- a text already stored under the key of def (as if their 64-bit hashes collided)
+    local key = require("emrflow.core").store.content_key(def)
+    assert.truthy(key:match("^k1:%d+:%x+$"))
+    local ok = su.sh("env -u LD_PRELOAD python3 -c " .. su.quote("import sqlite3,sys; "
+      .. "c=sqlite3.connect(sys.argv[1]); c.execute('insert into definitions (digest, text) values (?, ?)', "
+      .. "(sys.argv[2], sys.argv[3])); c.commit()") .. " " .. su.quote(path) .. " " .. su.quote(key)
+      .. " " .. su.quote(impostor))
+    assert.is_truthy(ok)
+    for round = 1, 2 do   -- a new store object each round: nothing remembered in memory
+      s = assert(store.open(path))
+      local machine = asl.load(def, { name = "keyed" })
+      assert.equal("SUCCEEDED", (s:start(machine, {}, { name = "k" .. round }):wait()))
+      assert.equal(def, assert(s:find("k" .. round)).definition)
+      s:close()
+    end
+    local out
+    ok, out = su.sh("env -u LD_PRELOAD python3 -c " .. su.quote("import sqlite3,sys; "
+      .. "c=sqlite3.connect(sys.argv[1]); "
+      .. "print(' '.join(str(len(d)) for (d,) in c.execute('select digest from definitions order by id')))")
+      .. " " .. su.quote(path))
+    assert.is_truthy(ok)
+    -- the impostor under def's key, def under its SHA-256 (64 hex digits), stored once
+    assert.equal(#key .. " 64", out:match("[%d ]+%d"))
+  end)
+
   -- a Wait of 30 s under the real clock: stepped without waiting, it stays RUNNING
   local WAITING = '{ "StartAt": "W",\n  "States": { "W": { "Type": "Wait", "Seconds": 30, "End": true } } }'
 

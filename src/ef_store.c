@@ -10,8 +10,10 @@
 #include <sqlite3.h>
 
 /* The schema of version 1. executions.seq orders listings (newest first).
- * definitions holds each distinct definition text once (keyed by its
- * SHA-256), however many executions run it.
+ * definitions holds each distinct definition text once, however many
+ * executions run it, keyed by digest: "k1:" its length and ef_store_hash64
+ * (a key whose texts are compared: lua/emrflow/store.lua), or the hex of its
+ * SHA-256 (for a text whose key another text holds; also earlier versions').
  * events holds the history in groups: one row per group of consecutive
  * events written in one transaction (first_id..last_id, data in the form
  * lua/emrflow/store/events.lua defines), so that a long run of states costs
@@ -79,7 +81,7 @@ static const struct stmt_def s_stmts[] = {
     { "begin", "BEGIN IMMEDIATE" },
     { "commit", "COMMIT" },
     { "rollback", "ROLLBACK" },
-    { "definition_by_digest", "SELECT id FROM definitions WHERE digest = ?1" },
+    { "definition_by_digest", "SELECT id, text = ?2 AS same FROM definitions WHERE digest = ?1" },
     { "insert_definition", "INSERT INTO definitions (digest, text) VALUES (?1, ?2)" },
     { "insert_execution",
       "INSERT INTO executions (arn, uid, name, machine_name, machine_arn, definition,"
@@ -517,6 +519,12 @@ int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n)
                                SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
 }
 
+int ef_store_bind_text_static(struct ef_store_stmt *st, int i, const char *p, size_t n)
+{
+    return sqlite3_bind_text64(st->st, i, p, (sqlite3_uint64)n, SQLITE_STATIC,
+                               SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
+}
+
 int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n)
 {
     /* SQLite calls the destructor even when the bind fails */
@@ -755,4 +763,47 @@ void ef_store_pack_group_header(unsigned char *out, int64_t first, uint32_t stri
     p = s_put_le(p, (uint64_t)first, 8);
     p = s_put_le(p, strings_len, 4);
     s_put_le(p, values_len, 4);
+}
+
+/* Four lanes of multiply-rotate rounds over 32-byte blocks (independent, so that they
+ * overlap in the CPU), folded with the tail and the length, then mixed. */
+static uint64_t s_rotl(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t s_round(uint64_t lane, uint64_t word)
+{
+    return s_rotl(lane + word * 0xC2B2AE3D27D4EB4Full, 31) * 0x9E3779B97F4A7C15ull;
+}
+
+/* 8 bytes as a number, in the machine's byte order */
+static uint64_t s_word(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+uint64_t ef_store_hash64(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t lane[4] = { 0x243F6A8885A308D3ull, 0x13198A2E03707344ull,
+                         0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull };
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            lane[k] = s_round(lane[k], s_word(p + i + 8 * k));
+    uint64_t h = (uint64_t)n;
+    for (int k = 0; k < 4; k++)
+        h = s_round(h ^ lane[k], s_rotl(lane[k], 17));
+    for (; i + 8 <= n; i += 8)
+        h = s_round(h, s_word(p + i));
+    for (; i < n; i++)
+        h = s_round(h, p[i]);
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 32);
 }

@@ -81,6 +81,9 @@ int ef_store_bind_null(struct ef_store_stmt *st, int i);
 int ef_store_bind_int(struct ef_store_stmt *st, int i, int64_t v);
 int ef_store_bind_double(struct ef_store_stmt *st, int i, double v);
 int ef_store_bind_text(struct ef_store_stmt *st, int i, const char *p, size_t n);
+/* Binds p without a copy: p must stay valid until the statement has completed (its
+ * bindings are cleared when it is next taken by ef_store_stmt). */
+int ef_store_bind_text_static(struct ef_store_stmt *st, int i, const char *p, size_t n);
 /* Binds the malloc'ed p as a blob and hands it over: it is freed (free) by the store,
  * whether the call succeeds or not. */
 int ef_store_bind_blob_owned(struct ef_store_stmt *st, int i, void *p, size_t n);
@@ -190,5 +193,9 @@ void ef_store_pack_group_header(unsigned char *out, int64_t first, uint32_t stri
 
 /* PRAGMA integrity_check: 0 when "ok", else -1 with the first problem in err. */
 int ef_store_integrity_check(struct ef_store *s, struct ef_store_error *err);
+
+/* A 64-bit hash of the n bytes at p (not cryptographic: a content key whose matches are
+ * confirmed by comparing the contents; the same on machines of one byte order). */
+uint64_t ef_store_hash64(const void *p, size_t n);
 
 #endif

@@ -16,11 +16,13 @@
  * column name; NULL columns are absent. Errors are emrflow.Error tables whose code names
  * the kind ("locked", "not_a_database", "truncated", "newer_schema", "constraint", ...). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "l_util.h"
 #include "ef_store.h"
+#include "l_hdesc.h"
 
 #define STORE_MT "emrflow.Store"
 
@@ -98,7 +100,8 @@ static void s_bind(lua_State *L, struct ef_store_stmt *st, int arg, int i)
     case LUA_TSTRING: {
         size_t n;
         const char *p = lua_tolstring(L, arg, &n);
-        rc = ef_store_bind_text(st, i, p, n);
+        /* the string stays on the stack while the statement runs to completion */
+        rc = ef_store_bind_text_static(st, i, p, n);
         break;
     }
     default:
@@ -157,6 +160,20 @@ static int l_store_query(lua_State *L)
     lua_pushinteger(L, (lua_Integer)ef_store_changes(s));
     lua_pushinteger(L, (lua_Integer)ef_store_last_rowid(s));
     return 3;
+}
+
+/* core.store.content_key(text): "k1:<length>:<hash64 in hex>", the key of a definition
+ * text (ef_store_hash64: texts whose keys match are compared). */
+static int l_store_content_key(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    lua_pushfstring(L, "k1:%I:%s", (lua_Integer)n, "");
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ef_store_hash64(p, n));
+    lua_pushstring(L, hex);
+    lua_concat(L, 2);
+    return 1;
 }
 
 static int l_store_integrity_check(lua_State *L)
@@ -648,194 +665,14 @@ static int l_group_bytes(lua_State *L)
     return 1;
 }
 
-/* Descriptors (emrflow.asl.history's { etype, key, name, field }, shared by every event
- * of one state and type, never changed) as the sink needs them, kept by address in C
- * memory: a run of a machine reads each of its descriptors once, and reading a Lua table
- * that is no longer in the CPU's caches costs more than packing the event. Entries are
- * kept in the order first seen and the entry after the last one found is tried first:
- * a machine run again meets its descriptors in the same order, so that the cache is read
- * sequentially. The cache holds each descriptor (so that its address is not reused while
- * cached) until it is full; then it starts over. One per Lua state, in the registry. */
-#define DESC_CACHE_MT "emrflow.StoreDescCache"
-#define DESC_CACHE_KEY "emrflow.store.desc_cache"   /* the registry's field holding it */
-#define DESC_CACHE_MAX 49152        /* descriptors at most (48 bytes each) */
-#define DESC_NAME_INLINE 22
-#define DESC_NAME_LONG 255          /* name_len of a name read from the descriptor */
-#define DESC_SLOW 255               /* kind of a descriptor the sink hands to Lua */
-
-struct desc_entry {
-    const void *desc;
-    const void *etype, *key;        /* its strings (kept alive by the descriptor) */
-    uint8_t kind;                   /* EF_STORE_KIND_* (DETAILS: or NONE), DESC_SLOW */
-    uint8_t name_len;
-    char name[DESC_NAME_INLINE];
+/* The store's record kind of a descriptor's events (by enum ef_hdesc_field); DESC_SLOW:
+ * the sink hands them to Lua. */
+#define DESC_SLOW 255
+static const uint8_t s_kind_of_field[] = {
+    [EF_HDESC_DETAILS] = EF_STORE_KIND_DETAILS, [EF_HDESC_NONE] = EF_STORE_KIND_NONE,
+    [EF_HDESC_INPUT] = EF_STORE_KIND_INPUT, [EF_HDESC_OUTPUT] = EF_STORE_KIND_OUTPUT,
+    [EF_HDESC_INDEX] = EF_STORE_KIND_ITERATION, [EF_HDESC_OTHER] = DESC_SLOW,
 };
-
-struct desc_cache {
-    struct desc_entry *entries;     /* in the order first seen */
-    size_t count, entries_cap, last;
-    uint32_t *slots;                /* hash of the addresses: entry index + 1, 0: free */
-    size_t cap;                     /* a power of 2, at least twice count */
-};
-
-static int l_desc_cache_gc(lua_State *L)
-{
-    struct desc_cache *c = luaL_checkudata(L, 1, DESC_CACHE_MT);
-    free(c->entries);
-    free(c->slots);
-    memset(c, 0, sizeof *c);
-    return 0;
-}
-
-/* Pushes the descriptor cache of L (made on first use). */
-static struct desc_cache *s_desc_cache(lua_State *L)
-{
-    if (lua_getfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY) == LUA_TUSERDATA)
-        return lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    struct desc_cache *c = lua_newuserdatauv(L, sizeof *c, 1);
-    memset(c, 0, sizeof *c);
-    if (luaL_newmetatable(L, DESC_CACHE_MT)) {
-        lua_pushcfunction(L, l_desc_cache_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
-    lua_newtable(L);                             /* the descriptors, kept alive */
-    lua_setiuservalue(L, -2, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, DESC_CACHE_KEY);
-    return c;
-}
-
-/* The slot of address p: its entry's, or the free one where it goes. */
-static uint32_t *s_desc_slot(const struct desc_cache *c, const void *p)
-{
-    size_t i = (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) & (c->cap - 1);
-    while (c->slots[i] && c->entries[c->slots[i] - 1].desc != p)
-        i = (i + 1) & (c->cap - 1);
-    return &c->slots[i];
-}
-
-/* The entry of the descriptor at address p, or NULL. */
-static const struct desc_entry *s_desc_find(struct desc_cache *c, const void *p)
-{
-    size_t next = c->last + 1;
-    if (next < c->count && c->entries[next].desc == p) {
-        c->last = next;
-        return &c->entries[next];
-    }
-    if (!c->count)
-        return NULL;
-    uint32_t at = *s_desc_slot(c, p);
-    if (!at)
-        return NULL;
-    c->last = at - 1;
-    return &c->entries[at - 1];
-}
-
-/* Makes room for one more descriptor (ci: the cache's index): larger arrays, or empty
- * ones once at DESC_CACHE_MAX (its descriptors let go). */
-static void s_desc_room(lua_State *L, struct desc_cache *c, int ci)
-{
-    if (c->count == DESC_CACHE_MAX) {
-        c->count = 0;
-        c->last = 0;
-        memset(c->slots, 0, sizeof *c->slots * c->cap);
-        lua_newtable(L);
-        lua_setiuservalue(L, ci, 1);
-    }
-    if (c->count == c->entries_cap) {
-        size_t cap = c->entries_cap ? 2 * c->entries_cap : 512;
-        struct desc_entry *entries = realloc(c->entries, sizeof *entries * cap);
-        if (!entries)
-            luaL_error(L, "not enough memory for the store's descriptor cache");
-        c->entries = entries;
-        c->entries_cap = cap;
-    }
-    if ((c->count + 1) * 2 > c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 1024;
-        uint32_t *slots = calloc(cap, sizeof *slots);
-        if (!slots)
-            luaL_error(L, "not enough memory for the store's descriptor cache");
-        free(c->slots);
-        c->slots = slots;
-        c->cap = cap;
-        for (size_t i = 0; i < c->count; i++)
-            *s_desc_slot(c, c->entries[i].desc) = (uint32_t)i + 1;
-    }
-}
-
-/* The field kinds of a descriptor, as the sink packs its events. */
-static uint8_t s_desc_kind(lua_State *L, int field, int name)
-{
-    if (lua_type(L, field) != LUA_TSTRING)
-        return lua_toboolean(L, field) ? DESC_SLOW : EF_STORE_KIND_DETAILS;
-    if (lua_type(L, name) != LUA_TSTRING)
-        return DESC_SLOW;
-    size_t len;
-    const char *f = lua_tolstring(L, field, &len);
-    if (len == 5 && memcmp(f, "input", 5) == 0)
-        return EF_STORE_KIND_INPUT;
-    if (len == 6 && memcmp(f, "output", 6) == 0)
-        return EF_STORE_KIND_OUTPUT;
-    if (len == 5 && memcmp(f, "index", 5) == 0)
-        return EF_STORE_KIND_ITERATION;
-    return DESC_SLOW;
-}
-
-#if defined(__GNUC__) || defined(__clang__)
-#define DESC_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define DESC_PREFETCH(p) ((void)(p))
-#endif
-
-/* The cache entry of the descriptor at d (read and added when new); ci: the cache.
- * A new descriptor was made when its machine was loaded: its table and its name are
- * seldom in the CPU's caches any more (a machine's first run meets thousands), so their
- * lines are asked for first and read once the cache's own work is done. */
-static const struct desc_entry *s_desc(lua_State *L, struct desc_cache *c, int ci, int d)
-{
-    const void *p = lua_topointer(L, d);
-    const struct desc_entry *found = s_desc_find(c, p);
-    if (found)
-        return found;
-    for (int line = 0; line < 3; line++)       /* the table, then its members */
-        DESC_PREFETCH((const char *)p + 64 * line);
-    s_desc_room(L, c, ci);
-    lua_getiuservalue(L, ci, 1);                /* kept alive while cached */
-    lua_pushvalue(L, d);
-    lua_rawseti(L, -2, (lua_Integer)c->count + 1);
-    lua_pop(L, 1);
-    struct desc_entry e = { .desc = p };
-    int top = lua_gettop(L);
-    int te = lua_getfield(L, d, "etype"), tk = lua_getfield(L, d, "key");
-    lua_getfield(L, d, "field");
-    int tn = lua_getfield(L, d, "name");
-    const char *name = tn == LUA_TSTRING ? lua_tolstring(L, top + 4, NULL) : NULL;
-    if (name)
-        DESC_PREFETCH(name);
-    e.kind = s_desc_kind(L, top + 3, top + 4);
-    if (te != LUA_TSTRING || (tk != LUA_TSTRING && tk != LUA_TNIL))
-        e.kind = DESC_SLOW;
-    e.etype = lua_topointer(L, top + 1);
-    e.key = tk == LUA_TSTRING ? lua_topointer(L, top + 2) : NULL;
-    if (e.kind == EF_STORE_KIND_DETAILS && !e.key)
-        e.kind = EF_STORE_KIND_NONE;
-    *s_desc_slot(c, p) = (uint32_t)c->count + 1;
-    if (name) {
-        size_t len = lua_rawlen(L, top + 4);
-        if (len <= DESC_NAME_INLINE) {
-            memcpy(e.name, name, len);
-            e.name_len = (uint8_t)len;
-        } else {
-            e.name_len = DESC_NAME_LONG;
-        }
-    }
-    lua_settop(L, top);
-    c->entries[c->count] = e;
-    c->last = c->count++;
-    return &c->entries[c->last];
-}
 
 /* The group index of the string at address p, a field of the descriptor at d (read
  * from it only when new to the group). */
@@ -860,7 +697,7 @@ static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const voi
 #define SINK_SLOW lua_upvalueindex(4)
 #define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
 #define SINK_LIMIT lua_upvalueindex(6)
-#define SINK_CACHE lua_upvalueindex(7)   /* the descriptor cache */
+#define SINK_CACHE lua_upvalueindex(7)   /* the history descriptors (l_hdesc.h) */
 #define SINK_ENABLED lua_upvalueindex(8) /* the string "enabled" */
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
@@ -898,11 +735,12 @@ static int l_group_sink(lua_State *L)
     lua_pop(L, 1);
     struct l_group *g = lua_touserdata(L, SINK_GROUP);
     luaL_checktype(L, 1, LUA_TTABLE);
-    const struct desc_entry *d = s_desc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
-    if (d->kind == DESC_SLOW)
+    const struct ef_hdesc *d = ef_l_hdesc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
+    uint8_t kind = s_kind_of_field[d->field];
+    if (kind == DESC_SLOW)
         return s_sink_slow(L);
     struct group_string *type;
-    struct event_parts ev = { .value = 4, .assigned = 5, .kind = d->kind };
+    struct event_parts ev = { .value = 4, .assigned = 5, .kind = kind };
     ev.type = s_desc_string(L, g, SINK_GROUP, d->etype, 1, "etype", &type);
     if (s_notable(L, g, type))
         return s_sink_slow(L);
@@ -916,7 +754,7 @@ static int l_group_sink(lua_State *L)
         ev.key = s_desc_string(L, g, SINK_GROUP, d->key, 1, "key", &key);
     }
     if (ev.kind != EF_STORE_KIND_NONE && ev.kind != EF_STORE_KIND_DETAILS) {
-        if (d->name_len == DESC_NAME_LONG) {
+        if (d->name_len == EF_HDESC_NAME_LONG) {
             lua_getfield(L, 1, "name");                         /* 7 */
             ev.name = lua_tolstring(L, 7, &ev.name_len);
         } else {
@@ -950,7 +788,7 @@ static int l_group_new_sink(lua_State *L)
     luaL_checktype(L, 5, LUA_TFUNCTION);
     luaL_checkinteger(L, 6);
     lua_settop(L, 6);
-    s_desc_cache(L);
+    ef_l_hdescs(L);
     lua_pushliteral(L, "enabled");
     lua_pushcclosure(L, l_group_sink, 8);
     return 1;
@@ -1170,6 +1008,8 @@ int ef_l_open_store(lua_State *L)
     lua_setfield(L, -2, "open");
     lua_pushcfunction(L, l_store_make_parent_dirs);
     lua_setfield(L, -2, "make_parent_dirs");
+    lua_pushcfunction(L, l_store_content_key);
+    lua_setfield(L, -2, "content_key");
     lua_pushinteger(L, EF_STORE_SCHEMA_VERSION);
     lua_setfield(L, -2, "schema_version");
     lua_setfield(L, -2, "store");                       /* core */

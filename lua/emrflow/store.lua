@@ -80,11 +80,12 @@ function M.open(path, opts)
   return setmetatable({ db = db, path = path }, Store)
 end
 
--- Runs a catalogue statement; rows or nil, err (the error names the store).
+-- Runs a catalogue statement; rows, changes, last rowid or nil, err (the error names the
+-- store).
 local function query(self, name, ...)
-  local rows, changes = self.db:query(name, ...)
+  local rows, changes, rowid = self.db:query(name, ...)
   if not rows then return nil, store_error(self, changes) end
-  return rows, changes
+  return rows, changes, rowid
 end
 
 -- A JSON value as the JSON text stored for it (a Lua string is a JSON string).
@@ -170,38 +171,46 @@ local function seq_of(self, x)
   return row.seq
 end
 
+-- The id of a definition text in the definitions table, adding it when it is new (in the
+-- caller's transaction). A text is found by its content key (its length and a 64-bit
+-- hash: core.store.content_key, a few times cheaper than SHA-256 on a big definition) and
+-- compared with the stored one; a text whose key another text holds goes by its SHA-256.
+-- The key of the last text is kept, and so is the id of the last text this store recorded
+-- in a transaction of its own (definitions are never deleted): a user's store records run
+-- after run of one machine, whose text is the same string.
+local last_text, last_key
+
+local function definition_id(self, text)
+  if text == self.known_text then return self.known_id end
+  local key = last_key
+  if text ~= last_text then
+    key = core.store.content_key(text)
+    last_text, last_key = text, key
+  end
+  local rows, err = query(self, "definition_by_digest", key, text)
+  if not rows then return nil, err end
+  if rows[1] and rows[1].same ~= 1 then
+    key = digest_hex("SHA-256", text)
+    rows, err = query(self, "definition_by_digest", key, text)
+    if not rows then return nil, err end
+  end
+  if rows[1] then return rows[1].id end
+  local inserted, changes, id = query(self, "insert_definition", key, text)
+  if not inserted then return nil, changes end
+  return id
+end
+
 --- Records a new execution. Fields: arn, name, machine_name, machine_arn, definition (text
 -- or table), input (a JSON value) required; uid (default: a new one), source_path,
 -- start_date (default now), endpoint, region, options (table), status (default RUNNING).
 -- Returns the stored record, or nil, err (code ExecutionAlreadyExists for a name already
 -- used by this state machine).
--- The id of a definition text in the definitions table, adding it when it is new (in the
--- caller's transaction).
--- The digest of the last definition text (a user's store records run after run of one
--- machine, whose text is the same string: hashing a big definition again is skipped).
-local last_text, last_digest
-
-local function definition_id(self, text)
-  local digest = last_digest
-  if text ~= last_text then
-    digest = digest_hex("SHA-256", text)
-    last_text, last_digest = text, digest
-  end
-  local rows, err = query(self, "definition_by_digest", digest)
-  if not rows then return nil, err end
-  if rows[1] then return rows[1].id end
-  local inserted, ierr = query(self, "insert_definition", digest, text)
-  if not inserted then return nil, ierr end
-  rows, err = query(self, "definition_by_digest", digest)
-  if not rows then return nil, err end
-  return rows[1].id
-end
-
 -- The writes of create_execution, in its transaction.
 local function insert_execution(self, r)
   local text = definition_text(r.definition)
   local def_id, derr = definition_id(self, text)
   if not def_id then return nil, derr end
+  self.pending_text, self.pending_id = text, def_id
   local rows, err = self.db:query("insert_execution", r.arn, r.uid or new_uid(), r.name,
     r.machine_name, r.machine_arn, def_id, r.source_path,
     encode_value(r.input), r.status or "RUNNING", r.start_date or now(), r.endpoint, r.region,
@@ -224,8 +233,13 @@ function Store:create_execution(r)
   if r.definition == nil or r.input == nil then
     error("emrflow.store: create_execution needs definition and input", 2)
   end
+  local outer = self.db:in_transaction()
   local text, err = self:transaction(insert_execution, self, r)
   if not text then return nil, err end
+  if not outer then   -- committed: the definition's row is there for good
+    self.known_text, self.known_id = self.pending_text, self.pending_id
+  end
+  self.pending_text, self.pending_id = nil, nil
   -- the record as find() reads it, but for the definition's text, already at hand (reading a
   -- big definition back would cost as much as a run)
   local rows, ferr = query(self, "execution_by_arn_no_text", r.arn)

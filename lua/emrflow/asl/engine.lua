@@ -39,6 +39,43 @@ M.STATES = {
 local Builder = {}
 Builder.__index = Builder
 
+-- The names of a scope's states in the order a run meets them: from StartAt along Next, a
+-- Choice's and a Catch's targets after the path they leave, then the states no path reaches
+-- (by name). Compiled in this order, a chain's states and their history descriptors lie in
+-- memory as a run reads them, so that a first run reads them sequentially, not at random.
+local function run_order(states_def, start)
+  local order, seen, later = {}, {}, { start }
+  while #later > 0 do
+    local name = table.remove(later)
+    while type(name) == "string" and not seen[name] and type(states_def[name]) == "table" do
+      seen[name] = true
+      order[#order + 1] = name
+      local sdef = states_def[name]
+      local branches = {}
+      if type(sdef.Choices) == "table" then
+        for _, c in ipairs(sdef.Choices) do
+          if type(c) == "table" then branches[#branches + 1] = c.Next end
+        end
+      end
+      branches[#branches + 1] = sdef.Default
+      if type(sdef.Catch) == "table" then
+        for _, c in ipairs(sdef.Catch) do
+          if type(c) == "table" then branches[#branches + 1] = c.Next end
+        end
+      end
+      for i = #branches, 1, -1 do later[#later + 1] = branches[i] end
+      name = sdef.Next
+    end
+  end
+  local rest = {}
+  for name in pairs(states_def) do
+    if not seen[name] then rest[#rest + 1] = name end
+  end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  table.move(rest, 1, #rest, #order + 1, order)
+  return order
+end
+
 -- Compiles { StartAt, States } into { start = <compiled state>, states = { name -> st } }.
 function Builder:program(def, prefix)
   local saved, saved_lang = self.prefix, self.lang
@@ -48,7 +85,8 @@ function Builder:program(def, prefix)
   local links = {}
   local saved_links = self.links
   self.links = links
-  for name, sdef in pairs(def.States) do
+  for _, name in ipairs(run_order(def.States, def.StartAt)) do
+    local sdef = def.States[name]
     local st = {
       -- room in the array part for fast_pass's fields and a template's values
       false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,

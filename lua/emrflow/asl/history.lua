@@ -34,6 +34,8 @@ local json = require "emrflow.json"
 local M = {}
 
 local new_array = core.asl.array
+-- { etype =, key =, name =, field = }, its fields also filed as C data (src/l_hdesc.h)
+local new_descriptor = core.history.descriptor
 local MAX_HINT = 1 << 16
 
 local Recorder = {}
@@ -55,7 +57,7 @@ end })
 function M.descriptor(etype, details_key, name)
   local field = false
   if name ~= nil and details_key ~= nil then field = FIELD_OF[details_key] or "output" end
-  return { etype = etype, key = details_key, name = name, field = field }
+  return new_descriptor(etype, details_key, name, field)
 end
 local descriptor = M.descriptor
 
