@@ -291,7 +291,11 @@ describe("Distributed Map child executions in the store", function()
       return inner(input, ctx)
     end
     first.opts.store, first.opts.name = s, "ab"
-    assert.equal("FAILED", (m:start(items(4), first.opts):wait()))
+    -- no tolerance given: a Distributed Map tolerates 0, so the one failure is over it
+    local fstatus, err = m:start(items(4), first.opts):wait()
+    assert.equal("FAILED", fstatus)
+    assert.equal("States.ExceedToleratedFailureThreshold", err.Error)
+    assert.equal("The specified tolerated failure threshold was exceeded", err.Cause)
     local before = children_of(s, "ab")
     assert.equal("SUCCEEDED", before[0].status)
     assert.equal("FAILED", before[1].status)

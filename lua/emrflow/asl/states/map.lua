@@ -44,6 +44,18 @@ local words = common.words
 local M = {}
 
 
+-- Whether `failures` failed items out of `n` are over the tolerance (count and/or percentage,
+-- either may be nil). AWS Developer Guide, "Using Map state in Distributed mode", section
+-- "Setting failure thresholds" (state-map-distributed.html#maprun-fail-threshold): the Map Run
+-- fails when the failures exceed the tolerated count or percentage, and when both are given it
+-- fails as soon as either one is exceeded. Exceeding means strictly over: a count of 2
+-- tolerates 2 failures; a percentage is of all the items (0 items: nothing can fail). With
+-- neither given a Distributed Map tolerates 0 (the caller passes count 0).
+local function exceeds_tolerance(failures, n, count, pct)
+  if count ~= nil and failures > count then return true end
+  return pct ~= nil and failures * 100 > pct * n
+end
+
 local function path_integer(field, text, v, kind)
   local n = integer_value(v)
   if kind == "float" then
@@ -121,7 +133,9 @@ local function run_child(c, f, proc, input, recorded)
     if recorded.status == "SUCCEEDED" then return true, recorded.output end
     return false, { Error = recorded.error, Cause = recorded.cause }
   end
-  emit(f, "ExecutionStarted", "executionStartedEventDetails", c.keep and { input = input } or nil)
+  -- as the parent's: a child execution runs with the state machine's role (AWS)
+  emit(f, "ExecutionStarted", "executionStartedEventDetails",
+    c.keep and { input = input, roleArn = c.role_arn } or nil)
   local ok, out = pcall(run_program, f, proc, input)
   if ok then
     c.status, c.output = "SUCCEEDED", out
@@ -206,7 +220,9 @@ function M.compile(st, def, b)
     if tfc_path then tfc_static = nil end
     if tfp_path then tfp_static = nil end
   end
-  local has_tolerance = tfc_static ~= nil or tfp_static ~= nil
+  -- a Distributed Map always has a tolerance (0 by default): its failures are
+  -- States.ExceedToleratedFailureThreshold; an inline Map without one fails with the item's error
+  local has_tolerance = distributed or tfc_static ~= nil or tfp_static ~= nil
     or tfc_path ~= nil or tfp_path ~= nil
   local label = def.Label or st.name
   local item_only = not st.jsonata and selector_tpl ~= nil and payload.reads_only_map_item(selector_tpl)
@@ -278,6 +294,7 @@ function M.compile(st, def, b)
     if tol_pct and (tol_pct < 0 or tol_pct > 100) then
       runtime("ToleratedFailurePercentage must be between 0 and 100.")
     end
+    if distributed and tol_count == nil and tol_pct == nil then tol_count = 0 end
 
     frame.started = true
     local run = distributed and map_run(frame, st.name, label)
@@ -319,16 +336,13 @@ function M.compile(st, def, b)
         if err.Error ~= nil then json.set(eo, "Error", err.Error) end
         if err.Cause ~= nil then json.set(eo, "Cause", err.Cause) end
         results[i] = eo
-        local exceeded
+        local exceeded = true
         if has_tolerance then
-          exceeded = (tol_count == nil or failures > tol_count)
-            and (tol_pct == nil or failures * 100 > tol_pct * n)
+          exceeded = exceeds_tolerance(failures, n, tol_count, tol_pct)
           if exceeded then
             err = { Error = "States.ExceedToleratedFailureThreshold",
               Cause = "The specified tolerated failure threshold was exceeded", located = true }
           end
-        else
-          exceeded = true
         end
         if exceeded then
           failure = failure or err
