@@ -75,7 +75,8 @@ describe("emrflow graph --execution --store after a successful redrive", functio
     local dir = su.tmpdir()
     local path = dir .. "/x.db"
     local cluster = '"virtual_clusters":[{"id":"cszt6tqby98mea88f1u26cob2","name":"prod"}]'
-    su.write(dir .. "/fail.json", "{" .. cluster .. ',"defaults":{"final_state":"FAILED","running_seconds":5}}')
+    su.write(dir .. "/fail.json",
+      "{" .. cluster .. ',"defaults":{"final_state":"FAILED","running_seconds":5}}')
     su.write(dir .. "/ok.json", "{" .. cluster .. ',"defaults":{"running_seconds":5}}')
     local input = su.quote('{"VirtualClusterId":"cszt6tqby98mea88f1u26cob2"}')
     local _, out = emrflow("run examples/emr-eks-job.json --local --name j1 --input " .. input
