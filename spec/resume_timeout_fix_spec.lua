@@ -60,7 +60,7 @@ describe("resume and a Task's TimeoutSeconds", function()
     step_until(s, x, "r", "TaskStarted")
     local cleaned
     local y = assert(s:resume("r", { clock = "real", handlers = { [LAMBDA] = function()
-      local ok, e = pcall(scheduler.sleep, 30)
+      local ok, e = pcall(scheduler.sleep, 5)
       if not ok then cleaned = e.Error; error(e, 0) end
       return { late = true }
     end } }))
@@ -71,27 +71,57 @@ describe("resume and a Task's TimeoutSeconds", function()
     s:close()
   end)
 
-  it("a resumed .sync job is found again and cancelled at the recorded deadline", function()
+  -- A .sync job of running_seconds started by a run that "dies" once it is submitted; the
+  -- execution resumed `later` seconds after: status, result, the emulator's calls by operation,
+  -- when the job was cancelled, when the Task started.
+  local function resumed_sync_job(running_seconds, later)
     local s = assert(store.open(su.tmpdir() .. "/x.db"))
     local emu = emulator.new{ virtual_clusters = { { id = VC, name = "prod" } },
-      defaults = { running_seconds = 1000 } }
+      defaults = { running_seconds = running_seconds } }
     local params = { Name = "long", VirtualClusterId = VC, ReleaseLabel = "emr-6.2.0-latest",
       ExecutionRoleArn = "arn:aws:iam::123456789012:role/job-role",
       JobDriver = { SparkSubmitJobDriver = { EntryPoint = "s3://my-bucket/job.py" } } }
     local x = machine(SYNC, params):start({}, { store = s, name = "j", clock = "virtual", emr = emu })
     local started = step_until(s, x, "j", "TaskSubmitted").timestamp
     local cancelled_at
-    local y = assert(s:resume("j", { clock = "virtual", start_time = started + 90, emr = emu,
+    local y = assert(s:resume("j", { clock = "virtual", start_time = started + later, emr = emu,
       on_emr_event = function(ev) if ev.kind == "cancel" then cancelled_at = ev.at end end }))
-    local status, err = y:wait()
+    local status, res = y:wait()
+    local timed_out = last_of(s, "j", "TaskTimedOut")
+    s:close()
+    return status, res, emu:stats().by_operation, cancelled_at, started, timed_out
+  end
+
+  it("a resumed .sync job is found again and cancelled at the recorded deadline", function()
+    local status, err, ops, cancelled_at, started, timed_out = resumed_sync_job(1000, 90)
     assert.equal("FAILED", status)
     assert.equal("States.Timeout", err.Error)
     -- cancelled at the deadline (TaskTimedOut follows once the job is CANCELLED)
     assert.near(started + 100, cancelled_at, 0.01)
-    assert.truthy(last_of(s, "j", "TaskTimedOut"))
-    local ops = emu:stats().by_operation
+    assert.truthy(timed_out)
     assert.equal(1, ops.StartJobRun)
     assert.equal(1, ops.CancelJobRun)
-    s:close()
+  end)
+
+  it("resumed after its deadline, a .sync Task times out at once and its job is cancelled", function()
+    local status, err, ops, cancelled_at, started = resumed_sync_job(1000, 200)
+    assert.equal("FAILED", status)
+    assert.equal("States.Timeout", err.Error)
+    assert.near(started + 200, cancelled_at, 0.01)
+    assert.equal(1, ops.StartJobRun)
+    assert.equal(1, ops.CancelJobRun)
+  end)
+
+  it("resumed after its deadline, a job that had ended before it is reported as it ended", function()
+    -- the job ends 15 + 50 s after its start, before the Task's 100 s were up
+    local status, out, ops = resumed_sync_job(50, 200)
+    assert.equal("SUCCEEDED", status)
+    assert.equal("COMPLETED", out.State)
+    assert.equal(1, ops.StartJobRun)
+    assert.is_nil(ops.CancelJobRun)
+    -- the job ended at 165 s, after the deadline: the Task had timed out by then
+    local status2, err2 = resumed_sync_job(150, 200)
+    assert.equal("FAILED", status2)
+    assert.equal("States.Timeout", err2.Error)
   end)
 end)

@@ -512,8 +512,9 @@ local function run_start_job_run(r, input, ctx)
     local e = res
     if not job_id and starting and should_cancel(e, ctx) then
       -- Aborted while StartJobRun was in flight: the job run may exist. Asking again with
-      -- the same token returns it (or starts it), so it can be cancelled: no orphan.
-      local rok, out = pcall(backend.call, backend, "StartJobRun", params, { client_token = token })
+      -- the same token returns it (or starts it), so it can be cancelled: no orphan. (A
+      -- resumed attempt looks for the job its earlier process started first.)
+      local rok, out = pcall(start_job, backend, ctx, params, token)
       if rok and type(out) == "table" and out.Id then
         job_id, vc_id, name = out.Id, out.VirtualClusterId or params.VirtualClusterId, out.Name or params.Name
       end
