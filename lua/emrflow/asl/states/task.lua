@@ -61,13 +61,16 @@ local SUPERSEDED = { superseded = true }
 
 -- At the deadline, before States.Timeout: the impl's last look at its work (ctx.last_look,
 -- set by an integration that polls a remote job), so a job that ended in time is reported by
--- its real outcome. Returns true, result | false, err, or nil when the time is up.
+-- its real outcome. Returns true, result | false, err, or nil when the time is up. An abort
+-- of the execution (stop, its own timeout) arriving meanwhile goes on up.
 local function last_look(ctx, deadline)
   if type(ctx.last_look) ~= "function" then return nil end
   local ok, done, res = pcall(ctx.last_look, deadline)
   if not ok then
-    if type(done) == "table" and done.Error then return false, done end
-    return nil
+    if type(done) == "table" and done.Error and not done.aborted and not done.timed_out then
+      return false, done
+    end
+    error(done, 0)
   end
   if done == nil then return nil end
   return done, res
