@@ -222,19 +222,34 @@ local EXECUTION_END = { ExecutionSucceeded = true, ExecutionFailed = true, Execu
                         ExecutionTimedOut = true }
 local RANK = { running = 4, failed = 3, caught = 2, succeeded = 1 }
 
+-- ExecutionRedriven: the visits an earlier attempt left unfinished (the states that failed
+-- and the Map / Parallel states around them) are closed as that attempt's; the redrive runs
+-- those states again, and their new visits decide their colour.
+local function close_attempt(visits, open_by_name, containers, attempt)
+  for _, v in ipairs(visits) do
+    if v.open then
+      v.open = false
+      v.unfinished_in = attempt
+    end
+  end
+  for name in pairs(open_by_name) do open_by_name[name] = nil end
+  for i = #containers, 1, -1 do containers[i] = nil end
+end
+
 --- The status of every state an execution entered, from its history events:
 -- { [name] = "succeeded" | "failed" | "caught" | "running" } (states not listed were not reached).
 -- A state visited several times (loops, Map iterations) takes its most telling outcome:
--- running, then failed, then caught, then succeeded.
+-- running, then failed, then caught, then succeeded. A redriven execution is shown as its
+-- latest attempt: a state that failed and then succeeded on redrive is succeeded.
 function M.state_status(events)
   local visit_of, open_by_name, visits, containers = {}, {}, {}, {}
-  local ended = false
+  local ended, attempt = false, 0
   for _, ev in ipairs(events or {}) do
     local etype, d = tostring(ev.type), details_of(ev)
     local id, prev = ev.id, ev.previousEventId
     local v = visit_of[prev]
     if etype:sub(-12) == "StateEntered" and d and d.name then
-      v = { name = d.name, open = true,
+      v = { name = d.name, open = true, attempt = attempt,
             container = etype == "MapStateEntered" or etype == "ParallelStateEntered" }
       visits[#visits + 1] = v
       open_by_name[d.name] = open_by_name[d.name] or {}
@@ -261,13 +276,28 @@ function M.state_status(events)
       end
     elseif EXECUTION_END[etype] then
       ended = true
+    elseif etype == "ExecutionRedriven" then
+      close_attempt(visits, open_by_name, containers, attempt)
+      attempt = attempt + 1
+      ended = false
     end
     if id ~= nil then visit_of[id] = v end
   end
+  -- the latest attempt that entered each state
+  local latest = {}
+  for _, v in ipairs(visits) do
+    if not latest[v.name] or v.attempt > latest[v.name] then latest[v.name] = v.attempt end
+  end
   local status = {}
   for _, v in ipairs(visits) do
-    local s = v.outcome or (ended and "failed" or "running")
-    if not status[v.name] or RANK[s] > RANK[status[v.name]] then status[v.name] = s end
+    local s = v.outcome
+    if not s and v.unfinished_in then
+      -- left failed by an earlier attempt: failed unless a later attempt entered it again
+      s = latest[v.name] <= v.unfinished_in and "failed" or nil
+    elseif not s then
+      s = ended and "failed" or "running"
+    end
+    if s and (not status[v.name] or RANK[s] > RANK[status[v.name]]) then status[v.name] = s end
   end
   return status
 end

@@ -243,13 +243,22 @@ end
 
 local JSON_MEMBERS = { input = true, output = true, parameters = true }
 
---- One raw history event shaped like GetExecutionHistory (payloads as JSON text).
+-- Event dates to the millisecond, as GetExecutionHistory (and `emrflow history`) gives them.
+local function milliseconds(t)
+  if type(t) ~= "number" then return t end
+  return math.floor(t * 1000 + 0.5) / 1000
+end
+
+--- One raw history event shaped like GetExecutionHistory (payloads as JSON text, the
+-- timestamp to the millisecond).
 -- values: the payloads are Lua values (an engine's events: a string is a JSON string, not
 -- JSON text); else a string payload is taken as JSON text already (a remote history's).
 function M.materialize(ev, values)
   local e = json.object({})
   for _, k in ipairs{ "id", "previousEventId", "timestamp", "type" } do
-    if ev[k] ~= nil then json.set(e, k, ev[k]) end
+    local v = ev[k]
+    if k == "timestamp" then v = milliseconds(v) end
+    if v ~= nil then json.set(e, k, v) end
   end
   for k, v in pairs(ev) do
     if type(v) == "table" and type(k) == "string" and k:sub(-12) == "EventDetails" then

@@ -453,6 +453,26 @@ local function start_job(backend, ctx, params, token)
   return call(backend, ctx, "StartJobRun", params, { client_token = token })
 end
 
+-- The Task's last look at its job run when its TimeoutSeconds falls (ctx.last_look, called by
+-- the Task's watchdog at the deadline, before States.Timeout): one DescribeJobRun, so a job
+-- that ended in time (between the last scheduled poll and the deadline) is reported by its
+-- real state. nil (the time is up) when the job runs on, or ended after the deadline (a
+-- resumed Task whose deadline passed while no process watched it).
+local function job_last_look(backend, ctx, vc_id, job_id, name)
+  return function(deadline)
+    local out = backend:call("DescribeJobRun", { VirtualClusterId = vc_id, Id = job_id })
+    local job = type(out) == "table" and out.JobRun or nil
+    if type(job) ~= "table" or not JOB_FINAL[job.State] then return nil end
+    local finished = sync.unix_seconds(job.FinishedAt)
+    if finished and finished > deadline then return nil end
+    notify(ctx, { kind = "job_state", id = job_id, name = name, state = job.State, job = job })
+    if job.State ~= "COMPLETED" then
+      return false, { Error = "States.TaskFailed", Cause = encode(job) }
+    end
+    return true, check_size(job)
+  end
+end
+
 local function run_start_job_run(r, input, ctx)
   local backend = M.backend(ctx)
   local params = params_of(input, "StartJobRun")
@@ -472,6 +492,7 @@ local function run_start_job_run(r, input, ctx)
     job_id, vc_id, name = out.Id, out.VirtualClusterId or params.VirtualClusterId, out.Name or params.Name
     submitted(ctx, r, out)
     notify(ctx, { kind = "job_submitted", id = job_id, name = name, virtual_cluster_id = vc_id })
+    ctx.last_look = job_last_look(backend, ctx, vc_id, job_id, name)
     local job = sync.wait{
       backend = backend, operation = "DescribeJobRun", schedule = schedule,
       params = { VirtualClusterId = vc_id, Id = job_id }, unwrap = "JobRun", final = JOB_FINAL,
@@ -491,8 +512,9 @@ local function run_start_job_run(r, input, ctx)
     local e = res
     if not job_id and starting and should_cancel(e, ctx) then
       -- Aborted while StartJobRun was in flight: the job run may exist. Asking again with
-      -- the same token returns it (or starts it), so it can be cancelled: no orphan.
-      local rok, out = pcall(backend.call, backend, "StartJobRun", params, { client_token = token })
+      -- the same token returns it (or starts it), so it can be cancelled: no orphan. (A
+      -- resumed attempt looks for the job its earlier process started first.)
+      local rok, out = pcall(start_job, backend, ctx, params, token)
       if rok and type(out) == "table" and out.Id then
         job_id, vc_id, name = out.Id, out.VirtualClusterId or params.VirtualClusterId, out.Name or params.Name
       end

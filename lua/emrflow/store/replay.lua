@@ -219,7 +219,8 @@ end
 
 --- The store hook of a Task (states/task.lua): when the attempt that has just emitted its
 -- TaskStarted had ended in the record, returns true, output or false, { Error =, Cause = },
--- and skips the events the integration had emitted meanwhile; nil when it must be invoked.
+-- and skips the events the integration had emitted meanwhile; nil when it must be invoked
+-- (then ctx.recorded_attempt = true and ctx.started_at = the recorded TaskStarted's time).
 function Replay:task(frame, ctx)
   if frame.x ~= self.x then return nil end -- a Distributed Map's child execution
   local f, k = self:recorded_at(frame.prev)
@@ -242,8 +243,13 @@ function Replay:task(frame, ctx)
     end
   end
   -- an earlier process recorded this attempt's start without its outcome: its request may
-  -- have gone out, so the integration looks for what it did before doing it again
-  if ctx then ctx.recorded_attempt = true end
+  -- have gone out, so the integration looks for what it did before doing it again; its
+  -- TimeoutSeconds counts from the recorded start, as it did for the interrupted run
+  if ctx then
+    ctx.recorded_attempt = true
+    local started = f.events[k].timestamp
+    if type(started) == "number" then ctx.started_at = started end
+  end
   return nil
 end
 

@@ -55,20 +55,48 @@ local function task_timeout(st, eff, env, fixed, path, field)
   return fixed
 end
 
--- Calls impl.run(input, ctx) inside the current task, or in a child task bounded by the
+-- Cancels the child of a Task whose outcome the last look decided (its error is no ASL error:
+-- the integration does no clean-up for it, its job having ended).
+local SUPERSEDED = { superseded = true }
 
+-- At the deadline, before States.Timeout: the impl's last look at its work (ctx.last_look,
+-- set by an integration that polls a remote job), so a job that ended in time is reported by
+-- its real outcome. Returns true, result | false, err, or nil when the time is up. An abort
+-- of the execution (stop, its own timeout) arriving meanwhile goes on up.
+local function last_look(ctx, deadline)
+  if type(ctx.last_look) ~= "function" then return nil end
+  local ok, done, res = pcall(ctx.last_look, deadline)
+  if not ok then
+    if type(done) == "table" and done.Error and not done.aborted and not done.timed_out then
+      return false, done
+    end
+    error(done, 0)
+  end
+  if done == nil then return nil end
+  return done, res
+end
+
+-- Calls impl.run(input, ctx) inside the current task, or in a child task bounded by the
 -- timeout / heartbeat. The child is cancelled with States.Timeout when time runs out.
-local function invoke(impl, input, ctx, timeout, heartbeat)
-  if timeout >= DEFAULT_TASK_TIMEOUT and not heartbeat then
+-- ctx.started_at (a resumed attempt: when the interrupted process started it) is when the
+-- timeout counts from; a deadline already passed times out at once, once the child has had
+-- its first turn (to find again what the attempt had started, so that it is cancelled).
+-- bounded: the Task has a TimeoutSeconds of its own (the default one, 99999999 s, is longer
+-- than a Standard execution may run: no watchdog for it).
+local function invoke(impl, input, ctx, timeout, heartbeat, bounded)
+  if not bounded and not heartbeat then
     return impl.run(input, ctx)
   end
   local s = scheduler.current()
   local beat = scheduler.now()
   ctx.heartbeat = function() beat = scheduler.now() end
   local child = s:spawn(function() return impl.run(input, ctx) end)
-  local deadline = scheduler.now() + timeout
+  local deadline = (ctx.started_at or scheduler.now()) + timeout
+  local outcome
   local ok, err = pcall(function()
-    while not child:done() do
+    -- late: a resumed attempt past its deadline; what its child does now is after the deadline
+    local late = deadline <= scheduler.now()
+    while late or not child:done() do
       local now = scheduler.now()
       local limit = deadline - now
       local hb_left
@@ -76,9 +104,12 @@ local function invoke(impl, input, ctx, timeout, heartbeat)
         hb_left = beat + heartbeat - now
         if hb_left < limit then limit = hb_left end
       end
-      if limit <= 0 or not scheduler.wait_any({ child }, limit) then
+      local finished = scheduler.wait_any({ child }, math.max(0, limit))
+      if late or not finished then
         now = scheduler.now()
         if now >= deadline then
+          outcome = table.pack(last_look(ctx, deadline))
+          if outcome[1] ~= nil then error(SUPERSEDED, 0) end
           error({ Error = "States.Timeout", from_task = true }, 0)
         elseif heartbeat and now >= beat + heartbeat then
           error({ Error = "States.HeartbeatTimeout", from_task = true }, 0)
@@ -89,7 +120,9 @@ local function invoke(impl, input, ctx, timeout, heartbeat)
   if not ok then
     s:cancel(child, err)
     pcall(scheduler.join, { child })
-    error(err, 0)
+    if err ~= SUPERSEDED then error(err, 0) end
+    if not outcome[1] then error(outcome[2], 0) end
+    return outcome[2]
   end
   local res = table.pack(child:result())
   if not res[1] then error(res[2], 0) end
@@ -160,7 +193,10 @@ function M.compile(st, def, b)
     local ok, result
     -- (a started attempt without a recorded outcome gets ctx.recorded_attempt = true)
     if x.replay then ok, result = x.replay:task(frame, ctx) end
-    if ok == nil then ok, result = pcall(invoke, impl, params, ctx, timeout, heartbeat) end
+    if ok == nil then
+      ok, result = pcall(invoke, impl, params, ctx, timeout, heartbeat,
+        timeout_static ~= nil or timeout_path ~= nil)
+    end
     if not ok then
       local err = result
       if type(err) ~= "table" or (err.Error == nil and not err.aborted) then
