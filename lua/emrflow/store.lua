@@ -22,6 +22,8 @@ local core = require "emrflow.core"
 local json = require "emrflow.json"
 local errors = require "emrflow.errors"
 local events = require "emrflow.store.events"
+-- loaded with the store (not at the first start, where a run would pay for it)
+local recorder = require "emrflow.store.recorder"
 local digest_hex = require("emrflow.digest").hex
 
 local M = {}
@@ -615,7 +617,7 @@ end
 -- execution, its events, effects and end written here as it runs (emrflow.store.recorder).
 -- Raises ExecutionAlreadyExists when opts.name is taken for this state machine.
 function Store:start(machine, input, opts)
-  return require("emrflow.store.recorder").start(self, machine, input, opts)
+  return recorder.start(self, machine, input, opts)
 end
 
 -- On the virtual clock, a resumed or redriven execution goes on from the time its record
@@ -645,14 +647,14 @@ end
 -- machine:start's options, plus machine (the loaded machine, for a .lua definition's Lua
 -- functions; default: the recorded definition). Returns the execution, or nil, err.
 function Store:resume(x, opts)
-  return require("emrflow.store.recorder").resume(self, x, clock_from_record(self, x, opts, false), nil)
+  return recorder.resume(self, x, clock_from_record(self, x, opts, false), nil)
 end
 
 --- RedriveExecution: runs a FAILED, ABORTED or TIMED_OUT execution (stopped within 14 days)
 -- again from the state that failed; in a Map or Parallel only the failed iterations or
 -- branches. Adds an ExecutionRedriven event, counts the redrive. Same arguments as resume.
 function Store:redrive(x, opts)
-  return require("emrflow.store.recorder").resume(self, x, clock_from_record(self, x, opts, true),
+  return recorder.resume(self, x, clock_from_record(self, x, opts, true),
     redrive_status)
 end
 
