@@ -216,8 +216,8 @@ local function read_line(path)
   return line
 end
 
-local function process_of(pid)
-  local stat = read_line("/proc/" .. pid .. "/stat")
+-- The start time and state of a process from its stat line.
+local function parse_stat(stat)
   -- the command name (in parentheses) may hold spaces: fields are counted after it
   local rest = stat and stat:match("^%d+ %b() (.*)$")
   if not rest then return nil end
@@ -226,13 +226,19 @@ local function process_of(pid)
   return fields[20], fields[1] -- start time (field 22 of stat), state
 end
 
+local function process_of(pid)
+  return parse_stat(read_line("/proc/" .. pid .. "/stat"))
+end
+
+local boot_id   -- the same for the life of the process
+
 local function this_process()
   local stat = read_line("/proc/self/stat")
   local pid = stat and stat:match("^(%d+)")
-  local start = pid and process_of(pid)
-  local boot = read_line("/proc/sys/kernel/random/boot_id")
-  if not (pid and start and boot) then return nil end
-  return json.object_of("pid", tonumber(pid), "start", start, "boot", boot)
+  local start = parse_stat(stat)
+  boot_id = boot_id or read_line("/proc/sys/kernel/random/boot_id")
+  if not (pid and start and boot_id) then return nil end
+  return json.object_of("pid", tonumber(pid), "start", start, "boot", boot_id)
 end
 
 -- The options recorded with an execution, with the process that runs it.
