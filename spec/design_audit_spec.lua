@@ -1,0 +1,91 @@
+-- The DESIGN.md contract as a checker reads it: each test is a promise of DESIGN.md (or of the
+-- README / doc/ page that spells it out) that was found to differ while walking it section by
+-- section, and now holds.
+local json = require "emrflow.json"
+local asl = require "emrflow.asl"
+
+local sh = require "support.sh"
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+describe("DESIGN audit", function()
+  local files = {}
+  local function tmp(suffix)
+    local name = os.tmpname() .. (suffix or "")
+    files[#files + 1] = name
+    return name
+  end
+  teardown(function()
+    for _, f in ipairs(files) do os.remove(f) end
+  end)
+
+  describe("make test's closing line", function()
+    -- "`make test` ... ends with `N passed, N failed`": a skipped test (an absent corpus or
+    -- tool) must not change the last line's form.
+    it("is exactly 'N passed, N failed' even when a test is skipped", function()
+      local spec = tmp("_spec.lua")
+      write(spec, [[
+describe("x", function()
+  it("passes", function() assert.is_true(true) end)
+  it("is skipped", function() pending("no corpus here") end)
+end)
+]])
+      local code, out = sh("lua5.4 /usr/bin/busted -o spec/support/summary.lua " .. spec)
+      assert.are.equal(0, code, out)
+      local last = out:match("([^\n]*)\n*$")
+      assert.are.equal("1 passed, 0 failed", last)
+      assert.truthy(out:find("1 skipped", 1, true), out)
+    end)
+
+    it("counts failures in the same closing line", function()
+      local spec = tmp("_spec.lua")
+      write(spec, [[
+describe("x", function()
+  it("fails", function() assert.are.equal(1, 2) end)
+end)
+]])
+      local code, out = sh("lua5.4 /usr/bin/busted -o spec/support/summary.lua " .. spec)
+      assert.are_not.equal(0, code)
+      assert.are.equal("0 passed, 1 failed", out:match("([^\n]*)\n*$"))
+    end)
+  end)
+
+  describe("a Task's Lua function(input, context)", function()
+    -- DESIGN: a Resource may be `function(input, context)`; the context a Step Functions user
+    -- knows is the Context object ($$): Execution, State, StateMachine.
+    it("reads the Context object's members from a Lua function Resource", function()
+      local m = asl.load{ StartAt = "T", States = {
+        T = { Type = "Task", End = true, Resource = function(_, context)
+          return { execution = context.Execution.Name, state = context.State.Name,
+                   machine = context.StateMachine.Name, own = context.state_name }
+        end },
+      } }
+      local status, out = m:start({}, { clock = "virtual", name = "ctx-1" }):wait()
+      assert.are.equal("SUCCEEDED", status, json.encode(out))
+      assert.are.same({ execution = "ctx-1", state = "T", machine = "emrflow-machine", own = "T" }, out)
+    end)
+
+    it("reads them from a handler too, RetryCount while retrying", function()
+      local calls = 0
+      local m = asl.load({ StartAt = "Notify", States = {
+        Notify = { Type = "Task", Resource = "arn:aws:states:::sns:publish", End = true,
+                   Retry = { { ErrorEquals = { "Flaky" }, IntervalSeconds = 1 } } },
+      } }, { name = "pipeline" })
+      local status, out = m:start({}, { clock = "virtual", name = "ctx-2", handlers = {
+        ["arn:aws:states:::sns:*"] = function(_, context)
+          calls = calls + 1
+          if calls == 1 then error({ Error = "Flaky", Cause = "once" }, 0) end
+          return { id = context.Execution.Id, state = context.State.Name,
+                   retry = context.State.RetryCount }
+        end,
+      } }):wait()
+      assert.are.equal("SUCCEEDED", status, json.encode(out))
+      assert.are.same({ id = "arn:aws:states:us-east-1:123456789012:execution:pipeline:ctx-2",
+                        state = "Notify", retry = 1 }, out)
+    end)
+  end)
+end)
