@@ -88,4 +88,13 @@ end)
                         state = "Notify", retry = 1 }, out)
     end)
   end)
+
+  describe("the store commands' help", function()
+    -- the README's synopsis: `emrflow describe EXECUTION [--store PATH] [--compact]`
+    it("shows describe's --compact in its usage line, as the README does", function()
+      local code, out = sh("lua5.4 bin/emrflow describe --help")
+      assert.are.equal(0, code)
+      assert.are.equal("usage: emrflow describe EXECUTION [--store PATH] [--compact]", out:match("^[^\n]*"))
+    end)
+  end)
 end)

@@ -228,7 +228,7 @@ M.commands = {
   },
   describe = {
     summary = "describe a recorded execution (JSON, as DescribeExecution)",
-    usage = "emrflow describe EXECUTION [--store PATH]",
+    usage = "emrflow describe EXECUTION [--store PATH] [--compact]",
     options = {
       STORE_OPTION,
       { name = "compact", help = "print compact JSON" },
