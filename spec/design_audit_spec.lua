@@ -100,4 +100,31 @@ end)
       assert.are.equal("usage: emrflow describe EXECUTION [--store PATH] [--compact]", out:match("^[^\n]*"))
     end)
   end)
+
+  describe("an empty store path or EXECUTION", function()
+    -- DESIGN: bad arguments are exit 1 with a clear message, never an internal error
+    local function emrflow(args)
+      return sh("EMRFLOW_STORE=" .. tmp(".db") .. " lua5.4 bin/emrflow " .. args)
+    end
+
+    it("--store '' is a usage error for run, the reading commands, resume and redrive", function()
+      for _, args in ipairs { "run examples/emr-eks-pipeline.json --local --store ''",
+                              "executions --store ''", "describe x --store ''",
+                              "history x --store ''", "redrive x --store ''" } do
+        local code, out, err = emrflow(args)
+        assert.are.equal(1, code, args)
+        assert.are.equal("", out, args)
+        assert.are.equal("emrflow: --store needs a PATH (the execution store's file)\n", err, args)
+      end
+    end)
+
+    it("an empty EXECUTION is a usage error, not an internal one", function()
+      for _, command in ipairs { "describe", "history", "resume", "redrive" } do
+        local code, _, err = emrflow(command .. " ''")
+        assert.are.equal(1, code, command)
+        assert.are.equal("emrflow: " .. command .. " takes one EXECUTION (an execution ARN or name)\n",
+          err, command)
+      end
+    end)
+  end)
 end)
