@@ -127,4 +127,38 @@ end)
       end
     end)
   end)
+
+  describe("a Lua definition's strings", function()
+    -- ASL is JSON, whose strings are Unicode text: a Lua definition holding other bytes is a
+    -- located problem of asl.load / asl.validate / emrflow run, never an internal error once
+    -- the execution has run and its output is printed.
+    it("must be UTF-8 text: a located problem at load, for values and keys", function()
+      local bad_value = { StartAt = "P", States = { P = { Type = "Pass", Result = "caf\xE9", End = true } } }
+      local problems = asl.validate(bad_value)
+      assert.are.equal(1, #problems)
+      assert.are.equal("/States/P/Result", problems[1].path)
+      assert.are.equal('is not UTF-8 text: "caf\\xE9"', problems[1].message)
+      local ok, err = pcall(asl.load, bad_value)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("/States/P/Result: is not UTF-8 text", 1, true), tostring(err))
+
+      local bad_key = { StartAt = "P", States = { P = { Type = "Pass", End = true,
+        Parameters = { ["na\xEFve"] = 1 } } } }
+      problems = asl.validate(bad_key)
+      assert.are.equal(1, #problems)
+      assert.are.equal("/States/P/Parameters", problems[1].path)
+      assert.truthy(problems[1].message:find('"na\\xEFve"', 1, true), problems[1].message)
+    end)
+
+    it("emrflow run refuses such a .lua definition with exit 1 before anything runs", function()
+      local def = tmp(".lua")
+      write(def, 'return { StartAt = "P", States = { P = { Type = "Pass", Result = "\\255", End = true } } }')
+      local code, out, err = sh("lua5.4 bin/emrflow run " .. def .. " --no-store")
+      assert.are.equal(1, code, err)
+      assert.are.equal("", out)
+      assert.truthy(err:find("/States/P/Result: is not UTF-8 text", 1, true), err)
+      assert.is_nil(err:find("internal error", 1, true), err)
+      assert.is_nil(err:find("started", 1, true), err)
+    end)
+  end)
 end)
