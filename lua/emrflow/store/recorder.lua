@@ -613,11 +613,13 @@ function M.resume(s, x, opts, redrive)
     local at = now_s()
     local recorded_at = last > 0 and recorded[#recorded].timestamp
     if type(recorded_at) == "number" and recorded_at > at then at = recorded_at end
-    local ok, rerr = s:append_events(row, { { id = id, previousEventId = last, timestamp = at,
-      type = "ExecutionRedriven",
-      executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) } })
+    local redriven = { id = id, previousEventId = last, timestamp = at, type = "ExecutionRedriven",
+      executionRedrivenEventDetails = json.object_of("redriveCount", rp.redrives) }
+    local ok, rerr = s:append_events(row, { redriven })
     if ok then ok, rerr = s:mark_redriven(row) end
     if not ok then return nil, rerr end
+    -- the caller's observer (--events) sees the history as the store keeps it, from here on
+    if opts.on_event then opts.on_event(redriven) end
   end
   local start_opts = {}
   for k, v in pairs(opts) do
@@ -632,10 +634,14 @@ function M.resume(s, x, opts, redrive)
   if not ok then return nil, oerr end
   local recorder = M.new(s, row)
   local user_on_event = opts.on_event
+  -- the caller's observer gets the new events only, with the ids the store gives them (a
+  -- replayed event is already in the history: it is neither recorded nor shown again)
   start_opts.on_event = function(ev)
     local out = rp:translate(ev)
-    if out then recorder:add(out) end
-    if user_on_event then user_on_event(ev) end
+    if out then
+      recorder:add(out)
+      if user_on_event then user_on_event(out) end
+    end
   end
   local input = json.decode(row.input)
   local ex = machine:start(input, start_opts)
