@@ -193,15 +193,18 @@ function Recorder:count()
   return self.n
 end
 
--- Members whose values are JSON documents in GetExecutionHistory (strings there).
-local JSON_MEMBERS = { input = true, output = true, parameters = true }
+-- Members whose values are JSON documents in GetExecutionHistory (strings there), and the
+-- member saying whether each was truncated, where the API model has one: every event with an
+-- input or output has inputDetails / outputDetails, TaskScheduled's parameters has none.
+local JSON_MEMBERS = { input = "inputDetails", output = "outputDetails", parameters = false }
 
 local function copy_details(d)
   local out = {}
   for k, v in pairs(d) do
-    if JSON_MEMBERS[k] then
+    local flag = JSON_MEMBERS[k]
+    if flag ~= nil then
       out[k] = json.encode(v)
-      out[k .. "Details"] = { truncated = false }
+      if flag then out[flag] = { truncated = false } end
     elseif k == "assignedVariables" then
       local vars = {}
       for name, value in pairs(v) do vars[name] = json.encode(value) end
