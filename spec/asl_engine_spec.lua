@@ -10,7 +10,11 @@ local function run(def, input, opts)
   opts = opts or {}
   opts.clock = opts.clock or "virtual"
   local m = asl.load(def, opts.load)
-  local x = m:start(input, opts)
+  local start = {}
+  for k, v in pairs(opts) do
+    if k ~= "load" then start[k] = v end
+  end
+  local x = m:start(input, start)
   local status, res = x:wait()
   return status, res, x
 end
@@ -242,6 +246,7 @@ describe("emrflow.asl engine", function()
 
     it("uses registered resources and machine-local resources", function()
       local entry = asl.register_resource("^arn:aws:states:::test:echo$", {
+        options = { "flavour" },   -- its own machine:start option
         run = function(input, ctx) return { echoed = input, opt = ctx.options.flavour } end,
       })
       local status, out = run({ StartAt = "T", States = { T = { Type = "Task",
@@ -516,8 +521,8 @@ describe("emrflow.asl engine", function()
       local ok, err = pcall(m.to_json, m)
       assert.is_false(ok)
       assert.truthy(tostring(err):find("/States/T/Resource is a Lua function", 1, true))
-      assert.truthy(m:to_json { placeholder_arns = true }:find("arn:aws:states:::emrflow:lua-function", 1,
-        true))
+      assert.truthy(m:to_json { placeholder_arns = true }:find(
+        '"arn:aws:lambda:us-east-1:123456789012:function:emrflow-T"', 1, true))
     end)
 
     it("a resource that is not an ARN fails at load time", function()

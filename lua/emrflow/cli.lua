@@ -19,6 +19,7 @@
 local core = require "emrflow.core"
 local json = require "emrflow.json"
 local asl = require "emrflow.asl"
+local asl_common = require "emrflow.asl.common"
 local progress = require "emrflow.progress"
 local version = require "emrflow.version"
 
@@ -541,10 +542,9 @@ function M.start_options(opts, io_)
   end
   -- Step Functions' rule for execution names (so a local name also works on AWS)
   local name = opts.name
-  if name ~= nil and (#name < 1 or utf8.len(name) == nil or utf8.len(name) > 80
-      or name:find("[%s<>{}%[%]%?%*\"#%%\\%^|~`%$&,;:/%c]")) then
-    fail(string.format("--name must be 1 to 80 characters without blanks, brackets, wildcards, control "
-      .. "characters or any of \" # %% \\ ^ | ~ ` $ & , ; : /, got '%s'", name))
+  local problem = name ~= nil and asl_common.name_problem(name)
+  if problem then
+    fail(string.format("--name must be %s, got '%s' (it %s)", asl_common.NAME_RULE, name, problem))
   end
   if opts.clock then
     if opts.clock ~= "virtual" and opts.clock ~= "real" then fail("--clock must be virtual or real") end

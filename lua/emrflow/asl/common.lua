@@ -189,4 +189,43 @@ end
 
 M.PAYLOAD_LIMIT = PAYLOAD_LIMIT
 
+---------------------------------------------------------------------------
+-- Names (the one rule the engine and the command line share)
+---------------------------------------------------------------------------
+
+--- Step Functions' rule for an execution name, as a message says it.
+M.NAME_RULE = "1 to 80 characters without blanks, brackets, wildcards, control characters "
+  .. "or any of \" # % \\ ^ | ~ ` $ & , ; : /"
+
+-- Brackets, wildcards and the special characters AWS's execution names may not hold.
+local NAME_SPECIALS = {}
+for c in ("<>{}[]?*\"#%\\^|~`$&,;:/"):gmatch(".") do NAME_SPECIALS[c:byte()] = true end
+
+-- What a character (code point cp) that an execution name may not hold is, or nil.
+local function bad_name_char(cp)
+  if cp == 0x20 then return "a space" end
+  if cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) then return fmt("the control character U+%04X", cp) end
+  if NAME_SPECIALS[cp] then return fmt("'%s'", utf8.char(cp)) end
+  return nil
+end
+
+--- Checks an execution name against Step Functions' rule (M.NAME_RULE): 1 to 80 characters,
+-- none of them whitespace, a bracket < > { } [ ], a wildcard ? *, one of " # % \ ^ | ~ ` $ &
+-- , ; : / or a control character (U+0000-001F, U+007F-009F). Returns nil when it follows the
+-- rule, else what is wrong ("has a space at character 2").
+function M.name_problem(name)
+  if type(name) ~= "string" then return "is a " .. type(name) .. ", not a string" end
+  local n = utf8.len(name)
+  if not n then return "is not UTF-8 text" end
+  if n < 1 then return "is empty" end
+  if n > 80 then return fmt("has %d characters", n) end
+  local i = 0
+  for _, cp in utf8.codes(name) do
+    i = i + 1
+    local what = bad_name_char(cp)
+    if what then return fmt("has %s at character %d", what, i) end
+  end
+  return nil
+end
+
 return M

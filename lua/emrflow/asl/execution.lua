@@ -164,9 +164,107 @@ local function events_hint(program)
   return n
 end
 
+-- The options machine:start takes (doc/CONTRACTS.md, "Execution options"): a name not here
+-- is refused, so that a typo (`clokc =`) is not silently a run on the default clock.
+M.OPTIONS = {}
+for _, k in ipairs(common.words [[
+  name clock scheduler history history_limit on_event start_time role_arn handlers mocks
+  on_child_execution
+  execution_id event_sink store store_notice store_options source_path machine
+  definition_path machine_name
+  emr poll region endpoint_url profile error_prefix cancel_on_timeout cancel_wait_s on_emr_event
+  type account resources]]) do
+  M.OPTIONS[k] = true
+end
+-- The lines above: the engine's own; the store's (emrflow.store passes its hooks and keeps
+-- the rest for resume); the command line's, for its extensions; the EMR on EKS
+-- integration's, which every machine may be given (the CLI does); and asl.load's, which
+-- asl.run passes in the same table. An integration registered with asl.register_resource
+-- that reads options of its own (ctx.options.<name>) names them in impl.options = { ... }.
+
+-- Does a registered integration one of the machine's Task states resolves to take option k?
+local function integration_option(machine, k)
+  local lookup = machine.resolve
+  if type(lookup) ~= "function" then return false end
+  local function scan(def)
+    if type(def) ~= "table" or type(def.States) ~= "table" then return false end
+    for _, st in pairs(def.States) do
+      if type(st) == "table" then
+        if st.Type == "Task" then
+          local ok, impl = pcall(lookup, st.Resource)
+          local names = ok and type(impl) == "table" and impl.options
+          if type(names) == "table" then
+            if names[k] then return true end
+            for _, n in ipairs(names) do if n == k then return true end end
+          end
+        end
+        for _, br in ipairs(type(st.Branches) == "table" and st.Branches or {}) do
+          if scan(br) then return true end
+        end
+        if scan(st.ItemProcessor or st.Iterator) then return true end
+      end
+    end
+    return false
+  end
+  return scan(machine.definition)
+end
+
+-- The edit distance of a and b (insertions, deletions, substitutions), for suggestions.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- The known option closest to k (at most 2 edits away), or nil.
+local function suggestion(k)
+  local best, best_d = nil, 3
+  for name in pairs(M.OPTIONS) do
+    local d = distance(k, name)
+    if d < best_d or (d == best_d and best and name < best) then best, best_d = name, d end
+  end
+  return best
+end
+
+-- Raises (caller misuse) naming the first unknown option of opts, in name order.
+local function check_options(machine, opts)
+  local unknown = {}
+  for k in pairs(opts) do
+    if not M.OPTIONS[k] then unknown[#unknown + 1] = k end
+  end
+  if #unknown == 0 then return end
+  table.sort(unknown, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(unknown) do
+    if type(k) ~= "string" or not integration_option(machine, k) then
+      local near = type(k) == "string" and suggestion(k)
+      local hint = near and ("did you mean '" .. near .. "'?")
+      if not hint then
+        local known = {}
+        for name in pairs(M.OPTIONS) do known[#known + 1] = name end
+        table.sort(known)
+        hint = "the options are " .. table.concat(known, ", ")
+      end
+      error(fmt("emrflow.asl: unknown machine:start option %s (%s)", type(k) == "string"
+        and ("'" .. k .. "'") or tostring(k), hint), 4)
+    end
+  end
+end
+
 -- start(machine, input, opts) --> execution
 function M.start(machine, input, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    error("emrflow.asl: machine:start options must be a table, got " .. type(opts), 3)
+  end
+  check_options(machine, opts)
   local s = opts.scheduler
   local clock = opts.clock
   if type(clock) == "table" then s, clock = clock, nil end
@@ -177,8 +275,10 @@ function M.start(machine, input, opts)
     s = scheduler.new { clock = clock or "real", start = opts.start_time }
   end
   local name = opts.name or new_name()
-  if type(name) ~= "string" or #name < 1 or #name > 80 then
-    error("emrflow.asl: execution name must be a string of 1 to 80 characters", 3)
+  local problem = common.name_problem(name)
+  if problem then
+    error(fmt("emrflow.asl: execution name must be %s; %s %s", common.NAME_RULE,
+      type(name) == "string" and ("'" .. name:gsub("%c", "?") .. "'") or "the name", problem), 3)
   end
   if input == nil then input = json.object {} end
   local id = opts.execution_id
