@@ -163,7 +163,7 @@ describe("emrflow CLI", function()
     assert.truthy(err:find("Lua function", 1, true))
     local c2, out = emrflow("export " .. def .. " --placeholder-arns --compact")
     assert.are.equal(0, c2)
-    assert.truthy(out:find("arn:aws:states:::emrflow:lua-function", 1, true))
+    assert.truthy(out:find('"arn:aws:lambda:us-east-1:123456789012:function:emrflow-T"', 1, true))
   end)
 
   it("parses options from a table so integrations can add their own", function()

@@ -97,6 +97,20 @@ end
 
 local exportable
 
+-- Where the placeholder Lambda ARNs point when the caller names no region or account (the
+-- defaults of asl.load).
+local PLACEHOLDER_REGION, PLACEHOLDER_ACCOUNT = "us-east-1", "123456789012"
+
+-- The placeholder for the Lua function of state `state`: a well-formed Lambda function ARN
+-- (so `emrflow validate` and AWS accept the exported definition as it is) named after the
+-- state: emrflow-<state name>, other characters than letters, digits, '-' and '_' as '-', cut
+-- to Lambda's 64 characters.
+local function placeholder_arn(state, opts)
+  local name = ("emrflow-" .. (state or "function")):gsub("[^%w%-_]", "-"):sub(1, 64)
+  return string.format("arn:aws:lambda:%s:%s:function:%s", opts.region or PLACEHOLDER_REGION,
+    opts.account or PLACEHOLDER_ACCOUNT, name)
+end
+
 -- A machine, branch or item processor object.
 local function export_machine(v, path, opts)
   local out = json.object {}
@@ -105,7 +119,7 @@ local function export_machine(v, path, opts)
     if k == "States" and type(v.States) == "table" and not json.is_array(v.States) then
       local states = json.object {}
       for _, name in ipairs(state_order(v)) do
-        json.set(states, name, exportable(v.States[name], p .. "/" .. name, opts, "state"))
+        json.set(states, name, exportable(v.States[name], p .. "/" .. name, opts, "state", name))
       end
       json.set(out, k, states)
     else
@@ -115,18 +129,17 @@ local function export_machine(v, path, opts)
   return out
 end
 
-function exportable(v, path, opts, role)
+-- state: the name of the state v is part of (for the placeholder of a Lua function).
+function exportable(v, path, opts, role, state)
   if type(v) == "function" then
-    if opts.placeholder_arns then
-      return "arn:aws:states:::emrflow:lua-function"
-    end
+    if opts.placeholder_arns then return placeholder_arn(state, opts) end
     error("emrflow.asl: " .. path .. " is a Lua function; it has no ASL form (pass "
       .. "{ placeholder_arns = true } to emit a placeholder ARN)", 0)
   end
   if type(v) ~= "table" then return v end
   if json.is_array(v) then
     local out = json.array {}
-    for i = 1, #v do out[i] = exportable(v[i], path .. "/" .. (i - 1), opts) end
+    for i = 1, #v do out[i] = exportable(v[i], path .. "/" .. (i - 1), opts, nil, state) end
     return out
   end
   if role == "machine" then return export_machine(v, path, opts) end
@@ -141,14 +154,15 @@ function exportable(v, path, opts, role)
     elseif role == "state" and (k == "ItemProcessor" or k == "Iterator") then
       json.set(out, k, exportable(x, p, opts, "machine"))
     else
-      json.set(out, k, exportable(x, p, opts))
+      json.set(out, k, exportable(x, p, opts, nil, state))
     end
   end
   return out
 end
 
 --- The definition as ASL JSON text (pretty unless opts.compact); a Lua function Resource
--- raises unless opts.placeholder_arns.
+-- raises unless opts.placeholder_arns, which puts a Lambda function ARN in its place
+-- (arn:aws:lambda:<opts.region>:<opts.account>:function:emrflow-<state name>).
 function M.to_json(def, opts)
   opts = opts or {}
   local v = exportable(def, "", opts, "machine")
