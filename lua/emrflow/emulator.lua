@@ -167,6 +167,9 @@ end
 
 local DURATION_FIELDS = { "pending_seconds", "submitted_seconds", "running_seconds",
                           "terminating_seconds", "cancel_seconds" }
+--- The longest duration a scenario may give (one year: a Standard execution's longest run);
+-- a longer one would only make a `--local` run poll for hours of CPU.
+M.MAX_DURATION_SECONDS = 31536000
 local PROFILE_FIELDS = { match = "string", final_state = "string", failure_reason = "string",
                          state_details = "string" }
 for _, f in ipairs(DURATION_FIELDS) do PROFILE_FIELDS[f] = "number" end
@@ -175,7 +178,7 @@ local function bad(where, msg)
   error("emrflow.emulator: scenario" .. where .. ": " .. msg, 0)
 end
 
-local function check_profile(p, where, is_job)
+local function check_profile(p, where, is_job, max_s)
   if type(p) ~= "table" then bad(where, "must be an object, got " .. type(p)) end
   for k, v in pairs(p) do
     local want = PROFILE_FIELDS[k]
@@ -187,6 +190,11 @@ local function check_profile(p, where, is_job)
     end
     if want == "number" and (v < 0 or v ~= v or v == math.huge) then
       bad(where .. "." .. k, "must be a finite number of seconds >= 0, got " .. tostring(v))
+    end
+    if want == "number" and v > max_s then
+      bad(where .. "." .. k, string.format("must be at most %.0f seconds (%s), got %s", max_s,
+        max_s == M.MAX_DURATION_SECONDS and "one year, the longest a Standard execution runs"
+        or "the emulator's max_duration_seconds", tostring(v)))
     end
   end
   if p.final_state and not FINAL_STATES[p.final_state] then
@@ -261,7 +269,10 @@ local function whole(v)
     and v == math.floor(v))
 end
 
-function M.check_scenario(sc)
+--- Checks a scenario (raises naming the bad field); returns the checked copy. max_s: the
+-- longest duration allowed (default M.MAX_DURATION_SECONDS).
+function M.check_scenario(sc, max_s)
+  max_s = max_s or M.MAX_DURATION_SECONDS
   if sc == nil or sc == json.null then sc = {} end
   if type(sc) == "table" then
     if json.is_array(sc) then bad("", "must be an object, got an array") end
@@ -277,13 +288,13 @@ function M.check_scenario(sc)
     if type(sc.defaults) == "table" and json.is_array(sc.defaults) then
       bad(".defaults", "must be an object, got an array")
     end
-    check_profile(sc.defaults, ".defaults", false)
+    check_profile(sc.defaults, ".defaults", false, max_s)
     for k, v in pairs(sc.defaults) do out.defaults[k] = v end
   end
   if sc.jobs ~= nil then
     if not is_list(sc.jobs) or json.is_object(sc.jobs) then bad(".jobs", "must be an array") end
     for i, j in ipairs(sc.jobs) do
-      check_profile(j, ".jobs[" .. i .. "]", true)
+      check_profile(j, ".jobs[" .. i .. "]", true, max_s)
       local p = {}
       for k, v in pairs(j) do p[k] = v end
       p.pattern = glob_pattern(j.match)
@@ -383,10 +394,16 @@ end
 -- mode), random = fn (the back-off jitter, default math.random),
 -- validate = true (check parameters against the API model), wire = true (an execution given
 -- this emulator as its `emr` option calls it through emu:client(), over the REST wire form;
--- false: through emu:call, as a plain backend).
+-- false: through emu:call, as a plain backend), max_duration_seconds = M.MAX_DURATION_SECONDS
+-- (the longest duration the scenario may give: a study of jobs longer than a year raises it,
+-- knowing that the virtual clock still polls them on the poll schedule).
 function M.new(scenario, opts)
   opts = opts or {}
-  local sc = M.check_scenario(scenario)
+  local max_s = opts.max_duration_seconds
+  if max_s ~= nil and (type(max_s) ~= "number" or max_s ~= max_s or max_s <= 0 or max_s == math.huge) then
+    error("emrflow.emulator: opts.max_duration_seconds must be a finite number of seconds > 0", 2)
+  end
+  local sc = M.check_scenario(scenario, max_s)
   if opts.now ~= nil and type(opts.now) ~= "function" then
     error("emrflow.emulator: opts.now must be a function", 2)
   end
