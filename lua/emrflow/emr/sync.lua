@@ -31,8 +31,12 @@
 --
 -- Schedules: the default waits `initial` (2 s) before the first poll, then grows the
 -- interval by `factor` (1.5) up to `max` (30 s); `rate` (10) is requests per second per
--- endpoint, shared by every poller. "aws" is Step Functions' documented cadence: every
--- 60 s for the first 10 minutes, then every 300 s (rate 10).
+-- endpoint, shared by every poller. A job run polled in a batch is the exception, on purpose:
+-- the plan describes it at once when it starts being watched (+0 s: its state, and the
+-- creation time its cluster's listings filter on), and `initial` is the wait before the
+-- next look (the cluster's first listing, or that job's second describe). "aws" is Step
+-- Functions' documented cadence: every 60 s for the first 10 minutes, then every 300 s
+-- (rate 10).
 local scheduler = require "emrflow.scheduler"
 local retry = require "emrflow.emr.retry"
 
