@@ -224,5 +224,55 @@ describe("emrflow.store.events", function()
         end
       end
     end)
+
+    it("packs what the ASL engine's loop of Pass states hands it in C as calls of it pack", function()
+      -- the interpreter's C loop (src/l_asl.c) recognises this sink and adds events to its
+      -- group without calling it; a Lua function around the sink takes the called path
+      local asl = require "emrflow.asl"
+      local states, n = {}, 60
+      for i = 1, n do
+        -- long names (more than a descriptor keeps inline) on every third state
+        local name = (i % 3 == 0) and ("AStateNameLongerThanTwentyTwo" .. i) or ("S" .. i)
+        local nxt = ((i + 1) % 3 == 0) and ("AStateNameLongerThanTwentyTwo" .. (i + 1)) or ("S" .. (i + 1))
+        local st = { Type = "Pass", ResultPath = "$.r",
+          Parameters = { step = i, flags = { a = true, n = i % 2 }, ["value.$"] = "$.value" } }
+        if i < n then st.Next = nxt else st.End = true end
+        states[name] = st
+      end
+      local m = asl.load({ StartAt = "S1", States = states })
+      local function record(wrap, off_after)
+        local g = events.group()
+        local owner, groups, slow = { enabled = true }, {}, {}
+        local sink = events.sink(g, owner, { ExecutionSucceeded = true },
+          function(desc, id) slow[#slow + 1] = desc.etype .. "#" .. id end,
+          function()
+            groups[#groups + 1] = g:bytes()
+            g:reset()
+            if #groups == off_after then owner.enabled = false end
+          end, 7)
+        local es = sink
+        if wrap then es = function(...) return sink(...) end end
+        local x = m:start({ value = 42 }, { clock = "virtual", start_time = T0, event_sink = es })
+        assert.equal("SUCCEEDED", (x:wait()))
+        if g.n > 0 then groups[#groups + 1] = g:bytes() end
+        return groups, slow, x
+      end
+      local direct, slow_d, x = record(false)
+      local called, slow_c = record(true)
+      assert.same(called, direct)
+      assert.same(slow_c, slow_d)
+      assert.same({ "ExecutionSucceeded#" .. (2 * n + 2) }, slow_d)
+      -- and the groups read back as the engine's history (but the last event, notable)
+      local back = json.array {}
+      for _, bytes in ipairs(direct) do events.decode(bytes, 0, back) end
+      local h = x:history()
+      assert.equal(#h - 1, #back)
+      for i = 1, #back do assert.same(json.decode(json.encode(h[i])), json.decode(json.encode(back[i]))) end
+      -- switched off by its owner mid-chain: the events after are left out alike
+      local d2 = record(false, 3)
+      local c2 = record(true, 3)
+      assert.equal(3, #d2)
+      assert.same(c2, d2)
+    end)
   end)
 end)

@@ -23,6 +23,7 @@
 #include "l_util.h"
 #include "ef_store.h"
 #include "l_hdesc.h"
+#include "l_store.h"
 
 #define STORE_MT "emrflow.Store"
 
@@ -690,20 +691,26 @@ static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const voi
     return index;
 }
 
-/* The sink's upvalues. */
-#define SINK_GROUP lua_upvalueindex(1)
-#define SINK_OWNER lua_upvalueindex(2)   /* its raw field `enabled` turns the sink on and off */
-#define SINK_NOTABLE lua_upvalueindex(3) /* event type -> true: handled by SINK_SLOW */
-#define SINK_SLOW lua_upvalueindex(4)
-#define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
-#define SINK_LIMIT lua_upvalueindex(6)
-#define SINK_CACHE lua_upvalueindex(7)   /* the history descriptors (l_hdesc.h) */
-#define SINK_ENABLED lua_upvalueindex(8) /* the string "enabled" */
+/* The sink's upvalues, in this order (struct ef_l_sink's base: where they are). */
+enum {
+    SINK_GROUP,
+    SINK_OWNER,    /* its raw field `enabled` turns the sink on and off */
+    SINK_NOTABLE,  /* event type -> true: handled by SINK_SLOW */
+    SINK_SLOW,
+    SINK_FULL,     /* called once the group holds SINK_LIMIT events */
+    SINK_LIMIT,
+    SINK_CACHE,    /* the history descriptors (l_hdesc.h) */
+    SINK_ENABLED,  /* the string "enabled" */
+    SINK_UVS
+};
+/* The index of the sink's value v: an upvalue of the sink itself (base 0), or on the stack
+ * from base on (ef_l_sink_load). */
+#define SINK_AT(k, v) ((k)->base ? (k)->base + (v) : lua_upvalueindex((v) + 1))
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
 static int s_sink_slow(lua_State *L)
 {
-    lua_pushvalue(L, SINK_SLOW);
+    lua_pushvalue(L, lua_upvalueindex(SINK_SLOW + 1));
     for (int i = 1; i <= 6; i++)
         lua_pushvalue(L, i);
     lua_call(L, 6, 0);
@@ -711,15 +718,76 @@ static int s_sink_slow(lua_State *L)
 }
 
 /* 1 when the group string (an event type) is a key of SINK_NOTABLE. */
-static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
+static int s_notable(lua_State *L, const struct ef_l_sink *k, struct l_group *g,
+                     struct group_string *type)
 {
     if (type->notable < 0) {
-        lua_getiuservalue(L, SINK_GROUP, UV_STRINGS);
+        lua_getiuservalue(L, SINK_AT(k, SINK_GROUP), UV_STRINGS);
         lua_rawgeti(L, -1, (lua_Integer)(type - g->strs) + 1);
-        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
+        type->notable = lua_rawget(L, SINK_AT(k, SINK_NOTABLE)) != LUA_TNIL &&
+                        lua_toboolean(L, -1);
         lua_pop(L, 2);
     }
     return type->notable;
+}
+
+/* 1 while the sink's owner has it on. */
+static int s_sink_enabled(lua_State *L, const struct ef_l_sink *k)
+{
+    lua_pushvalue(L, SINK_AT(k, SINK_ENABLED));
+    lua_rawget(L, SINK_AT(k, SINK_OWNER));
+    int on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return on;
+}
+
+/* The parts of an event of the descriptor at desc (a table) with the value at payload, in
+ * *ev (but its id, previous id and time); 0 when SINK_SLOW must take it. A long state name
+ * is pushed (the caller pops it once the event is added). */
+static int s_sink_parts(lua_State *L, const struct ef_l_sink *k, int desc, int payload,
+                        struct event_parts *ev)
+{
+    struct l_group *g = k->group;
+    int gi = SINK_AT(k, SINK_GROUP);
+    const struct ef_hdesc *d = ef_l_hdesc(L, k->cache, SINK_AT(k, SINK_CACHE), desc);
+    uint8_t kind = s_kind_of_field[d->field];
+    if (kind == DESC_SLOW)
+        return 0;
+    struct group_string *type;
+    ev->kind = kind;
+    ev->value = payload;
+    ev->type = s_desc_string(L, g, gi, d->etype, desc, "etype", &type);
+    if (s_notable(L, k, g, type))
+        return 0;
+    if (ev->kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, payload))
+        return 0;
+    if (ev->kind == EF_STORE_KIND_DETAILS &&
+        (lua_isnil(L, payload) ||
+         (lua_type(L, payload) == LUA_TBOOLEAN && !lua_toboolean(L, payload))))
+        ev->kind = EF_STORE_KIND_NONE;
+    if (ev->kind != EF_STORE_KIND_NONE) {
+        struct group_string *key;
+        ev->key = s_desc_string(L, g, gi, d->key, desc, "key", &key);
+    }
+    if (ev->kind != EF_STORE_KIND_NONE && ev->kind != EF_STORE_KIND_DETAILS) {
+        if (d->name_len == EF_HDESC_NAME_LONG) {
+            lua_getfield(L, desc, "name");
+            ev->name = lua_tolstring(L, -1, &ev->name_len);
+        } else {
+            ev->name = d->name;
+            ev->name_len = d->name_len;
+        }
+    }
+    return 1;
+}
+
+/* Adds the event to the sink's group; writes the group (SINK_FULL) once it is full. */
+static void s_sink_add(lua_State *L, const struct ef_l_sink *k, const struct event_parts *ev)
+{
+    if (s_push(L, k->group, SINK_AT(k, SINK_GROUP), ev) >= k->limit) {
+        lua_pushvalue(L, SINK_AT(k, SINK_FULL));
+        lua_call(L, 0, 0);
+    }
 }
 
 /* The sink: (desc, id, prev, payload, assigned, t), as emrflow.asl.history gives each
@@ -727,41 +795,17 @@ static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
  * shapes it does not know (SINK_SLOW). */
 static int l_group_sink(lua_State *L)
 {
+    struct ef_l_sink k = { 0 };
     lua_settop(L, 6);
-    lua_pushvalue(L, SINK_ENABLED);
-    lua_rawget(L, SINK_OWNER);
-    if (!lua_toboolean(L, -1))
+    if (!s_sink_enabled(L, &k))
         return 0;
-    lua_pop(L, 1);
-    struct l_group *g = lua_touserdata(L, SINK_GROUP);
+    k.group = lua_touserdata(L, SINK_AT(&k, SINK_GROUP));
+    k.cache = lua_touserdata(L, SINK_AT(&k, SINK_CACHE));
+    k.limit = lua_tointeger(L, SINK_AT(&k, SINK_LIMIT));
     luaL_checktype(L, 1, LUA_TTABLE);
-    const struct ef_hdesc *d = ef_l_hdesc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
-    uint8_t kind = s_kind_of_field[d->field];
-    if (kind == DESC_SLOW)
+    struct event_parts ev = { .assigned = 5 };
+    if (!s_sink_parts(L, &k, 1, 4, &ev))
         return s_sink_slow(L);
-    struct group_string *type;
-    struct event_parts ev = { .value = 4, .assigned = 5, .kind = kind };
-    ev.type = s_desc_string(L, g, SINK_GROUP, d->etype, 1, "etype", &type);
-    if (s_notable(L, g, type))
-        return s_sink_slow(L);
-    if (ev.kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, 4))
-        return s_sink_slow(L);
-    if (ev.kind == EF_STORE_KIND_DETAILS &&
-        (lua_isnil(L, 4) || (lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))))
-        ev.kind = EF_STORE_KIND_NONE;
-    if (ev.kind != EF_STORE_KIND_NONE) {
-        struct group_string *key;
-        ev.key = s_desc_string(L, g, SINK_GROUP, d->key, 1, "key", &key);
-    }
-    if (ev.kind != EF_STORE_KIND_NONE && ev.kind != EF_STORE_KIND_DETAILS) {
-        if (d->name_len == EF_HDESC_NAME_LONG) {
-            lua_getfield(L, 1, "name");                         /* 7 */
-            ev.name = lua_tolstring(L, 7, &ev.name_len);
-        } else {
-            ev.name = d->name;
-            ev.name_len = d->name_len;
-        }
-    }
     int isint;
     ev.id = lua_tointegerx(L, 2, &isint);
     if (!isint)
@@ -770,11 +814,39 @@ static int l_group_sink(lua_State *L)
     if (!isint)
         return luaL_argerror(L, 3, "a previous event id is an integer");
     ev.t = (double)luaL_checknumber(L, 6);
-    if (s_push(L, g, SINK_GROUP, &ev) >= lua_tointeger(L, SINK_LIMIT)) {
-        lua_pushvalue(L, SINK_FULL);
-        lua_call(L, 0, 0);
-    }
+    s_sink_add(L, &k, &ev);
     return 0;
+}
+
+int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
+{
+    if (lua_tocfunction(L, fn) != l_group_sink)
+        return 0;
+    fn = lua_absindex(L, fn);
+    luaL_checkstack(L, SINK_UVS, "emrflow.store: the event sink");
+    k->base = lua_gettop(L) + 1;
+    for (int v = 0; v < SINK_UVS; v++)
+        lua_getupvalue(L, fn, v + 1);
+    k->group = lua_touserdata(L, SINK_AT(k, SINK_GROUP));
+    k->cache = lua_touserdata(L, SINK_AT(k, SINK_CACHE));
+    k->limit = lua_tointeger(L, SINK_AT(k, SINK_LIMIT));
+    return 1;
+}
+
+int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
+                   lua_Integer prev, int payload, int t)
+{
+    if (!s_sink_enabled(L, k))
+        return 1;
+    if (lua_type(L, desc) != LUA_TTABLE || lua_type(L, t) != LUA_TNUMBER)
+        return 0;
+    int top = lua_gettop(L);
+    struct event_parts ev = { .id = id, .prev = prev, .t = (double)lua_tonumber(L, t) };
+    if (!s_sink_parts(L, k, desc, payload, &ev))
+        return 0;
+    s_sink_add(L, k, &ev);
+    lua_settop(L, top);
+    return 1;
 }
 
 /* core.store.sink(group, owner, notable, slow, full, limit): the event sink filling
@@ -790,7 +862,7 @@ static int l_group_new_sink(lua_State *L)
     lua_settop(L, 6);
     ef_l_hdescs(L);
     lua_pushliteral(L, "enabled");
-    lua_pushcclosure(L, l_group_sink, 8);
+    lua_pushcclosure(L, l_group_sink, SINK_UVS);
     return 1;
 }
 
