@@ -420,11 +420,75 @@ none:
     return -1;
 }
 
+/* One event's parts, as stack indexes (0: none) and numbers. */
+struct event_parts {
+    uint32_t type, key;          /* group string indexes, 0: none */
+    const char *name;            /* NULL: none */
+    size_t name_len;
+    int value, assigned;         /* stack indexes, 0: none */
+    int from, from_key;          /* stack indexes, 0: none: value is json.copy_shallow(from,
+                                  * from_key, v), a member of from replaced (a ResultPath) */
+    int kind;
+    lua_Integer id, prev;
+    double t;
+};
+
+/* s_delta(L, g, gi, list, p, b, 0) when p is known to be b's json.copy_shallow with the
+ * member at key (a string) replaced (the interpreter's ResultPath "$.key", ev->from): the
+ * same shape and values, without comparing b's members one by one. -1 (nothing written)
+ * when that is not so, or when s_delta's own walk must decide. */
+static int s_delta_copy(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int key)
+{
+    int top = lua_gettop(L);
+    lua_Integer slots0 = g->slots;
+    if (!lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        return -1;
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
+        goto none;
+    lua_settop(L, top);
+    lua_pushvalue(L, key);
+    lua_rawget(L, p);                                   /* p[key] */
+    lua_pushvalue(L, key);
+    lua_rawget(L, b);                                   /* p[key] b[key] */
+    int pv = top + 1, bv = top + 2;
+    /* one member changed, of the two or more of b, which are p's (their count: s_delta's) */
+    if (lua_isnil(L, pv) || lua_isnil(L, bv) || lua_rawequal(L, pv, bv))
+        goto none;
+    lua_Integer members = s_members(L, g, b);
+    if (members < 2 || s_shape_put(g, 1))
+        goto none;
+    if (g->ncounted < DELTA_COUNTED) {
+        g->counted[g->ncounted].t = lua_topointer(L, p);
+        g->counted[g->ncounted++].n = members;
+    }
+    struct group_string *entry;
+    if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
+        goto none;
+    if (DELTA_DEPTH <= 1 || s_delta(L, g, gi, list, pv, bv, 1) != 0) {
+        if (s_shape_put(g, 0))
+            goto none;
+        lua_pushvalue(L, pv);
+        lua_rawseti(L, list, ++g->slots);
+    }
+    lua_settop(L, top);
+    return 0;
+none:
+    lua_settop(L, top);
+    for (lua_Integer i = g->slots; i > slots0; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, list, i);
+    }
+    g->slots = slots0;
+    g->shape_len = 0;
+    g->ncounted = 0;
+    return -1;
+}
+
 /* The value at v (absolute) as a record refers to it: the last value again, a delta
  * over it (delta_ok: a state's input or output; its shape in g->shape), or in full; it
- * becomes the last. */
+ * becomes the last. ev: the event (its from and from_key). */
 static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, int v,
-                           int delta_ok)
+                           int delta_ok, const struct event_parts *ev)
 {
     uint8_t mode = EF_STORE_EV_VALUE_FULL;
     g->shape_len = 0;
@@ -433,7 +497,9 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
         lua_getiuservalue(L, gi, UV_LAST);
         int last = lua_gettop(L);
         int same = lua_rawequal(L, last, v);
-        int delta = !same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0;
+        int copied = !same && delta_ok && ev->from && lua_rawequal(L, ev->from, last) &&
+                     s_delta_copy(L, g, gi, list, v, last, ev->from_key) == 0;
+        int delta = copied || (!same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0);
         lua_pop(L, 1);
         if (same)
             return EF_STORE_EV_VALUE_SAME;
@@ -453,16 +519,6 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
     return mode;
 }
 
-/* One event's parts, as stack indexes (0: none) and numbers. */
-struct event_parts {
-    uint32_t type, key;          /* group string indexes, 0: none */
-    const char *name;            /* NULL: none */
-    size_t name_len;
-    int value, assigned;         /* stack indexes, 0: none */
-    int kind;
-    lua_Integer id, prev;
-    double t;
-};
 
 /* Adds the event to the group (gi: its index); returns the group's event count. */
 static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct event_parts *ev)
@@ -493,7 +549,7 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
         lua_getiuservalue(L, gi, UV_VALUES);
         int list = lua_gettop(L);
         if (has_value)
-            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
+            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS, ev);
         if (e.value == EF_STORE_EV_VALUE_DELTA) {
             e.delta = g->shape;
             e.delta_len = g->shape_len;
@@ -834,14 +890,15 @@ int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
 }
 
 int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
-                   lua_Integer prev, int payload, int t)
+                   lua_Integer prev, int payload, int t, int from, int from_key)
 {
     if (!s_sink_enabled(L, k))
         return 1;
     if (lua_type(L, desc) != LUA_TTABLE || lua_type(L, t) != LUA_TNUMBER)
         return 0;
     int top = lua_gettop(L);
-    struct event_parts ev = { .id = id, .prev = prev, .t = (double)lua_tonumber(L, t) };
+    struct event_parts ev = { .id = id, .prev = prev, .t = (double)lua_tonumber(L, t),
+                              .from = from, .from_key = from_key };
     if (!s_sink_parts(L, k, desc, payload, &ev))
         return 0;
     s_sink_add(L, k, &ev);

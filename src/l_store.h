@@ -29,8 +29,10 @@ int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k);
 /* The event (desc, payload and t: stack indexes; no assigned variables) into the sink's
  * group: 1 when handled (recorded, or the sink is off), 0 when the caller must call the
  * sink itself (nothing done that calling it would not do again). May raise and run Lua
- * (a full group is written) as the sink does. */
+ * (a full group is written) as the sink does. from, from_key: stack indexes when the
+ * payload is json.copy_shallow(from, from_key, value) (a ResultPath "$.key"; the payload
+ * is then stored as that member, once the sink has seen it is so), else 0. */
 int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
-                   lua_Integer prev, int payload, int t);
+                   lua_Integer prev, int payload, int t, int from, int from_key);
 
 #endif
