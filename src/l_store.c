@@ -361,26 +361,28 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     lua_Integer slots0 = g->slots, members = 0;
     size_t shape0 = g->shape_len;
     if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
-        !lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        !lua_checkstack(L, 3 * DELTA_KEYS + 8) || !lua_getmetatable(L, p))
         goto none;
     if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
         goto none;
     lua_settop(L, top);
-    /* p's members: each one b has too; the keys of those that differ kept on the stack */
+    /* p's members: each one b has too; those that differ kept on the stack, each as
+     * p[key], b[key], key */
     lua_pushnil(L);
     while (lua_next(L, p)) {                            /* changed... key value */
         members++;
         lua_pushvalue(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
             goto none;
-        if (!lua_rawequal(L, -1, -2)) {
-            if (nchanged == DELTA_KEYS)
-                goto none;
-            lua_pushvalue(L, -3);
-            lua_rotate(L, -4, 1);                       /* changed... key' key value b[key] */
-            nchanged++;
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pop(L, 2);
+            continue;
         }
-        lua_pop(L, 2);
+        if (nchanged == DELTA_KEYS)
+            goto none;
+        lua_pushvalue(L, -3);
+        lua_rotate(L, -4, -1);                          /* changed... value b[key] key' key */
+        nchanged++;
     }
     /* with as many members, b has no key p has not */
     if (nchanged >= members || s_members(L, g, b) != members ||
@@ -390,22 +392,18 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
         g->counted[g->ncounted].t = lua_topointer(L, p);
         g->counted[g->ncounted++].n = members;
     }
-    for (int j = 1; j <= nchanged; j++) {
-        int key = top + j, k = lua_gettop(L) + 1;
+    for (int j = 0; j < nchanged; j++) {
+        int pv = top + 3 * j + 1, bv = pv + 1, key = pv + 2;
         struct group_string *entry;
         if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
             goto none;
-        lua_pushvalue(L, key);
-        lua_rawget(L, p);                               /* p[key] */
-        lua_pushvalue(L, key);
-        lua_rawget(L, b);                               /* p[key] b[key] */
-        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k, k + 1, depth + 1) != 0) {
+        if (depth + 1 >= DELTA_DEPTH || lua_type(L, pv) != LUA_TTABLE ||
+            s_delta(L, g, gi, list, pv, bv, depth + 1) != 0) {
             if (s_shape_put(g, 0))
                 goto none;
-            lua_pushvalue(L, k);
+            lua_pushvalue(L, pv);
             lua_rawseti(L, list, ++g->slots);
         }
-        lua_settop(L, k - 1);
     }
     lua_settop(L, top);
     return 0;
