@@ -229,7 +229,7 @@ static int l_store_tostring(lua_State *L)
 #define GROUP_UVS 4
 #define DELTA_KEYS 64 /* objects of more keys are written in full */
 #define DELTA_DEPTH 4 /* members of members... compared this deep */
-#define DELTA_SHAPE 256 /* bytes of a delta shape at most */
+#define DELTA_SHAPE 1024 /* bytes of a delta shape at most */
 #define DELTA_COUNTED 8 /* objects remembered as counted, per value */
 
 struct group_string {
@@ -336,6 +336,25 @@ static int s_shape_put(struct l_group *g, uint64_t v)
     return 0;
 }
 
+/* The new value of a member at v (absolute) into the delta shape: an integer or a boolean
+ * in the shape itself, anything else appended to the values list at list (encoded when the
+ * group is written). -1 when the shape has no room left. */
+static int s_member_value(lua_State *L, struct l_group *g, int list, int v)
+{
+    int t = lua_type(L, v);
+    if (t == LUA_TBOOLEAN)
+        return s_shape_put(g, lua_toboolean(L, v) ? EF_STORE_MEMBER_TRUE : EF_STORE_MEMBER_FALSE);
+    if (t == LUA_TNUMBER && lua_isinteger(L, v)) {
+        int64_t i = (int64_t)lua_tointeger(L, v);
+        return s_shape_put(g, EF_STORE_MEMBER_INT) ||
+               s_shape_put(g, ((uint64_t)i << 1) ^ (i < 0 ? UINT64_MAX : 0));
+    }
+    if (s_shape_put(g, EF_STORE_MEMBER_VALUE))
+        return -1;
+    s_append(L, g, list, v);
+    return 0;
+}
+
 /* The number of members of the object at t (absolute), remembered from the last value's. */
 static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
 {
@@ -386,7 +405,7 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     }
     /* with as many members, b has no key p has not */
     if (nchanged >= members || s_members(L, g, b) != members ||
-        s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
+        s_shape_put(g, (uint64_t)nchanged + (depth > 0 ? EF_STORE_MEMBER_NESTED : 0)))
         goto none;
     if (g->ncounted < DELTA_COUNTED) {
         g->counted[g->ncounted].t = lua_topointer(L, p);
@@ -397,13 +416,10 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
         struct group_string *entry;
         if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
             goto none;
-        if (depth + 1 >= DELTA_DEPTH || lua_type(L, pv) != LUA_TTABLE ||
-            s_delta(L, g, gi, list, pv, bv, depth + 1) != 0) {
-            if (s_shape_put(g, 0))
-                goto none;
-            lua_pushvalue(L, pv);
-            lua_rawseti(L, list, ++g->slots);
-        }
+        if ((depth + 1 >= DELTA_DEPTH || lua_type(L, pv) != LUA_TTABLE ||
+             s_delta(L, g, gi, list, pv, bv, depth + 1) != 0) &&
+            s_member_value(L, g, list, pv))
+            goto none;
     }
     lua_settop(L, top);
     return 0;
@@ -462,12 +478,9 @@ static int s_delta_copy(lua_State *L, struct l_group *g, int gi, int list, int p
     struct group_string *entry;
     if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
         goto none;
-    if (DELTA_DEPTH <= 1 || s_delta(L, g, gi, list, pv, bv, 1) != 0) {
-        if (s_shape_put(g, 0))
-            goto none;
-        lua_pushvalue(L, pv);
-        lua_rawseti(L, list, ++g->slots);
-    }
+    if ((DELTA_DEPTH <= 1 || s_delta(L, g, gi, list, pv, bv, 1) != 0) &&
+        s_member_value(L, g, list, pv))
+        goto none;
     lua_settop(L, top);
     return 0;
 none:
