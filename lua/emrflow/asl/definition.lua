@@ -24,8 +24,18 @@ local function pointer_of(stack, depth)
   return #parts == 0 and "" or "/" .. table.concat(parts, "/")
 end
 
+-- Bytes that are not UTF-8 text, shown as \xHH (a message stays readable text itself).
+local function shown(s)
+  return (s:gsub("[\128-\255]", function(c) return fmt("\\x%02X", c:byte()) end))
+end
+
 -- Copies a Lua definition into JSON data shapes; `stack` is the path so far (for errors).
+-- Strings must be UTF-8 text, as in JSON: a located problem here, not an encoding failure
+-- when the value reaches an output.
 local function normalize(v, seen, stack)
+  if type(v) == "string" and not utf8.len(v) then
+    error({ path = pointer_of(stack), message = fmt("is not UTF-8 text: \"%s\"", shown(v)) }, 0)
+  end
   if type(v) ~= "table" then return v end
   if seen[v] then error("emrflow.asl: the definition contains a cycle at " .. pointer_of(stack), 0) end
   if #stack >= M.MAX_DEPTH then
@@ -60,6 +70,10 @@ local function normalize(v, seen, stack)
       table.sort(keys)
     end
     for _, k in ipairs(keys) do
+      if not utf8.len(k) then
+        error({ path = pointer_of(stack, depth - 1), message = fmt("has the key \"%s\", which is not "
+          .. "UTF-8 text", shown(k)) }, 0)
+      end
       stack[depth] = k
       json.set(out, k, normalize(v[k], seen, stack))
     end

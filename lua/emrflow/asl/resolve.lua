@@ -12,8 +12,20 @@ local M = {}
 
 local fmt = string.format
 
+-- A Lua function or handler reads Step Functions' Context object through its second
+-- argument as well (context.Execution.Name, context.State.Name, context.Map.Item ...), besides
+-- emrflow's own fields (state_name, attempt, scheduler ...).
+local CONTEXT_VIEW = { __index = function(ctx, k)
+  local c = rawget(ctx, "context")
+  if type(c) == "table" then return c[k] end
+  return nil
+end }
+
 local function lua_impl(fn)
-  return { lua = true, run = fn }
+  return { lua = true, run = function(input, ctx)
+    if type(ctx) == "table" and getmetatable(ctx) == nil then setmetatable(ctx, CONTEXT_VIEW) end
+    return fn(input, ctx)
+  end }
 end
 
 -- A glob ("arn:aws:states:::lambda:*") as an anchored Lua pattern.

@@ -30,8 +30,14 @@ M.run_options = {
   { name = "no-store", help = "do not record this execution in the execution store" },
 }
 
+-- An empty --store '' names no file (a variable that was not set, say): a usage error.
+local function check_store_option(opts, cli)
+  if opts.store == "" then cli.fail("--store needs a PATH (the execution store's file)") end
+end
+
 -- Opens the store a reading command names; a missing file is an error, not a new store.
 local function open_existing(opts, cli)
+  check_store_option(opts, cli)
   local path = opts.store
   if path == nil then
     local derr
@@ -47,7 +53,7 @@ local function open_existing(opts, cli)
 end
 
 local function one_execution(positional, command, cli)
-  if #positional ~= 1 then
+  if #positional ~= 1 or positional[1] == "" then
     cli.fail(command .. " takes one EXECUTION (an execution ARN or name)")
   end
   return positional[1]
@@ -228,7 +234,7 @@ M.commands = {
   },
   describe = {
     summary = "describe a recorded execution (JSON, as DescribeExecution)",
-    usage = "emrflow describe EXECUTION [--store PATH]",
+    usage = "emrflow describe EXECUTION [--store PATH] [--compact]",
     options = {
       STORE_OPTION,
       { name = "compact", help = "print compact JSON" },
@@ -278,6 +284,7 @@ function M.start_hook(opts, start, cli, io_)
     return
   end
   if opts["local"] and not opts.store then return end
+  check_store_option(opts, cli)
   local s, err = store.open(opts.store)
   if not s then
     if not opts.store and cannot_make_default(err) then
