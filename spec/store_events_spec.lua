@@ -224,5 +224,87 @@ describe("emrflow.store.events", function()
         end
       end
     end)
+
+    -- A chain of n Pass states (every third with a long name, more than a descriptor keeps
+    -- inline), state i made by pattern(i).
+    local function pass_chain(n, pattern)
+      local function name(i) return (i % 3 == 0) and ("AStateNameLongerThanTwentyTwo" .. i) or ("S" .. i) end
+      local states = {}
+      for i = 1, n do
+        local st = pattern(i)
+        st.Type = "Pass"
+        if i < n then st.Next = name(i + 1) else st.End = true end
+        states[name(i)] = st
+      end
+      return { StartAt = "S1", States = states }
+    end
+
+    -- The groups a run of m on input records through the store's sink (written every 7
+    -- events; the owner turns the sink off after off_after groups), the events handed to
+    -- Lua, and the execution. wrap: the engine is given a Lua function calling the sink.
+    local function record(m, input, wrap, off_after)
+      local g = events.group()
+      local owner, groups, slow = { enabled = true }, {}, {}
+      local sink = events.sink(g, owner, { ExecutionSucceeded = true },
+        function(desc, id) slow[#slow + 1] = desc.etype .. "#" .. id end,
+        function()
+          groups[#groups + 1] = g:bytes()
+          g:reset()
+          if #groups == off_after then owner.enabled = false end
+        end, 7)
+      local es = sink
+      if wrap then es = function(...) return sink(...) end end
+      local x = m:start(json.decode(input), { clock = "virtual", start_time = T0, event_sink = es })
+      assert.equal("SUCCEEDED", (x:wait()))
+      if g.n > 0 then groups[#groups + 1] = g:bytes() end
+      return groups, slow, x
+    end
+
+    it("packs what the ASL engine's loop of Pass states hands it in C as calls of it pack", function()
+      -- the interpreter's C loop (src/l_asl.c) recognises this sink and adds events to its
+      -- group without calling it (and tells it which member a ResultPath replaced); a Lua
+      -- function around the sink takes the called path, which compares every member
+      local asl = require "emrflow.asl"
+      local cases = {
+        { 60, '{"value":42}', function(i) return { ResultPath = "$.r",
+          Parameters = { step = i, flags = { a = true, n = i % 2 }, ["value.$"] = "$.value" } } end },
+        -- r the only member (a delta needs another that stays); a result equal to the old one
+        { 20, '{}', function(i) return { ResultPath = "$.r", Result = { a = i % 2 } } end },
+        { 20, '{"v":1}', function(i) return { ResultPath = "$.r",
+          Result = (i % 4 < 2) and "same" or { a = i } } end },
+        -- members added, a null result, results that are not objects, the whole input kept
+        { 24, '{"v":[1,2]}', function(i)
+          local k = i % 6
+          if k == 0 then return { ResultPath = "$.k" .. i, Result = i } end
+          if k == 1 then return { ResultPath = "$.r", Parameters = { ["x.$"] = "$.v" } } end
+          if k == 2 then return { ResultPath = "$.v", Result = { i, i + 1 } } end
+          if k == 3 then return { ResultPath = json.null } end
+          if k == 4 then return { ResultPath = "$.r", Parameters = { ["v.$"] = "$.v" } } end
+          return { ResultPath = "$.r", Result = json.null }
+        end },
+      }
+      for _, case in ipairs(cases) do
+        local n, input = case[1], case[2]
+        local m = asl.load(pass_chain(n, case[3]))
+        local direct, slow_d, x = record(m, input, false)
+        local called, slow_c = record(m, input, true)
+        assert.same(called, direct)
+        assert.same(slow_c, slow_d)
+        assert.same({ "ExecutionSucceeded#" .. (2 * n + 2) }, slow_d)
+        -- and the groups read back as the engine's history (but the last event, notable)
+        local back = json.array {}
+        for _, bytes in ipairs(direct) do events.decode(bytes, 0, back) end
+        local h = x:history()
+        assert.equal(#h - 1, #back)
+        for i = 1, #back do
+          assert.same(json.decode(json.encode(h[i])), json.decode(json.encode(back[i])))
+        end
+        -- switched off by its owner mid-chain: the events after are left out alike
+        local d2 = record(m, input, false, 3)
+        local c2 = record(m, input, true, 3)
+        assert.equal(3, #d2)
+        assert.same(c2, d2)
+      end
+    end)
   end)
 end)

@@ -119,9 +119,10 @@ struct ef_store_record {
 };
 void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
 
-/* The compact group format (version 2; lua/emrflow/store/events.lua reads it):
+/* The compact group format (version 3, written; lua/emrflow/store/events.lua reads it and
+ * version 2, which differs only in its delta shapes, see below):
  *   u32 0 (a group of the first format starts with its strings' length, never 0),
- *   u8 2, i8 the first event's id, u32 the length of the strings' JSON text, u32 the
+ *   u8 3, i8 the first event's id, u32 the length of the strings' JSON text, u32 the
  *   length of the values' JSON text, the strings' text (event types, details keys), the
  *   values' text (payloads, details, variables and delta members, in the order the
  *   records take them), then one record per event:
@@ -131,9 +132,11 @@ void ef_store_pack_record(unsigned char *out, const struct ef_store_record *r);
  *   (varint: unsigned LEB128; all little-endian). Ids are consecutive from the first;
  *   what is as in the previous record (the clock, the state's name) is not repeated.
  *   A delta shape: varint n, the number of members replaced, then for each member its
- *   key (varint, a string index) and a varint: 0, its new value is the next value; m + 1,
- *   it is a delta of m members over the member's old value, whose shapes follow. */
-#define EF_STORE_GROUP_VERSION 2
+ *   key (varint, a string index) and a varint code (EF_STORE_MEMBER_*): 0, its new value
+ *   is the next value; 1, it is the integer i, varint zigzag(i) follows; 2, true; 3,
+ *   false; m + 4, it is a delta of m members over the member's old value, whose shapes
+ *   follow. (Version 2: 0, the next value; m + 1, a delta of m members.) */
+#define EF_STORE_GROUP_VERSION 3
 #define EF_STORE_GROUP_HEADER 21   /* u32 0, u8 version, i8 first id, u32 + u32 lengths */
 enum {
     EF_STORE_EV_VALUE_MASK = 0x03, /* the event's value: */
@@ -147,6 +150,13 @@ enum {
     EF_STORE_EV_NAME = 0x10,       /* a state name follows */
     EF_STORE_EV_SAME_NAME = 0x20,  /* the previous record's name */
     EF_STORE_EV_ASSIGNED = 0x40    /* assigned variables: the next value */
+};
+enum {                             /* a delta shape's member codes (version 3) */
+    EF_STORE_MEMBER_VALUE = 0,     /*   the next value */
+    EF_STORE_MEMBER_INT = 1,       /*   an integer, varint zigzag(i) follows */
+    EF_STORE_MEMBER_TRUE = 2,
+    EF_STORE_MEMBER_FALSE = 3,
+    EF_STORE_MEMBER_NESTED = 4     /*   + m: a delta of m members of the old value */
 };
 enum {
     EF_STORE_KIND_NONE = 0,        /* no details */

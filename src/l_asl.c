@@ -23,6 +23,7 @@
  * lays out per scope, one record per common Pass along its chain (see
  * there); a compiled state P gives its FLAT and its record's base b: */
 #include "l_json.h"
+#include "l_store.h"
 #include "l_util.h"
 
 enum { P_FLAT = 15, P_BASE = 16 };
@@ -59,6 +60,8 @@ struct loop {
     lua_State *L;
     struct progress *pg;
     int quiet, enabled, sink;
+    int direct;        /* the sink is the store's: ef_l_sink_push, no Lua call */
+    struct ef_l_sink sk;
     lua_Integer limit; /* history limit, 0: none */
     lua_Integer t_count;
     lua_Integer payload_limit;
@@ -82,8 +85,11 @@ static void s_field_to(lua_State *L, int t, const char *k, int slot)
 
 /* rec:add_event(desc, prev, payload, nil, t) for the recorder as loaded in
  * the loop's slots (history.lua Recorder.add_event, without on_event, below
- * the limit).  desc and payload are absolute indices.  Returns the id. */
-static lua_Integer s_add_event(struct loop *lp, int desc, lua_Integer prev, int payload)
+ * the limit).  desc and payload are absolute indices; from and key too when
+ * payload is json.copy_shallow(from, key, r), else 0 (for the store's sink).
+ * Returns the id. */
+static lua_Integer s_add_event(struct loop *lp, int desc, lua_Integer prev, int payload,
+                               int from, int key)
 {
     lua_State *L = lp->L;
     lua_Integer id = lp->pg->n + 1;
@@ -109,7 +115,7 @@ static lua_Integer s_add_event(struct loop *lp, int desc, lua_Integer prev, int 
         lua_pushvalue(L, S_T);
         lua_setfield(L, S_REC, "t_last");
     }
-    if (lp->sink) {
+    if (lp->sink && !(lp->direct && ef_l_sink_push(L, &lp->sk, desc, id, prev, payload, S_T, from, key))) {
         lua_pushvalue(L, S_SINK);
         lua_pushvalue(L, desc);
         lua_pushinteger(L, id);
@@ -260,7 +266,7 @@ static void s_pass(struct loop *lp, lua_Integer b, lua_Integer mode, int in, lua
         lua_call(L, 0, 1);
         lua_replace(L, S_T);
         lua_rawgeti(L, P, b + F_ENTERED);
-        id = s_add_event(lp, lua_gettop(L), pg->prev, in);
+        id = s_add_event(lp, lua_gettop(L), pg->prev, in, 0, 0);
         lua_pop(L, 1);
         pg->prev = id;
     }
@@ -360,9 +366,15 @@ static void s_pass(struct loop *lp, lua_Integer b, lua_Integer mode, int in, lua
     }
     lua_replace(L, S_SO);
     if (!lp->quiet) {
+        int from = 0, key = 0;
+        if (mode == MODE_KEY && lp->direct) { /* the output: the input, r at key */
+            lua_rawgeti(L, P, b + F_KEY);
+            from = in;
+            key = lua_gettop(L);
+        }
         lua_rawgeti(L, P, b + F_EXITED);
-        pg->prev = s_add_event(lp, lua_gettop(L), pg->prev, S_OUT);
-        lua_pop(L, 1);
+        pg->prev = s_add_event(lp, lua_gettop(L), pg->prev, S_OUT, from, key);
+        lua_settop(L, lua_gettop(L) - 1 - (key != 0));
     }
 }
 
@@ -413,6 +425,8 @@ static int s_load(struct loop *lp)
             for (int s = S_DESCS; s <= S_TVALS; s++)
                 luaL_checktype(L, s, LUA_TTABLE);
             lp->t_count = (lua_Integer)lua_rawlen(L, S_TIDS);
+            /* the store's sink: its values pushed once, above the slots */
+            lp->direct = lp->sink && ef_l_sink_load(L, S_SINK, &lp->sk);
         }
     }
     s_field_to(L, A_FRAME, "env", S_ENV);
@@ -456,7 +470,7 @@ static int l_pass_loop(lua_State *L)
     lp.pg = lua_touserdata(L, A_PROGRESS);
     lp.payload_limit = lua_tointeger(L, UV_LIMIT);
     lua_Integer yield_every = lua_tointeger(L, UV_YIELD_EVERY);
-    luaL_checkstack(L, S_TOP + 16, "emrflow.asl");
+    luaL_checkstack(L, S_TOP + 16 + EF_L_SINK_SLOTS, "emrflow.asl");
     if (!s_load(&lp)) {
         lua_pushinteger(L, 0);
         return 1;

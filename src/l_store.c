@@ -23,6 +23,7 @@
 #include "l_util.h"
 #include "ef_store.h"
 #include "l_hdesc.h"
+#include "l_store.h"
 
 #define STORE_MT "emrflow.Store"
 
@@ -228,7 +229,7 @@ static int l_store_tostring(lua_State *L)
 #define GROUP_UVS 4
 #define DELTA_KEYS 64 /* objects of more keys are written in full */
 #define DELTA_DEPTH 4 /* members of members... compared this deep */
-#define DELTA_SHAPE 256 /* bytes of a delta shape at most */
+#define DELTA_SHAPE 1024 /* bytes of a delta shape at most */
 #define DELTA_COUNTED 8 /* objects remembered as counted, per value */
 
 struct group_string {
@@ -335,6 +336,25 @@ static int s_shape_put(struct l_group *g, uint64_t v)
     return 0;
 }
 
+/* The new value of a member at v (absolute) into the delta shape: an integer or a boolean
+ * in the shape itself, anything else appended to the values list at list (encoded when the
+ * group is written). -1 when the shape has no room left. */
+static int s_member_value(lua_State *L, struct l_group *g, int list, int v)
+{
+    int t = lua_type(L, v);
+    if (t == LUA_TBOOLEAN)
+        return s_shape_put(g, lua_toboolean(L, v) ? EF_STORE_MEMBER_TRUE : EF_STORE_MEMBER_FALSE);
+    if (t == LUA_TNUMBER && lua_isinteger(L, v)) {
+        int64_t i = (int64_t)lua_tointeger(L, v);
+        return s_shape_put(g, EF_STORE_MEMBER_INT) ||
+               s_shape_put(g, ((uint64_t)i << 1) ^ (i < 0 ? UINT64_MAX : 0));
+    }
+    if (s_shape_put(g, EF_STORE_MEMBER_VALUE))
+        return -1;
+    s_append(L, g, list, v);
+    return 0;
+}
+
 /* The number of members of the object at t (absolute), remembered from the last value's. */
 static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
 {
@@ -360,51 +380,46 @@ static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int
     lua_Integer slots0 = g->slots, members = 0;
     size_t shape0 = g->shape_len;
     if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
-        !lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        !lua_checkstack(L, 3 * DELTA_KEYS + 8) || !lua_getmetatable(L, p))
         goto none;
     if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
         goto none;
     lua_settop(L, top);
-    /* p's members: each one b has too; the keys of those that differ kept on the stack */
+    /* p's members: each one b has too; those that differ kept on the stack, each as
+     * p[key], b[key], key */
     lua_pushnil(L);
     while (lua_next(L, p)) {                            /* changed... key value */
         members++;
         lua_pushvalue(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
             goto none;
-        if (!lua_rawequal(L, -1, -2)) {
-            if (nchanged == DELTA_KEYS)
-                goto none;
-            lua_pushvalue(L, -3);
-            lua_rotate(L, -4, 1);                       /* changed... key' key value b[key] */
-            nchanged++;
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pop(L, 2);
+            continue;
         }
-        lua_pop(L, 2);
+        if (nchanged == DELTA_KEYS)
+            goto none;
+        lua_pushvalue(L, -3);
+        lua_rotate(L, -4, -1);                          /* changed... value b[key] key' key */
+        nchanged++;
     }
     /* with as many members, b has no key p has not */
     if (nchanged >= members || s_members(L, g, b) != members ||
-        s_shape_put(g, (uint64_t)nchanged + (depth > 0)))
+        s_shape_put(g, (uint64_t)nchanged + (depth > 0 ? EF_STORE_MEMBER_NESTED : 0)))
         goto none;
     if (g->ncounted < DELTA_COUNTED) {
         g->counted[g->ncounted].t = lua_topointer(L, p);
         g->counted[g->ncounted++].n = members;
     }
-    for (int j = 1; j <= nchanged; j++) {
-        int key = top + j, k = lua_gettop(L) + 1;
+    for (int j = 0; j < nchanged; j++) {
+        int pv = top + 3 * j + 1, bv = pv + 1, key = pv + 2;
         struct group_string *entry;
         if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
             goto none;
-        lua_pushvalue(L, key);
-        lua_rawget(L, p);                               /* p[key] */
-        lua_pushvalue(L, key);
-        lua_rawget(L, b);                               /* p[key] b[key] */
-        if (depth + 1 >= DELTA_DEPTH || s_delta(L, g, gi, list, k, k + 1, depth + 1) != 0) {
-            if (s_shape_put(g, 0))
-                goto none;
-            lua_pushvalue(L, k);
-            lua_rawseti(L, list, ++g->slots);
-        }
-        lua_settop(L, k - 1);
+        if ((depth + 1 >= DELTA_DEPTH || lua_type(L, pv) != LUA_TTABLE ||
+             s_delta(L, g, gi, list, pv, bv, depth + 1) != 0) &&
+            s_member_value(L, g, list, pv))
+            goto none;
     }
     lua_settop(L, top);
     return 0;
@@ -419,11 +434,72 @@ none:
     return -1;
 }
 
+/* One event's parts, as stack indexes (0: none) and numbers. */
+struct event_parts {
+    uint32_t type, key;          /* group string indexes, 0: none */
+    const char *name;            /* NULL: none */
+    size_t name_len;
+    int value, assigned;         /* stack indexes, 0: none */
+    int from, from_key;          /* stack indexes, 0: none: value is json.copy_shallow(from,
+                                  * from_key, v), a member of from replaced (a ResultPath) */
+    int kind;
+    lua_Integer id, prev;
+    double t;
+};
+
+/* s_delta(L, g, gi, list, p, b, 0) when p is known to be b's json.copy_shallow with the
+ * member at key (a string) replaced (the interpreter's ResultPath "$.key", ev->from): the
+ * same shape and values, without comparing b's members one by one. -1 (nothing written)
+ * when that is not so, or when s_delta's own walk must decide. */
+static int s_delta_copy(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int key)
+{
+    int top = lua_gettop(L);
+    lua_Integer slots0 = g->slots;
+    if (!lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        return -1;
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
+        goto none;
+    lua_settop(L, top);
+    lua_pushvalue(L, key);
+    lua_rawget(L, p);                                   /* p[key] */
+    lua_pushvalue(L, key);
+    lua_rawget(L, b);                                   /* p[key] b[key] */
+    int pv = top + 1, bv = top + 2;
+    /* one member changed, of the two or more of b, which are p's (their count: s_delta's) */
+    if (lua_isnil(L, pv) || lua_isnil(L, bv) || lua_rawequal(L, pv, bv))
+        goto none;
+    lua_Integer members = s_members(L, g, b);
+    if (members < 2 || s_shape_put(g, 1))
+        goto none;
+    if (g->ncounted < DELTA_COUNTED) {
+        g->counted[g->ncounted].t = lua_topointer(L, p);
+        g->counted[g->ncounted++].n = members;
+    }
+    struct group_string *entry;
+    if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
+        goto none;
+    if ((DELTA_DEPTH <= 1 || s_delta(L, g, gi, list, pv, bv, 1) != 0) &&
+        s_member_value(L, g, list, pv))
+        goto none;
+    lua_settop(L, top);
+    return 0;
+none:
+    lua_settop(L, top);
+    for (lua_Integer i = g->slots; i > slots0; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, list, i);
+    }
+    g->slots = slots0;
+    g->shape_len = 0;
+    g->ncounted = 0;
+    return -1;
+}
+
 /* The value at v (absolute) as a record refers to it: the last value again, a delta
  * over it (delta_ok: a state's input or output; its shape in g->shape), or in full; it
- * becomes the last. */
+ * becomes the last. ev: the event (its from and from_key). */
 static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, int v,
-                           int delta_ok)
+                           int delta_ok, const struct event_parts *ev)
 {
     uint8_t mode = EF_STORE_EV_VALUE_FULL;
     g->shape_len = 0;
@@ -432,7 +508,9 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
         lua_getiuservalue(L, gi, UV_LAST);
         int last = lua_gettop(L);
         int same = lua_rawequal(L, last, v);
-        int delta = !same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0;
+        int copied = !same && delta_ok && ev->from && lua_rawequal(L, ev->from, last) &&
+                     s_delta_copy(L, g, gi, list, v, last, ev->from_key) == 0;
+        int delta = copied || (!same && delta_ok && s_delta(L, g, gi, list, v, last, 0) == 0);
         lua_pop(L, 1);
         if (same)
             return EF_STORE_EV_VALUE_SAME;
@@ -452,16 +530,6 @@ static uint8_t s_add_value(lua_State *L, struct l_group *g, int gi, int list, in
     return mode;
 }
 
-/* One event's parts, as stack indexes (0: none) and numbers. */
-struct event_parts {
-    uint32_t type, key;          /* group string indexes, 0: none */
-    const char *name;            /* NULL: none */
-    size_t name_len;
-    int value, assigned;         /* stack indexes, 0: none */
-    int kind;
-    lua_Integer id, prev;
-    double t;
-};
 
 /* Adds the event to the group (gi: its index); returns the group's event count. */
 static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct event_parts *ev)
@@ -492,7 +560,7 @@ static lua_Integer s_push(lua_State *L, struct l_group *g, int gi, const struct 
         lua_getiuservalue(L, gi, UV_VALUES);
         int list = lua_gettop(L);
         if (has_value)
-            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS);
+            e.value = s_add_value(L, g, gi, list, ev->value, e.kind != EF_STORE_KIND_DETAILS, ev);
         if (e.value == EF_STORE_EV_VALUE_DELTA) {
             e.delta = g->shape;
             e.delta_len = g->shape_len;
@@ -690,20 +758,26 @@ static uint32_t s_desc_string(lua_State *L, struct l_group *g, int gi, const voi
     return index;
 }
 
-/* The sink's upvalues. */
-#define SINK_GROUP lua_upvalueindex(1)
-#define SINK_OWNER lua_upvalueindex(2)   /* its raw field `enabled` turns the sink on and off */
-#define SINK_NOTABLE lua_upvalueindex(3) /* event type -> true: handled by SINK_SLOW */
-#define SINK_SLOW lua_upvalueindex(4)
-#define SINK_FULL lua_upvalueindex(5)    /* called once the group holds SINK_LIMIT events */
-#define SINK_LIMIT lua_upvalueindex(6)
-#define SINK_CACHE lua_upvalueindex(7)   /* the history descriptors (l_hdesc.h) */
-#define SINK_ENABLED lua_upvalueindex(8) /* the string "enabled" */
+/* The sink's upvalues, in this order (struct ef_l_sink's base: where they are). */
+enum {
+    SINK_GROUP,
+    SINK_OWNER,    /* its raw field `enabled` turns the sink on and off */
+    SINK_NOTABLE,  /* event type -> true: handled by SINK_SLOW */
+    SINK_SLOW,
+    SINK_FULL,     /* called once the group holds SINK_LIMIT events */
+    SINK_LIMIT,
+    SINK_CACHE,    /* the history descriptors (l_hdesc.h) */
+    SINK_ENABLED,  /* the string "enabled" */
+    SINK_UVS
+};
+/* The index of the sink's value v: an upvalue of the sink itself (base 0), or on the stack
+ * from base on (ef_l_sink_load). */
+#define SINK_AT(k, v) ((k)->base ? (k)->base + (v) : lua_upvalueindex((v) + 1))
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
 static int s_sink_slow(lua_State *L)
 {
-    lua_pushvalue(L, SINK_SLOW);
+    lua_pushvalue(L, lua_upvalueindex(SINK_SLOW + 1));
     for (int i = 1; i <= 6; i++)
         lua_pushvalue(L, i);
     lua_call(L, 6, 0);
@@ -711,15 +785,76 @@ static int s_sink_slow(lua_State *L)
 }
 
 /* 1 when the group string (an event type) is a key of SINK_NOTABLE. */
-static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
+static int s_notable(lua_State *L, const struct ef_l_sink *k, struct l_group *g,
+                     struct group_string *type)
 {
     if (type->notable < 0) {
-        lua_getiuservalue(L, SINK_GROUP, UV_STRINGS);
+        lua_getiuservalue(L, SINK_AT(k, SINK_GROUP), UV_STRINGS);
         lua_rawgeti(L, -1, (lua_Integer)(type - g->strs) + 1);
-        type->notable = lua_rawget(L, SINK_NOTABLE) != LUA_TNIL && lua_toboolean(L, -1);
+        type->notable = lua_rawget(L, SINK_AT(k, SINK_NOTABLE)) != LUA_TNIL &&
+                        lua_toboolean(L, -1);
         lua_pop(L, 2);
     }
     return type->notable;
+}
+
+/* 1 while the sink's owner has it on. */
+static int s_sink_enabled(lua_State *L, const struct ef_l_sink *k)
+{
+    lua_pushvalue(L, SINK_AT(k, SINK_ENABLED));
+    lua_rawget(L, SINK_AT(k, SINK_OWNER));
+    int on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return on;
+}
+
+/* The parts of an event of the descriptor at desc (a table) with the value at payload, in
+ * *ev (but its id, previous id and time); 0 when SINK_SLOW must take it. A long state name
+ * is pushed (the caller pops it once the event is added). */
+static int s_sink_parts(lua_State *L, const struct ef_l_sink *k, int desc, int payload,
+                        struct event_parts *ev)
+{
+    struct l_group *g = k->group;
+    int gi = SINK_AT(k, SINK_GROUP);
+    const struct ef_hdesc *d = ef_l_hdesc(L, k->cache, SINK_AT(k, SINK_CACHE), desc);
+    uint8_t kind = s_kind_of_field[d->field];
+    if (kind == DESC_SLOW)
+        return 0;
+    struct group_string *type;
+    ev->kind = kind;
+    ev->value = payload;
+    ev->type = s_desc_string(L, g, gi, d->etype, desc, "etype", &type);
+    if (s_notable(L, k, g, type))
+        return 0;
+    if (ev->kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, payload))
+        return 0;
+    if (ev->kind == EF_STORE_KIND_DETAILS &&
+        (lua_isnil(L, payload) ||
+         (lua_type(L, payload) == LUA_TBOOLEAN && !lua_toboolean(L, payload))))
+        ev->kind = EF_STORE_KIND_NONE;
+    if (ev->kind != EF_STORE_KIND_NONE) {
+        struct group_string *key;
+        ev->key = s_desc_string(L, g, gi, d->key, desc, "key", &key);
+    }
+    if (ev->kind != EF_STORE_KIND_NONE && ev->kind != EF_STORE_KIND_DETAILS) {
+        if (d->name_len == EF_HDESC_NAME_LONG) {
+            lua_getfield(L, desc, "name");
+            ev->name = lua_tolstring(L, -1, &ev->name_len);
+        } else {
+            ev->name = d->name;
+            ev->name_len = d->name_len;
+        }
+    }
+    return 1;
+}
+
+/* Adds the event to the sink's group; writes the group (SINK_FULL) once it is full. */
+static void s_sink_add(lua_State *L, const struct ef_l_sink *k, const struct event_parts *ev)
+{
+    if (s_push(L, k->group, SINK_AT(k, SINK_GROUP), ev) >= k->limit) {
+        lua_pushvalue(L, SINK_AT(k, SINK_FULL));
+        lua_call(L, 0, 0);
+    }
 }
 
 /* The sink: (desc, id, prev, payload, assigned, t), as emrflow.asl.history gives each
@@ -727,41 +862,17 @@ static int s_notable(lua_State *L, struct l_group *g, struct group_string *type)
  * shapes it does not know (SINK_SLOW). */
 static int l_group_sink(lua_State *L)
 {
+    struct ef_l_sink k = { 0 };
     lua_settop(L, 6);
-    lua_pushvalue(L, SINK_ENABLED);
-    lua_rawget(L, SINK_OWNER);
-    if (!lua_toboolean(L, -1))
+    if (!s_sink_enabled(L, &k))
         return 0;
-    lua_pop(L, 1);
-    struct l_group *g = lua_touserdata(L, SINK_GROUP);
+    k.group = lua_touserdata(L, SINK_AT(&k, SINK_GROUP));
+    k.cache = lua_touserdata(L, SINK_AT(&k, SINK_CACHE));
+    k.limit = lua_tointeger(L, SINK_AT(&k, SINK_LIMIT));
     luaL_checktype(L, 1, LUA_TTABLE);
-    const struct ef_hdesc *d = ef_l_hdesc(L, lua_touserdata(L, SINK_CACHE), SINK_CACHE, 1);
-    uint8_t kind = s_kind_of_field[d->field];
-    if (kind == DESC_SLOW)
+    struct event_parts ev = { .assigned = 5 };
+    if (!s_sink_parts(L, &k, 1, 4, &ev))
         return s_sink_slow(L);
-    struct group_string *type;
-    struct event_parts ev = { .value = 4, .assigned = 5, .kind = kind };
-    ev.type = s_desc_string(L, g, SINK_GROUP, d->etype, 1, "etype", &type);
-    if (s_notable(L, g, type))
-        return s_sink_slow(L);
-    if (ev.kind == EF_STORE_KIND_ITERATION && !lua_isinteger(L, 4))
-        return s_sink_slow(L);
-    if (ev.kind == EF_STORE_KIND_DETAILS &&
-        (lua_isnil(L, 4) || (lua_type(L, 4) == LUA_TBOOLEAN && !lua_toboolean(L, 4))))
-        ev.kind = EF_STORE_KIND_NONE;
-    if (ev.kind != EF_STORE_KIND_NONE) {
-        struct group_string *key;
-        ev.key = s_desc_string(L, g, SINK_GROUP, d->key, 1, "key", &key);
-    }
-    if (ev.kind != EF_STORE_KIND_NONE && ev.kind != EF_STORE_KIND_DETAILS) {
-        if (d->name_len == EF_HDESC_NAME_LONG) {
-            lua_getfield(L, 1, "name");                         /* 7 */
-            ev.name = lua_tolstring(L, 7, &ev.name_len);
-        } else {
-            ev.name = d->name;
-            ev.name_len = d->name_len;
-        }
-    }
     int isint;
     ev.id = lua_tointegerx(L, 2, &isint);
     if (!isint)
@@ -770,11 +881,40 @@ static int l_group_sink(lua_State *L)
     if (!isint)
         return luaL_argerror(L, 3, "a previous event id is an integer");
     ev.t = (double)luaL_checknumber(L, 6);
-    if (s_push(L, g, SINK_GROUP, &ev) >= lua_tointeger(L, SINK_LIMIT)) {
-        lua_pushvalue(L, SINK_FULL);
-        lua_call(L, 0, 0);
-    }
+    s_sink_add(L, &k, &ev);
     return 0;
+}
+
+int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
+{
+    if (lua_tocfunction(L, fn) != l_group_sink)
+        return 0;
+    fn = lua_absindex(L, fn);
+    luaL_checkstack(L, SINK_UVS, "emrflow.store: the event sink");
+    k->base = lua_gettop(L) + 1;
+    for (int v = 0; v < SINK_UVS; v++)
+        lua_getupvalue(L, fn, v + 1);
+    k->group = lua_touserdata(L, SINK_AT(k, SINK_GROUP));
+    k->cache = lua_touserdata(L, SINK_AT(k, SINK_CACHE));
+    k->limit = lua_tointeger(L, SINK_AT(k, SINK_LIMIT));
+    return 1;
+}
+
+int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
+                   lua_Integer prev, int payload, int t, int from, int from_key)
+{
+    if (!s_sink_enabled(L, k))
+        return 1;
+    if (lua_type(L, desc) != LUA_TTABLE || lua_type(L, t) != LUA_TNUMBER)
+        return 0;
+    int top = lua_gettop(L);
+    struct event_parts ev = { .id = id, .prev = prev, .t = (double)lua_tonumber(L, t),
+                              .from = from, .from_key = from_key };
+    if (!s_sink_parts(L, k, desc, payload, &ev))
+        return 0;
+    s_sink_add(L, k, &ev);
+    lua_settop(L, top);
+    return 1;
 }
 
 /* core.store.sink(group, owner, notable, slow, full, limit): the event sink filling
@@ -790,7 +930,7 @@ static int l_group_new_sink(lua_State *L)
     lua_settop(L, 6);
     ef_l_hdescs(L);
     lua_pushliteral(L, "enabled");
-    lua_pushcclosure(L, l_group_sink, 8);
+    lua_pushcclosure(L, l_group_sink, SINK_UVS);
     return 1;
 }
 

@@ -1,16 +1,17 @@
 --- emrflow.store.events: how a group of history events is kept in one row of the store.
 --
--- A group is written in the compact format (src/ef_store.h, version 2): a header, the
--- JSON texts of its strings (event types, details keys) and of its values (payloads,
--- details, assigned variables), then one record of a few bytes per event, packed in C as
--- the events come (core.store.group). A record leaves out what its neighbours imply: the
--- id (consecutive), the previousEventId when it is id - 1, the clock when it has not
--- moved, the state's name when the previous event named it, and the value when it is the
--- previous one (a state's output is the next state's input). A payload that is the
--- previous payload with some members replaced (json.copy_shallow's copy, as ResultPath
--- makes it) is kept as those members only, and a member that is the previous one with
--- members replaced likewise. This keeps recording cheap next to the interpreter
--- (bench/store_bench.lua). Payloads stay JSON values here;
+-- A group is written in the compact format (src/ef_store.h, version 3; version 2 is read
+-- too): a header, the JSON texts of its strings (event types, details keys) and of its
+-- values (payloads, details, assigned variables), then one record of a few bytes per
+-- event, packed in C as the events come (core.store.group). A record leaves out what its
+-- neighbours imply: the id (consecutive), the previousEventId when it is id - 1, the clock
+-- when it has not moved, the state's name when the previous event named it, and the value
+-- when it is the previous one (a state's output is the next state's input). A payload
+-- that is the previous payload with some members replaced (json.copy_shallow's copy, as
+-- ResultPath makes it) is kept as those members only, and a member that is the previous
+-- one with members replaced likewise; a member that is now an integer or a boolean is
+-- kept in the record itself (version 3), not among the values. This keeps recording cheap
+-- next to the interpreter (bench/store_bench.lua). Payloads stay JSON values here;
 -- GetExecutionHistory's JSON-text members are made when the history is read.
 -- Groups of the first format (two length-prefixed JSON arrays, then one fixed
 -- "<i8i8dI4I4I4BI4I4" record per event) are read as well.
@@ -267,6 +268,7 @@ local COMPACT_HEADER = "<I4Bi8I4I4"
 -- The unsigned LEB128 number at pos of s, and the position after it.
 local function varint(s, pos)
   local b = byte(s, pos)
+  if not b then error("a record is cut short", 0) end
   if b < 0x80 then return b, pos + 1 end
   local v, shift = b & 0x7f, 7
   repeat
@@ -283,21 +285,34 @@ local function unzigzag(z)
   return (z >> 1) ~ -(z & 1)
 end
 
+-- A delta shape's member codes (EF_STORE_MEMBER_* of src/ef_store.h): the next value, an
+-- integer, true, false, from NESTED on a delta of (code - NESTED) members. Version 2 knew
+-- the first only, and a delta from 1 on.
+local MEMBER_VALUE, MEMBER_INT, MEMBER_TRUE, MEMBER_FALSE = 0, 1, 2, 3
+local NESTED = { [2] = 1, [3] = 4 }
+
 -- base's copy with n members replaced, as the delta shape at pos of bytes says (their keys
--- among strings, their values from values, after slot); returns it, the position after
--- the shape and the last slot taken.
-local function apply_delta(base, n, bytes, pos, strings, values, slot)
+-- among strings, their values from values, after slot; nested: the first code of a nested
+-- delta, by the group's version); returns it, the position after the shape and the last
+-- slot taken.
+local function apply_delta(base, n, bytes, pos, strings, values, slot, nested)
   local value = copy_shallow(base)
   for _ = 1, n do
-    local key, shape
+    local key, code
     key, pos = varint(bytes, pos)
     key = strings[key]
-    shape, pos = varint(bytes, pos)
+    code, pos = varint(bytes, pos)
     local member
-    if shape == 0 then
+    if code == MEMBER_VALUE then
       member, slot = values[slot + 1], slot + 1
-    else
-      member, pos, slot = apply_delta(base[key], shape - 1, bytes, pos, strings, values, slot)
+    elseif code >= nested then
+      member, pos, slot = apply_delta(base[key], code - nested, bytes, pos, strings, values, slot,
+        nested)
+    elseif code == MEMBER_INT then
+      member, pos = varint(bytes, pos)
+      member = unzigzag(member)
+    elseif code == MEMBER_TRUE or code == MEMBER_FALSE then
+      member = code == MEMBER_TRUE
     end
     set(value, key, member)
   end
@@ -307,7 +322,8 @@ end
 -- The events of a group of the compact format with an id greater than after, appended to out.
 local function decode_compact(bytes, after, out)
   local _, version, first, ns, nv, pos = unpack(COMPACT_HEADER, bytes)
-  if version ~= 2 then error("a group of an unknown format (version " .. version .. ")", 0) end
+  local nested = NESTED[version]
+  if not nested then error("a group of an unknown format (version " .. version .. ")", 0) end
   local strings = decode(sub(bytes, pos, pos + ns - 1))
   local values = decode(sub(bytes, pos + ns, pos + ns + nv - 1))
   pos = pos + ns + nv
@@ -343,7 +359,7 @@ local function decode_compact(bytes, after, out)
       -- the last value with some members replaced: the same keys, in the same order
       local n_members
       n_members, pos = varint(bytes, pos)
-      value, pos, slot = apply_delta(last, n_members, bytes, pos, strings, values, slot)
+      value, pos, slot = apply_delta(last, n_members, bytes, pos, strings, values, slot, nested)
       last = value
     end
     if kind == KIND_ITERATION then
