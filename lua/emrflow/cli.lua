@@ -384,6 +384,13 @@ end
 -- The job tracker of each start options table (kept out of the table itself, which reaches
 -- the integrations and the store).
 local trackers = setmetatable({}, { __mode = "k" })
+-- the progress reporter of start options (see M.reporter_of)
+local reporters = setmetatable({}, { __mode = "k" })
+
+--- The progress reporter start_options made for start, or nil (none wanted).
+function M.reporter_of(start)
+  return reporters[start]
+end
 -- ... and of its final on_emr_event hook: the store runs an execution with a copy of the
 -- start options, which keeps that hook
 local trackers_by_hook = setmetatable({}, { __mode = "k" })
@@ -565,6 +572,7 @@ function M.start_options(opts, io_)
   if opts.events then chain_event(start, progress.events_writer(io_.stderr, true)) end
   if progress_wanted(opts, io_) then
     local rep = progress.new { stream = io_.stderr, enabled = true, virtual = start.clock == "virtual" }
+    reporters[start] = rep
     chain_event(start, rep:on_event())
     chain_emr_event(start, rep:on_emr_event())
   end

@@ -72,7 +72,7 @@ function M.new(opts)
 end
 
 function Reporter:line(t, text, in_map)
-  if not self.enabled then return end
+  if not self.enabled or self.muted then return end
   if in_map == "failure" then
     self.map_failures = self.map_failures + 1
     if self.map_failures > MAP_FAILURE_LINES then
@@ -120,6 +120,17 @@ local function clip(s, n)
   return s
 end
 
+--- Takes in the events already recorded of an execution that goes on (resume, redrive)
+-- without printing them: the states they name and the start time, for the lines after.
+function Reporter:seed(events)
+  self.muted = true
+  local ok, err = pcall(function()
+    for _, ev in ipairs(events) do self:event(ev) end
+  end)
+  self.muted = false
+  if not ok then error(err, 0) end
+end
+
 --- Handles one history event (raw, as the engine's on_event gives it).
 function Reporter:event(ev)
   local id, prev, etype = ev.id, ev.previousEventId, ev.type
@@ -129,6 +140,12 @@ function Reporter:event(ev)
     self.t0 = t
     self:line(t, self.virtual and "execution started on the virtual clock (simulated times, nothing waits)"
       or "execution started")
+    return
+  end
+  -- an execution that goes on without its earlier events seen: times count from here
+  if self.t0 == nil then self.t0 = t end
+  if etype == "ExecutionRedriven" then
+    self:line(t, "execution redriven")
     return
   end
   local name = self.name_of[prev]
@@ -267,7 +284,8 @@ function M.materialize(ev, values)
         if JSON_MEMBERS[dk] and (values or type(dv) ~= "string") then
           local ok, text = pcall(json.encode, dv)
           d[dk] = ok and text or tostring(dv)
-          d[dk .. "Details"] = { truncated = false }
+          -- as GetExecutionHistory: inputDetails and outputDetails, no other
+          if dk == "input" or dk == "output" then d[dk .. "Details"] = { truncated = false } end
         elseif dk == "assignedVariables" and type(dv) == "table" then
           local vars = json.object({})
           for name, value in pairs(dv) do

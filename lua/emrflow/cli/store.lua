@@ -184,6 +184,12 @@ local function continue(command, opts, positional, cli, io_)
     opts.recorded_clusters = recorded_clusters(s, row, cli)
   end
   local start = cli.start_options(opts, io_)
+  -- progress goes on from the recorded events (their states, the start time), unprinted
+  local rep = cli.reporter_of and cli.reporter_of(start)
+  if rep then
+    local recorded_events = s:history(row)
+    if recorded_events then rep:seed(recorded_events) end
+  end
   start.machine = lua_machine(row, cli, io_)
   start.store_notice = io_.stderr
   local machine = start.machine or require("emrflow.asl").load(row.definition,
