@@ -23,7 +23,7 @@
  * lays out per scope, one record per common Pass along its chain (see
  * there); a compiled state P gives its FLAT and its record's base b: */
 #include "l_json.h"
-#include "l_store.h"
+#include "l_sink.h"
 #include "l_util.h"
 
 enum { P_FLAT = 15, P_BASE = 16 };
@@ -60,7 +60,7 @@ struct loop {
     lua_State *L;
     struct progress *pg;
     int quiet, enabled, sink;
-    int direct;        /* the sink is the store's: ef_l_sink_push, no Lua call */
+    const struct ef_l_sink_ops *direct; /* the sink's C side (l_sink.h), or NULL */
     struct ef_l_sink sk;
     lua_Integer limit; /* history limit, 0: none */
     lua_Integer t_count;
@@ -115,7 +115,7 @@ static lua_Integer s_add_event(struct loop *lp, int desc, lua_Integer prev, int 
         lua_pushvalue(L, S_T);
         lua_setfield(L, S_REC, "t_last");
     }
-    if (lp->sink && !(lp->direct && ef_l_sink_push(L, &lp->sk, desc, id, prev, payload, S_T, from, key))) {
+    if (lp->sink && !(lp->direct && lp->direct->push(L, &lp->sk, desc, id, prev, payload, S_T, from, key))) {
         lua_pushvalue(L, S_SINK);
         lua_pushvalue(L, desc);
         lua_pushinteger(L, id);
@@ -425,8 +425,9 @@ static int s_load(struct loop *lp)
             for (int s = S_DESCS; s <= S_TVALS; s++)
                 luaL_checktype(L, s, LUA_TTABLE);
             lp->t_count = (lua_Integer)lua_rawlen(L, S_TIDS);
-            /* the store's sink: its values pushed once, above the slots */
-            lp->direct = lp->sink && ef_l_sink_load(L, S_SINK, &lp->sk);
+            /* a sink with a C side (the store's): its values pushed once, above the slots */
+            const struct ef_l_sink_ops *ops = lp->sink ? ef_l_sink_ops(L) : NULL;
+            lp->direct = ops && ops->load(L, S_SINK, &lp->sk) ? ops : NULL;
         }
     }
     s_field_to(L, A_FRAME, "env", S_ENV);

@@ -23,7 +23,7 @@
 #include "l_util.h"
 #include "ef_store.h"
 #include "l_hdesc.h"
-#include "l_store.h"
+#include "l_sink.h"
 
 #define STORE_MT "emrflow.Store"
 
@@ -771,7 +771,7 @@ enum {
     SINK_UVS
 };
 /* The index of the sink's value v: an upvalue of the sink itself (base 0), or on the stack
- * from base on (ef_l_sink_load). */
+ * from base on (s_sink_load). */
 #define SINK_AT(k, v) ((k)->base ? (k)->base + (v) : lua_upvalueindex((v) + 1))
 
 /* Hands the event (the sink's arguments) to the Lua function SINK_SLOW. */
@@ -814,9 +814,9 @@ static int s_sink_enabled(lua_State *L, const struct ef_l_sink *k)
 static int s_sink_parts(lua_State *L, const struct ef_l_sink *k, int desc, int payload,
                         struct event_parts *ev)
 {
-    struct l_group *g = k->group;
+    struct l_group *g = k->state[0];
     int gi = SINK_AT(k, SINK_GROUP);
-    const struct ef_hdesc *d = ef_l_hdesc(L, k->cache, SINK_AT(k, SINK_CACHE), desc);
+    const struct ef_hdesc *d = ef_l_hdesc(L, k->state[1], SINK_AT(k, SINK_CACHE), desc);
     uint8_t kind = s_kind_of_field[d->field];
     if (kind == DESC_SLOW)
         return 0;
@@ -851,7 +851,7 @@ static int s_sink_parts(lua_State *L, const struct ef_l_sink *k, int desc, int p
 /* Adds the event to the sink's group; writes the group (SINK_FULL) once it is full. */
 static void s_sink_add(lua_State *L, const struct ef_l_sink *k, const struct event_parts *ev)
 {
-    if (s_push(L, k->group, SINK_AT(k, SINK_GROUP), ev) >= k->limit) {
+    if (s_push(L, k->state[0], SINK_AT(k, SINK_GROUP), ev) >= k->limit) {
         lua_pushvalue(L, SINK_AT(k, SINK_FULL));
         lua_call(L, 0, 0);
     }
@@ -866,8 +866,8 @@ static int l_group_sink(lua_State *L)
     lua_settop(L, 6);
     if (!s_sink_enabled(L, &k))
         return 0;
-    k.group = lua_touserdata(L, SINK_AT(&k, SINK_GROUP));
-    k.cache = lua_touserdata(L, SINK_AT(&k, SINK_CACHE));
+    k.state[0] = lua_touserdata(L, SINK_AT(&k, SINK_GROUP));
+    k.state[1] = lua_touserdata(L, SINK_AT(&k, SINK_CACHE));
     k.limit = lua_tointeger(L, SINK_AT(&k, SINK_LIMIT));
     luaL_checktype(L, 1, LUA_TTABLE);
     struct event_parts ev = { .assigned = 5 };
@@ -885,7 +885,7 @@ static int l_group_sink(lua_State *L)
     return 0;
 }
 
-int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
+static int s_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
 {
     if (lua_tocfunction(L, fn) != l_group_sink)
         return 0;
@@ -894,14 +894,14 @@ int ef_l_sink_load(lua_State *L, int fn, struct ef_l_sink *k)
     k->base = lua_gettop(L) + 1;
     for (int v = 0; v < SINK_UVS; v++)
         lua_getupvalue(L, fn, v + 1);
-    k->group = lua_touserdata(L, SINK_AT(k, SINK_GROUP));
-    k->cache = lua_touserdata(L, SINK_AT(k, SINK_CACHE));
+    k->state[0] = lua_touserdata(L, SINK_AT(k, SINK_GROUP));     /* the group */
+    k->state[1] = lua_touserdata(L, SINK_AT(k, SINK_CACHE));     /* the descriptors */
     k->limit = lua_tointeger(L, SINK_AT(k, SINK_LIMIT));
     return 1;
 }
 
-int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
-                   lua_Integer prev, int payload, int t, int from, int from_key)
+static int s_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Integer id,
+                       lua_Integer prev, int payload, int t, int from, int from_key)
 {
     if (!s_sink_enabled(L, k))
         return 1;
@@ -916,6 +916,9 @@ int ef_l_sink_push(lua_State *L, const struct ef_l_sink *k, int desc, lua_Intege
     lua_settop(L, top);
     return 1;
 }
+
+/* The sink's C side, offered to the interpreter (l_sink.h). */
+static struct ef_l_sink_ops s_sink_ops = { s_sink_load, s_sink_push };
 
 /* core.store.sink(group, owner, notable, slow, full, limit): the event sink filling
  * group (see l_group_sink). */
@@ -1124,6 +1127,7 @@ int ef_l_open_store(lua_State *L);   /* called by luaopen_emrflow_core */
 
 int ef_l_open_store(lua_State *L)
 {
+    ef_l_sink_offer(L, &s_sink_ops);
     if (luaL_newmetatable(L, STORE_MT)) {               /* core mt */
         luaL_setfuncs(L, s_meta, 0);
         luaL_newlib(L, s_methods);                      /* core mt methods */
