@@ -319,3 +319,16 @@ print(json.dumps({n: list(s.members) for n, s in he.members.items() if hasattr(s
     end)
   end)
 end)
+
+describe("asl.load's options", function()
+  it("are a table: anything else is a clear error naming the call, not a Lua index error", function()
+    local asl = require "emrflow.asl"
+    local def = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
+    local ok, err = pcall(asl.load, def, 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("emrflow.asl.load: options must be a table, got a number", 1, true),
+      tostring(err))
+    assert.is_nil(tostring(err):find("attempt to index", 1, true))
+    assert.equal("SUCCEEDED", (asl.load(def, nil):start({}):wait()))
+  end)
+end)

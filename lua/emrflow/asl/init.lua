@@ -170,6 +170,9 @@ end
 
 --- Loads (validates, then compiles) a definition. Raises with every problem located.
 function M.load(def, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("emrflow.asl.load: options must be a table, got a " .. type(opts), 2)
+  end
   opts = opts or {}
   local ok, d = pcall(decode_definition, def)
   if not ok then error(type(d) == "table" and format_problems({ d }) or d, 2) end

@@ -18,6 +18,7 @@ local sfn = require "emrflow.sfn"
 local policy = require "emrflow.policy"
 local scheduler = require "emrflow.scheduler"
 local core = require "emrflow.core"
+local asl_common = require "emrflow.asl.common"
 
 local M = {}
 
@@ -62,11 +63,11 @@ end
 
 -- Step Functions names (state machines, executions): 1 to 80 characters, none of them blank,
 -- a bracket, a wildcard, one of " # % \ ^ | ~ ` $ & , ; : / or a control character.
+-- State machine and execution names follow one rule (emrflow.asl.common, as machine:start).
 local function check_name(cli, option, name)
-  local n = utf8.len(name)
-  if not n or n < 1 or n > 80 or name:find("[%s<>{}%[%]%?%*\"#%%\\%^|~`%$&,;:/%c]") then
-    cli.fail(fmt("%s must be 1 to 80 characters without blanks, brackets, wildcards, control characters "
-      .. "or any of \" # %% \\ ^ | ~ ` $ & , ; : /, got '%s'", option, name))
+  local problem = asl_common.name_problem(name)
+  if problem then
+    cli.fail(fmt("%s must be %s, got '%s' (it %s)", option, asl_common.NAME_RULE, name, problem))
   end
 end
 
