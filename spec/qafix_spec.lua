@@ -322,7 +322,6 @@ end)
 
 describe("asl.load's options", function()
   it("are a table: anything else is a clear error naming the call, not a Lua index error", function()
-    local asl = require "emrflow.asl"
     local def = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
     local ok, err = pcall(asl.load, def, 1)
     assert.is_false(ok)
