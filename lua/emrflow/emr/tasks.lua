@@ -534,6 +534,30 @@ local function run_start_job_run(r, input, ctx)
   return check_size(job)
 end
 
+-- The Task's last look at a virtual cluster being deleted when its TimeoutSeconds falls (as
+-- job_last_look): one DescribeVirtualCluster, so a cluster terminated between the last poll
+-- and the deadline is reported as it is. A resumed attempt (ctx.recorded_attempt) gets none:
+-- a cluster tells no time of its end, so whether it ended in time cannot be known.
+local function cluster_last_look(backend, ctx, id, last)
+  return function()
+    if ctx.recorded_attempt then return nil end
+    local ok, out = pcall(backend.call, backend, "DescribeVirtualCluster", { Id = id })
+    local vc = ok and type(out) == "table" and out.VirtualCluster or nil
+    if not ok then
+      if not (type(out) == "table" and out.aws_code == "ResourceNotFoundException") then return nil end
+      vc = json.object({})                      -- gone: deleted (as sync.wait's `gone`)
+      for k, x in pairs(last() or {}) do vc[k] = x end
+      vc.Id, vc.State = id, "TERMINATED"
+    end
+    if type(vc) ~= "table" or not CLUSTER_FINAL[vc.State] then return nil end
+    notify(ctx, { kind = "cluster_state", id = id, name = vc.Name, state = vc.State })
+    if vc.State ~= "TERMINATED" then
+      return false, { Error = "States.TaskFailed", Cause = encode(vc) }
+    end
+    return true, check_size(vc)
+  end
+end
+
 local function run_delete_virtual_cluster(r, input, ctx)
   local backend = M.backend(ctx)
   local params = params_of(input, "DeleteVirtualCluster")
@@ -542,6 +566,7 @@ local function run_delete_virtual_cluster(r, input, ctx)
   submitted(ctx, r, out)
   local id = out.Id or params.Id
   local last
+  ctx.last_look = cluster_last_look(backend, ctx, id, function() return last end)
   local beat, max_interval = heartbeat_opts(ctx)
   local vc = sync.wait{
     backend = backend, operation = "DescribeVirtualCluster",
