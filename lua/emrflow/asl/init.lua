@@ -264,10 +264,12 @@ function Machine:run(input, opts)
 end
 
 --- The machine as ASL JSON text (pretty unless { compact = true }). A Lua function Resource
--- raises unless { placeholder_arns = true }.
+-- raises unless { placeholder_arns = true }: then a Lambda function ARN in the machine's
+-- region and account (or opts.region, opts.account) takes its place.
 function Machine:to_json(opts)
-  opts = opts or {}
-  local ok, text = pcall(export.to_json, self.definition, opts)
+  local o = { region = self.region, account = self.account }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local ok, text = pcall(export.to_json, self.definition, o)
   if not ok then error(text, 2) end
   return text
 end
