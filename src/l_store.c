@@ -365,44 +365,16 @@ static lua_Integer s_members(lua_State *L, const struct l_group *g, int t)
     return s_count_members(L, t);
 }
 
-/* When p and b (absolute indexes; b: what p replaces) are tables of one metatable
- * (json.copy_shallow's copy and its original share their key order table) with the same
- * string keys, and some members are the very same values: writes the shape of the
- * members of p that differ (ef_store.h; the count plus one when nested; their keys among
- * the group's strings), appends their values to the values list at list (in full, or as
- * a delta over b's member when that holds too, depth permitting) and returns 0. Else -1,
- * nothing appended. Reading back, b's copy with those members set is p: json.encode
- * orders the keys of a table by its metatable (a key order table, then sorted), so the
- * same keys come in the same order, with the same values. */
-static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
+static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth);
+
+/* s_delta's second half: the nchanged members of p (members in all) that differ from b's
+ * are on the stack above top, each as p[key], b[key], key: writes their shape and values
+ * (see s_delta) and returns 0, or undoes what it wrote, pops them and returns -1. */
+static int s_delta_write(lua_State *L, struct l_group *g, int gi, int list, int p, int b,
+                         int depth, int top, int nchanged, lua_Integer members)
 {
-    int top = lua_gettop(L), nchanged = 0;
-    lua_Integer slots0 = g->slots, members = 0;
+    lua_Integer slots0 = g->slots;
     size_t shape0 = g->shape_len;
-    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
-        !lua_checkstack(L, 3 * DELTA_KEYS + 8) || !lua_getmetatable(L, p))
-        goto none;
-    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
-        goto none;
-    lua_settop(L, top);
-    /* p's members: each one b has too; those that differ kept on the stack, each as
-     * p[key], b[key], key */
-    lua_pushnil(L);
-    while (lua_next(L, p)) {                            /* changed... key value */
-        members++;
-        lua_pushvalue(L, -2);
-        if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
-            goto none;
-        if (lua_rawequal(L, -1, -2)) {
-            lua_pop(L, 2);
-            continue;
-        }
-        if (nchanged == DELTA_KEYS)
-            goto none;
-        lua_pushvalue(L, -3);
-        lua_rotate(L, -4, -1);                          /* changed... value b[key] key' key */
-        nchanged++;
-    }
     /* with as many members, b has no key p has not */
     if (nchanged >= members || s_members(L, g, b) != members ||
         s_shape_put(g, (uint64_t)nchanged + (depth > 0 ? EF_STORE_MEMBER_NESTED : 0)))
@@ -434,6 +406,49 @@ none:
     return -1;
 }
 
+/* When p and b (absolute indexes; b: what p replaces) are tables of one metatable
+ * (json.copy_shallow's copy and its original share their key order table) with the same
+ * string keys, and some members are the very same values: writes the shape of the
+ * members of p that differ (ef_store.h; the count plus one when nested; their keys among
+ * the group's strings), appends their values to the values list at list (in full, or as
+ * a delta over b's member when that holds too, depth permitting) and returns 0. Else -1,
+ * nothing appended. Reading back, b's copy with those members set is p: json.encode
+ * orders the keys of a table by its metatable (a key order table, then sorted), so the
+ * same keys come in the same order, with the same values. */
+static int s_delta(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int depth)
+{
+    int top = lua_gettop(L), nchanged = 0;
+    lua_Integer members = 0;
+    if (lua_type(L, p) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
+        !lua_checkstack(L, 3 * DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+        goto none;
+    if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
+        goto none;
+    lua_settop(L, top);
+    /* p's members: each one b has too; those that differ kept on the stack, each as
+     * p[key], b[key], key */
+    lua_pushnil(L);
+    while (lua_next(L, p)) {                            /* changed... key value */
+        members++;
+        lua_pushvalue(L, -2);
+        if (lua_type(L, -1) != LUA_TSTRING || lua_rawget(L, b) == LUA_TNIL)
+            goto none;
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pop(L, 2);
+            continue;
+        }
+        if (nchanged == DELTA_KEYS)
+            goto none;
+        lua_pushvalue(L, -3);
+        lua_rotate(L, -4, -1);                          /* changed... value b[key] key' key */
+        nchanged++;
+    }
+    return s_delta_write(L, g, gi, list, p, b, depth, top, nchanged, members);
+none:
+    lua_settop(L, top);
+    return -1;
+}
+
 /* One event's parts, as stack indexes (0: none) and numbers. */
 struct event_parts {
     uint32_t type, key;          /* group string indexes, 0: none */
@@ -454,8 +469,7 @@ struct event_parts {
 static int s_delta_copy(lua_State *L, struct l_group *g, int gi, int list, int p, int b, int key)
 {
     int top = lua_gettop(L);
-    lua_Integer slots0 = g->slots;
-    if (!lua_checkstack(L, DELTA_KEYS + 8) || !lua_getmetatable(L, p))
+    if (!lua_checkstack(L, 8) || !lua_getmetatable(L, p))
         return -1;
     if (!lua_getmetatable(L, b) || !lua_rawequal(L, top + 1, top + 2))
         goto none;
@@ -464,34 +478,13 @@ static int s_delta_copy(lua_State *L, struct l_group *g, int gi, int list, int p
     lua_rawget(L, p);                                   /* p[key] */
     lua_pushvalue(L, key);
     lua_rawget(L, b);                                   /* p[key] b[key] */
-    int pv = top + 1, bv = top + 2;
-    /* one member changed, of the two or more of b, which are p's (their count: s_delta's) */
-    if (lua_isnil(L, pv) || lua_isnil(L, bv) || lua_rawequal(L, pv, bv))
+    lua_pushvalue(L, key);                              /* p[key] b[key] key */
+    /* one member changed, of b's, which are p's (their count, and at least two: s_delta_write) */
+    if (lua_isnil(L, top + 1) || lua_isnil(L, top + 2) || lua_rawequal(L, top + 1, top + 2))
         goto none;
-    lua_Integer members = s_members(L, g, b);
-    if (members < 2 || s_shape_put(g, 1))
-        goto none;
-    if (g->ncounted < DELTA_COUNTED) {
-        g->counted[g->ncounted].t = lua_topointer(L, p);
-        g->counted[g->ncounted++].n = members;
-    }
-    struct group_string *entry;
-    if (s_shape_put(g, s_intern(L, g, gi, key, &entry)))
-        goto none;
-    if ((DELTA_DEPTH <= 1 || s_delta(L, g, gi, list, pv, bv, 1) != 0) &&
-        s_member_value(L, g, list, pv))
-        goto none;
-    lua_settop(L, top);
-    return 0;
+    return s_delta_write(L, g, gi, list, p, b, 0, top, 1, s_members(L, g, b));
 none:
     lua_settop(L, top);
-    for (lua_Integer i = g->slots; i > slots0; i--) {
-        lua_pushnil(L);
-        lua_rawseti(L, list, i);
-    }
-    g->slots = slots0;
-    g->shape_len = 0;
-    g->ncounted = 0;
     return -1;
 }
 
