@@ -887,11 +887,16 @@ local function find_job(self, p)
   return nil
 end
 
-function ops.DescribeJobRun(self, p, t)
+-- The job run DescribeJobRun asks for (plain or wire form), or nil and the service's error.
+local function described_job(self, p)
   local job = find_job(self, p)
-  if not job then
-    return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
-  end
+  if job then return job end
+  return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
+end
+
+function ops.DescribeJobRun(self, p, t)
+  local job, err = described_job(self, p)
+  if not job then return nil, err end
   return json.object{ JobRun = self:job_view(job, t) }    -- polled often: no obj() pack
 end
 
@@ -1460,10 +1465,8 @@ function wire_ops.StartJobRun(self, p, t)
 end
 
 function wire_ops.DescribeJobRun(self, p, t)
-  local job = find_job(self, p)
-  if not job then
-    return nil, aws_error("ResourceNotFoundException", "Job run " .. p.Id .. " doesn't exist.")
-  end
+  local job, err = described_job(self, p)
+  if not job then return nil, err end
   return self:job_wire(job, t, '{"jobRun":', "}")
 end
 
