@@ -405,79 +405,9 @@ local function chain_event(start, fn)
   start.on_event = prev and function(ev) prev(ev); fn(ev) end or fn
 end
 
--- Virtual clusters that exist before the run (scenario `virtual_clusters`). The emulator
--- takes them itself when it knows the field; until then they are added here through its
--- cluster tables, so that a workflow taking a VirtualClusterId as input runs with --local.
-local function check_virtual_clusters(vcs, where)
-  if type(vcs) ~= "table" or json.is_object(vcs) then fail(where .. ": virtual_clusters must be an array") end
-  local seen = {}
-  for i, vc in ipairs(vcs) do
-    local at = string.format("%s: virtual_clusters[%d]", where, i)
-    if type(vc) ~= "table" or json.is_array(vc) then fail(at .. " must be an object") end
-    for k in pairs(vc) do
-      if k ~= "id" and k ~= "name" and k ~= "state" and k ~= "container_provider_id" then
-        fail(string.format("%s: unknown field %q", at, tostring(k)))
-      end
-    end
-    if type(vc.id) ~= "string" or not vc.id:match("^[0-9a-z]+$") or #vc.id > 64 then
-      fail(at .. ".id must be a virtual cluster id (lower-case letters and digits, up to 64)")
-    end
-    if seen[vc.id] then fail(at .. ".id " .. vc.id .. " is listed twice") end
-    seen[vc.id] = true
-    if vc.state ~= nil and vc.state ~= "RUNNING" and vc.state ~= "TERMINATED" then
-      fail(at .. ".state must be RUNNING or TERMINATED")
-    end
-    for _, k in ipairs { "name", "container_provider_id" } do
-      if vc[k] ~= nil and (type(vc[k]) ~= "string" or vc[k] == "") then
-        fail(at .. "." .. k .. " must be a string")
-      end
-    end
-  end
-end
-
-local function seed_virtual_clusters(emu, vcs)
-  if type(emu.clusters) ~= "table" or type(emu.cluster_list) ~= "table" then
-    fail("this emulator cannot start from existing virtual clusters (scenario virtual_clusters)")
-  end
-  local now_ok, now = pcall(emu.now, emu)
-  if not now_ok or type(now) ~= "number" then now = os.time() end
-  for _, vc in ipairs(vcs) do
-    local rec = {
-      id = vc.id, created = now,
-      params = { Name = vc.name or vc.id, ContainerProvider = json.object_of(
-        "Id", vc.container_provider_id or "eks-cluster", "Type", "EKS",
-        "Info", json.object_of("EksInfo", json.object_of("Namespace", "default"))) },
-      arn = string.format("arn:aws:emr-containers:%s:%s:/virtualclusters/%s", emu.region, emu.account, vc.id),
-      terminating = emu.scenario and emu.scenario.defaults and emu.scenario.defaults.terminating_seconds
-        or 30,
-      active = {}, jobs = {},
-    }
-    if vc.state == "TERMINATED" then rec.deleted_at = -math.huge end
-    emu.clusters[vc.id] = rec
-    emu.cluster_list[#emu.cluster_list + 1] = rec
-  end
-end
-
 local function new_emulator(emulator, scenario, region, where)
-  local vcs
-  if type(scenario) == "table" and scenario.virtual_clusters ~= nil then
-    local ok, emu = pcall(emulator.new, scenario, { region = region })
-    if ok then return emu end
-    if not tostring(emu):find('unknown field "virtual_clusters"', 1, true) then
-      fail(where .. ": " .. tostring(emu):gsub("^emrflow%.emulator: ", ""))
-    end
-    -- this emulator does not know the field yet: the clusters are added here
-    check_virtual_clusters(scenario.virtual_clusters, where)
-    vcs = scenario.virtual_clusters
-    local rest = json.object {}
-    for _, k in ipairs(json.keys(scenario)) do
-      if k ~= "virtual_clusters" then json.set(rest, k, scenario[k]) end
-    end
-    scenario = rest
-  end
   local ok, emu = pcall(emulator.new, scenario, { region = region })
   if not ok then fail(where .. ": " .. (tostring(emu):gsub("^emrflow%.emulator: ", ""))) end
-  if vcs then seed_virtual_clusters(emu, vcs) end
   return emu
 end
 
@@ -485,17 +415,18 @@ end
 -- new emulator too (unless the scenario lists them), and the emulator's ids (deterministic
 -- from start_id) start from this process's start time in microseconds, past any an earlier
 -- process could have made: a cluster or job made now never takes a recorded one's id.
-local function with_recorded_clusters(scenario, recorded, where)
+local function with_recorded_clusters(scenario, recorded)
   if type(recorded) ~= "table" then return scenario end
   if type(scenario) ~= "table" or json.is_array(scenario) then return scenario end
   local listed = scenario.virtual_clusters
-  if listed ~= nil then check_virtual_clusters(listed, where) end
+  -- a list that is not one is left as it is: the emulator says what is wrong with it
+  if listed ~= nil and (type(listed) ~= "table" or json.is_object(listed)) then return scenario end
   local out, seen = json.object {}, {}
   for _, k in ipairs(json.keys(scenario)) do json.set(out, k, scenario[k]) end
   local vcs = json.array {}
   for _, vc in ipairs(listed or {}) do
     vcs[#vcs + 1] = vc
-    seen[vc.id] = true
+    if type(vc) == "table" then seen[vc.id] = true end
   end
   for _, vc in ipairs(recorded) do
     if not seen[vc.id] then
@@ -517,7 +448,7 @@ local function local_emulator(opts, start)
     where = "scenario " .. opts.scenario
     scenario = M.decode_json(read_all(opts.scenario, "scenario file " .. opts.scenario), where)
   end
-  scenario = with_recorded_clusters(scenario, opts.recorded_clusters, where)
+  scenario = with_recorded_clusters(scenario, opts.recorded_clusters)
   start.emr = new_emulator(emulator, scenario, start.region, where)
   start.clock = start.clock or "virtual"
 end
